@@ -1,0 +1,1 @@
+"""Platform administration: tenants, plans, queue state."""

@@ -1,0 +1,46 @@
+"""What the CLI's user and tenant commands do, through the same services as the API."""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+
+from parley.app import build_runtime
+from parley.auth import repository as auth_repo
+from parley.auth import service as auth_service
+from parley.kit import bootstrap
+from parley.kit.db import UserId, request_transaction
+from parley.kit.errors import ParleyError
+from parley.settings import Settings
+from parley.tenants import service as tenants
+from parley.tenants.schemas import TenantDetail
+
+
+async def create_user(settings: Settings, email: str, password: str, admin: bool) -> uuid.UUID:
+    target = bootstrap.prepare(settings)
+    runtime = await build_runtime(settings, target.app_url)
+    try:
+        async with request_transaction(runtime.db) as session:
+            user = await auth_service.create_user(
+                session, runtime, email=email, password=password, platform_admin=admin
+            )
+            return user.id
+    except ParleyError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    finally:
+        await runtime.db.dispose()
+
+
+async def create_tenant(settings: Settings, name: str, owner_email: str) -> TenantDetail:
+    target = bootstrap.prepare(settings)
+    runtime = await build_runtime(settings, target.app_url)
+    try:
+        async with request_transaction(runtime.db) as session:
+            owner = await auth_repo.user_by_email(session, owner_email)
+            if owner is None:
+                raise typer.BadParameter(f"no user with email {owner_email}")
+            tenant = await tenants.create_tenant(session, name=name, owner_id=UserId(owner.id))
+            return tenants.tenant_detail(tenant)
+    finally:
+        await runtime.db.dispose()

@@ -1,0 +1,169 @@
+"""`create_app()`: routers, middleware, error handlers, and the lifespan that builds the
+process's runtime (database, keys, limiter, optional Redis, in-process job worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
+
+from parley import __version__
+from parley.admin.endpoints import router as admin_router
+from parley.auth.endpoints import router as auth_router
+from parley.health.endpoints import router as health_router
+from parley.kit.db import Database, create_database
+from parley.kit.errors import install_error_handlers
+from parley.kit.headers import SecurityHeadersMiddleware
+from parley.kit.jobs import REGISTRY, Worker
+from parley.kit.limits import BodySizeLimitMiddleware
+from parley.kit.logging import configure_logging
+from parley.kit.metrics import MetricsMiddleware
+from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from parley.kit.requestid import RequestIdMiddleware
+from parley.kit.runtime import Runtime
+from parley.kit.security import Keyring, load_secret_keys
+from parley.settings import Settings, get_settings
+from parley.tenants.endpoints import router as tenants_router
+
+log = structlog.get_logger(__name__)
+
+
+class UnsafeDatabaseRole(RuntimeError):
+    pass
+
+
+async def check_app_role(db: Database) -> str:
+    """Refuse to run as a role that row-level security does not bind."""
+    async with db.sessions() as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            )
+        ).one()
+    if row[1] or row[2]:
+        raise UnsafeDatabaseRole(
+            f"DATABASE_URL connects as {row[0]!r}, which is SUPERUSER or BYPASSRLS: row-level "
+            "security would not isolate tenants. Create a plain role for the application and "
+            "use the privileged one only as DATABASE_MIGRATION_URL (see docs/configuration.md)."
+        )
+    return str(row[0])
+
+
+async def build_runtime(settings: Settings, database_url: str) -> Runtime:
+    db = create_database(
+        database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    role = await check_app_role(db)
+    keys = load_secret_keys(
+        settings.parley_secret_keys.get_secret_value() if settings.parley_secret_keys else None,
+        settings.data_dir,
+    )
+    redis: Any = None
+    if settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+        )
+    async with db.sessions() as session:
+        pgvector = bool(
+            await session.scalar(
+                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+            )
+        )
+    if not pgvector:
+        log.warning("retrieval.keyword_only", reason="pgvector extension is not available")
+    return Runtime(
+        settings=settings,
+        db=db,
+        keyring=Keyring.from_secrets(keys),
+        redis=redis,
+        limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
+        pgvector=pgvector,
+        info={"db_role": role},
+    )
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.parley_log_level, settings.parley_log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url or (
+            settings.database_url.get_secret_value() if settings.database_url else None
+        )
+        if url is None:
+            raise RuntimeError("DATABASE_URL is not set; start with `parley serve`")
+        runtime = await build_runtime(settings, url)
+        app.state.runtime = runtime
+        worker_task: asyncio.Task[None] | None = None
+        worker: Worker | None = None
+        if settings.parley_worker_in_process:
+            worker = make_worker(runtime)
+            worker_task = asyncio.create_task(worker.run())
+        log.info("app.started", version=__version__, worker=bool(worker))
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(worker_task, timeout=10)
+            if runtime.redis is not None:
+                await runtime.redis.aclose()
+            await runtime.db.dispose()
+
+    app = FastAPI(
+        title="Parley API",
+        version=__version__,
+        description="Multi-tenant AI chat assistants. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health_router, auth_router, tenants_router, admin_router):
+        app.include_router(router)
+
+    # Outermost first: ids and metrics see everything, including rejected bodies.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.parley_max_body_bytes)
+    if settings.parley_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.parley_cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def make_worker(runtime: Runtime) -> Worker:
+    from datetime import timedelta
+
+    import parley.tasks  # noqa: F401  (registers the product's jobs)
+
+    s = runtime.settings
+    return Worker(
+        db=runtime.db,
+        registry=REGISTRY,
+        max_attempts=s.parley_job_max_attempts,
+        concurrency=s.parley_worker_concurrency,
+        batch_size=s.parley_worker_batch_size,
+        heartbeat_timeout=timedelta(seconds=s.parley_job_heartbeat_timeout_seconds),
+    )

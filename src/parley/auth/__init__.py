@@ -1,0 +1,1 @@
+"""Authentication: users, sessions, tokens, API keys, and the one door to tenant data."""

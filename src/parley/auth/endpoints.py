@@ -1,0 +1,120 @@
+"""`/v1/auth/*`, `/v1/me` and invitation acceptance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response, status
+
+from parley.auth import service
+from parley.auth.dependencies import PlatformSession, SignedInUser
+from parley.auth.schemas import (
+    LoginRequest,
+    LogoutRequest,
+    MeResponse,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    TokenPair,
+)
+from parley.kit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    merge_responses,
+)
+from parley.kit.ratelimit import enforce
+from parley.kit.runtime import Runtime, get_runtime
+from parley.tenants import service as tenants
+from parley.tenants.schemas import MembershipCreated
+
+router = APIRouter(tags=["auth"])
+
+
+async def _limit(request: Request, action: str) -> Runtime:
+    runtime = get_runtime(request)
+    if runtime.settings.parley_rate_limits == "on" and runtime.limiter is not None:
+        ip = request.client.host if request.client else "unknown"
+        await enforce(
+            runtime.limiter,
+            f"{action}:{ip}",
+            runtime.settings.parley_login_attempts_per_minute,
+            60,
+        )
+    return runtime
+
+
+@router.post(
+    "/v1/auth/register",
+    response_model=RegisterResponse,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account and its first workspace",
+    responses=merge_responses(Conflict, Unprocessable, TooManyRequests),
+)
+async def register(
+    request: Request, session: PlatformSession, body: RegisterRequest
+) -> RegisterResponse:
+    runtime = await _limit(request, "register")
+    return await service.register(session, runtime, body)
+
+
+@router.post(
+    "/v1/auth/login",
+    response_model=TokenPair,
+    summary="Sign in with email and password",
+    responses=merge_responses(InvalidCredentials, TooManyRequests),
+)
+async def login(request: Request, session: PlatformSession, body: LoginRequest) -> TokenPair:
+    runtime = await _limit(request, "login")
+    return await service.login(session, runtime, str(body.email), body.password)
+
+
+@router.post(
+    "/v1/auth/refresh",
+    response_model=TokenPair,
+    summary="Exchange a refresh token for new tokens (the old one stops working)",
+    responses=merge_responses(InvalidToken),
+)
+async def refresh(request: Request, session: PlatformSession, body: RefreshRequest) -> TokenPair:
+    return await service.refresh(session, get_runtime(request), body.refresh_token)
+
+
+@router.post(
+    "/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End this session (its access and refresh tokens stop working)",
+    responses=merge_responses(Unauthorized),
+)
+async def logout(
+    user: SignedInUser, body: Annotated[LogoutRequest | None, Body()] = None
+) -> Response:
+    await service.logout(
+        user.session, user.user_id, user.session_family, body.refresh_token if body else None
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/v1/me",
+    response_model=MeResponse,
+    summary="The signed-in user and their workspaces",
+    responses=merge_responses(Unauthorized),
+)
+async def me(user: SignedInUser) -> MeResponse:
+    return await service.me(user.session, user.user_id)
+
+
+@router.post(
+    "/v1/invitations/{token}/accept",
+    response_model=MembershipCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Accept an invitation as the signed-in user",
+    responses=merge_responses(Unauthorized, NotFound, Forbidden, Conflict),
+)
+async def accept_invitation(user: SignedInUser, token: str) -> MembershipCreated:
+    return await tenants.accept_invitation(user.session, user.user_id, token)

@@ -1,0 +1,142 @@
+"""Queries for users and refresh-token sessions (platform tables)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId, UserId
+from parley.models import AuthSession, Membership, Tenant, User
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    return result.scalar_one_or_none()
+
+
+async def user_by_id(session: AsyncSession, user_id: UserId) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def add_session(
+    session: AsyncSession,
+    *,
+    user_id: UserId,
+    family_id: uuid.UUID,
+    token_hash: str,
+    expires_at: datetime,
+) -> None:
+    session.add(
+        AuthSession(
+            user_id=user_id, family_id=family_id, token_hash=token_hash, expires_at=expires_at
+        )
+    )
+    await session.flush()
+
+
+async def consume_refresh_token(session: AsyncSession, token_hash: str) -> AuthSession | None:
+    """Atomically mark a live refresh token used; None if it was not live."""
+    result = await session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.token_hash == token_hash,
+            AuthSession.used_at.is_(None),
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > func.now(),
+        )
+        .values(used_at=func.now())
+        .returning(AuthSession)
+    )
+    return result.scalar_one_or_none()
+
+
+async def session_by_hash(session: AsyncSession, token_hash: str) -> AuthSession | None:
+    result = await session.execute(select(AuthSession).where(AuthSession.token_hash == token_hash))
+    return result.scalar_one_or_none()
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.family_id == family_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+async def family_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        select(func.count())
+        .select_from(AuthSession)
+        .where(
+            AuthSession.family_id == family_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > func.now(),
+        )
+    )
+    return bool(result.scalar_one())
+
+
+async def touch_login(session: AsyncSession, user_id: UserId) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(last_login_at=func.now()))
+
+
+@dataclass(frozen=True)
+class MembershipRow:
+    tenant: Tenant
+    role: str
+
+
+async def memberships_of(session: AsyncSession, user_id: UserId) -> list[MembershipRow]:
+    """The user's memberships in every tenant (the RLS policy `member_reads_own` allows it
+    when the user context is bound)."""
+    result = await session.execute(
+        select(Tenant, Membership.role)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Tenant.name, Tenant.id)
+    )
+    return [MembershipRow(tenant=t, role=r) for t, r in result.all()]
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    user_active: bool
+    is_platform_admin: bool
+    session_live: bool
+    tenant_status: str | None
+    role: str | None
+
+
+async def access_for(
+    session: AsyncSession, *, user_id: UserId, family_id: uuid.UUID, tenant_id: TenantId | None
+) -> AccessRow | None:
+    """Everything a request needs to authorise a user, in one round trip."""
+    result = await session.execute(
+        text(
+            """
+            SELECT u.is_active, u.is_platform_admin,
+                   EXISTS (SELECT 1 FROM auth_sessions s WHERE s.family_id = :family
+                           AND s.user_id = u.id AND s.revoked_at IS NULL
+                           AND s.expires_at > now()) AS session_live,
+                   (SELECT t.status FROM tenants t WHERE t.id = :tenant) AS tenant_status,
+                   (SELECT m.role FROM memberships m
+                     WHERE m.tenant_id = :tenant AND m.user_id = u.id) AS role
+              FROM users u WHERE u.id = :user
+            """
+        ),
+        {"user": user_id, "family": family_id, "tenant": tenant_id},
+    )
+    row = result.first()
+    if row is None:
+        return None
+    return AccessRow(
+        user_active=bool(row[0]),
+        is_platform_admin=bool(row[1]),
+        session_live=bool(row[2]),
+        tenant_status=row[3],
+        role=row[4],
+    )

@@ -1,0 +1,142 @@
+"""`parley` command line (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from parley.settings import Settings
+
+app = typer.Typer(help="Parley: multi-tenant AI chat assistants.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.secho("Invalid settings:", fg="red", err=True)
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            typer.secho(f"  {name}: {err['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes.")] = 1,
+    demo: Annotated[bool, typer.Option(help="Seed the demo workspace if the DB is empty.")] = False,
+) -> None:
+    """Migrate, then serve the API (with an in-process job worker unless disabled)."""
+    import uvicorn
+
+    from parley.kit.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.parley_log_level, settings.parley_log_format)
+    from parley.kit import bootstrap
+
+    target = bootstrap.prepare(settings)
+    base = settings.parley_public_url or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
+    lines = [f"Parley is starting on {base}", f"  API docs: {base}/docs", f"  Health:   {base}/readyz"]
+    if demo:
+        from parley.demo.seed import seed_demo
+
+        result = asyncio.run(seed_demo(settings, target.app_url))
+        lines += result.describe(base)
+    typer.echo("\n".join(lines), err=False)
+    uvicorn.run(
+        "parley.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.parley_log_level,
+        proxy_headers=True,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=2, max=1000)] = 20,
+) -> None:
+    """Run a dedicated job worker (scale these horizontally)."""
+    from parley.app import build_runtime, make_worker
+    from parley.kit import bootstrap
+    from parley.kit.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.parley_log_level, settings.parley_log_format)
+    target = bootstrap.prepare(settings, run_migrations=False)
+
+    async def run() -> None:
+        runtime = await build_runtime(settings, target.app_url)
+        w = make_worker(runtime)
+        w.concurrency = concurrency
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, w.stop)
+        try:
+            await w.run()
+        finally:
+            await runtime.db.dispose()
+
+    asyncio.run(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (as DATABASE_MIGRATION_URL, else DATABASE_URL)."""
+    from parley.kit import bootstrap
+    from parley.kit import migrate as m
+
+    settings = _settings()
+    bootstrap.prepare(settings)
+    typer.echo(f"Database is at {m.head_revision()}")
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="Email address (the login).")],
+    platform_admin: Annotated[bool, typer.Option(help="Grant platform administration.")] = False,
+    password: Annotated[
+        str | None, typer.Option(help="Password; prompted when omitted.", envvar="PARLEY_PASSWORD")
+    ] = None,
+) -> None:
+    """Create a user (optionally a platform administrator)."""
+    from parley.admin.commands import create_user as do
+
+    settings = _settings()
+    secret = password or getpass.getpass("Password: ")
+    user_id = asyncio.run(do(settings, email, secret, platform_admin))
+    typer.echo(f"Created user {email} ({user_id})")
+
+
+@app.command("create-tenant")
+def create_tenant(
+    name: Annotated[str, typer.Option(help="Workspace name.")],
+    owner_email: Annotated[str, typer.Option(help="Email of an existing user who will own it.")],
+) -> None:
+    """Create a workspace owned by an existing user."""
+    from parley.admin.commands import create_tenant as do
+
+    settings = _settings()
+    tenant = asyncio.run(do(settings, name, owner_email))
+    typer.echo(f"Created workspace {tenant.name} ({tenant.id}, slug {tenant.slug})")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

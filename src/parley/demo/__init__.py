@@ -1,0 +1,1 @@
+"""The demo workspace `parley serve --demo` seeds."""

@@ -1,0 +1,55 @@
+"""`/healthz` (alive), `/readyz` (dependencies), `/metrics` (Prometheus). Public by design."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from parley.health import service
+from parley.kit.errors import ServiceUnavailable, merge_responses, problem_response
+from parley.kit.metrics import REGISTRY
+from parley.kit.runtime import get_runtime
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database, migrations, queue, Redis, pgvector",
+    responses=merge_responses(ServiceUnavailable),
+)
+async def readyz(request: Request) -> Any:
+    ok, checks = await service.readiness(get_runtime(request))
+    if ok:
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, c in checks.items() if not c.get("ok"))
+    return problem_response(
+        request,
+        status=503,
+        code="not_ready",
+        title="Not ready",
+        detail=f"Failing checks: {failing}",
+        extra={"checks": checks},
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> Response:
+    try:
+        await service.refresh_queue_metrics(get_runtime(request))
+    except Exception:  # metrics must still render when the database is down
+        pass
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,79 @@
+"""Readiness: every dependency checked, reported by name, so an operator sees what is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from parley.kit import jobs, migrate
+from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED
+from parley.kit.runtime import Runtime
+
+
+async def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result: dict[str, Any] = await asyncio.wait_for(check, timeout=3.0)
+    except Exception as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+    async def database() -> dict[str, Any]:
+        async with runtime.db.sessions() as session:
+            version = await session.scalar(text("SHOW server_version"))
+            current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            counts = await jobs.queue_counts(session)
+            vector = await session.scalar(
+                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+            )
+        head = migrate.head_revision()
+        return {
+            "ok": current == head,
+            "server_version": version,
+            "migration": current,
+            "migration_head": head,
+            "queue": counts,
+            "pgvector": bool(vector),
+        }
+
+    async def redis() -> dict[str, Any]:
+        if runtime.redis is None:
+            return {"ok": True, "configured": False}
+        pong = await runtime.redis.ping()
+        return {"ok": bool(pong), "configured": True}
+
+    db, rd = await asyncio.gather(_timed(database()), _timed(redis()))
+    checks: dict[str, Any] = {"database": db, "redis": rd}
+    queue = db.get("queue")
+    if isinstance(queue, dict):
+        checks["queue"] = {
+            "ok": True,
+            "queued": sum(queue["queued"].values()),
+            "running": sum(queue["picked"].values()),
+            "failed": sum(queue["failed"].values()),
+        }
+        db.pop("queue")
+    checks["retrieval"] = {
+        "ok": True,
+        "pgvector": bool(db.get("pgvector")),
+        "mode": "hybrid" if db.get("pgvector") else "keyword-only",
+    }
+    ok = all(c.get("ok") for c in checks.values())
+    return ok, checks
+
+
+async def refresh_queue_metrics(runtime: Runtime) -> None:
+    async with runtime.db.sessions() as session:
+        counts = await jobs.queue_counts(session)
+    JOBS_QUEUED.clear()
+    JOBS_FAILED.clear()
+    for entrypoint, n in counts["queued"].items():
+        JOBS_QUEUED.labels(entrypoint).set(n)
+    for entrypoint, n in counts["failed"].items():
+        JOBS_FAILED.labels(entrypoint).set(n)

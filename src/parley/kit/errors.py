@@ -1,0 +1,257 @@
+"""Domain errors and their RFC 9457 rendering.
+
+Every error the API returns is `application/problem+json` with `type`, `title`, `status`,
+`detail`, a stable machine `code` and the request's `trace_id`. Domain code raises a
+`ParleyError` subclass; one handler renders them all, so no route formats errors by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from parley.kit.requestid import current_trace_id
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://parley.dev/problems/"
+
+
+class InvalidField(BaseModel):
+    loc: list[str | int]
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response of the API is shaped."""
+
+    type: str = Field(examples=[TYPE_BASE + "not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code.")
+    trace_id: str
+    instance: str | None = None
+    errors: list[InvalidField] | None = Field(
+        default=None, description="For validation errors: the offending fields."
+    )
+
+
+class ParleyError(Exception):
+    """Base of every error the API reports on purpose."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+    @classmethod
+    def openapi(cls) -> dict[int | str, dict[str, Any]]:
+        """A `responses=` entry so the OpenAPI lists this error."""
+        return {
+            cls.status: {
+                "model": Problem,
+                "description": f"{cls.title} (`{cls.code}`)",
+                "content": {PROBLEM_JSON: {}},
+            }
+        }
+
+
+class Unauthorized(ParleyError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class InvalidCredentials(ParleyError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid email or password"
+
+
+class InvalidToken(ParleyError):
+    status = 401
+    code = "invalid_token"
+    title = "The token is invalid or expired"
+
+
+class Forbidden(ParleyError):
+    status = 403
+    code = "forbidden"
+    title = "You do not have permission to do this"
+
+
+class TenantSuspended(ParleyError):
+    status = 403
+    code = "tenant_suspended"
+    title = "This workspace is suspended"
+
+
+class NotFound(ParleyError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(ParleyError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class Unprocessable(ParleyError):
+    status = 422
+    code = "unprocessable"
+    title = "The request cannot be processed"
+
+
+class TooManyRequests(ParleyError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class PayloadTooLarge(ParleyError):
+    status = 413
+    code = "payload_too_large"
+    title = "The request body is too large"
+
+
+class ServiceUnavailable(ParleyError):
+    status = 503
+    code = "service_unavailable"
+    title = "The service is temporarily unavailable"
+
+
+def merge_responses(*errors: type[ParleyError]) -> dict[int | str, dict[str, Any]]:
+    """Combine several errors' `responses=` entries (same status → one entry)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for err in errors:
+        for status, spec in err.openapi().items():
+            if status in out:
+                out[status]["description"] += f"; {err.title} (`{err.code}`)"
+            else:
+                out[status] = dict(spec)
+    return out
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "trace_id": current_trace_id(),
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_failed", "The request is invalid"),
+    429: ("rate_limited", "Too many requests"),
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [p for p in err.get("loc", ()) if isinstance(p, str | int)]
+        out.append({"loc": loc, "message": str(err.get("msg", "")), "type": str(err.get("type"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ParleyError)
+    async def _parley(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ParleyError)
+        return problem_response(
+            request,
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        fields = _field_errors(exc)
+        names = ", ".join(".".join(str(p) for p in f["loc"]) for f in fields[:5])
+        return problem_response(
+            request,
+            status=422,
+            code="validation_failed",
+            title="The request is invalid",
+            detail=f"Invalid fields: {names}" if names else "The request body is invalid",
+            errors=fields,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            request,
+            status=exc.status_code,
+            code=code,
+            title=title,
+            detail=detail,
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled_error", path=request.url.path)
+        return problem_response(
+            request,
+            status=500,
+            code="internal_error",
+            title="Internal server error",
+            detail="Something went wrong on our side; the trace_id identifies it in our logs.",
+        )

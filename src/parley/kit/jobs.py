@@ -1,0 +1,292 @@
+"""Background jobs on pgqueuer (PostgreSQL-backed, asyncpg).
+
+- `enqueue()` writes the job on the caller's own connection, inside the caller's transaction:
+  a request that rolls back leaves no job, a request that commits never loses its job.
+- `Worker` runs registered handlers: batched dequeue, a heartbeat so another worker re-picks
+  the jobs of a worker that died, retries with exponential backoff and jitter, and after the
+  last attempt the job is held with status `failed` for inspection and re-run (never dropped).
+- Handlers get a `JobContext`; a tenant job opens the tenant context from the tenant id our own
+  code put in the payload, through the same door as a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
+
+import asyncpg
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from parley.kit.db import Database, TenantId, tenant_session
+from parley.kit.metrics import JOBS_DONE
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    db: Database
+    job_id: int
+    entrypoint: str
+    attempt: int
+    payload: dict[str, Any]
+
+    @asynccontextmanager
+    async def tenant_session(self) -> AsyncIterator[AsyncSession]:
+        """The tenant context for a job whose payload carries the `tenant_id` we enqueued."""
+        tenant_id = TenantId(UUID(str(self.payload["tenant_id"])))
+        async with tenant_session(self.db, tenant_id) as session:
+            yield session
+
+
+Handler = Callable[[JobContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    handler: Handler
+    max_attempts: int | None
+    concurrency_limit: int
+
+
+@dataclass
+class JobRegistry:
+    specs: dict[str, JobSpec] = field(default_factory=dict)
+
+    def job(
+        self, name: str, *, max_attempts: int | None = None, concurrency_limit: int = 0
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if name in self.specs:
+                raise RuntimeError(f"job {name!r} is registered twice")
+            self.specs[name] = JobSpec(name, handler, max_attempts, concurrency_limit)
+            return handler
+
+        return register
+
+
+REGISTRY = JobRegistry()
+"""Jobs of the product; feature packages register theirs in their `tasks.py`."""
+
+
+def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> timedelta:
+    """Exponential backoff with full jitter (attempt 0 → up to 2 s, 1 → 4 s, …, capped)."""
+    ceiling = min(cap, base * (2**attempt))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The same database URL in the form asyncpg itself accepts."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _raw_connection(session: AsyncSession) -> asyncpg.Connection:
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return cast(asyncpg.Connection, driver)
+
+
+async def enqueue(
+    session: AsyncSession,
+    entrypoint: str,
+    payload: dict[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    delay: timedelta | None = None,
+    priority: int = 0,
+) -> int:
+    """Enqueue in the session's transaction. Returns the job id.
+
+    `dedupe_key` is unique among queued and running jobs (a second enqueue with the same key
+    is refused by pgqueuer); scope it by tenant, e.g. `f"{tenant_id}:reindex:{source_id}"`.
+    """
+    from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
+    from pgqueuer.adapters.persistence.queries import Queries
+
+    queries = Queries(AsyncpgDriver(await _raw_connection(session)))
+    ids = await queries.enqueue(
+        entrypoint, json.dumps(payload).encode(), priority, delay, dedupe_key
+    )
+    return int(ids[0])
+
+
+async def queue_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Jobs by status and entrypoint (queued, picked, failed), for /readyz and /metrics."""
+    rows = await session.execute(
+        text(
+            "SELECT status::text, entrypoint, count(*) FROM pgqueuer "
+            "WHERE status IN ('queued', 'picked', 'failed') GROUP BY 1, 2"
+        )
+    )
+    out: dict[str, dict[str, int]] = {"queued": {}, "picked": {}, "failed": {}}
+    for status, entrypoint, count in rows:
+        out[str(status)][str(entrypoint)] = int(count)
+    return out
+
+
+async def requeue_failed(session: AsyncSession, job_ids: list[int]) -> int:
+    """Put held (failed) jobs back in the queue with a fresh attempt budget."""
+    result = await session.execute(
+        text(
+            "UPDATE pgqueuer SET status = 'queued', attempts = 0, execute_after = now(), "
+            "updated = now() WHERE id = ANY(:ids) AND status = 'failed' RETURNING id"
+        ),
+        {"ids": job_ids},
+    )
+    return len(result.all())
+
+
+async def list_failed(session: AsyncSession, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT j.id, j.entrypoint, j.attempts, j.created, j.updated, "
+            "(SELECT l.traceback FROM pgqueuer_log l WHERE l.job_id = j.id "
+            " AND l.traceback IS NOT NULL ORDER BY l.created DESC LIMIT 1) AS traceback "
+            "FROM pgqueuer j WHERE j.status = 'failed' ORDER BY j.id DESC LIMIT :limit"
+        ),
+        {"limit": limit},
+    )
+    out = []
+    for row in rows.mappings():
+        tb = row["traceback"]
+        if isinstance(tb, str):
+            tb = json.loads(tb)
+        error = None
+        if isinstance(tb, dict):
+            error = f"{tb.get('exception_type', '')}: {tb.get('exception_message', '')}".strip()
+        out.append(
+            {
+                "id": int(row["id"]),
+                "entrypoint": str(row["entrypoint"]),
+                "attempts": int(row["attempts"]),
+                "created_at": row["created"],
+                "updated_at": row["updated"],
+                "error": error,
+            }
+        )
+    return out
+
+
+@dataclass
+class Worker:
+    """A job worker: one dedicated connection for LISTEN/dequeue, handlers on the app pool."""
+
+    db: Database
+    registry: JobRegistry
+    max_attempts: int = 5
+    concurrency: int = 20
+    batch_size: int = 10
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
+    dequeue_timeout: timedelta = timedelta(seconds=5)
+    _shutdown: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _wrap(self, spec: JobSpec) -> Callable[[Any], Awaitable[None]]:
+        from pgqueuer.errors import RetryRequested
+
+        limit = spec.max_attempts or self.max_attempts
+
+        async def run(job: Any) -> None:
+            payload = json.loads(job.payload) if job.payload else {}
+            ctx = JobContext(
+                db=self.db,
+                job_id=int(job.id),
+                entrypoint=spec.name,
+                attempt=int(job.attempts),
+                payload=payload,
+            )
+            started = time.perf_counter()
+            try:
+                await spec.handler(ctx)
+            except Exception as exc:
+                final = job.attempts + 1 >= limit
+                log.warning(
+                    "job.failed",
+                    job_id=ctx.job_id,
+                    entrypoint=spec.name,
+                    attempt=ctx.attempt,
+                    final=final,
+                    error=type(exc).__name__,
+                )
+                JOBS_DONE.labels(spec.name, "failed" if final else "retry").inc()
+                if final:
+                    raise  # held with status 'failed' (on_failure="hold")
+                raise RetryRequested(
+                    delay=backoff_delay(ctx.attempt), reason=type(exc).__name__
+                ) from exc
+            JOBS_DONE.labels(spec.name, "succeeded").inc()
+            log.debug(
+                "job.succeeded",
+                job_id=ctx.job_id,
+                entrypoint=spec.name,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+        return run
+
+    async def run(self) -> None:
+        from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
+        from pgqueuer.adapters.persistence.queries import Queries
+        from pgqueuer.core.qm import QueueManager
+
+        while not self._shutdown.is_set():
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.db.url))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("worker.connect_failed", error=type(exc).__name__)
+                await self._sleep(2.0)
+                continue
+            try:
+                qm = QueueManager(Queries(AsyncpgDriver(conn)))
+                for spec in self.registry.specs.values():
+                    qm.entrypoint(
+                        spec.name, concurrency_limit=spec.concurrency_limit, on_failure="hold"
+                    )(self._wrap(spec))
+                stopper = asyncio.create_task(self._propagate_shutdown(qm.shutdown))
+                log.info("worker.started", entrypoints=sorted(self.registry.specs))
+                try:
+                    await qm.run(
+                        dequeue_timeout=self.dequeue_timeout,
+                        batch_size=self.batch_size,
+                        max_concurrent_tasks=max(self.concurrency, 2 * self.batch_size),
+                        heartbeat_timeout=self.heartbeat_timeout,
+                        shutdown_on_listener_failure=True,
+                    )
+                finally:
+                    stopper.cancel()
+            except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+                log.warning("worker.connection_lost", error=type(exc).__name__)
+                await self._sleep(1.0)
+            finally:
+                if not conn.is_closed():
+                    await conn.close()
+        log.info("worker.stopped")
+
+    async def _propagate_shutdown(self, target: asyncio.Event) -> None:
+        await self._shutdown.wait()
+        target.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._shutdown.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def stop(self) -> None:
+        self._shutdown.set()

@@ -1,0 +1,63 @@
+"""structlog set-up: JSON lines in production, readable lines in a terminal.
+
+Log events are dotted names with ids as keywords. Message text, prompts, tokens, passwords and
+other secrets are never logged; `redact_secrets` is a last line of defence for keys that look
+sensitive.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_SENSITIVE = (
+    "password",
+    "token",
+    "secret",
+    "authorization",
+    "api_key",
+    "key_hash",
+    "content",
+    "email",
+)
+
+
+def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event_dict):
+        lowered = key.lower()
+        if lowered != "event" and any(s in lowered for s in _SENSITIVE):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(numeric, logging.INFO), stream=sys.stderr, format="%(message)s")
+    for noisy in ("pgqueuer", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

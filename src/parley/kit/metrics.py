@@ -1,0 +1,72 @@
+"""Prometheus metrics: HTTP by route template (never raw paths, which would explode cardinality)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "parley_http_requests_total",
+    "HTTP requests by route template, method and status.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "parley_http_request_duration_seconds",
+    "HTTP request latency by route template.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+JOBS_QUEUED = Gauge(
+    "parley_jobs_queued",
+    "Jobs waiting in the queue, by entrypoint (sampled when /metrics is scraped).",
+    ["entrypoint"],
+    registry=REGISTRY,
+)
+JOBS_FAILED = Gauge(
+    "parley_jobs_failed",
+    "Jobs held as failed for inspection and re-run, by entrypoint.",
+    ["entrypoint"],
+    registry=REGISTRY,
+)
+JOBS_DONE = Counter(
+    "parley_jobs_total",
+    "Jobs run by this process, by entrypoint and outcome.",
+    ["entrypoint", "outcome"],
+    registry=REGISTRY,
+)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            HTTP_LATENCY.labels(template, method).observe(time.perf_counter() - start)

@@ -1,0 +1,61 @@
+"""Alembic environment: async engine, our metadata, and tables owned by libraries left alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from parley.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+# pgqueuer's tables are created by our migrations from the library's own DDL; they are not
+# described by our models, so autogenerate must not try to drop them.
+EXTERNAL_PREFIXES = ("pgqueuer",)
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    if type_ == "table" and name and name.startswith(EXTERNAL_PREFIXES):
+        return False
+    return not (
+        type_ == "index" and reflected and compare_to is None and (name or "").startswith("pgqueuer")
+    )
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=include_object,
+        compare_type=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    engine = create_async_engine(str(url))
+    async with engine.connect() as conn:
+        await conn.run_sync(_configure)
+        await conn.commit()
+    await engine.dispose()
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        return
+    asyncio.run(_run_async())
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `parley migrate`")
+run()

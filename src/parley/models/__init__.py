@@ -1,0 +1,29 @@
+"""Every ORM model, imported here so Alembic and the tests see the whole schema."""
+
+from parley.models.base import Base, TenantScoped
+from parley.models.identity import (
+    ApiKey,
+    AuthSession,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+)
+
+__all__ = [
+    "ApiKey",
+    "AuthSession",
+    "Base",
+    "Invitation",
+    "Membership",
+    "Tenant",
+    "TenantScoped",
+    "User",
+]
+
+TENANT_TABLES: tuple[str, ...] = tuple(
+    sorted(
+        t.name for t in Base.metadata.sorted_tables if "tenant_id" in t.c and t.name != "tenants"
+    )
+)
+"""Every tenant-scoped table: each must have RLS enabled and forced (tests check the list)."""

@@ -1,0 +1,131 @@
+"""One settings class, read from the environment and `.env`, validated at start-up.
+
+Every field here is documented in `.env.example`; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Names are the environment variable names (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- storage and database -------------------------------------------------------------
+    parley_data_dir: Path = Field(
+        default=Path(".parley"),
+        description="Embedded PostgreSQL data, uploaded files and generated keys.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql+asyncpg:// URL the application connects with. It must be a role "
+        "without SUPERUSER or BYPASSRLS. Unset: embedded PostgreSQL under PARLEY_DATA_DIR.",
+    )
+    database_migration_url: SecretStr | None = Field(
+        default=None,
+        description="URL of the schema owner used by `parley migrate` (defaults to DATABASE_URL).",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    database_max_overflow: int = Field(default=10, ge=0, le=500)
+    redis_url: SecretStr | None = Field(default=None, description="redis:// URL; optional.")
+
+    # --- HTTP -----------------------------------------------------------------------------
+    parley_public_url: str | None = Field(
+        default=None, description="Public base URL (scheme://host[:port]) used in printed links."
+    )
+    parley_env: Literal["development", "production", "test"] = "development"
+    parley_log_level: Literal["debug", "info", "warning", "error"] = "info"
+    parley_log_format: Literal["auto", "json", "console"] = "auto"
+    parley_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    parley_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra origins allowed to call the console/admin API with credentials.",
+    )
+
+    # --- security -------------------------------------------------------------------------
+    parley_secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated secret keys, newest first (>= 32 chars each). They derive the "
+        "token signing keys and the encryption keys for secrets at rest. Unset: generated into "
+        "PARLEY_DATA_DIR/secret_keys.",
+    )
+    parley_access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    parley_refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3600)
+    parley_invitation_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
+    parley_password_min_length: int = Field(default=10, ge=8, le=128)
+    parley_outbound_allow_private: bool = False
+    parley_rate_limits: Literal["on", "off"] = "on"
+    parley_login_attempts_per_minute: int = Field(default=10, ge=1)
+
+    # --- jobs -----------------------------------------------------------------------------
+    parley_worker_in_process: bool = Field(
+        default=True, description="Run a job worker inside `parley serve`."
+    )
+    parley_worker_concurrency: int = Field(default=20, ge=2, le=1000)
+    parley_worker_batch_size: int = Field(default=10, ge=1, le=1000)
+    parley_job_max_attempts: int = Field(default=5, ge=1, le=100)
+    parley_job_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = None
+
+    @field_validator("database_url", "database_migration_url")
+    @classmethod
+    def _asyncpg_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        url = value.get_secret_value()
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if not url.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql:// or postgresql+asyncpg:// URL")
+        return SecretStr(url)
+
+    @field_validator("parley_secret_keys")
+    @classmethod
+    def _strong_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if any(len(k) < 32 for k in keys):
+            raise ValueError("every key must be at least 32 characters long")
+        return SecretStr(",".join(keys))
+
+    @field_validator("parley_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Settings:
+        if self.parley_env == "production" and self.parley_secret_keys is None:
+            raise ValueError("PARLEY_SECRET_KEYS must be set when PARLEY_ENV=production")
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        return self.parley_data_dir.expanduser().resolve()
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

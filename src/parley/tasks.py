@@ -1,0 +1,5 @@
+"""Imports every feature's `tasks.py` so their jobs are registered with the worker."""
+
+from parley.auth import tasks as auth_tasks
+
+__all__ = ["auth_tasks"]

@@ -1,0 +1,1 @@
+"""Tenants (workspaces), members, invitations and API keys."""

