@@ -31,7 +31,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @dataclass
-class TestDatabase:
+class DatabaseUnderTest:
     name: str
     admin_url: str  # owner / migration role (sqlalchemy form)
     app_url: str  # the non-privileged application role
@@ -87,7 +87,7 @@ def server_admin_url(data_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def test_db(server_admin_url: str) -> AsyncIterator[TestDatabase]:
+async def test_db(server_admin_url: str) -> AsyncIterator[DatabaseUnderTest]:
     name = f"parley_test_{os.getpid()}_{secrets.token_hex(3)}"
     role = "parley_app_test"
     password = secrets.token_hex(16)
@@ -95,7 +95,7 @@ async def test_db(server_admin_url: str) -> AsyncIterator[TestDatabase]:
     admin_url = _with_db(server_admin_url, name)
     app_url = _with_db(server_admin_url, name, role, password)
     await asyncio.to_thread(migrate.upgrade, admin_url, app_url)
-    yield TestDatabase(name, admin_url, app_url, role, server_admin_url)
+    yield DatabaseUnderTest(name, admin_url, app_url, role, server_admin_url)
     conn = await asyncpg.connect(asyncpg_dsn(server_admin_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -112,6 +112,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "parley_log_format": "console",
         "parley_log_level": "warning",
         "redis_url": os.environ.get("REDIS_URL") or None,
+        # Helpers register many users from one client; the limit has its own test.
+        "parley_login_attempts_per_minute": 100_000,
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -123,7 +125,7 @@ def settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def app(settings: Settings, test_db: TestDatabase) -> AsyncIterator[Any]:
+async def app(settings: Settings, test_db: DatabaseUnderTest) -> AsyncIterator[Any]:
     from parley.app import create_app
 
     application = create_app(settings, database_url=test_db.app_url)
@@ -133,13 +135,19 @@ async def app(settings: Settings, test_db: TestDatabase) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=(f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}", 1234))
+    transport = httpx.ASGITransport(
+        app=app,
+        client=(
+            f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}",
+            1234,
+        ),
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
 
 @pytest.fixture
-async def admin_conn(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+async def admin_conn(test_db: DatabaseUnderTest) -> AsyncIterator[asyncpg.Connection]:
     """A superuser/owner connection, for checks that must look underneath the app."""
     conn = await asyncpg.connect(asyncpg_dsn(test_db.admin_url))
     try:
@@ -149,7 +157,7 @@ async def admin_conn(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]
 
 
 @pytest.fixture
-async def app_conn(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+async def app_conn(test_db: DatabaseUnderTest) -> AsyncIterator[asyncpg.Connection]:
     """A raw connection as the application role."""
     conn = await asyncpg.connect(asyncpg_dsn(test_db.app_url))
     try:

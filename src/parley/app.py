@@ -18,7 +18,7 @@ from parley import __version__
 from parley.admin.endpoints import router as admin_router
 from parley.auth.endpoints import router as auth_router
 from parley.health.endpoints import router as health_router
-from parley.kit.db import Database, create_database
+from parley.kit.db import Database, create_database, platform_session
 from parley.kit.errors import install_error_handlers
 from parley.kit.headers import SecurityHeadersMiddleware
 from parley.kit.jobs import REGISTRY, Worker
@@ -41,7 +41,7 @@ class UnsafeDatabaseRole(RuntimeError):
 
 async def check_app_role(db: Database) -> str:
     """Refuse to run as a role that row-level security does not bind."""
-    async with db.sessions() as session:
+    async with platform_session(db) as session:
         row = (
             await session.execute(
                 text(
@@ -77,7 +77,7 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
         redis = Redis.from_url(
             settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
         )
-    async with db.sessions() as session:
+    async with platform_session(db) as session:
         pgvector = bool(
             await session.scalar(
                 text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")

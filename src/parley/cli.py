@@ -45,8 +45,13 @@ def serve(
     from parley.kit import bootstrap
 
     target = bootstrap.prepare(settings)
-    base = settings.parley_public_url or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
-    lines = [f"Parley is starting on {base}", f"  API docs: {base}/docs", f"  Health:   {base}/readyz"]
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    base = settings.parley_public_url or f"http://{shown_host}:{port}"
+    lines = [
+        f"Parley is starting on {base}",
+        f"  API docs: {base}/docs",
+        f"  Health:   {base}/readyz",
+    ]
     if demo:
         from parley.demo.seed import seed_demo
 

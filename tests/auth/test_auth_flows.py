@@ -78,9 +78,7 @@ async def test_login_and_me(client: httpx.AsyncClient) -> None:
     assert resp.status_code == 200
     tokens = resp.json()
     assert set(tokens) >= {"access_token", "refresh_token", "token_type"}
-    me = await client.get(
-        "/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert me.status_code == 200
     body = me.json()
     assert body["email"] == acct.email
@@ -112,14 +110,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client: httpx.AsyncC
     # The rotated-out token comes back: theft assumed, the whole family is revoked.
     reuse = await client.post("/v1/auth/refresh", json={"refresh_token": acct.refresh_token})
     assert_problem(reuse, 401, "refresh_token_reused")
-    after = await client.post(
-        "/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
-    )
+    after = await client.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
     assert_problem(after, 401, "invalid_token")
     # Access tokens of the revoked session stop working too.
-    me = await client.get(
-        "/v1/me", headers={"Authorization": f"Bearer {rotated['access_token']}"}
-    )
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {rotated['access_token']}"})
     assert_problem(me, 401, "invalid_token")
 
 

@@ -181,7 +181,10 @@ def user_access(*, platform_admin: bool = False) -> Any:
         runtime = get_runtime(request)
         token = _bearer_token(credentials)
         if split_api_key(token) is not None:
-            raise Forbidden("This route needs a signed-in user, not an API key.")
+            raise InvalidToken(
+                "API keys cannot be used here; this route needs a signed-in user.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         user_id, family = _user_claims(runtime, token)
         async with request_transaction(runtime.db) as session:
             await bind_user(session, user_id)

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.auth import repository as repo
 from parley.auth.access import ACCESS_AUDIENCE, ACCESS_TYPE
 from parley.auth.schemas import (
-    MeResponse,
     MembershipOut,
+    MeResponse,
     RegisterRequest,
     RegisterResponse,
     TenantOut,
@@ -105,7 +105,9 @@ async def create_user(
     display_name: str | None = None,
     platform_admin: bool = False,
 ) -> User:
-    check_password_strength(email=email, password=password, min_length=runtime.settings.parley_password_min_length)
+    check_password_strength(
+        email=email, password=password, min_length=runtime.settings.parley_password_min_length
+    )
     if await repo.user_by_email(session, email) is not None:
         raise EmailTaken()
     user = User(
@@ -128,9 +130,7 @@ async def register(
     session: AsyncSession, runtime: Runtime, body: RegisterRequest
 ) -> RegisterResponse:
     user = await create_user(session, runtime, email=str(body.email), password=body.password)
-    tenant = await tenants.create_tenant(
-        session, name=body.tenant_name, owner_id=UserId(user.id)
-    )
+    tenant = await tenants.create_tenant(session, name=body.tenant_name, owner_id=UserId(user.id))
     pair = await _issue(session, runtime, UserId(user.id), new_id())
     log.info("auth.registered", user_id=str(user.id), tenant_id=str(tenant.id))
     return RegisterResponse(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from sqlalchemy import text
 
+from parley.kit.db import platform_session
 from parley.kit.jobs import REGISTRY, JobContext
 
 log = structlog.get_logger(__name__)
@@ -13,7 +14,7 @@ log = structlog.get_logger(__name__)
 @REGISTRY.job("auth.purge_expired_sessions", max_attempts=3)
 async def purge_expired_sessions(ctx: JobContext) -> None:
     """Delete refresh-token rows that expired (or were revoked) more than a day ago."""
-    async with ctx.db.sessions() as session, session.begin():
+    async with platform_session(ctx.db) as session:
         result = await session.execute(
             text(
                 "DELETE FROM auth_sessions WHERE expires_at < now() - interval '1 day' "

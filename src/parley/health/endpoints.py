@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +14,7 @@ from parley.kit.errors import ServiceUnavailable, merge_responses, problem_respo
 from parley.kit.metrics import REGISTRY
 from parley.kit.runtime import get_runtime
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -50,6 +52,6 @@ async def readyz(request: Request) -> Any:
 async def metrics(request: Request) -> Response:
     try:
         await service.refresh_queue_metrics(get_runtime(request))
-    except Exception:  # metrics must still render when the database is down
-        pass
+    except Exception as exc:  # metrics must still render when the database is down
+        log.warning("metrics.queue_refresh_failed", error=type(exc).__name__)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from parley.kit import jobs, migrate
+from parley.kit.db import platform_session
 from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED
 from parley.kit.runtime import Runtime
 
@@ -25,7 +26,7 @@ async def _timed(check: Any) -> dict[str, Any]:
 
 async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     async def database() -> dict[str, Any]:
-        async with runtime.db.sessions() as session:
+        async with platform_session(runtime.db) as session:
             version = await session.scalar(text("SHOW server_version"))
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
             counts = await jobs.queue_counts(session)
@@ -69,7 +70,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 
 
 async def refresh_queue_metrics(runtime: Runtime) -> None:
-    async with runtime.db.sessions() as session:
+    async with platform_session(runtime.db) as session:
         counts = await jobs.queue_counts(session)
     JOBS_QUEUED.clear()
     JOBS_FAILED.clear()

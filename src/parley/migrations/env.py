@@ -19,11 +19,16 @@ target_metadata = Base.metadata
 EXTERNAL_PREFIXES = ("pgqueuer",)
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     if type_ == "table" and name and name.startswith(EXTERNAL_PREFIXES):
         return False
     return not (
-        type_ == "index" and reflected and compare_to is None and (name or "").startswith("pgqueuer")
+        type_ == "index"
+        and reflected
+        and compare_to is None
+        and (name or "").startswith("pgqueuer")
     )
 
 

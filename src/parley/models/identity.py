@@ -116,9 +116,7 @@ class Invitation(TenantScoped, Base):
 
 class ApiKey(TenantScoped, Base):
     __tablename__ = "api_keys"
-    __table_args__ = (
-        Index("ix_api_keys_prefix", "prefix", unique=True),
-    )
+    __table_args__ = (Index("ix_api_keys_prefix", "prefix", unique=True),)
 
     name: Mapped[str] = mapped_column(String(120))
     prefix: Mapped[str] = mapped_column(String(24))
@@ -131,4 +129,3 @@ class ApiKey(TenantScoped, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-

@@ -101,9 +101,7 @@ async def lock_memberships(session: AsyncSession, tenant_id: TenantId) -> None:
 
 
 async def invitation_tenant(session: AsyncSession, token_hash: str) -> uuid.UUID | None:
-    result = await session.execute(
-        text("SELECT parley_invitation_tenant(:h)"), {"h": token_hash}
-    )
+    result = await session.execute(text("SELECT parley_invitation_tenant(:h)"), {"h": token_hash})
     value = result.scalar_one_or_none()
     return uuid.UUID(str(value)) if value is not None else None
 
@@ -141,9 +139,7 @@ async def invitation(
     session: AsyncSession, tenant_id: TenantId, invitation_id: uuid.UUID
 ) -> Invitation | None:
     result = await session.execute(
-        select(Invitation).where(
-            Invitation.tenant_id == tenant_id, Invitation.id == invitation_id
-        )
+        select(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.id == invitation_id)
     )
     return result.scalar_one_or_none()
 
@@ -198,4 +194,3 @@ async def touch_api_key(
         )
         .values(last_used_at=now)
     )
-

@@ -39,6 +39,7 @@ from parley.tenants.schemas import (
 
 log = structlog.get_logger(__name__)
 
+
 class MemberNotFound(NotFound):
     code = "member_not_found"
     title = "Member not found"
@@ -148,7 +149,7 @@ def _member_out(m: Membership, u: User) -> MemberOut:
         user_id=u.id,
         email=u.email,
         display_name=u.display_name,
-        role=m.role,  # type: ignore[arg-type]
+        role=m.role,
         joined_at=m.created_at,
     )
 
@@ -183,7 +184,11 @@ async def change_role(
     touches_owner = "owner" in (member.role, new_role)
     if touches_owner and rank < ROLE_RANK["owner"]:
         raise Forbidden("Only an owner can grant or remove the owner role.")
-    if member.role == "owner" and new_role != "owner" and await repo.count_owners(session, tenant_id) <= 1:
+    if (
+        member.role == "owner"
+        and new_role != "owner"
+        and await repo.count_owners(session, tenant_id) <= 1
+    ):
         raise LastOwner()
     member.role = new_role
     await session.flush()
@@ -223,7 +228,7 @@ def _invitation_out(inv: Invitation) -> InvitationOut:
     return InvitationOut(
         id=inv.id,
         email=inv.email,
-        role=inv.role,  # type: ignore[arg-type]
+        role=inv.role,
         created_at=inv.created_at,
         expires_at=inv.expires_at,
     )
@@ -297,7 +302,7 @@ async def accept_invitation(
     inv.accepted_by = user_id
     await session.flush()
     log.info("tenant.invitation_accepted", tenant_id=str(tenant_id), user_id=str(user_id))
-    return MembershipCreated(tenant_id=tenant_id, user_id=user_id, role=inv.role)  # type: ignore[arg-type]
+    return MembershipCreated(tenant_id=tenant_id, user_id=user_id, role=inv.role)
 
 
 # --- API keys ---------------------------------------------------------------------------

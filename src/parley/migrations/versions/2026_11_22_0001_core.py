@@ -128,7 +128,9 @@ def upgrade() -> None:
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("accepted_by", sa.Uuid(), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("role IN ('admin', 'editor', 'viewer')", name=op.f("ck_invitations_role")),
+        sa.CheckConstraint(
+            "role IN ('admin', 'editor', 'viewer')", name=op.f("ck_invitations_role")
+        ),
         sa.ForeignKeyConstraint(
             ["accepted_by"],
             ["users.id"],

@@ -1,0 +1,191 @@
+"""Row-level security underneath the application: for every tenant table, no context → 0 rows,
+another tenant's context → 0 rows; the app role cannot bypass; pooled transactions never carry
+a stale tenant context."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from parley.kit.db import TenantId, create_database, platform_session, tenant_session
+from parley.models import TENANT_TABLES
+from tests.conftest import DatabaseUnderTest, add_member, create_api_key, register
+
+
+async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
+    """Two tenants with rows in every tenant table."""
+    ids = []
+    for tag in ("rls-a", "rls-b"):
+        owner = await register(client, tag)
+        await add_member(client, owner, "viewer")
+        await client.post(
+            f"/v1/tenants/{owner.tenant_id}/invitations",
+            json={"email": f"{tag}@example.com", "role": "editor"},
+            headers=owner.headers,
+        )
+        await create_api_key(client, owner, ["chat"])
+        ids.append(owner.tenant_id)
+    return ids[0], ids[1]
+
+
+def test_the_tenant_table_list_is_complete() -> None:
+    assert set(TENANT_TABLES) >= {"memberships", "invitations", "api_keys"}
+
+
+async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection) -> None:
+    rows = await admin_conn.fetch(
+        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+    )
+    by_name = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows}
+    for table in TENANT_TABLES:
+        assert by_name[table] == (True, True), table
+    # Conversely: every table with a tenant_id column is in the list.
+    cols = await admin_conn.fetch(
+        "SELECT table_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
+    )
+    assert {c["table_name"] for c in cols} == set(TENANT_TABLES)
+
+
+async def test_app_role_cannot_bypass(
+    app_conn: asyncpg.Connection, test_db: DatabaseUnderTest
+) -> None:
+    row = await app_conn.fetchrow(
+        "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
+        "WHERE rolname = current_user"
+    )
+    assert tuple(row) == (False, False, False, False)
+    owner = await app_conn.fetchval(
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'memberships'"
+    )
+    assert owner != test_db.app_role
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_conn.execute("ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with app_conn.transaction():
+            await app_conn.execute("SET LOCAL row_security = off")
+            await app_conn.fetchval("SELECT count(*) FROM memberships")
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+async def test_rls_hides_rows(
+    table: str,
+    client: httpx.AsyncClient,
+    app_conn: asyncpg.Connection,
+    admin_conn: asyncpg.Connection,
+) -> None:
+    a, b = await _populate(client)
+    real_a = await admin_conn.fetchval(
+        f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
+    )
+    assert real_a > 0, "the fixture must have put rows in this table"
+
+    # No context at all: nothing.
+    assert await app_conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", b)
+        # B's context: none of A's rows, even when asked for by id.
+        assert (
+            await app_conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
+            )
+            == 0
+        )
+        assert await app_conn.fetchval(f"SELECT count(*) FROM {table}") > 0
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", a)
+        assert (
+            await app_conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
+            )
+            == real_a
+        )
+    # Writes into another tenant are refused by WITH CHECK, and updates cannot reach it.
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", b)
+        moved = await app_conn.execute(
+            f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", uuid.UUID(a)
+        )
+        assert moved == "UPDATE 0"
+        deleted = await app_conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", uuid.UUID(a))
+        assert deleted == "DELETE 0"
+    assert (
+        await admin_conn.fetchval(
+            f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
+        )
+        == real_a
+    )
+
+
+async def test_insert_with_another_tenants_id_is_refused(
+    client: httpx.AsyncClient, app_conn: asyncpg.Connection
+) -> None:
+    a, b = await _populate(client)
+    owner_of_a = await app_conn.fetchval("SELECT id FROM users LIMIT 1")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with app_conn.transaction():
+            await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", b)
+            await app_conn.execute(
+                "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')",
+                uuid.UUID(a),
+                owner_of_a,
+            )
+
+
+async def test_member_self_policy_reads_only_own_rows(
+    client: httpx.AsyncClient, app_conn: asyncpg.Connection
+) -> None:
+    a, b = await _populate(client)
+    someone = await app_conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1")
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(someone))
+        rows = await app_conn.fetch("SELECT user_id FROM memberships")
+        assert {r["user_id"] for r in rows} <= {someone}
+        # The self policy is read-only: no update or delete through it.
+        assert await app_conn.execute("DELETE FROM memberships") == "DELETE 0"
+
+
+async def test_pooled_transactions_never_start_with_a_stale_tenant(
+    test_db: DatabaseUnderTest,
+) -> None:
+    """10,000 pooled transactions across 50 tenants: 0 start with a leftover app.tenant_id."""
+    db = create_database(test_db.app_url, pool_size=5, max_overflow=0)
+    tenants = [TenantId(uuid.uuid4()) for _ in range(50)]
+    stale = 0
+    wrong = 0
+    rng = random.Random(7)
+
+    async def worker(n: int) -> None:
+        nonlocal stale, wrong
+        for _ in range(n):
+            check = text("SELECT current_setting('app.tenant_id', true)")
+            if rng.random() < 0.3:
+                async with platform_session(db) as s:
+                    value: Any = await s.scalar(check)
+                    if value:
+                        stale += 1
+            else:
+                tid = rng.choice(tenants)
+                async with tenant_session(db, tid) as s:
+                    value = await s.scalar(check)
+                    if value != str(tid):
+                        wrong += 1
+            # A raw session whose transaction sets nothing must also see nothing.
+
+    try:
+        await asyncio.gather(*(worker(1000) for _ in range(10)))
+        async with db.sessions() as s:  # noqa: the test looks under the door on purpose
+            value = await s.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+            assert not value
+    finally:
+        await db.dispose()
+    assert (stale, wrong) == (0, 0)

@@ -1,0 +1,272 @@
+"""Every tenant route × every kind of caller, generated from the route table.
+
+ARCHITECTURE: anonymous → 401, wrong role/scope → 403, another tenant's credentials or ids →
+404, valid → 2xx. A tenant route without a case below fails the test, so none is forgotten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.auth.access import ROLE_RANK
+from tests.conftest import Account, add_member, assert_problem, create_api_key, register
+from tests.routes import access_of, api_routes
+
+TENANT_PREFIX = "/v1/tenants/{tenant_id}"
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    a: dict[str, Account]  # role -> account in tenant A
+    b_owner: Account
+    b_key: str
+    a_keys: dict[str, str] = field(default_factory=dict)  # scope -> key of tenant A
+    b_ids: dict[str, str] = field(default_factory=dict)  # resource ids in tenant B
+
+    def tenant_a(self) -> str:
+        return self.a["owner"].tenant_id
+
+
+@dataclass
+class Call:
+    path_params: dict[str, str]
+    json: dict[str, Any] | None = None
+
+
+CaseFn = Callable[[World], Awaitable[Call]]
+
+
+async def _fresh_member(w: World, role: str = "editor") -> Account:
+    return await add_member(w.client, w.a["owner"], role)
+
+
+async def _fresh_invitation(w: World) -> str:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/invitations",
+        json={"email": f"x-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"},
+        headers=w.a["owner"].headers,
+    )
+    return str(resp.json()["id"])
+
+
+async def _fresh_key(w: World) -> str:
+    return str((await create_api_key(w.client, w.a["owner"], ["chat"]))["id"])
+
+
+async def _none(w: World) -> Call:
+    return Call({})
+
+
+async def _patch_tenant(w: World) -> Call:
+    return Call({}, {"name": "Renamed"})
+
+
+async def _patch_member(w: World) -> Call:
+    m = await _fresh_member(w, "editor")
+    return Call({"user_id": m.user_id}, {"role": "viewer"})
+
+
+async def _delete_member(w: World) -> Call:
+    m = await _fresh_member(w, "viewer")
+    return Call({"user_id": m.user_id})
+
+
+async def _create_invitation(w: World) -> Call:
+    return Call({}, {"email": f"i-{uuid.uuid4().hex[:8]}@example.com", "role": "editor"})
+
+
+async def _delete_invitation(w: World) -> Call:
+    return Call({"invitation_id": await _fresh_invitation(w)})
+
+
+async def _create_key(w: World) -> Call:
+    return Call({}, {"name": "ci", "scopes": ["chat"]})
+
+
+async def _delete_key(w: World) -> Call:
+    return Call({"key_id": await _fresh_key(w)})
+
+
+@dataclass(frozen=True)
+class Case:
+    make: CaseFn
+    ok: int
+    # The role the *operation* needs when the route admits lower roles for special cases
+    # (a viewer may DELETE their own membership, not someone else's).
+    effective_role: str | None = None
+    foreign_param: str | None = None  # path param that may carry another tenant's id
+
+
+CASES: dict[tuple[str, str], Case] = {
+    ("GET", ""): Case(_none, 200),
+    ("PATCH", ""): Case(_patch_tenant, 200),
+    ("GET", "/members"): Case(_none, 200),
+    ("PATCH", "/members/{user_id}"): Case(_patch_member, 200, foreign_param="user_id"),
+    ("DELETE", "/members/{user_id}"): Case(
+        _delete_member, 204, effective_role="admin", foreign_param="user_id"
+    ),
+    ("POST", "/invitations"): Case(_create_invitation, 201),
+    ("GET", "/invitations"): Case(_none, 200),
+    ("DELETE", "/invitations/{invitation_id}"): Case(
+        _delete_invitation, 204, foreign_param="invitation_id"
+    ),
+    ("POST", "/api-keys"): Case(_create_key, 201),
+    ("GET", "/api-keys"): Case(_none, 200),
+    ("DELETE", "/api-keys/{key_id}"): Case(_delete_key, 204, foreign_param="key_id"),
+}
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient) -> World:
+    owner = await register(client, "owner")
+    accounts = {"owner": owner}
+    for role in ("admin", "editor", "viewer"):
+        accounts[role] = await add_member(client, owner, role)
+    b_owner = await register(client, "b-owner")
+    b_key = (await create_api_key(client, b_owner, ["admin"]))["key"]
+    w = World(client=client, a=accounts, b_owner=b_owner, b_key=b_key)
+    # Resources in B whose ids we try through A's paths.
+    b_member = await add_member(client, b_owner, "viewer")
+    inv = await client.post(
+        f"/v1/tenants/{b_owner.tenant_id}/invitations",
+        json={"email": "b-invitee@example.com", "role": "viewer"},
+        headers=b_owner.headers,
+    )
+    b_api = await create_api_key(client, b_owner, ["chat"])
+    w.b_ids = {
+        "user_id": b_member.user_id,
+        "invitation_id": inv.json()["id"],
+        "key_id": b_api["id"],
+    }
+    return w
+
+
+def tenant_routes(app: Any) -> list[tuple[str, str, Any]]:
+    out = []
+    for r in api_routes(app):
+        if r.path == TENANT_PREFIX or r.path.startswith(TENANT_PREFIX + "/"):
+            out.append((r.method, r.path[len(TENANT_PREFIX) :], access_of(r.dependant)))
+    return out
+
+
+def test_every_tenant_route_declares_access_and_has_a_case(app: Any) -> None:
+    routes = tenant_routes(app)
+    assert len(routes) >= len(CASES)
+    for method, suffix, access in routes:
+        assert access is not None, f"{method} {suffix} has no tenant_access dependency"
+        assert (method, suffix) in CASES, f"add a matrix case for {method} {TENANT_PREFIX}{suffix}"
+
+
+async def _send(
+    w: World, method: str, suffix: str, tenant: str, call: Call, token: str | None
+) -> httpx.Response:
+    path = TENANT_PREFIX.format(tenant_id=tenant) + suffix.format(**call.path_params)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await w.client.request(method, path, json=call.json, headers=headers)
+
+
+async def _key_with(w: World, scopes: list[str]) -> str:
+    key = w.a_keys.get(",".join(scopes))
+    if key is None:
+        key = (await create_api_key(w.client, w.a["owner"], scopes))["key"]
+        w.a_keys[",".join(scopes)] = key
+    return key
+
+
+async def test_route_matrix(app: Any, world: World) -> None:
+    attempts = 0
+    for method, suffix, access in tenant_routes(app):
+        case = CASES[(method, suffix)]
+        needed_role = case.effective_role or access.role
+        tenant = world.tenant_a()
+        label = f"{method} {suffix or '/'}"
+
+        # Anonymous.
+        resp = await _send(world, method, suffix, tenant, await case.make(world), None)
+        assert_problem(resp, 401), label
+        attempts += 1
+
+        # Each role of tenant A.
+        for role, account in world.a.items():
+            call = await case.make(world)
+            resp = await _send(world, method, suffix, tenant, call, account.access_token)
+            if ROLE_RANK[role] >= ROLE_RANK[needed_role]:
+                assert resp.status_code == case.ok, (label, role, resp.text)
+            else:
+                assert_problem(resp, 403)
+            attempts += 1
+
+        # API keys of tenant A: with the scope the route needs, and without it.
+        good_scopes = [access.scope] if access.scope else ["chat"]
+        resp = await _send(
+            world,
+            method,
+            suffix,
+            tenant,
+            await case.make(world),
+            await _key_with(world, good_scopes),
+        )
+        assert resp.status_code == case.ok, (label, "api key", resp.text)
+        attempts += 1
+        if access.scope is not None:
+            wrong = "bots:read" if access.scope != "bots:read" else "chat"
+            resp = await _send(
+                world,
+                method,
+                suffix,
+                tenant,
+                await case.make(world),
+                await _key_with(world, [wrong]),
+            )
+            assert_problem(resp, 403)
+            attempts += 1
+
+        # Tenant B's credentials against tenant A: 404, never 403, never data.
+        for token in (world.b_owner.access_token, world.b_key):
+            call = await case.make(world)
+            resp = await _send(world, method, suffix, tenant, call, token)
+            body = assert_problem(resp, 404)
+            assert tenant not in resp.text.replace(body["instance"], "")
+            attempts += 1
+
+        # A's owner with B's tenant id in the path: 404.
+        resp = await _send(
+            world,
+            method,
+            suffix,
+            world.b_owner.tenant_id,
+            await case.make(world),
+            world.a["owner"].access_token,
+        )
+        assert_problem(resp, 404)
+        attempts += 1
+
+        # A's owner, A's tenant, but B's resource id in the path: 404.
+        if case.foreign_param:
+            call = await case.make(world)
+            call.path_params[case.foreign_param] = world.b_ids[case.foreign_param]
+            resp = await _send(world, method, suffix, tenant, call, world.a["owner"].access_token)
+            assert_problem(resp, 404)
+            attempts += 1
+            # ...and the foreign row is untouched (checked through B's own eyes).
+    assert attempts > 100
+
+    # B's resources survived every attempt above.
+    b = world.b_owner
+    members = (
+        await world.client.get(f"/v1/tenants/{b.tenant_id}/members", headers=b.headers)
+    ).json()
+    assert {m["user_id"] for m in members["items"]} >= {world.b_ids["user_id"]}
+    invs = (
+        await world.client.get(f"/v1/tenants/{b.tenant_id}/invitations", headers=b.headers)
+    ).json()
+    assert world.b_ids["invitation_id"] in {i["id"] for i in invs["items"]}
+    keys = (await world.client.get(f"/v1/tenants/{b.tenant_id}/api-keys", headers=b.headers)).json()
+    assert world.b_ids["key_id"] in {k["id"] for k in keys["items"]}
