@@ -144,7 +144,7 @@ async def test_insert_with_another_tenants_id_is_refused(
 async def test_member_self_policy_reads_only_own_rows(
     client: httpx.AsyncClient, app_conn: asyncpg.Connection
 ) -> None:
-    a, b = await _populate(client)
+    await _populate(client)
     someone = await app_conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1")
     async with app_conn.transaction():
         await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(someone))
