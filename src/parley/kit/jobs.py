@@ -96,11 +96,19 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 
 async def _raw_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's transaction.
+
+    SQLAlchemy sends BEGIN lazily, on its first statement; if the caller has not run one yet,
+    run one, or pgqueuer's insert would autocommit outside the caller's transaction.
+    """
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    return cast(asyncpg.Connection, driver)
+    driver = cast(asyncpg.Connection, raw.driver_connection)
+    if not driver.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    if not driver.is_in_transaction():
+        raise RuntimeError("enqueue() needs a session inside a transaction")
+    return driver
 
 
 async def enqueue(

@@ -189,6 +189,9 @@ class Keyring:
             raise TokenError(type(exc).__name__) from exc
         if claims.get("typ") != token_type:
             raise TokenError("type")
+        # PyJWT coerces numeric strings; we only issue integers, so anything else is forged.
+        if not all(type(claims.get(k)) is int for k in ("exp", "iat", "nbf")):
+            raise TokenError("claim_types")
         return claims
 
     # secrets at rest -----------------------------------------------------------------------
