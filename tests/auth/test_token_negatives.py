@@ -173,8 +173,10 @@ async def test_every_token_we_issue_expires(victim: Account) -> None:
     claims = jwt.decode(victim.access_token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] <= 3600
     header = jwt.get_unverified_header(victim.access_token)
-    assert header["alg"] == "HS256" and header["kid"]
-    assert claims["aud"] == ACCESS_AUDIENCE and claims["typ"] == ACCESS_TYPE
+    assert header["alg"] == "HS256"
+    assert header["kid"]
+    assert claims["aud"] == ACCESS_AUDIENCE
+    assert claims["typ"] == ACCESS_TYPE
 
 
 async def test_revoked_and_expired_api_keys_are_refused(

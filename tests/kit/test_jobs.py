@@ -149,7 +149,8 @@ async def test_final_failure_is_held_and_can_be_rerun(
         async with platform_session(db) as session:
             failed = await jobs.list_failed(session)
         mine = [f for f in failed if f["id"] == job_id]
-        assert mine and "ValueError" in (mine[0]["error"] or "")
+        assert mine
+        assert "ValueError" in (mine[0]["error"] or "")
         # Fixed; re-run it.
         state["broken"] = False
         async with request_transaction(db) as session:
