@@ -120,10 +120,12 @@ def create_user(
 ) -> None:
     """Create a user (optionally a platform administrator)."""
     from parley.admin.commands import create_user as do
+    from parley.kit import bootstrap
 
     settings = _settings()
     secret = password or getpass.getpass("Password: ")
-    user_id = asyncio.run(do(settings, email, secret, platform_admin))
+    target = bootstrap.prepare(settings)
+    user_id = asyncio.run(do(settings, target.app_url, email, secret, platform_admin))
     typer.echo(f"Created user {email} ({user_id})")
 
 
@@ -134,9 +136,11 @@ def create_tenant(
 ) -> None:
     """Create a workspace owned by an existing user."""
     from parley.admin.commands import create_tenant as do
+    from parley.kit import bootstrap
 
     settings = _settings()
-    tenant = asyncio.run(do(settings, name, owner_email))
+    target = bootstrap.prepare(settings)
+    tenant = asyncio.run(do(settings, target.app_url, name, owner_email))
     typer.echo(f"Created workspace {tenant.name} ({tenant.id}, slug {tenant.slug})")
 
 

@@ -4,6 +4,7 @@ downgrade/upgrade round trip on a fresh database."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 
 import asyncpg
@@ -25,7 +26,7 @@ def test_migration_files_are_dated() -> None:
     for path in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"):
         if path.name == "__init__.py":
             continue
-        assert path.name[:4].isdigit() and path.name[4] == "_", path.name
+        assert re.match(r"^\d{4}_\d{2}_\d{2}_\d{4}_\w+\.py$", path.name), path.name
 
 
 async def test_models_and_migrations_agree(test_db: DatabaseUnderTest) -> None:

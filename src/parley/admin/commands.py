@@ -1,4 +1,6 @@
-"""What the CLI's user and tenant commands do, through the same services as the API."""
+"""What the CLI's user and tenant commands do, through the same services as the API.
+
+The CLI migrates first (synchronously) and passes the application URL in."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import typer
 from parley.app import build_runtime
 from parley.auth import repository as auth_repo
 from parley.auth import service as auth_service
-from parley.kit import bootstrap
 from parley.kit.db import UserId, request_transaction
 from parley.kit.errors import ParleyError
 from parley.settings import Settings
@@ -17,9 +18,10 @@ from parley.tenants import service as tenants
 from parley.tenants.schemas import TenantDetail
 
 
-async def create_user(settings: Settings, email: str, password: str, admin: bool) -> uuid.UUID:
-    target = bootstrap.prepare(settings)
-    runtime = await build_runtime(settings, target.app_url)
+async def create_user(
+    settings: Settings, app_url: str, email: str, password: str, admin: bool
+) -> uuid.UUID:
+    runtime = await build_runtime(settings, app_url)
     try:
         async with request_transaction(runtime.db) as session:
             user = await auth_service.create_user(
@@ -32,9 +34,10 @@ async def create_user(settings: Settings, email: str, password: str, admin: bool
         await runtime.db.dispose()
 
 
-async def create_tenant(settings: Settings, name: str, owner_email: str) -> TenantDetail:
-    target = bootstrap.prepare(settings)
-    runtime = await build_runtime(settings, target.app_url)
+async def create_tenant(
+    settings: Settings, app_url: str, name: str, owner_email: str
+) -> TenantDetail:
+    runtime = await build_runtime(settings, app_url)
     try:
         async with request_transaction(runtime.db) as session:
             owner = await auth_repo.user_by_email(session, owner_email)

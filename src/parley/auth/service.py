@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,11 @@ REFRESH_PREFIX = "rt_"
 class EmailTaken(Conflict):
     code = "email_taken"
     title = "An account with this email already exists"
+
+
+class InvalidEmail(Unprocessable):
+    code = "invalid_email"
+    title = "The email address is not valid"
 
 
 class WeakPassword(Unprocessable):
@@ -105,6 +111,10 @@ async def create_user(
     display_name: str | None = None,
     platform_admin: bool = False,
 ) -> User:
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from exc
     check_password_strength(
         email=email, password=password, min_length=runtime.settings.parley_password_min_length
     )

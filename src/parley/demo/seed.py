@@ -16,7 +16,7 @@ from parley.kit.db import UserId, request_transaction
 from parley.models import User
 from parley.settings import Settings
 
-DEMO_EMAIL = "admin@demo.parley.local"
+DEMO_EMAIL = "admin@parley.example.com"
 
 
 @dataclass

