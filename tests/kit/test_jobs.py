@@ -228,3 +228,38 @@ async def test_tenant_jobs_run_inside_the_tenant_context(db: Database) -> None:
     finally:
         await _stop(worker, task)
     assert seen == [tenant]
+
+
+async def test_cron_schedules_enqueue_one_job_per_tick(
+    db: Database, admin_conn: asyncpg.Connection
+) -> None:
+    registry = JobRegistry()
+    name = _name("cron")
+    ran: list[int] = []
+
+    @registry.job(name)
+    async def nightly(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    with pytest.raises(RuntimeError):
+        registry.every("no.such.job", "* * * * *")
+    registry.every(name, "0 3 * * *")
+    worker = Worker(db=db, registry=registry, dequeue_timeout=timedelta(seconds=0.2))
+    tick = worker._enqueue_on_tick(name)
+    await tick(None)
+    await tick(None)  # the previous run is still queued: skipped, not doubled
+    assert (
+        await admin_conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = $1", name) == 1
+    )
+    task = await _run_worker(worker)
+    try:
+
+        async def registered_and_ran() -> bool:
+            n = await admin_conn.fetchval(
+                "SELECT count(*) FROM pgqueuer_schedules WHERE entrypoint = $1", f"cron:{name}"
+            )
+            return bool(n) and len(ran) == 1
+
+        await _wait_for(registered_and_ran)
+    finally:
+        await _stop(worker, task)

@@ -22,3 +22,6 @@ async def purge_expired_sessions(ctx: JobContext) -> None:
             )
         )
     log.info("auth.sessions_purged", count=getattr(result, "rowcount", 0))
+
+
+REGISTRY.every("auth.purge_expired_sessions", "17 3 * * *")

@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from parley.kit.db import Database, TenantId, tenant_session
+from parley.kit.db import Database, TenantId, request_transaction, tenant_session
 from parley.kit.metrics import JOBS_DONE
 
 if TYPE_CHECKING:
@@ -66,6 +66,14 @@ class JobSpec:
 @dataclass
 class JobRegistry:
     specs: dict[str, JobSpec] = field(default_factory=dict)
+    schedules: dict[str, str] = field(default_factory=dict)  # job name -> cron expression
+
+    def every(self, name: str, cron: str) -> None:
+        """Enqueue job `name` on a cron schedule (one enqueue per tick across all workers;
+        the run itself gets the job's retries and failure holding)."""
+        if name not in self.specs:
+            raise RuntimeError(f"schedule for unknown job {name!r}")
+        self.schedules[name] = cron
 
     def job(
         self, name: str, *, max_attempts: int | None = None, concurrency_limit: int = 0
@@ -250,8 +258,7 @@ class Worker:
 
     async def run(self) -> None:
         from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
-        from pgqueuer.adapters.persistence.queries import Queries
-        from pgqueuer.core.qm import QueueManager
+        from pgqueuer.core.applications import PgQueuer
 
         while not self._shutdown.is_set():
             try:
@@ -261,15 +268,17 @@ class Worker:
                 await self._sleep(2.0)
                 continue
             try:
-                qm = QueueManager(Queries(AsyncpgDriver(conn)))
+                pgq = PgQueuer(AsyncpgDriver(conn))
                 for spec in self.registry.specs.values():
-                    qm.entrypoint(
+                    pgq.entrypoint(
                         spec.name, concurrency_limit=spec.concurrency_limit, on_failure="hold"
                     )(self._wrap(spec))
-                stopper = asyncio.create_task(self._propagate_shutdown(qm.shutdown))
+                for name, cron in self.registry.schedules.items():
+                    pgq.schedule(f"cron:{name}", cron)(self._enqueue_on_tick(name))
+                stopper = asyncio.create_task(self._propagate_shutdown(pgq.shutdown))
                 log.info("worker.started", entrypoints=sorted(self.registry.specs))
                 try:
-                    await qm.run(
+                    await pgq.run(
                         dequeue_timeout=self.dequeue_timeout,
                         batch_size=self.batch_size,
                         max_concurrent_tasks=max(self.concurrency, 2 * self.batch_size),
@@ -285,6 +294,18 @@ class Worker:
                 if not conn.is_closed():
                     await conn.close()
         log.info("worker.stopped")
+
+    def _enqueue_on_tick(self, name: str) -> Callable[[Any], Awaitable[None]]:
+        async def tick(schedule: Any) -> None:
+            from pgqueuer.errors import DuplicateJobError
+
+            try:
+                async with request_transaction(self.db) as session:
+                    await enqueue(session, name, {}, dedupe_key=f"cron:{name}")
+            except DuplicateJobError:
+                log.info("worker.cron_skipped", job=name, reason="previous run still queued")
+
+        return tick
 
     async def _propagate_shutdown(self, target: asyncio.Event) -> None:
         await self._shutdown.wait()
