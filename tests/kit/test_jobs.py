@@ -263,3 +263,51 @@ async def test_cron_schedules_enqueue_one_job_per_tick(
         await _wait_for(registered_and_ran)
     finally:
         await _stop(worker, task)
+
+
+async def test_sigkilled_worker_loses_no_job(
+    db: Database, admin_conn: asyncpg.Connection, test_db: DatabaseUnderTest, tmp_path: Any
+) -> None:
+    """A real worker process is SIGKILLed mid-job; another worker finishes the job, once."""
+    import signal
+    import subprocess
+    import sys
+
+    name = _name("crash")
+    marker = tmp_path / "started"
+    async with request_transaction(db) as session:
+        job_id = await jobs.enqueue(session, name, {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.kit.crashing_worker", test_db.app_url, name, str(marker)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        async def started() -> bool:
+            return marker.exists()
+
+        await _wait_for(started, timeout=30)
+        assert await _is(admin_conn, job_id, "picked")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    registry = JobRegistry()
+    ran: list[int] = []
+
+    @registry.job(name)
+    async def finish(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    worker = Worker(
+        db=db,
+        registry=registry,
+        heartbeat_timeout=timedelta(seconds=2),
+        dequeue_timeout=timedelta(seconds=0.2),
+    )
+    task = await _run_worker(worker)
+    try:
+        await _wait_for(lambda: _done(admin_conn, job_id), timeout=30)
+    finally:
+        await _stop(worker, task)
+    assert ran == [job_id]
