@@ -43,16 +43,20 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
+def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "parley", "serve", "--demo", "--port", str(port)],
-        env=_env(fresh_dir),
-        cwd=fresh_dir,
+        env=_env(data_dir),
+        cwd=data_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
+    port = _free_port()
+    proc = _serve(fresh_dir, port)
     try:
         deadline = time.monotonic() + 90
         ready = False
@@ -77,14 +81,7 @@ def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
     assert proc.returncode == -signal.SIGTERM
     # Second start: nothing re-seeded, no password printed again, same login still works.
     port2 = _free_port()
-    proc2 = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--demo", "--port", str(port2)],
-        env=_env(fresh_dir),
-        cwd=fresh_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc2 = _serve(fresh_dir, port2)
     try:
         deadline = time.monotonic() + 60
         login = None

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.admin.schemas import FailedJob, QueueState
 from parley.kit import jobs
 from parley.kit.errors import NotFound
-from parley.kit.pagination import Page, decode_cursor, encode_cursor
+from parley.kit.pagination import Page, after_id, page_by_id
 from parley.models import Tenant
 from parley.tenants import repository as tenant_repo
 from parley.tenants.schemas import TenantDetail
@@ -28,12 +28,10 @@ class JobNotFound(NotFound):
 async def list_tenants(
     session: AsyncSession, cursor: str | None, limit: int, status: str | None
 ) -> Page[TenantDetail]:
-    key = decode_cursor(cursor)
-    after = uuid.UUID(str(key[0])) if key else None
-    rows = await tenant_repo.list_tenants(session, after=after, limit=limit + 1, status=status)
-    items = [tenant_detail(t) for t in rows[:limit]]
-    nxt = encode_cursor([str(items[-1].id)]) if len(rows) > limit else None
-    return Page[TenantDetail](items=items, next_cursor=nxt)
+    rows = await tenant_repo.list_tenants(
+        session, after=after_id(cursor), limit=limit + 1, status=status
+    )
+    return page_by_id(rows, limit, tenant_detail, lambda t: t.id)
 
 
 async def _tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -48,3 +50,26 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
     if not isinstance(value, list):
         raise InvalidCursor()
     return value
+
+
+def after_id(cursor: str | None) -> uuid.UUID | None:
+    """The id a `next_cursor` made by `page_by_id` points after."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    try:
+        return uuid.UUID(str(key[0]))
+    except (ValueError, IndexError) as exc:
+        raise InvalidCursor() from exc
+
+
+R = TypeVar("R")
+
+
+def page_by_id(
+    rows: Sequence[R], limit: int, to_item: Callable[[R], T], id_of: Callable[[T], uuid.UUID]
+) -> Page[T]:
+    """A page from `limit + 1` rows fetched in id order (the extra row says there is more)."""
+    items = [to_item(r) for r in rows[:limit]]
+    nxt = encode_cursor([str(id_of(items[-1]))]) if len(rows) > limit and items else None
+    return Page[T](items=items, next_cursor=nxt)

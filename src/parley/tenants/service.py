@@ -21,7 +21,7 @@ from parley.auth.access import API_KEY_PREFIX, ROLE_RANK, Principal
 from parley.kit.db import TenantId, UserId, bind_tenant
 from parley.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from parley.kit.ids import new_id
-from parley.kit.pagination import Page, decode_cursor, encode_cursor
+from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.security import digest, new_secret
 from parley.models import ApiKey, Invitation, Membership, Tenant, User
 from parley.tenants import repository as repo
@@ -132,18 +132,6 @@ async def rename_tenant(session: AsyncSession, tenant_id: TenantId, name: str) -
 # --- members ----------------------------------------------------------------------------
 
 
-def _after_uuid(cursor: str | None) -> uuid.UUID | None:
-    key = decode_cursor(cursor)
-    if key is None:
-        return None
-    try:
-        return uuid.UUID(str(key[0]))
-    except (ValueError, IndexError) as exc:
-        from parley.kit.pagination import InvalidCursor
-
-        raise InvalidCursor() from exc
-
-
 def _member_out(m: Membership, u: User) -> MemberOut:
     return MemberOut(
         user_id=u.id,
@@ -157,10 +145,8 @@ def _member_out(m: Membership, u: User) -> MemberOut:
 async def list_members(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[MemberOut]:
-    rows = await repo.members(session, tenant_id, after=_after_uuid(cursor), limit=limit + 1)
-    items = [_member_out(m, u) for m, u in rows[:limit]]
-    nxt = encode_cursor([str(items[-1].user_id)]) if len(rows) > limit else None
-    return Page[MemberOut](items=items, next_cursor=nxt)
+    rows = await repo.members(session, tenant_id, after=after_id(cursor), limit=limit + 1)
+    return page_by_id(rows, limit, lambda r: _member_out(*r), lambda m: m.user_id)
 
 
 def _acting_rank(principal: Principal, role: str | None) -> int:
@@ -261,10 +247,8 @@ async def invite(
 async def list_invitations(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[InvitationOut]:
-    rows = await repo.invitations(session, tenant_id, after=_after_uuid(cursor), limit=limit + 1)
-    items = [_invitation_out(i) for i in rows[:limit]]
-    nxt = encode_cursor([str(items[-1].id)]) if len(rows) > limit else None
-    return Page[InvitationOut](items=items, next_cursor=nxt)
+    rows = await repo.invitations(session, tenant_id, after=after_id(cursor), limit=limit + 1)
+    return page_by_id(rows, limit, _invitation_out, lambda i: i.id)
 
 
 async def revoke_invitation(
@@ -349,10 +333,8 @@ async def create_api_key(
 async def list_api_keys(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[ApiKeyOut]:
-    rows = await repo.api_keys(session, tenant_id, after=_after_uuid(cursor), limit=limit + 1)
-    items = [_api_key_out(k) for k in rows[:limit]]
-    nxt = encode_cursor([str(items[-1].id)]) if len(rows) > limit else None
-    return Page[ApiKeyOut](items=items, next_cursor=nxt)
+    rows = await repo.api_keys(session, tenant_id, after=after_id(cursor), limit=limit + 1)
+    return page_by_id(rows, limit, _api_key_out, lambda k: k.id)
 
 
 async def revoke_api_key(session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID) -> None:
