@@ -150,3 +150,55 @@ def test_create_user_and_tenant_commands(fresh_dir: Path) -> None:
     )
     assert dup.returncode != 0
     assert "already exists" in dup.stderr
+
+
+def test_dedicated_worker_runs_product_jobs_and_stops_cleanly(fresh_dir: Path) -> None:
+    """`parley worker` picks up a job enqueued elsewhere and exits 0 on SIGTERM."""
+    import asyncio
+
+    import asyncpg
+
+    from parley.kit.embedded_pg import start
+    from parley.kit.jobs import asyncpg_dsn
+
+    emb = start(fresh_dir)
+
+    async def enqueue_and_count(run: bool) -> int:
+        conn = await asyncpg.connect(asyncpg_dsn(emb.migration_url))
+        try:
+            if run:
+                await conn.execute(
+                    "INSERT INTO auth_sessions (id, user_id, family_id, token_hash, expires_at) "
+                    "SELECT gen_random_uuid(), id, gen_random_uuid(), md5(random()::text) || "
+                    "md5(random()::text), now() - interval '3 days' FROM users LIMIT 1"
+                )
+                await conn.execute(
+                    "INSERT INTO pgqueuer (priority, entrypoint, payload, status) "
+                    "VALUES (0, 'auth.purge_expired_sessions', '{}'::bytea, 'queued')"
+                )
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM auth_sessions WHERE expires_at < now() - interval '1 day'"
+                )
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(enqueue_and_count(True)) == 1
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "worker"],
+        env=_env(fresh_dir),
+        cwd=fresh_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and asyncio.run(enqueue_and_count(False)) != 0:
+            time.sleep(0.3)
+        assert asyncio.run(enqueue_and_count(False)) == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
