@@ -120,8 +120,18 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def settings(data_dir: Path) -> Settings:
-    return make_settings(data_dir)
+def fake_openai() -> Iterator[Any]:
+    from tests.fakes.openai_server import FakeOpenAI
+
+    server = FakeOpenAI()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, fake_openai: Any) -> Settings:
+    return make_settings(data_dir, openai_base_url=fake_openai.base_url, openai_api_key="sk-test")
 
 
 @pytest.fixture(scope="session")
@@ -252,3 +262,87 @@ def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+ALLOWED_ORIGIN = "https://shop.example.com"
+
+
+@dataclass
+class WidgetSetup:
+    owner: Account
+    bot_id: str
+    channel_id: str
+    widget_key: str
+
+
+async def create_widget(
+    client: httpx.AsyncClient,
+    owner: Account,
+    *,
+    origins: list[str] | None = None,
+    bot: dict[str, Any] | None = None,
+    theme: dict[str, Any] | None = None,
+) -> WidgetSetup:
+    b = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots",
+        json={"name": "Helper", **(bot or {})},
+        headers=owner.headers,
+    )
+    assert b.status_code == 201, b.text
+    body: dict[str, Any] = {
+        "type": "widget",
+        "bot_id": b.json()["id"],
+        "allowed_origins": origins or [ALLOWED_ORIGIN],
+    }
+    if theme is not None:
+        body["theme"] = theme
+    ch = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/channels", json=body, headers=owner.headers
+    )
+    assert ch.status_code == 201, ch.text
+    return WidgetSetup(owner, b.json()["id"], ch.json()["id"], ch.json()["widget_key"])
+
+
+@dataclass
+class WidgetSession:
+    token: str
+    conversation_id: str
+    visitor_token: str
+    origin: str
+    body: dict[str, Any]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Origin": self.origin}
+
+
+async def widget_session(
+    client: httpx.AsyncClient, widget_key: str, origin: str = ALLOWED_ORIGIN, **extra: Any
+) -> WidgetSession:
+    resp = await client.post(
+        "/v1/widget/session", json={"widget_key": widget_key, **extra}, headers={"Origin": origin}
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return WidgetSession(
+        body["token"], body["conversation_id"], body["visitor_token"], origin, body
+    )
+
+
+def parse_sse(text: str) -> list[tuple[str, Any, str | None]]:
+    """[(event, data, id)] from an SSE body."""
+    import json as _json
+
+    events = []
+    for block in text.split("\n\n"):
+        name, data, eid = None, [], None
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line.startswith("id: "):
+                eid = line[4:]
+        if name:
+            events.append((name, _json.loads("\n".join(data)) if data else None, eid))
+    return events

@@ -17,6 +17,8 @@ from sqlalchemy import text
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
 from parley.auth.endpoints import router as auth_router
+from parley.bots.endpoints import router as bots_router
+from parley.channels.endpoints import router as channels_router
 from parley.health.endpoints import router as health_router
 from parley.kit.db import Database, create_database, platform_session
 from parley.kit.errors import install_error_handlers
@@ -25,12 +27,15 @@ from parley.kit.jobs import REGISTRY, Worker
 from parley.kit.limits import BodySizeLimitMiddleware
 from parley.kit.logging import configure_logging
 from parley.kit.metrics import MetricsMiddleware
+from parley.kit.pubsub import MemoryBroker, RedisBroker
 from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
+from parley.widget.cors import WidgetCORSMiddleware
+from parley.widget.endpoints import router as widget_router
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +96,7 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
         keyring=Keyring.from_secrets(keys),
         redis=redis,
         limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
+        broker=RedisBroker(redis) if redis is not None else MemoryBroker(),
         pgvector=pgvector,
         info={"db_role": role},
     )
@@ -133,7 +139,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health_router, auth_router, tenants_router, admin_router):
+    for router in (
+        health_router,
+        auth_router,
+        tenants_router,
+        bots_router,
+        channels_router,
+        widget_router,
+        admin_router,
+    ):
         app.include_router(router)
 
     # Outermost first: ids and metrics see everything, including rejected bodies.
@@ -147,6 +161,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining"],
         )
+    app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     parley_outbound_allow_private: bool = False
     parley_rate_limits: Literal["on", "off"] = "on"
     parley_login_attempts_per_minute: int = Field(default=10, ge=1)
+    parley_widget_sessions_per_minute: int = Field(default=30, ge=1)
+    parley_widget_messages_per_minute: int = Field(default=20, ge=1)
+    parley_tenant_messages_per_minute: int = Field(default=600, ge=1)
 
     # --- jobs -----------------------------------------------------------------------------
     parley_worker_in_process: bool = Field(

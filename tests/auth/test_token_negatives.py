@@ -149,6 +149,8 @@ async def test_hostile_tokens_are_refused_everywhere(
         "key_id": str(uuid.uuid4()),
         "token": "inv_x",
         "job_id": "1",
+        "bot_id": str(uuid.uuid4()),
+        "channel_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():

@@ -16,7 +16,14 @@ from sqlalchemy import text
 
 from parley.kit.db import TenantId, create_database, platform_session, tenant_session
 from parley.models import TENANT_TABLES
-from tests.conftest import DatabaseUnderTest, add_member, create_api_key, register
+from tests.conftest import (
+    DatabaseUnderTest,
+    add_member,
+    create_api_key,
+    create_widget,
+    register,
+    widget_session,
+)
 
 
 async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
@@ -31,6 +38,18 @@ async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
             headers=owner.headers,
         )
         await create_api_key(client, owner, ["chat"])
+        w = await create_widget(client, owner)
+        session = await widget_session(client, w.widget_key)
+        sent = await client.post(
+            "/v1/widget/messages",
+            json={"content": "hello"},
+            headers={**session.headers, "Idempotency-Key": "rls"},
+        )
+        await client.post(
+            f"/v1/widget/messages/{sent.json()['reply']['id']}/feedback",
+            json={"rating": "up"},
+            headers=session.headers,
+        )
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from parley.auth.access import ROLE_RANK
-from tests.conftest import Account, add_member, assert_problem, create_api_key, register
+from tests.conftest import (
+    Account,
+    add_member,
+    assert_problem,
+    create_api_key,
+    create_widget,
+    register,
+)
 from tests.routes import access_of, api_routes
 
 TENANT_PREFIX = "/v1/tenants/{tenant_id}"
@@ -94,6 +101,53 @@ async def _delete_key(w: World) -> Call:
     return Call({"key_id": await _fresh_key(w)})
 
 
+async def _fresh_bot(w: World) -> str:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/bots", json={"name": "m"}, headers=w.a["owner"].headers
+    )
+    return str(resp.json()["id"])
+
+
+async def _fresh_channel(w: World) -> str:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/channels",
+        json={
+            "type": "widget",
+            "bot_id": await _fresh_bot(w),
+            "allowed_origins": ["https://a.example"],
+        },
+        headers=w.a["owner"].headers,
+    )
+    return str(resp.json()["id"])
+
+
+async def _create_bot(w: World) -> Call:
+    return Call({}, {"name": "Matrix bot"})
+
+
+async def _bot(w: World) -> Call:
+    return Call({"bot_id": await _fresh_bot(w)})
+
+
+async def _patch_bot(w: World) -> Call:
+    return Call({"bot_id": await _fresh_bot(w)}, {"greeting": "Hey"})
+
+
+async def _create_channel(w: World) -> Call:
+    return Call(
+        {},
+        {"type": "widget", "bot_id": await _fresh_bot(w), "allowed_origins": ["https://a.example"]},
+    )
+
+
+async def _channel(w: World) -> Call:
+    return Call({"channel_id": await _fresh_channel(w)})
+
+
+async def _patch_channel(w: World) -> Call:
+    return Call({"channel_id": await _fresh_channel(w)}, {"name": "Renamed"})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -120,6 +174,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api-keys"): Case(_create_key, 201),
     ("GET", "/api-keys"): Case(_none, 200),
     ("DELETE", "/api-keys/{key_id}"): Case(_delete_key, 204, foreign_param="key_id"),
+    ("POST", "/bots"): Case(_create_bot, 201),
+    ("GET", "/bots"): Case(_none, 200),
+    ("GET", "/bots/{bot_id}"): Case(_bot, 200, foreign_param="bot_id"),
+    ("PATCH", "/bots/{bot_id}"): Case(_patch_bot, 200, foreign_param="bot_id"),
+    ("DELETE", "/bots/{bot_id}"): Case(_bot, 204, foreign_param="bot_id"),
+    ("POST", "/channels"): Case(_create_channel, 201),
+    ("GET", "/channels"): Case(_none, 200),
+    ("GET", "/channels/{channel_id}"): Case(_channel, 200, foreign_param="channel_id"),
+    ("PATCH", "/channels/{channel_id}"): Case(_patch_channel, 200, foreign_param="channel_id"),
+    ("DELETE", "/channels/{channel_id}"): Case(_channel, 204, foreign_param="channel_id"),
 }
 
 
@@ -140,10 +204,13 @@ async def world(client: httpx.AsyncClient) -> World:
         headers=b_owner.headers,
     )
     b_api = await create_api_key(client, b_owner, ["chat"])
+    b_widget = await create_widget(client, b_owner)
     w.b_ids = {
         "user_id": b_member.user_id,
         "invitation_id": inv.json()["id"],
         "key_id": b_api["id"],
+        "bot_id": b_widget.bot_id,
+        "channel_id": b_widget.channel_id,
     }
     return w
 
@@ -270,3 +337,8 @@ async def test_route_matrix(app: Any, world: World) -> None:
     assert world.b_ids["invitation_id"] in {i["id"] for i in invs["items"]}
     keys = (await world.client.get(f"/v1/tenants/{b.tenant_id}/api-keys", headers=b.headers)).json()
     assert world.b_ids["key_id"] in {k["id"] for k in keys["items"]}
+    for kind, param in (("bots", "bot_id"), ("channels", "channel_id")):
+        got = await world.client.get(
+            f"/v1/tenants/{b.tenant_id}/{kind}/{world.b_ids[param]}", headers=b.headers
+        )
+        assert got.status_code == 200

@@ -70,3 +70,31 @@ class MetricsMiddleware:
             method = scope.get("method", "GET")
             HTTP_REQUESTS.labels(template, method, str(status)).inc()
             HTTP_LATENCY.labels(template, method).observe(time.perf_counter() - start)
+
+
+LLM_LATENCY = Histogram(
+    "parley_llm_turn_seconds",
+    "LLM turn latency (whole answer) by provider.",
+    ["provider"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+LLM_TTFT = Histogram(
+    "parley_llm_time_to_first_token_seconds",
+    "Time to the first streamed token by provider.",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "parley_llm_tokens_total",
+    "Tokens by provider and direction (prompt/completion).",
+    ["provider", "direction"],
+    registry=REGISTRY,
+)
+LLM_ERRORS = Counter(
+    "parley_llm_errors_total", "Failed LLM turns by provider.", ["provider"], registry=REGISTRY
+)
+SSE_CONNECTIONS = Gauge(
+    "parley_sse_connections", "Open server-sent-event streams.", ["stream"], registry=REGISTRY
+)

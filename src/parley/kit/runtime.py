@@ -24,6 +24,7 @@ class Runtime:
     keyring: Keyring
     redis: Any | None = None
     limiter: Any = None
+    broker: Any = None
     pgvector: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 

@@ -1,6 +1,17 @@
 """Every ORM model, imported here so Alembic and the tests see the whole schema."""
 
 from parley.models.base import Base, TenantScoped
+from parley.models.chat import (
+    Bot,
+    BotVersion,
+    Channel,
+    Conversation,
+    IdempotencyKey,
+    LlmTurn,
+    Message,
+    MessageFeedback,
+    Visitor,
+)
 from parley.models.identity import (
     ApiKey,
     AuthSession,
@@ -14,11 +25,20 @@ __all__ = [
     "ApiKey",
     "AuthSession",
     "Base",
+    "Bot",
+    "BotVersion",
+    "Channel",
+    "Conversation",
+    "IdempotencyKey",
     "Invitation",
+    "LlmTurn",
     "Membership",
+    "Message",
+    "MessageFeedback",
     "Tenant",
     "TenantScoped",
     "User",
+    "Visitor",
 ]
 
 TENANT_TABLES: tuple[str, ...] = tuple(

@@ -1,0 +1,77 @@
+"""Bot bodies. The configuration is what a version freezes; the system prompt only ever comes
+from here (server side), never from a client."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Provider = Literal["extractive", "openai"]
+DEFAULT_FALLBACK = (
+    "I'm sorry, I don't have information about that yet. "
+    "Could you rephrase, or ask about something else?"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Theme(_Strict):
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    position: Literal["right", "left"] | None = None
+    title: str | None = Field(default=None, max_length=80)
+    greeting: str | None = Field(default=None, max_length=500)
+
+
+class BotConfig(_Strict):
+    instructions: str = Field(default="You are a helpful assistant.", max_length=20_000)
+    provider: Provider = "extractive"
+    model: str = Field(default="extractive", max_length=120)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_tokens: int = Field(default=800, ge=16, le=16_000)
+    greeting: str = Field(default="Hi! How can I help?", max_length=500)
+    fallback_text: str = Field(default=DEFAULT_FALLBACK, max_length=2_000)
+    knowledge_source_ids: list[uuid.UUID] | None = Field(
+        default=None, description="Sources the bot may use; null means all of the tenant's."
+    )
+    theme: Theme = Field(default_factory=Theme)
+
+
+class BotCreate(_Strict):
+    name: str = Field(min_length=1, max_length=120)
+    instructions: str | None = Field(default=None, max_length=20_000)
+    provider: Provider | None = None
+    model: str | None = Field(default=None, max_length=120)
+    greeting: str | None = Field(default=None, max_length=500)
+    fallback_text: str | None = Field(default=None, max_length=2_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=16, le=16_000)
+
+
+class BotUpdate(_Strict):
+    """Changing any configuration field publishes a new version (full versioning with drafts
+    arrives with the bot-versions capability)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    instructions: str | None = Field(default=None, max_length=20_000)
+    provider: Provider | None = None
+    model: str | None = Field(default=None, max_length=120)
+    greeting: str | None = Field(default=None, max_length=500)
+    fallback_text: str | None = Field(default=None, max_length=2_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=16, le=16_000)
+    theme: Theme | None = None
+
+
+class BotOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    version: int = Field(description="The published version number.")
+    version_id: uuid.UUID
+    config: BotConfig
+    created_at: datetime
+    updated_at: datetime

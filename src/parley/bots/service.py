@@ -1,0 +1,130 @@
+"""Bots: create with version 1 published; configuration changes publish a new immutable version
+atomically (the old one is archived in the same transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.auth.access import Principal
+from parley.bots import repository as repo
+from parley.bots.schemas import BotConfig, BotCreate, BotOut, BotUpdate
+from parley.kit.db import TenantId
+from parley.kit.errors import NotFound
+from parley.kit.ids import new_id
+from parley.kit.pagination import Page, after_id, page_by_id
+from parley.models import Bot, BotVersion
+
+log = structlog.get_logger(__name__)
+
+
+class BotNotFound(NotFound):
+    code = "bot_not_found"
+    title = "Bot not found"
+
+
+def bot_out(bot: Bot, version: BotVersion) -> BotOut:
+    return BotOut(
+        id=bot.id,
+        name=bot.name,
+        version=version.number,
+        version_id=version.id,
+        config=BotConfig.model_validate(version.config),
+        created_at=bot.created_at,
+        updated_at=bot.updated_at,
+    )
+
+
+def _default_model(provider: str) -> str:
+    return {"extractive": "extractive", "openai": "gpt-4o-mini"}.get(provider, provider)
+
+
+async def create_bot(
+    session: AsyncSession, tenant_id: TenantId, principal: Principal, body: BotCreate
+) -> BotOut:
+    fields = body.model_dump(exclude_none=True, exclude={"name"})
+    if "provider" in fields and "model" not in fields:
+        fields["model"] = _default_model(fields["provider"])
+    config = BotConfig(**fields)
+    bot = Bot(tenant_id=tenant_id, id=new_id(), name=body.name.strip())
+    session.add(bot)
+    await session.flush()
+    version = BotVersion(
+        tenant_id=tenant_id,
+        id=new_id(),
+        bot_id=bot.id,
+        number=1,
+        status="published",
+        config=config.model_dump(mode="json"),
+        created_by=principal.user_id,
+        published_at=datetime.now(UTC),
+    )
+    session.add(version)
+    await session.flush()
+    await session.refresh(bot)
+    await session.refresh(version)
+    log.info("bot.created", tenant_id=str(tenant_id), bot_id=str(bot.id))
+    return bot_out(bot, version)
+
+
+async def get_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID) -> BotOut:
+    found = await repo.published(session, tenant_id, bot_id)
+    if found is None:
+        raise BotNotFound()
+    return bot_out(*found)
+
+
+async def list_bots(
+    session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
+) -> Page[BotOut]:
+    rows = await repo.list_published(session, tenant_id, after=after_id(cursor), limit=limit + 1)
+    return page_by_id(rows, limit, lambda r: bot_out(*r), lambda b: b.id)
+
+
+async def update_bot(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    bot_id: uuid.UUID,
+    body: BotUpdate,
+) -> BotOut:
+    bot = await repo.lock_bot(session, tenant_id, bot_id)  # serialises concurrent publishes
+    current = await repo.published(session, tenant_id, bot_id)
+    if bot is None or current is None:
+        raise BotNotFound()
+    _, version = current
+    if body.name is not None:
+        bot.name = body.name.strip()
+    changes = body.model_dump(exclude_none=True, exclude={"name"}, mode="json")
+    if changes:
+        if "provider" in changes and "model" not in changes:
+            changes["model"] = _default_model(changes["provider"])
+        config = BotConfig.model_validate({**version.config, **changes})
+        await repo.archive_published(session, tenant_id, bot_id)
+        version = BotVersion(
+            tenant_id=tenant_id,
+            id=new_id(),
+            bot_id=bot_id,
+            number=await repo.next_version_number(session, tenant_id, bot_id),
+            status="published",
+            config=config.model_dump(mode="json"),
+            created_by=principal.user_id,
+            published_at=datetime.now(UTC),
+        )
+        session.add(version)
+    bot.updated_at = datetime.now(UTC)
+    await session.flush()
+    await session.refresh(bot)
+    await session.refresh(version)
+    return bot_out(bot, version)
+
+
+async def delete_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID) -> None:
+    bot = await repo.lock_bot(session, tenant_id, bot_id)
+    if bot is None:
+        raise BotNotFound()
+    await session.delete(bot)
+    await session.flush()

@@ -1,0 +1,1 @@
+"""Channels: where a bot answers (the web widget today; Telegram and webhooks next)."""

@@ -1,0 +1,58 @@
+"""`/v1/tenants/{tenant_id}/channels`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from parley.auth.dependencies import TenantScope, tenant_access
+from parley.channels import service
+from parley.channels.schemas import ChannelOut, ChannelUpdate, WidgetChannelCreate
+from parley.kit.errors import Forbidden, NotFound, merge_responses
+from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/channels",
+    tags=["channels"],
+    responses=merge_responses(NotFound, Forbidden),
+)
+
+Reader = Annotated[TenantScope, tenant_access("viewer", "bots:read")]
+Writer = Annotated[TenantScope, tenant_access("editor", "bots:write")]
+
+
+@router.post(
+    "",
+    response_model=ChannelOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a channel (type widget: returns its widget_key)",
+)
+async def create_channel(scope: Writer, body: WidgetChannelCreate) -> ChannelOut:
+    return await service.create_widget_channel(scope.session, scope.tenant_id, body)
+
+
+@router.get("", response_model=Page[ChannelOut], summary="List channels")
+async def list_channels(
+    scope: Reader,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[ChannelOut]:
+    return await service.list_channels(scope.session, scope.tenant_id, cursor, limit)
+
+
+@router.get("/{channel_id}", response_model=ChannelOut, summary="Get a channel")
+async def get_channel(scope: Reader, channel_id: uuid.UUID) -> ChannelOut:
+    return await service.get_channel(scope.session, scope.tenant_id, channel_id)
+
+
+@router.patch("/{channel_id}", response_model=ChannelOut, summary="Update a channel")
+async def update_channel(scope: Writer, channel_id: uuid.UUID, body: ChannelUpdate) -> ChannelOut:
+    return await service.update_channel(scope.session, scope.tenant_id, channel_id, body)
+
+
+@router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a channel")
+async def delete_channel(scope: Writer, channel_id: uuid.UUID) -> Response:
+    await service.delete_channel(scope.session, scope.tenant_id, channel_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,116 @@
+"""Channels: widget channels with an origin allowlist and a public widget key."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.bots import repository as bots_repo
+from parley.bots.schemas import Theme
+from parley.bots.service import BotNotFound
+from parley.channels.schemas import ChannelOut, ChannelUpdate, WidgetChannelCreate
+from parley.kit.db import TenantId
+from parley.kit.errors import NotFound
+from parley.kit.ids import new_id
+from parley.kit.pagination import Page, after_id, page_by_id
+from parley.models import Channel
+
+
+class ChannelNotFound(NotFound):
+    code = "channel_not_found"
+    title = "Channel not found"
+
+
+def channel_out(ch: Channel) -> ChannelOut:
+    return ChannelOut(
+        id=ch.id,
+        type=ch.type,
+        bot_id=ch.bot_id,
+        name=ch.name,
+        widget_key=ch.widget_key,
+        allowed_origins=list(ch.allowed_origins),
+        theme=Theme.model_validate(ch.theme or {}),
+        created_at=ch.created_at,
+        updated_at=ch.updated_at,
+    )
+
+
+async def _require_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID) -> None:
+    # The bot id comes from the request body: it must be one of this tenant's bots.
+    if await bots_repo.published(session, tenant_id, bot_id) is None:
+        raise BotNotFound()
+
+
+async def create_widget_channel(
+    session: AsyncSession, tenant_id: TenantId, body: WidgetChannelCreate
+) -> ChannelOut:
+    await _require_bot(session, tenant_id, body.bot_id)
+    ch = Channel(
+        tenant_id=tenant_id,
+        id=new_id(),
+        type="widget",
+        bot_id=body.bot_id,
+        name=body.name,
+        widget_key="wk_" + secrets.token_urlsafe(18),
+        allowed_origins=body.allowed_origins,
+        theme=(body.theme or Theme()).model_dump(exclude_none=True),
+    )
+    session.add(ch)
+    await session.flush()
+    await session.refresh(ch)
+    return channel_out(ch)
+
+
+async def _get(session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID) -> Channel:
+    result = await session.execute(
+        select(Channel).where(Channel.tenant_id == tenant_id, Channel.id == channel_id)
+    )
+    ch = result.scalar_one_or_none()
+    if ch is None:
+        raise ChannelNotFound()
+    return ch
+
+
+async def get_channel(
+    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID
+) -> ChannelOut:
+    return channel_out(await _get(session, tenant_id, channel_id))
+
+
+async def list_channels(
+    session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
+) -> Page[ChannelOut]:
+    query = select(Channel).where(Channel.tenant_id == tenant_id).order_by(Channel.id)
+    after = after_id(cursor)
+    if after is not None:
+        query = query.where(Channel.id > after)
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    return page_by_id(rows, limit, channel_out, lambda c: c.id)
+
+
+async def update_channel(
+    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, body: ChannelUpdate
+) -> ChannelOut:
+    ch = await _get(session, tenant_id, channel_id)
+    if body.bot_id is not None:
+        await _require_bot(session, tenant_id, body.bot_id)
+        ch.bot_id = body.bot_id
+    if body.name is not None:
+        ch.name = body.name
+    if body.allowed_origins is not None:
+        ch.allowed_origins = body.allowed_origins
+    if body.theme is not None:
+        ch.theme = body.theme.model_dump(exclude_none=True)
+    ch.updated_at = datetime.now(UTC)
+    await session.flush()
+    await session.refresh(ch)
+    return channel_out(ch)
+
+
+async def delete_channel(session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID) -> None:
+    await session.delete(await _get(session, tenant_id, channel_id))
+    await session.flush()

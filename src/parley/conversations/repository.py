@@ -1,0 +1,149 @@
+"""Queries for visitors, conversations, messages and feedback."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId
+from parley.models import Conversation, Message, MessageFeedback, Visitor
+
+
+async def visitor_by_token(
+    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, token_hash: str
+) -> Visitor | None:
+    result = await session.execute(
+        select(Visitor).where(
+            Visitor.tenant_id == tenant_id,
+            Visitor.token_hash == token_hash,
+            Visitor.channel_id == channel_id,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def conversation(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> Conversation | None:
+    result = await session.execute(
+        select(Conversation).where(
+            Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def latest_open_conversation(
+    session: AsyncSession, tenant_id: TenantId, visitor_id: uuid.UUID
+) -> Conversation | None:
+    result = await session.execute(
+        select(Conversation)
+        .where(
+            Conversation.tenant_id == tenant_id,
+            Conversation.visitor_id == visitor_id,
+            Conversation.status == "open",
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def messages_before(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[Message]:
+    """Newest first, older than `before`."""
+    query = (
+        select(Message)
+        .where(Message.tenant_id == tenant_id, Message.conversation_id == conversation_id)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(Message.id < before)
+    return list((await session.execute(query)).scalars())
+
+
+async def messages_after(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    after: uuid.UUID,
+    limit: int,
+) -> list[Message]:
+    result = await session.execute(
+        select(Message)
+        .where(
+            Message.tenant_id == tenant_id,
+            Message.conversation_id == conversation_id,
+            Message.id > after,
+        )
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def message_in_conversation(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> Message | None:
+    result = await session.execute(
+        select(Message).where(
+            Message.tenant_id == tenant_id,
+            Message.conversation_id == conversation_id,
+            Message.id == message_id,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_message(
+    session: AsyncSession, tenant_id: TenantId, message_id: uuid.UUID
+) -> Message | None:
+    result = await session.execute(
+        select(Message).where(Message.tenant_id == tenant_id, Message.id == message_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def touch_conversation(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .values(last_message_at=datetime.now(UTC))
+    )
+
+
+async def upsert_feedback(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    message_id: uuid.UUID,
+    rating: str,
+    comment: str | None,
+) -> None:
+    stmt = insert(MessageFeedback).values(
+        tenant_id=tenant_id, message_id=message_id, rating=rating, comment=comment
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "message_id"],
+        set_={"rating": rating, "comment": comment, "updated_at": text("now()")},
+    )
+    await session.execute(stmt)
+
+
+async def tenant_status(session: AsyncSession, tenant_id: TenantId) -> str | None:
+    result = await session.execute(
+        text("SELECT status FROM tenants WHERE id = :t"), {"t": tenant_id}
+    )
+    value = result.scalar_one_or_none()
+    return str(value) if value is not None else None

@@ -1,0 +1,156 @@
+"""Idempotency keys: same key + same body → the stored result; same key + another body → 422;
+while the first request still runs → wait for it, or 409.
+
+The ledger row is claimed with one INSERT … ON CONFLICT DO NOTHING, so ten concurrent identical
+requests produce exactly one winner. A claim holds a lease; if the process that held it died,
+the lease runs out and a retry takes the operation over (its user message is reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId
+from parley.kit.errors import Conflict, Unprocessable
+from parley.models import IdempotencyKey
+
+RETENTION = timedelta(hours=24)
+LEASE = timedelta(seconds=120)
+_NAMESPACE = uuid.UUID("6f1c2b8e-2f0a-4c55-9b0e-3f5b5d1e8a77")
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+def request_hash(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def operation_id(tenant_id: TenantId, scope: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{tenant_id}:{scope}:{key}")
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Literal["new", "replay", "in_progress", "takeover"]
+    operation_id: uuid.UUID
+    message_id: uuid.UUID | None = None
+    response: dict[str, Any] | None = None
+
+
+async def claim(
+    session: AsyncSession, tenant_id: TenantId, scope: str, key: str, req_hash: str
+) -> Claim:
+    now = datetime.now(UTC)
+    op = operation_id(tenant_id, scope, key)
+    inserted = await session.execute(
+        insert(IdempotencyKey)
+        .values(
+            tenant_id=tenant_id,
+            scope=scope,
+            key=key,
+            request_hash=req_hash,
+            state="in_progress",
+            operation_id=op,
+            lease_expires_at=now + LEASE,
+            expires_at=now + RETENTION,
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "scope", "key"])
+        .returning(IdempotencyKey.operation_id)
+    )
+    if inserted.scalar_one_or_none() is not None:
+        return Claim("new", op)
+    row = (
+        await session.execute(
+            select(IdempotencyKey)
+            .where(
+                IdempotencyKey.tenant_id == tenant_id,
+                IdempotencyKey.scope == scope,
+                IdempotencyKey.key == key,
+            )
+            .with_for_update()
+        )
+    ).scalar_one()
+    if row.request_hash != req_hash:
+        raise IdempotencyKeyReused()
+    if row.state == "completed":
+        return Claim("replay", row.operation_id, row.message_id, row.response)
+    if row.state == "in_progress" and row.lease_expires_at > now:
+        return Claim("in_progress", row.operation_id, row.message_id)
+    # Failed (retryable) or abandoned by a dead process: take it over.
+    row.state = "in_progress"
+    row.lease_expires_at = now + LEASE
+    await session.flush()
+    return Claim("takeover", row.operation_id, row.message_id)
+
+
+async def attach_message(
+    session: AsyncSession, tenant_id: TenantId, scope: str, key: str, message_id: uuid.UUID
+) -> None:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+        )
+        .values(message_id=message_id)
+    )
+
+
+async def finish(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    scope: str,
+    key: str,
+    *,
+    state: Literal["completed", "failed"],
+    response: dict[str, Any] | None,
+) -> None:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+        )
+        .values(state=state, response=response)
+    )
+
+
+async def peek(
+    session: AsyncSession, tenant_id: TenantId, scope: str, key: str
+) -> IdempotencyKey | None:
+    result = await session.execute(
+        select(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Remove keys past their retention (run per tenant by the retention job)."""
+    result = await session.execute(text("DELETE FROM idempotency_keys WHERE expires_at < now()"))
+    return int(getattr(result, "rowcount", 0) or 0)

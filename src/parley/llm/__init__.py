@@ -1,0 +1,1 @@
+"""LLM turns: the provider port, its adapters, and prompt assembly."""

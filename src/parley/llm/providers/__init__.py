@@ -1,0 +1,1 @@
+"""Provider adapters. Each turns a `TurnRequest` into a stream of `TextDelta` then `Usage`."""

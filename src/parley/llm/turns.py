@@ -1,0 +1,270 @@
+"""One assistant turn: ledger → prompt → provider stream → stored reply.
+
+The `llm_turns` row keyed by the operation id is claimed before the provider is called, so a
+retried operation whose turn already succeeded gets the stored reply and never calls the
+provider again. A provider that fails, or stalls between tokens, ends the turn cleanly: the
+visitor gets an `error` event and the operation stays retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from parley.bots import repository as bots_repo
+from parley.bots.schemas import BotConfig
+from parley.conversations import repository as conv_repo
+from parley.conversations.schemas import message_json
+from parley.kit import idempotency
+from parley.kit.db import TenantId, tenant_session
+from parley.kit.ids import new_id
+from parley.kit.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS, LLM_TTFT
+from parley.kit.runtime import Runtime
+from parley.llm.base import ProviderError, StreamEvent, TextDelta, TurnRequest, Usage
+from parley.llm.prompt import history_messages, system_prompt
+from parley.llm.registry import provider_for
+from parley.models import LlmTurn, Message
+
+log = structlog.get_logger(__name__)
+
+STALL_TIMEOUT = 30.0  # seconds without a token before a stream counts as stalled
+TURN_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    tenant_id: TenantId
+    conversation_id: uuid.UUID
+    bot_id: uuid.UUID
+    user_message_id: uuid.UUID
+    user_text: str
+    operation_id: uuid.UUID
+    idem_scope: str
+    idem_key: str
+    user_message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    reply: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+Sink = Callable[[str], Awaitable[None]]
+
+
+def topic(tenant_id: TenantId, conversation_id: uuid.UUID) -> str:
+    return f"conv:{tenant_id}:{conversation_id}"
+
+
+class TurnFailed(Exception):
+    def __init__(self, code: str, detail: str, status: int = 502):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "type": f"https://parley.dev/problems/{self.code}",
+            "title": "The assistant could not answer",
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+
+
+async def _with_stall_timeout(
+    events: AsyncIterator[StreamEvent], stall_seconds: float
+) -> AsyncIterator[StreamEvent]:
+    iterator = aiter(events)
+    while True:
+        try:
+            event = await asyncio.wait_for(anext(iterator), timeout=stall_seconds)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise TurnFailed("provider_stalled", "The model stopped answering mid-way.") from exc
+        yield event
+
+
+async def run_turn(runtime: Runtime, turn: TurnInput, on_delta: Sink) -> TurnOutcome:
+    started = time.perf_counter()
+    # 1. Claim the ledger row and read the published configuration, in one transaction.
+    async with tenant_session(runtime.db, turn.tenant_id) as session:
+        found = await bots_repo.published(session, turn.tenant_id, turn.bot_id)
+        if found is None:
+            raise TurnFailed("bot_not_found", "This chat's bot no longer exists.", 404)
+        _, version = found
+        config = BotConfig.model_validate(version.config)
+        claimed = await session.execute(
+            insert(LlmTurn)
+            .values(
+                tenant_id=turn.tenant_id,
+                id=new_id(),
+                operation_id=turn.operation_id,
+                conversation_id=turn.conversation_id,
+                bot_version_id=version.id,
+                provider=config.provider,
+                model=config.model,
+                status="running",
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "operation_id"])
+            .returning(LlmTurn.id)
+        )
+        if claimed.scalar_one_or_none() is None:
+            existing = (
+                await session.execute(
+                    select(LlmTurn)
+                    .where(
+                        LlmTurn.tenant_id == turn.tenant_id,
+                        LlmTurn.operation_id == turn.operation_id,
+                    )
+                    .with_for_update()
+                )
+            ).scalar_one()
+            if existing.status == "succeeded" and existing.reply_message_id is not None:
+                reply = await conv_repo.get_message(
+                    session, turn.tenant_id, existing.reply_message_id
+                )
+                if reply is not None:
+                    await idempotency.finish(
+                        session,
+                        turn.tenant_id,
+                        turn.idem_scope,
+                        turn.idem_key,
+                        state="completed",
+                        response={"message": turn.user_message, "reply": message_json(reply)},
+                    )
+                    return TurnOutcome(message_json(reply), None)
+            existing.status = "running"
+            existing.error = None
+        history_rows = await conv_repo.messages_before(
+            session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
+        )
+    history = [(m.role, m.content) for m in reversed(history_rows)]
+    passages: list[Any] = []  # knowledge retrieval plugs in here
+    request = TurnRequest(
+        system=system_prompt(config.instructions, passages),
+        messages=history_messages(history, turn.user_text),
+        model=config.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        fallback_text=config.fallback_text,
+        passages=passages,
+    )
+    provider = provider_for(config.provider, runtime.settings)
+
+    # 2. Stream from the provider.
+    parts: list[str] = []
+    usage = Usage(0, 0)
+    ttft: float | None = None
+    try:
+        async with asyncio.timeout(TURN_TIMEOUT):
+            async for event in _with_stall_timeout(provider.stream(request), STALL_TIMEOUT):
+                if isinstance(event, TextDelta):
+                    if ttft is None:
+                        ttft = time.perf_counter() - started
+                    parts.append(event.text)
+                    await on_delta(event.text)
+                else:
+                    usage = event
+    except (ProviderError, TurnFailed, TimeoutError) as exc:
+        failure = (
+            exc
+            if isinstance(exc, TurnFailed)
+            else TurnFailed(
+                "provider_error" if isinstance(exc, ProviderError) else "provider_timeout",
+                "The model is unavailable right now; please try again.",
+            )
+        )
+        LLM_ERRORS.labels(config.provider).inc()
+        log.warning(
+            "llm.turn_failed",
+            tenant_id=str(turn.tenant_id),
+            operation_id=str(turn.operation_id),
+            provider=config.provider,
+            reason=failure.code,
+        )
+        async with tenant_session(runtime.db, turn.tenant_id) as session:
+            await session.execute(
+                update(LlmTurn)
+                .where(
+                    LlmTurn.tenant_id == turn.tenant_id,
+                    LlmTurn.operation_id == turn.operation_id,
+                )
+                .values(
+                    status="failed",
+                    error=failure.code,
+                    latency_ms=int((time.perf_counter() - started) * 1000),
+                    finished_at=datetime.now(UTC),
+                )
+            )
+            await idempotency.finish(
+                session,
+                turn.tenant_id,
+                turn.idem_scope,
+                turn.idem_key,
+                state="failed",
+                response=None,
+            )
+        return TurnOutcome(None, failure.problem())
+
+    # 3. Store the reply, close the ledger and the idempotency key together.
+    text = "".join(parts).strip() or config.fallback_text
+    latency = time.perf_counter() - started
+    async with tenant_session(runtime.db, turn.tenant_id) as session:
+        reply = Message(
+            tenant_id=turn.tenant_id,
+            id=new_id(),
+            conversation_id=turn.conversation_id,
+            role="assistant",
+            content=text,
+            citations=[],
+            bot_version_id=version.id,
+        )
+        session.add(reply)
+        await session.flush()
+        await session.refresh(reply)
+        await session.execute(
+            update(LlmTurn)
+            .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)
+            .values(
+                status="succeeded",
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                latency_ms=int(latency * 1000),
+                ttft_ms=int(ttft * 1000) if ttft is not None else None,
+                reply_message_id=reply.id,
+                finished_at=datetime.now(UTC),
+            )
+        )
+        reply_json = message_json(reply)
+        await idempotency.finish(
+            session,
+            turn.tenant_id,
+            turn.idem_scope,
+            turn.idem_key,
+            state="completed",
+            response={"message": turn.user_message, "reply": reply_json},
+        )
+        await conv_repo.touch_conversation(session, turn.tenant_id, turn.conversation_id)
+    LLM_LATENCY.labels(config.provider).observe(latency)
+    if ttft is not None:
+        LLM_TTFT.labels(config.provider).observe(ttft)
+    LLM_TOKENS.labels(config.provider, "prompt").inc(usage.prompt_tokens)
+    LLM_TOKENS.labels(config.provider, "completion").inc(usage.completion_tokens)
+    await runtime.broker.publish(
+        topic(turn.tenant_id, turn.conversation_id),
+        {"type": "message.created", "message": reply_json},
+    )
+    return TurnOutcome(reply_json, None)

@@ -1,0 +1,225 @@
+"""Bots and their versions, channels, visitors, conversations, messages, feedback, the
+idempotency ledger and the LLM turn ledger. All tenant-scoped; foreign keys carry tenant_id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parley.models.base import Base, TenantScoped, utcnow_column
+
+
+class Bot(TenantScoped, Base):
+    __tablename__ = "bots"
+
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = utcnow_column()
+
+
+class BotVersion(TenantScoped, Base):
+    """An immutable configuration snapshot. Exactly one version per bot is `published`."""
+
+    __tablename__ = "bot_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("status IN ('draft', 'published', 'archived')", name="status"),
+        Index("uq_bot_versions_number", "tenant_id", "bot_id", "number", unique=True),
+        Index(
+            "uq_bot_versions_published",
+            "tenant_id",
+            "bot_id",
+            unique=True,
+            postgresql_where=text("status = 'published'"),
+        ),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = utcnow_column()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Channel(TenantScoped, Base):
+    __tablename__ = "channels"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("type IN ('widget', 'telegram', 'webhook')", name="type"),
+        Index("uq_channels_widget_key", "widget_key", unique=True),
+    )
+
+    type: Mapped[str] = mapped_column(String(16))
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    name: Mapped[str] = mapped_column(String(120))
+    widget_key: Mapped[str | None] = mapped_column(String(64))
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    theme: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = utcnow_column()
+
+
+class Visitor(TenantScoped, Base):
+    __tablename__ = "visitors"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "channel_id"], ["channels.tenant_id", "channels.id"], ondelete="CASCADE"
+        ),
+        Index("uq_visitors_token_hash", "tenant_id", "token_hash", unique=True),
+    )
+
+    channel_id: Mapped[uuid.UUID] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = utcnow_column()
+    last_seen_at: Mapped[datetime] = utcnow_column()
+
+
+class Conversation(TenantScoped, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "channel_id"], ["channels.tenant_id", "channels.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "visitor_id"], ["visitors.tenant_id", "visitors.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        Index("ix_conversations_visitor", "tenant_id", "visitor_id", "id"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    channel_id: Mapped[uuid.UUID] = mapped_column()
+    visitor_id: Mapped[uuid.UUID] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), server_default="open")
+    created_at: Mapped[datetime] = utcnow_column()
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Message(TenantScoped, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "conversation_id"],
+            ["conversations.tenant_id", "conversations.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("role IN ('user', 'assistant', 'operator')", name="role"),
+        Index("ix_messages_conversation", "tenant_id", "conversation_id", "id"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    bot_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class MessageFeedback(Base):
+    __tablename__ = "message_feedback"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "message_id"], ["messages.tenant_id", "messages.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("rating IN ('up', 'down')", name="rating"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    rating: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = utcnow_column()
+
+
+class IdempotencyKey(Base):
+    """One row per (tenant, scope, key): what the first request asked (hash), where it got to,
+    and the stored answer to replay. Kept at least 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        CheckConstraint("state IN ('in_progress', 'completed', 'failed')", name="state"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    operation_id: Mapped[uuid.UUID] = mapped_column()
+    message_id: Mapped[uuid.UUID | None] = mapped_column()
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utcnow_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LlmTurn(TenantScoped, Base):
+    __tablename__ = "llm_turns"
+    __table_args__ = (
+        Index("uq_llm_turns_operation", "tenant_id", "operation_id", unique=True),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        Index("ix_llm_turns_conversation", "tenant_id", "conversation_id"),
+    )
+
+    operation_id: Mapped[uuid.UUID] = mapped_column()
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    bot_version_id: Mapped[uuid.UUID | None] = mapped_column()
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Numeric(12, 6), server_default="0")
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    reply_message_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_at: Mapped[datetime] = utcnow_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+__all__ = [
+    "Bot",
+    "BotVersion",
+    "Channel",
+    "Conversation",
+    "IdempotencyKey",
+    "LlmTurn",
+    "Message",
+    "MessageFeedback",
+    "Visitor",
+]

@@ -1,0 +1,1 @@
+"""The embeddable chat widget: its public API and its JavaScript."""

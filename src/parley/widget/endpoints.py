@@ -1,0 +1,169 @@
+"""`/v1/widget/*`: the public widget API (SPEC C3). Auth is the widget token, not a console
+login; CORS follows the channel's allowlist (see `cors.py`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from parley.conversations.schemas import MessageOut
+from parley.kit.errors import (
+    Conflict,
+    InvalidToken,
+    NotFound,
+    TenantSuspended,
+    TooManyRequests,
+    Unprocessable,
+    merge_responses,
+    problem_response,
+)
+from parley.kit.pagination import Page
+from parley.kit.runtime import get_runtime
+from parley.kit.sse import SSE_HEADERS
+from parley.widget import service
+from parley.widget.auth import OriginNotAllowed, WidgetVisitor, request_origin
+from parley.widget.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    SendRequest,
+    SendResponse,
+    SessionRequest,
+    SessionResponse,
+    WhoAmI,
+)
+
+router = APIRouter(prefix="/v1/widget", tags=["widget"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+@router.post(
+    "/session",
+    response_model=SessionResponse,
+    status_code=status.HTTP_201_CREATED,
+    summary="Start or resume a visitor session (Origin must be on the channel's allowlist)",
+    responses=merge_responses(OriginNotAllowed, NotFound, TooManyRequests),
+)
+async def create_session(request: Request, body: SessionRequest) -> SessionResponse:
+    runtime = get_runtime(request)
+    origin = request_origin(request)
+    ip = request.client.host if request.client else "unknown"
+    result = await service.create_session(runtime, body, origin, ip)
+    request.state.cors_origin = origin
+    return result
+
+
+@router.get("/whoami", response_model=WhoAmI, summary="Who the widget token says you are")
+async def whoami(caller: WidgetVisitor) -> WhoAmI:
+    from datetime import UTC, datetime
+
+    return WhoAmI(
+        visitor_id=caller.visitor_id,
+        conversation_id=caller.conversation_id,
+        channel_id=caller.channel_id,
+        bot_id=caller.bot_id,
+        origin=caller.origin,
+        expires_at=datetime.fromtimestamp(caller.expires_at, UTC),
+    )
+
+
+@router.post(
+    "/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SendResponse,
+    summary="Send a message; the reply streams as SSE with `Accept: text/event-stream`",
+    responses={
+        **merge_responses(InvalidToken, OriginNotAllowed, Conflict, Unprocessable, TooManyRequests),
+        201: {
+            "description": "The stored message and reply (JSON), or an SSE stream of "
+            "`message.created`, `reply.delta`, `reply.completed`, `error` events.",
+            "content": {"text/event-stream": {}},
+        },
+    },
+)
+async def send_message(
+    request: Request,
+    caller: WidgetVisitor,
+    body: SendRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    runtime = get_runtime(request)
+    outcome = await service.send_message(runtime, caller, body.content, idempotency_key)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            service.stream_send(outcome),
+            status_code=201,
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    message, reply, error = await service.finish_send(outcome)
+    if reply is None:
+        err = error or {}
+        return problem_response(
+            request,
+            status=int(err.get("status", 502)),
+            code=str(err.get("code", "provider_error")),
+            title=str(err.get("title", "The assistant could not answer")),
+            detail=str(err.get("detail", "")),
+        )
+    return JSONResponse({"message": message, "reply": reply}, status_code=201)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=Page[MessageOut],
+    summary="History of the token's own conversation, oldest first within a page",
+    responses=merge_responses(InvalidToken, NotFound),
+)
+async def history(
+    request: Request,
+    caller: WidgetVisitor,
+    conversation_id: uuid.UUID,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    before: Annotated[
+        uuid.UUID | None, Query(description="`next_cursor` of the previous page")
+    ] = None,
+) -> Page[MessageOut]:
+    return await service.history(get_runtime(request), caller, conversation_id, before, limit)
+
+
+@router.get(
+    "/conversations/{conversation_id}/events",
+    summary="Live events of the token's own conversation (SSE; resume with Last-Event-ID)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **merge_responses(InvalidToken, NotFound),
+    },
+)
+async def conversation_events(
+    request: Request,
+    caller: WidgetVisitor,
+    conversation_id: uuid.UUID,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+) -> StreamingResponse:
+    try:
+        last = uuid.UUID(last_event_id) if last_event_id else None
+    except ValueError:
+        last = None
+    stream = await service.events(
+        get_runtime(request), caller, conversation_id, last, request.is_disconnected
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post(
+    "/messages/{message_id}/feedback",
+    response_model=FeedbackResponse,
+    summary="Rate an assistant message",
+    responses=merge_responses(InvalidToken, NotFound, TenantSuspended),
+)
+async def feedback(
+    request: Request, caller: WidgetVisitor, message_id: uuid.UUID, body: FeedbackRequest
+) -> FeedbackResponse:
+    return await service.feedback(
+        get_runtime(request), caller, message_id, body.rating, body.comment
+    )

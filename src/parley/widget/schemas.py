@@ -1,0 +1,63 @@
+"""The public widget API's bodies (SPEC C3; a stable, versioned contract)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from parley.bots.schemas import Theme
+from parley.conversations.schemas import MessageOut
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    widget_key: str = Field(min_length=1, max_length=64)
+    visitor_token: str | None = Field(default=None, max_length=128)
+    conversation_id: uuid.UUID | None = None
+
+
+class BotInfo(BaseModel):
+    name: str
+    greeting: str
+    theme: Theme
+
+
+class SessionResponse(BaseModel):
+    token: str
+    expires_at: datetime
+    conversation_id: uuid.UUID
+    visitor_token: str
+    bot: BotInfo
+
+
+class WhoAmI(BaseModel):
+    visitor_id: uuid.UUID
+    conversation_id: uuid.UUID
+    channel_id: uuid.UUID
+    bot_id: uuid.UUID
+    origin: str
+    expires_at: datetime
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str = Field(min_length=1, max_length=4000)
+
+
+class SendResponse(BaseModel):
+    message: MessageOut
+    reply: MessageOut
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    message_id: uuid.UUID
+    rating: Literal["up", "down"]

@@ -1,0 +1,398 @@
+"""The widget's use cases: sessions, sending a message (with its assistant turn), history,
+live events, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from parley.bots import repository as bots_repo
+from parley.bots.schemas import BotConfig, Theme
+from parley.channels.origins import is_allowed
+from parley.conversations import repository as conv_repo
+from parley.conversations.schemas import MessageOut, message_json, message_out
+from parley.kit import idempotency
+from parley.kit.db import request_transaction, tenant_session
+from parley.kit.errors import NotFound, TenantSuspended
+from parley.kit.ids import new_id
+from parley.kit.metrics import SSE_CONNECTIONS
+from parley.kit.pagination import Page
+from parley.kit.ratelimit import enforce
+from parley.kit.runtime import Runtime
+from parley.kit.security import digest, new_secret
+from parley.kit.sse import sse_comment, sse_event
+from parley.llm.turns import TurnInput, TurnOutcome, run_turn, topic
+from parley.models import Channel, Conversation, Message, Visitor
+from parley.widget.auth import (
+    OriginNotAllowed,
+    WidgetCaller,
+    bind_widget_tenant,
+    issue_widget_token,
+)
+from parley.widget.schemas import BotInfo, FeedbackResponse, SessionRequest, SessionResponse
+
+log = structlog.get_logger(__name__)
+
+TOKEN_TTL = 15 * 60
+WAIT_FOR_FIRST = 10.0  # seconds a duplicate request waits for the first one to finish
+
+
+class WidgetNotFound(NotFound):
+    code = "widget_not_found"
+    title = "No widget with this key"
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+    title = "Conversation not found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+    title = "Message not found"
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+async def create_session(
+    runtime: Runtime, body: SessionRequest, origin: str | None, client_ip: str
+) -> SessionResponse:
+    settings = runtime.settings
+    if settings.parley_rate_limits == "on":
+        await enforce(
+            runtime.limiter,
+            f"widget-session:{client_ip}",
+            settings.parley_widget_sessions_per_minute,
+            60,
+        )
+    async with request_transaction(runtime.db) as session:
+        tenant_id = await bind_widget_tenant(session, body.widget_key)
+        if tenant_id is None:
+            raise WidgetNotFound()
+        channel = (
+            await session.execute(
+                select(Channel).where(
+                    Channel.tenant_id == tenant_id, Channel.widget_key == body.widget_key
+                )
+            )
+        ).scalar_one_or_none()
+        if channel is None:
+            raise WidgetNotFound()
+        if await conv_repo.tenant_status(session, tenant_id) != "active":
+            raise TenantSuspended()
+        if origin is None or not is_allowed(origin, list(channel.allowed_origins)):
+            raise OriginNotAllowed()
+        found = await bots_repo.published(session, tenant_id, channel.bot_id)
+        if found is None:
+            raise WidgetNotFound("This widget's bot no longer exists.")
+        bot, version = found
+        config = BotConfig.model_validate(version.config)
+
+        visitor_token: str | None = None
+        visitor = None
+        if body.visitor_token:
+            visitor = await conv_repo.visitor_by_token(
+                session, tenant_id, channel.id, digest(body.visitor_token)
+            )
+            if visitor is not None:
+                visitor_token = body.visitor_token
+                visitor.last_seen_at = datetime.now(UTC)
+        if visitor is None:
+            visitor_token = "vt_" + new_secret(24)
+            visitor = Visitor(
+                tenant_id=tenant_id,
+                id=new_id(),
+                channel_id=channel.id,
+                token_hash=digest(visitor_token),
+            )
+            session.add(visitor)
+            await session.flush()
+
+        conversation = None
+        if body.conversation_id is not None:
+            candidate = await conv_repo.conversation(session, tenant_id, body.conversation_id)
+            if candidate is not None and candidate.visitor_id == visitor.id:
+                conversation = candidate
+        if conversation is None:
+            conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
+        if conversation is None or conversation.bot_id != channel.bot_id:
+            conversation = Conversation(
+                tenant_id=tenant_id,
+                id=new_id(),
+                bot_id=channel.bot_id,
+                channel_id=channel.id,
+                visitor_id=visitor.id,
+                status="open",
+            )
+            session.add(conversation)
+            await session.flush()
+
+        token, exp = issue_widget_token(
+            runtime,
+            tenant_id=tenant_id,
+            channel_id=channel.id,
+            bot_id=channel.bot_id,
+            conversation_id=conversation.id,
+            visitor_id=visitor.id,
+            origin=origin,
+            ttl_seconds=TOKEN_TTL,
+        )
+        theme = Theme.model_validate(
+            {**config.theme.model_dump(exclude_none=True), **(channel.theme or {})}
+        )
+        greeting = theme.greeting or config.greeting
+        assert visitor_token is not None
+        return SessionResponse(
+            token=token,
+            expires_at=datetime.fromtimestamp(exp, UTC),
+            conversation_id=conversation.id,
+            visitor_token=visitor_token,
+            bot=BotInfo(name=bot.name, greeting=greeting, theme=theme),
+        )
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    user_message: dict[str, Any]
+    deltas: asyncio.Queue[str | None]
+    task: asyncio.Task[TurnOutcome]
+
+
+@dataclass
+class Replayed:
+    user_message: dict[str, Any]
+    reply: dict[str, Any]
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def _check_limits(runtime: Runtime, caller: WidgetCaller) -> None:
+    settings = runtime.settings
+    if settings.parley_rate_limits != "on":
+        return
+    await enforce(
+        runtime.limiter,
+        f"widget-msg:v:{caller.visitor_id}",
+        settings.parley_widget_messages_per_minute,
+        60,
+    )
+    await enforce(
+        runtime.limiter,
+        f"widget-msg:t:{caller.tenant_id}",
+        settings.parley_tenant_messages_per_minute,
+        60,
+    )
+
+
+async def send_message(
+    runtime: Runtime, caller: WidgetCaller, content: str, idem_key: str | None
+) -> Started | Replayed:
+    await _check_limits(runtime, caller)
+    text = content.strip()
+    scope = f"widget:{caller.visitor_id}"
+    key = idem_key or uuid.uuid4().hex
+    req_hash = idempotency.request_hash(str(caller.conversation_id), text)
+    waited = 0.0
+    while True:
+        async with tenant_session(runtime.db, caller.tenant_id) as session:
+            if await conv_repo.tenant_status(session, caller.tenant_id) != "active":
+                raise TenantSuspended()
+            claim = await idempotency.claim(session, caller.tenant_id, scope, key, req_hash)
+            if claim.outcome == "replay" and claim.response is not None:
+                return Replayed(claim.response["message"], claim.response["reply"])
+            if claim.outcome in ("new", "takeover"):
+                user_msg: Message | None = None
+                if claim.message_id is not None:
+                    user_msg = await conv_repo.get_message(
+                        session, caller.tenant_id, claim.message_id
+                    )
+                if user_msg is None:
+                    user_msg = Message(
+                        tenant_id=caller.tenant_id,
+                        id=new_id(),
+                        conversation_id=caller.conversation_id,
+                        role="user",
+                        content=text,
+                        citations=[],
+                    )
+                    session.add(user_msg)
+                    await session.flush()
+                    await session.refresh(user_msg)
+                    await idempotency.attach_message(
+                        session, caller.tenant_id, scope, key, user_msg.id
+                    )
+                    await conv_repo.touch_conversation(
+                        session, caller.tenant_id, caller.conversation_id
+                    )
+                user_json = message_json(user_msg)
+                operation = claim.operation_id
+                break
+        # Another request with this key is running: wait for it a little, then give up.
+        if waited >= WAIT_FOR_FIRST:
+            raise idempotency.IdempotencyInProgress(headers={"Retry-After": "1"})
+        await asyncio.sleep(0.1)
+        waited += 0.1
+
+    if claim.outcome == "new":
+        await runtime.broker.publish(
+            topic(caller.tenant_id, caller.conversation_id),
+            {"type": "message.created", "message": user_json},
+        )
+    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def on_delta(chunk: str) -> None:
+        deltas.put_nowait(chunk)
+
+    turn = TurnInput(
+        tenant_id=caller.tenant_id,
+        conversation_id=caller.conversation_id,
+        bot_id=caller.bot_id,
+        user_message_id=uuid.UUID(user_json["id"]),
+        user_text=user_json["content"],
+        operation_id=operation,
+        idem_scope=scope,
+        idem_key=key,
+        user_message=user_json,
+    )
+
+    async def run() -> TurnOutcome:
+        try:
+            return await run_turn(runtime, turn, on_delta)
+        finally:
+            deltas.put_nowait(None)
+
+    # The turn runs on its own task: a visitor who disconnects mid-stream still gets the
+    # stored reply on reload, and the provider is never called twice for it.
+    task = asyncio.create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return Started(user_json, deltas, task)
+
+
+async def stream_send(outcome: Started | Replayed) -> AsyncIterator[bytes]:
+    SSE_CONNECTIONS.labels("reply").inc()
+    try:
+        if isinstance(outcome, Replayed):
+            yield sse_event("message.created", outcome.user_message, outcome.user_message["id"])
+            yield sse_event("reply.completed", outcome.reply, outcome.reply["id"])
+            return
+        yield sse_event("message.created", outcome.user_message, outcome.user_message["id"])
+        while True:
+            chunk = await outcome.deltas.get()
+            if chunk is None:
+                break
+            yield sse_event("reply.delta", {"text": chunk})
+        result = await outcome.task
+        if result.reply is not None:
+            yield sse_event("reply.completed", result.reply, result.reply["id"])
+        else:
+            yield sse_event("error", result.error)
+    finally:
+        SSE_CONNECTIONS.labels("reply").dec()
+
+
+async def finish_send(
+    outcome: Started | Replayed,
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    if isinstance(outcome, Replayed):
+        return outcome.user_message, outcome.reply, None
+    result = await outcome.task
+    return outcome.user_message, result.reply, result.error
+
+
+# --- history, events, feedback ------------------------------------------------------------
+
+
+def _own_conversation(caller: WidgetCaller, conversation_id: uuid.UUID) -> None:
+    if conversation_id != caller.conversation_id:
+        raise ConversationNotFound()
+
+
+async def history(
+    runtime: Runtime,
+    caller: WidgetCaller,
+    conversation_id: uuid.UUID,
+    before: uuid.UUID | None,
+    limit: int,
+) -> Page[MessageOut]:
+    _own_conversation(caller, conversation_id)
+    async with tenant_session(runtime.db, caller.tenant_id) as session:
+        rows = await conv_repo.messages_before(
+            session, caller.tenant_id, conversation_id, before, limit + 1
+        )
+    more = len(rows) > limit
+    items = [message_out(m) for m in reversed(rows[:limit])]
+    return Page[MessageOut](items=items, next_cursor=str(items[0].id) if more and items else None)
+
+
+async def events(
+    runtime: Runtime,
+    caller: WidgetCaller,
+    conversation_id: uuid.UUID,
+    last_event_id: uuid.UUID | None,
+    disconnected: Any,
+) -> AsyncIterator[bytes]:
+    _own_conversation(caller, conversation_id)
+    return _event_stream(runtime, caller, last_event_id, disconnected)
+
+
+async def _event_stream(
+    runtime: Runtime, caller: WidgetCaller, last_event_id: uuid.UUID | None, disconnected: Any
+) -> AsyncIterator[bytes]:
+    SSE_CONNECTIONS.labels("events").inc()
+    sent: set[str] = set()
+    last = last_event_id
+    try:
+        async with runtime.broker.subscribe(
+            topic(caller.tenant_id, caller.conversation_id)
+        ) as queue:
+            yield sse_comment("connected")
+            if last is not None:  # catch up on what the client missed
+                async with tenant_session(runtime.db, caller.tenant_id) as session:
+                    missed = await conv_repo.messages_after(
+                        session, caller.tenant_id, caller.conversation_id, last, 200
+                    )
+                for m in missed:
+                    sent.add(str(m.id))
+                    yield sse_event("message.created", message_json(m), str(m.id))
+            while True:
+                if datetime.now(UTC).timestamp() >= caller.expires_at or await disconnected():
+                    return
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=15.0)
+                except TimeoutError:
+                    yield sse_comment()
+                    continue
+                message = event.get("message") or {}
+                mid = str(message.get("id", ""))
+                if not mid or mid in sent:
+                    continue
+                sent.add(mid)
+                yield sse_event("message.created", message, mid)
+    finally:
+        SSE_CONNECTIONS.labels("events").dec()
+
+
+async def feedback(
+    runtime: Runtime, caller: WidgetCaller, message_id: uuid.UUID, rating: str, comment: str | None
+) -> FeedbackResponse:
+    async with tenant_session(runtime.db, caller.tenant_id) as session:
+        msg = await conv_repo.message_in_conversation(
+            session, caller.tenant_id, caller.conversation_id, message_id
+        )
+        if msg is None or msg.role != "assistant":
+            raise MessageNotFound()
+        await conv_repo.upsert_feedback(session, caller.tenant_id, message_id, rating, comment)
+    return FeedbackResponse.model_validate({"message_id": message_id, "rating": rating})
