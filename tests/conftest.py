@@ -346,3 +346,39 @@ def parse_sse(text: str) -> list[tuple[str, Any, str | None]]:
         if name:
             events.append((name, _json.loads("\n".join(data)) if data else None, eid))
     return events
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    port: int
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, test_db: DatabaseUnderTest) -> Iterator[LiveServer]:
+    """The app on a real uvicorn server (its own thread and event loop), for SSE, CORS and the
+    browser tests."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from parley.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    application = create_app(settings, database_url=test_db.app_url)
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "live server did not start"
+    yield LiveServer(f"http://127.0.0.1:{port}", port)
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import (
     ALLOWED_ORIGIN,
     Account,
