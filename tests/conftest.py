@@ -14,6 +14,7 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,10 +355,9 @@ class LiveServer:
     port: int
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, test_db: DatabaseUnderTest) -> Iterator[LiveServer]:
-    """The app on a real uvicorn server (its own thread and event loop), for SSE, CORS and the
-    browser tests."""
+@contextmanager
+def serve_app(settings: Settings, database_url: str) -> Iterator[LiveServer]:
+    """An app instance on a real uvicorn server in its own thread and event loop."""
     import socket
     import threading
     import time
@@ -369,7 +369,7 @@ def live_server(settings: Settings, test_db: DatabaseUnderTest) -> Iterator[Live
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    application = create_app(settings, database_url=test_db.app_url)
+    application = create_app(settings, database_url=database_url)
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
     )
@@ -379,6 +379,25 @@ def live_server(settings: Settings, test_db: DatabaseUnderTest) -> Iterator[Live
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "live server did not start"
-    yield LiveServer(f"http://127.0.0.1:{port}", port)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, test_db: DatabaseUnderTest) -> Iterator[LiveServer]:
+    """The app over real HTTP, for SSE, CORS and the browser tests."""
+    with serve_app(settings, test_db.app_url) as server:
+        yield server
+
+
+def require_service(env_var: str) -> str:
+    """A test that needs an external service: skipped locally without it, failed under CI."""
+    value = os.environ.get(env_var)
+    if not value:
+        if IN_CI:
+            pytest.fail(f"{env_var} is required under CI")
+        pytest.skip(f"{env_var} is not set")
+    return value

@@ -69,6 +69,12 @@ def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
                 pass
             time.sleep(0.2)
         assert ready, "parley serve did not become ready"
+        demo = httpx.get(f"http://127.0.0.1:{port}/demo", timeout=5)
+        assert demo.status_code == 200
+        assert 'data-widget-key="wk_' in demo.text
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/widget/v1/parley.js", timeout=5).status_code == 200
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
