@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from parley.admin.endpoints import router as admin_router
 from parley.auth.endpoints import router as auth_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
+from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
 from parley.kit.db import Database, create_database, platform_session
 from parley.kit.errors import install_error_handlers
@@ -36,6 +38,7 @@ from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
 from parley.widget.cors import WidgetCORSMiddleware
 from parley.widget.endpoints import router as widget_router
+from parley.widget.static_endpoints import router as widget_static_router
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +91,10 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
                 text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
             )
         )
+    info: dict[str, Any] = {"db_role": role}
+    demo = settings.data_dir / "demo.json"
+    if demo.exists():  # written by `parley serve --demo`, read once per process for /demo
+        info["demo_widget_key"] = json.loads(demo.read_text())["widget_key"]
     if not pgvector:
         log.warning("retrieval.keyword_only", reason="pgvector extension is not available")
     return Runtime(
@@ -98,7 +105,7 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
         limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
         broker=RedisBroker(redis) if redis is not None else MemoryBroker(),
         pgvector=pgvector,
-        info={"db_role": role},
+        info=info,
     )
 
 
@@ -128,6 +135,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                 worker.stop()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(worker_task, timeout=10)
+            for client in runtime.clients.values():
+                with contextlib.suppress(Exception):
+                    await client.aclose()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
@@ -146,6 +156,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         bots_router,
         channels_router,
         widget_router,
+        widget_static_router,
+        demo_router,
         admin_router,
     ):
         app.include_router(router)

@@ -53,9 +53,9 @@ def serve(
         f"  Health:   {base}/readyz",
     ]
     if demo:
-        from parley.demo.seed import seed_demo
+        from parley.demo.seed import run_demo_seed
 
-        result = asyncio.run(seed_demo(settings, target.app_url))
+        result = run_demo_seed(settings, target.app_url, base)
         lines += result.describe(base)
     typer.echo("\n".join(lines), err=False)
     uvicorn.run(

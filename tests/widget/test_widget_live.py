@@ -88,3 +88,37 @@ async def test_cors_over_http(live_server: LiveServer) -> None:
         )
         assert streamed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
         assert "reply.completed" in streamed.text
+
+
+async def test_a_visitor_who_leaves_mid_stream_still_gets_the_reply_stored(
+    live_server: LiveServer, fake_openai: Any
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as client:
+        owner = await register(client, "leaver")
+        w = await create_widget(client, owner, bot={"provider": "openai", "model": "fake-echo"})
+        s = await widget_session(client, w.widget_key)
+        fake_openai.delay_per_chunk = 0.2
+        try:
+            async with client.stream(
+                "POST",
+                "/v1/widget/messages",
+                json={"content": "one two three four five six"},
+                headers={**s.headers, "Accept": "text/event-stream", "Idempotency-Key": "leave"},
+            ) as resp:
+                async for line in resp.aiter_lines():
+                    if line.startswith("event: reply.delta"):
+                        break  # the visitor closes the tab
+            history: list[dict[str, Any]] = []
+            for _ in range(100):
+                got = await client.get(
+                    f"/v1/widget/conversations/{s.conversation_id}/messages", headers=s.headers
+                )
+                history = got.json()["items"]
+                if len(history) == 2:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            fake_openai.delay_per_chunk = 0.0
+        assert [m["role"] for m in history] == ["user", "assistant"]
+        assert history[1]["content"] == "You said: one two three four five six"
+        assert len(fake_openai.calls_for("one two three four five six")) == 1

@@ -1,22 +1,34 @@
-"""Seed the demo: a platform admin with a random password (printed once) and its workspace.
+"""Seed the demo: a platform admin with a random password (printed once), its workspace, a bot,
+and a widget channel allowed on the server's own origin (what `/demo` embeds).
 
-Runs only when the database has no users, so it never overwrites anything and never resets a
-password. The widget, bot and knowledge parts of the demo arrive with those capabilities.
+The account is created only when the database has no users, so nothing is overwritten and no
+password is ever reset. On every `--demo` start the demo widget's allowlist is extended with the
+current origin, so a new port still works.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 
+from parley.auth.access import Principal
+from parley.bots.schemas import BotCreate
+from parley.channels.origins import normalise
+from parley.channels.schemas import WidgetChannelCreate
 from parley.kit.db import UserId, request_transaction
-from parley.models import User
+from parley.models import Channel, User
 from parley.settings import Settings
 
 DEMO_EMAIL = "admin@parley.example.com"
+DEMO_INSTRUCTIONS = (
+    "You are Parley's guide. Answer questions about running and using Parley, briefly and "
+    "accurately, from the documentation you are given."
+)
 
 
 @dataclass
@@ -25,34 +37,97 @@ class DemoResult:
     email: str
     password: str | None
     tenant_id: uuid.UUID | None
+    widget_key: str | None = None
 
     def describe(self, base: str) -> list[str]:
-        if not self.created:
-            return ["  Demo: the database already has users; nothing was seeded."]
-        return [
-            f"  Console login: {self.email}",
-            f"  Password (shown once): {self.password}",
-            f"  Demo workspace id: {self.tenant_id}",
-        ]
+        lines = [f"  Demo page:     {base}/demo", f"  Console login: {self.email}"]
+        if self.created:
+            lines.append(f"  Password (shown once): {self.password}")
+        else:
+            lines.append("  (existing demo account; its password was printed when it was created)")
+        return lines
 
 
-async def seed_demo(settings: Settings, app_url: str) -> DemoResult:
+def _origins(base: str) -> list[str]:
+    out = []
+    for candidate in (base, base.replace("127.0.0.1", "localhost")):
+        canonical = normalise(candidate)
+        if canonical and canonical not in out:
+            out.append(canonical)
+    return out
+
+
+def demo_marker(settings: Settings) -> Path:
+    return settings.data_dir / "demo.json"
+
+
+def read_demo_key(settings: Settings) -> str | None:
+    path = demo_marker(settings)
+    return str(json.loads(path.read_text())["widget_key"]) if path.exists() else None
+
+
+def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
+    """Seed (or refresh) the demo and record its widget key for `/demo`."""
+    import asyncio
+
+    result = asyncio.run(seed_demo(settings, app_url, base, read_demo_key(settings)))
+    if result.widget_key is not None:
+        demo_marker(settings).write_text(
+            json.dumps({"tenant_id": str(result.tenant_id), "widget_key": result.widget_key})
+        )
+    return result
+
+
+async def seed_demo(
+    settings: Settings, app_url: str, base: str, existing_key: str | None
+) -> DemoResult:
     from parley.app import build_runtime
     from parley.auth import service as auth_service
+    from parley.bots import service as bots
+    from parley.channels import service as channels
     from parley.tenants import service as tenants
+    from parley.widget.auth import bind_widget_tenant
 
     runtime = await build_runtime(settings, app_url)
     try:
         async with request_transaction(runtime.db) as session:
-            if await session.scalar(select(func.count()).select_from(User)):
-                return DemoResult(False, DEMO_EMAIL, None, None)
-            password = secrets.token_urlsafe(12)
-            user = await auth_service.create_user(
-                session, runtime, email=DEMO_EMAIL, password=password, platform_admin=True
-            )
-            tenant = await tenants.create_tenant(
-                session, name="Demo workspace", owner_id=UserId(user.id)
-            )
-            return DemoResult(True, DEMO_EMAIL, password, tenant.id)
+            if not await session.scalar(select(func.count()).select_from(User)):
+                password = secrets.token_urlsafe(12)
+                user = await auth_service.create_user(
+                    session, runtime, email=DEMO_EMAIL, password=password, platform_admin=True
+                )
+                tenant = await tenants.create_tenant(
+                    session, name="Demo workspace", owner_id=UserId(user.id)
+                )
+                tid = await tenants.bind_new_tenant(session, tenant.id)
+                principal = Principal(kind="user", user_id=UserId(user.id))
+                bot = await bots.create_bot(
+                    session,
+                    tid,
+                    principal,
+                    BotCreate(name="Parley guide", instructions=DEMO_INSTRUCTIONS),
+                )
+                channel = await channels.create_widget_channel(
+                    session,
+                    tid,
+                    WidgetChannelCreate(
+                        type="widget",
+                        bot_id=bot.id,
+                        name="Demo page",
+                        allowed_origins=_origins(base),
+                    ),
+                )
+                return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key)
+        if existing_key is not None:
+            key = existing_key
+            async with request_transaction(runtime.db) as session:
+                if await bind_widget_tenant(session, key) is not None:
+                    ch = (
+                        await session.execute(select(Channel).where(Channel.widget_key == key))
+                    ).scalar_one()
+                    wanted = [o for o in _origins(base) if o not in ch.allowed_origins]
+                    if wanted:
+                        ch.allowed_origins = [*ch.allowed_origins, *wanted]
+        return DemoResult(False, DEMO_EMAIL, None, None, None)
     finally:
         await runtime.db.dispose()

@@ -27,6 +27,7 @@ class Runtime:
     broker: Any = None
     pgvector: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    clients: dict[str, Any] = field(default_factory=dict)  # outbound clients, per process
 
 
 def get_runtime(request: Request) -> Runtime:

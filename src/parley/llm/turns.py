@@ -162,7 +162,7 @@ async def run_turn(runtime: Runtime, turn: TurnInput, on_delta: Sink) -> TurnOut
         fallback_text=config.fallback_text,
         passages=passages,
     )
-    provider = provider_for(config.provider, runtime.settings)
+    provider = provider_for(config.provider, runtime)
 
     # 2. Stream from the provider.
     parts: list[str] = []

@@ -101,6 +101,13 @@ async def create_tenant(session: AsyncSession, *, name: str, owner_id: UserId) -
     return tenant
 
 
+async def bind_new_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> TenantId:
+    """The context of a tenant this transaction just created (seeding its first rows)."""
+    tid = TenantId(tenant_id)
+    await bind_tenant(session, tid)
+    return tid
+
+
 def tenant_detail(tenant: Tenant) -> TenantDetail:
     return TenantDetail(
         id=tenant.id,

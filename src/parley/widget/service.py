@@ -294,7 +294,7 @@ async def stream_send(outcome: Started | Replayed) -> AsyncIterator[bytes]:
             if chunk is None:
                 break
             yield sse_event("reply.delta", {"text": chunk})
-        result = await outcome.task
+        result = await asyncio.shield(outcome.task)  # a disconnect must not cancel the turn
         if result.reply is not None:
             yield sse_event("reply.completed", result.reply, result.reply["id"])
         else:
@@ -308,7 +308,7 @@ async def finish_send(
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
     if isinstance(outcome, Replayed):
         return outcome.user_message, outcome.reply, None
-    result = await outcome.task
+    result = await asyncio.shield(outcome.task)  # a disconnect must not cancel the turn
     return outcome.user_message, result.reply, result.error
 
 

@@ -22,6 +22,9 @@ class OpenAICompatProvider:
             max_retries=0,  # retries, fallbacks and breakers are ours, above this adapter
         )
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
     async def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
         messages: list[Any] = [{"role": "system", "content": request.system}]
         messages += [{"role": m.role, "content": m.content} for m in request.messages]

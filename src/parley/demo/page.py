@@ -1,0 +1,52 @@
+"""`/demo`: a page that embeds the demo widget with the one script tag a tenant would paste."""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from parley.kit.runtime import get_runtime
+
+router = APIRouter(include_in_schema=False)
+CSP = (
+    "default-src 'self'; script-src 'self'; connect-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+)
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Parley demo</title>
+<style>
+body{{font:16px/1.6 system-ui,sans-serif;max-width:720px;margin:3rem auto;padding:0 1rem;
+color:#1d2330}}
+code{{background:#f1f3f7;padding:.1em .3em;border-radius:4px;overflow-wrap:anywhere}}
+</style></head>
+<body>
+<h1>Parley demo</h1>
+<p>This page embeds the demo workspace's chat widget with one script tag. Open the chat button in
+the corner and ask a question.</p>
+<pre><code>{snippet}</code></pre>
+{script}
+</body></html>"""
+
+MISSING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Parley demo</title>
+</head><body><h1>No demo yet</h1><p>Start the server with <code>parley serve --demo</code>
+(or <code>make run</code>) to seed the demo workspace.</p></body></html>"""
+
+
+@router.get("/demo", response_class=HTMLResponse)
+async def demo(request: Request) -> HTMLResponse:
+    key = get_runtime(request).info.get("demo_widget_key")
+    if not key:
+        return HTMLResponse(MISSING, status_code=404, headers={"Content-Security-Policy": CSP})
+    base = str(request.base_url).rstrip("/")
+    safe = html.escape(str(key))
+    tag = f'<script src="{base}/widget/v1/parley.js" data-widget-key="{safe}" async></script>'
+    body = PAGE.format(
+        snippet=html.escape(tag),
+        script=f'<script src="/widget/v1/parley.js" data-widget-key="{safe}" async></script>',
+    )
+    return HTMLResponse(body, headers={"Content-Security-Policy": CSP})

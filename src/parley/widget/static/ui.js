@@ -1,0 +1,311 @@
+/* Parley chat UI: sessions, streaming replies, history, live events, safe markdown, feedback.
+   Every piece of message text reaches the DOM through textContent; nothing is parsed as HTML. */
+(() => {
+  const P = window.Parley, c = P && P._c;
+  if (!c || c.ui) return;
+  c.ui = 1;
+  const { key, base, root, button } = c;
+  const d = document;
+  const el = (tag, props, ...kids) => {
+    const e = d.createElement(tag);
+    for (const k in props || {}) {
+      if (k === "class") e.className = props[k];
+      else if (k === "text") e.textContent = props[k];
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), props[k]);
+      else e.setAttribute(k, props[k]);
+    }
+    for (const kid of kids) if (kid != null) e.append(kid);
+    return e;
+  };
+  const KEY = "parley:" + key;
+  const saved = () => { try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch { return {}; } };
+  const save = (v) => { try { localStorage.setItem(KEY, JSON.stringify({ ...saved(), ...v })); } catch {} };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : Date.now() + "-" + Math.random());
+
+  root.appendChild(el("style", { text:
+    ".p{position:fixed;bottom:88px;right:20px;width:370px;max-width:calc(100vw - 40px);height:560px;" +
+    "max-height:calc(100vh - 110px);background:#fff;color:#1d2330;border-radius:14px;display:flex;" +
+    "flex-direction:column;box-shadow:0 10px 40px rgba(0,0,0,.25);z-index:2147483000;overflow:hidden;" +
+    "font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}.left .p{left:20px;right:auto}" +
+    ".p[hidden]{display:none}.h{background:var(--pc,#1f6feb);color:#fff;padding:12px 14px;display:flex;" +
+    "align-items:center;gap:8px}.h h2{font-size:16px;margin:0;flex:1}.x{background:none;border:0;color:#fff;" +
+    "font-size:22px;cursor:pointer;line-height:1}.g{flex:1;overflow-y:auto;overflow-x:hidden;padding:12px;" +
+    "display:flex;flex-direction:column;gap:8px}.m{max-width:85%;padding:8px 12px;border-radius:12px;" +
+    "background:#f1f3f7;overflow-wrap:anywhere;white-space:normal}.m p{margin:0 0 6px}.m p:last-child{margin:0}" +
+    ".user{align-self:flex-end;background:var(--pc,#1f6feb);color:#fff}.user a{color:#fff}" +
+    ".m pre{white-space:pre-wrap;background:#0001;padding:6px;border-radius:6px;margin:4px 0}" +
+    ".m code{font-family:ui-monospace,monospace;font-size:13px}.m ul,.m ol{margin:4px 0;padding-left:20px}" +
+    ".cit{font-size:12px;margin:6px 0 0;padding-left:18px;color:#555}.fb{display:flex;gap:4px;margin-top:4px}" +
+    ".fb button{border:1px solid #ccd;background:#fff;border-radius:6px;cursor:pointer;font-size:12px}" +
+    ".fb [aria-pressed=true]{background:#dde6ff}.e{color:#a40000;font-size:13px;padding:0 12px}" +
+    ".e button,.more{margin-left:6px;cursor:pointer}.more{align-self:center;border:0;background:none;" +
+    "color:#1f6feb;font-size:13px}form{display:flex;gap:6px;border-top:1px solid #e4e6eb;padding:8px}" +
+    "textarea{flex:1;resize:none;border:1px solid #ccd;border-radius:8px;padding:8px;font:inherit;" +
+    "min-height:40px;max-height:120px}.s{border:0;border-radius:8px;background:var(--pc,#1f6feb);" +
+    "color:#fff;padding:0 14px;cursor:pointer}.sr{position:absolute;width:1px;height:1px;overflow:hidden;" +
+    "clip:rect(0 0 0 0)}:focus-visible{outline:3px solid #000;outline-offset:1px}" +
+    "@media (max-width:480px){.p{inset:0;width:100vw;max-width:100vw;height:100dvh;max-height:100dvh;" +
+    "border-radius:0}}" }));
+
+  const title = el("h2", { text: "Chat" });
+  const log = el("div", { class: "g", role: "log", "aria-live": "polite", "aria-label": "Messages" });
+  const more = el("button", { class: "more", type: "button", text: "Load earlier messages", hidden: "" });
+  const err = el("div", { class: "e", role: "alert" });
+  const box = el("textarea", { id: "pm", rows: "1", maxlength: "4000", placeholder: "Type a message…" });
+  const form = el("form", {},
+    el("label", { class: "sr", for: "pm", text: "Message" }), box,
+    el("button", { class: "s", type: "submit", "aria-label": "Send", text: "Send" }));
+  const panel = el("div", { class: "p", role: "dialog", "aria-label": "Chat", hidden: "" },
+    el("div", { class: "h" }, title,
+      el("button", { class: "x", type: "button", "aria-label": "Close chat", text: "×", onclick: () => api.close() })),
+    log, err, form);
+  log.before(more);
+  root.querySelector(".w").appendChild(panel);
+
+  let session = null, starting = null, cursor = null, greeted = false, listening = false;
+  const shown = new Map();
+
+  // --- markdown subset, DOM only ---------------------------------------------------------
+  const safeUrl = (u) => { try { const x = new URL(u); return /^https?:$/.test(x.protocol) ? x.href : null; } catch { return null; } };
+  const inline = (text, parent) => {
+    const re = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\n]+\*)|(!?\[([^\]\n]*)\]\(([^)\s]+)\))/g;
+    let last = 0, m;
+    while ((m = re.exec(text))) {
+      parent.append(text.slice(last, m.index));
+      if (m[1]) parent.append(el("code", { text: m[1].slice(1, -1) }));
+      else if (m[2]) parent.append(el("strong", { text: m[2].slice(2, -2) }));
+      else if (m[3]) parent.append(el("em", { text: m[3].slice(1, -1) }));
+      else {
+        const href = safeUrl(m[6]);
+        parent.append(href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", text: m[5] || href }) : m[0]);
+      }
+      last = re.lastIndex;
+    }
+    parent.append(text.slice(last));
+  };
+  const md = (text) => {
+    const frag = d.createDocumentFragment();
+    text.split(/```/).forEach((chunk, i) => {
+      if (i % 2) { frag.append(el("pre", {}, el("code", { text: chunk.replace(/^\w*\n/, "") }))); return; }
+      for (const block of chunk.split(/\n{2,}/)) {
+        const lines = block.split("\n").filter((l) => l.trim());
+        if (!lines.length) continue;
+        const bullet = lines.every((l) => /^\s*[-*] /.test(l)), num = lines.every((l) => /^\s*\d+[.)] /.test(l));
+        if (bullet || num) {
+          const list = el(num ? "ol" : "ul");
+          for (const l of lines) { const li = el("li"); inline(l.replace(/^\s*([-*]|\d+[.)]) /, ""), li); list.append(li); }
+          frag.append(list);
+        } else {
+          const p = el("p");
+          lines.forEach((l, j) => { if (j) p.append(el("br")); inline(l, p); });
+          frag.append(p);
+        }
+      }
+    });
+    return frag;
+  };
+
+  // --- rendering -------------------------------------------------------------------------
+  const bubble = (role) => el("div", { class: "m " + role });
+  const fill = (node, m) => {
+    node.replaceChildren(md(m.content || ""));
+    if (m.citations && m.citations.length) {
+      const ol = el("ol", { class: "cit", "aria-label": "Sources" });
+      for (const ct of m.citations) {
+        const href = ct.url && safeUrl(ct.url);
+        ol.append(el("li", { title: ct.snippet || "" },
+          href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", text: ct.title }) : ct.title));
+      }
+      node.append(ol);
+    }
+    if (m.role === "assistant" && m.id) {
+      const fb = el("div", { class: "fb" });
+      for (const [r, label] of [["up", "▲"], ["down", "▼"]]) {
+        const b = el("button", { type: "button", "aria-label": r === "up" ? "Helpful" : "Not helpful", "aria-pressed": "false", text: label });
+        b.onclick = async () => {
+          fb.querySelectorAll("button").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
+          try { await call("POST", "/v1/widget/messages/" + m.id + "/feedback", { rating: r }); } catch {}
+        };
+        fb.append(b);
+      }
+      node.append(fb);
+    }
+  };
+  const pend = new Map(); // text of a message being sent -> its optimistic bubble
+  const add = (m, where) => {
+    if (m.id && shown.has(m.id)) return shown.get(m.id);
+    if (m.id && m.role === "user" && pend.has(m.content)) {
+      const n = pend.get(m.content);
+      pend.delete(m.content);
+      shown.set(m.id, n);
+      return n;
+    }
+    const node = bubble(m.role === "user" ? "user" : "bot");
+    fill(node, m);
+    if (m.id) shown.set(m.id, node);
+    where === "top" ? more.after(node) : log.append(node);
+    if (where !== "top") log.scrollTop = log.scrollHeight;
+    return node;
+  };
+  const showError = (text, retry) => {
+    err.replaceChildren(text);
+    if (retry) err.append(el("button", { type: "button", text: "Retry", onclick: () => { err.replaceChildren(); retry(); } }));
+  };
+
+  // --- API -------------------------------------------------------------------------------
+  const theme = (t) => {
+    if (t.color && /^#[0-9a-fA-F]{6}$/.test(t.color)) c.host.style.setProperty("--pc", t.color);
+    root.querySelector(".w").classList.toggle("left", t.position === "left");
+    title.textContent = t.title || title.textContent;
+    panel.setAttribute("aria-label", title.textContent);
+  };
+  const start = async () => {
+    const s = saved();
+    const r = await fetch(base + "/v1/widget/session", {
+      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ widget_key: key, visitor_token: s.visitor_token, conversation_id: s.conversation_id }),
+    });
+    if (!r.ok) { const p = await r.json().catch(() => ({})); throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status }); }
+    const b = await r.json();
+    session = { token: b.token, exp: Date.parse(b.expires_at), conv: b.conversation_id };
+    save({ visitor_token: b.visitor_token, conversation_id: b.conversation_id });
+    title.textContent = b.bot.name;
+    theme(b.bot.theme || {});
+    if (!greeted && b.bot.greeting) { greeted = true; log.prepend(el("div", { class: "m bot", text: b.bot.greeting })); }
+    return session;
+  };
+  const ensure = () => {
+    if (session && session.exp - Date.now() > 60000) return Promise.resolve(session);
+    return (starting = starting || start().finally(() => { starting = null; }));
+  };
+  const call = async (method, path, body, extra, raw) => {
+    for (let i = 0; ; i++) {
+      const s = await ensure();
+      const r = await fetch(base + path, {
+        method, credentials: "omit",
+        headers: { Authorization: "Bearer " + s.token, "Content-Type": "application/json", ...(extra || {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      if (r.status === 401 && !i) { session = null; continue; }
+      if (raw) return r;
+      if (!r.ok) throw Object.assign(new Error("HTTP " + r.status), { status: r.status });
+      return r.json();
+    }
+  };
+  async function* sse(r) {
+    const reader = r.body.getReader(), dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const ev = { event: "message", data: "", id: null };
+        for (const line of buf.slice(0, i).split("\n")) {
+          if (line.startsWith("event: ")) ev.event = line.slice(7);
+          else if (line.startsWith("data: ")) ev.data += line.slice(6);
+          else if (line.startsWith("id: ")) ev.id = line.slice(4);
+        }
+        buf = buf.slice(i + 2);
+        if (ev.data) { ev.data = JSON.parse(ev.data); yield ev; }
+      }
+    }
+  }
+  const history = async (before) => {
+    const s = await ensure();
+    const page = await call("GET", "/v1/widget/conversations/" + s.conv + "/messages?limit=50" + (before ? "&before=" + before : ""));
+    const items = page.items;
+    if (before) for (let i = items.length - 1; i >= 0; i--) add(items[i], "top");
+    else items.forEach((m) => add(m));
+    cursor = page.next_cursor;
+    cursor ? more.removeAttribute("hidden") : more.setAttribute("hidden", "");
+  };
+  more.onclick = () => history(cursor).catch(() => {});
+  const listen = async () => {
+    if (listening) return;
+    listening = true;
+    let last = null, wait = 1000;
+    while (listening) {
+      try {
+        const s = await ensure();
+        const r = await call("GET", "/v1/widget/conversations/" + s.conv + "/events", null,
+          { Accept: "text/event-stream", ...(last ? { "Last-Event-ID": last } : {}) }, true);
+        if (r.ok && r.body) {
+          wait = 1000;
+          for await (const ev of sse(r)) if (ev.event === "message.created") { last = ev.id || last; add(ev.data); }
+        }
+      } catch {}
+      await sleep(wait);
+      wait = Math.min(wait * 2, 30000);
+    }
+  };
+  const send = async (text) => {
+    text = String(text || "").trim().slice(0, 4000);
+    if (!text) return;
+    err.replaceChildren();
+    const pending = add({ role: "user", content: text });
+    pend.set(text, pending);
+    const idem = uuid();
+    let reply = null, acc = "";
+    for (let attempt = 0; attempt < 4; attempt++) {
+      try {
+        const r = await call("POST", "/v1/widget/messages", { content: text }, { Accept: "text/event-stream", "Idempotency-Key": idem }, true);
+        if (r.status === 409) { await sleep(1000); attempt--; continue; }
+        if (!r.ok) {
+          const p = await r.json().catch(() => ({}));
+          return showError(r.status === 429 ? "You're sending messages too quickly. Please wait a moment." : p.detail || "Something went wrong.", () => { pending.remove(); send(text); });
+        }
+        acc = "";
+        for await (const ev of sse(r)) {
+          if (ev.event === "message.created") { shown.set(ev.data.id, pending); pend.delete(text); }
+          else if (ev.event === "reply.delta") {
+            if (!reply) { reply = bubble("bot"); log.append(reply); }
+            acc += ev.data.text;
+            reply.textContent = acc;
+            log.scrollTop = log.scrollHeight;
+          } else if (ev.event === "reply.completed") {
+            const m = ev.data;
+            if (shown.has(m.id)) { if (reply) reply.remove(); return; }
+            if (!reply) { reply = bubble("bot"); log.append(reply); }
+            fill(reply, m);
+            shown.set(m.id, reply);
+            return;
+          } else if (ev.event === "error") {
+            if (reply) reply.remove();
+            return showError(ev.data.detail || "The assistant could not answer.", () => { pending.remove(); send(text); });
+          }
+        }
+        throw new Error("stream ended early");
+      } catch (e) {
+        if (e.status) return showError("The chat is unavailable here.", null);
+        await sleep(1000 * 2 ** attempt);
+      }
+    }
+    if (reply) reply.remove();
+    showError("Network problem — your message was not lost.", () => { pending.remove(); send(text); });
+  };
+
+  form.onsubmit = (e) => { e.preventDefault(); const t = box.value; box.value = ""; send(t); };
+  box.onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } };
+  panel.onkeydown = (e) => { if (e.key === "Escape") api.close(); };
+  let loaded = false;
+  const boot = () => {
+    if (loaded) return;
+    loaded = true;
+    ensure().then(() => history()).then(listen).catch((e) => {
+      loaded = false;
+      showError(e.status === 403 ? "The chat is not available on this website." : "The chat is unavailable right now.", e.status === 403 ? null : boot);
+    });
+  };
+  const api = {
+    open() { panel.removeAttribute("hidden"); button.setAttribute("aria-expanded", "true"); boot(); box.focus(); },
+    close() { panel.setAttribute("hidden", ""); button.setAttribute("aria-expanded", "false"); button.focus(); },
+    toggle() { panel.hasAttribute("hidden") ? api.open() : api.close(); },
+    send(t) { api.open(); send(t); },
+  };
+  if (saved().visitor_token) ensure().then(() => history()).then(() => { loaded = true; listen(); }).catch(() => {});
+  P._ui(api);
+  if (c.open) api.open();
+})();

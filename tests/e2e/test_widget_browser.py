@@ -1,0 +1,161 @@
+"""The widget in real Chromium, embedded by a page on another origin, as a visitor uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, create_widget, register
+from tests.e2e.conftest import HostSite, shot
+
+FALLBACK = "Sorry, I have nothing on that yet."
+
+
+def _page_html(server: LiveServer, key: str) -> str:
+    return (
+        "<!doctype html><html><head><meta name=viewport content='width=device-width'>"
+        "<style>body{font-family:serif} button{all:unset} *{color:red !important}</style></head>"
+        "<body><h1>Shop</h1><p>Welcome to the shop.</p>"
+        f"<script src='{server.base_url}/widget/v1/parley.js' data-widget-key='{key}' async>"
+        "</script></body></html>"
+    )
+
+
+@pytest.fixture(scope="session")
+async def widget_key(live_server: LiveServer, host_sites: tuple[HostSite, HostSite]) -> str:
+    allowed, _ = host_sites
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as c:
+        owner = await register(c, "browser")
+        w = await create_widget(
+            c,
+            owner,
+            origins=[allowed.origin],
+            bot={"fallback_text": FALLBACK, "greeting": "Hi from the shop!"},
+            theme={"color": "#0b5fff", "title": "Shop help"},
+        )
+    for site in host_sites:
+        site.pages["/"] = _page_html(live_server, w.widget_key)
+    return w.widget_key
+
+
+async def _open(page: Any) -> None:
+    await page.get_by_role("button", name="Open chat").click()
+    await page.get_by_role("dialog").wait_for()
+
+
+async def _send(page: Any, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+async def test_chat_streams_reloads_and_escapes(
+    browser: Any, widget_key: str, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = host_sites
+    context = await browser.new_context()
+    page = await context.new_page()
+    deltas: list[str] = []
+    page.on("request", lambda r: deltas.append(r.url) if "/v1/widget/messages" in r.url else None)
+    await page.goto(allowed.origin + "/")
+    await shot(page, "widget-closed")
+    await _open(page)
+    log = page.get_by_role("log")
+    await page.get_by_text("Hi from the shop!").wait_for()
+    await _send(page, "What are your opening hours?")
+    await log.get_by_text(FALLBACK).first.wait_for(timeout=15_000)
+    await shot(page, "widget-reply")
+    assert deltas  # the send went to the widget API
+
+    hostile = '<img src=x onerror="window.__xss=1"> **bold** [x](javascript:alert(1))'
+    await _send(page, hostile)
+    await log.get_by_text("<img src=x", exact=False).wait_for(timeout=15_000)
+    await page.wait_for_timeout(300)
+    assert await page.evaluate("window.__xss") is None
+    host = page.locator("#parley-widget")
+    assert await host.evaluate("h => h.shadowRoot.querySelectorAll('img').length") == 0
+    assert (
+        await host.evaluate("h => h.shadowRoot.querySelectorAll('a[href^=\"javascript\"]').length")
+        == 0
+    )
+    assert await host.evaluate("h => h.shadowRoot.querySelectorAll('strong').length") >= 1
+    await shot(page, "widget-hostile-text")
+
+    await page.reload()
+    await _open(page)
+    await (
+        page.get_by_role("log").get_by_text("What are your opening hours?").wait_for(timeout=15_000)
+    )
+    await shot(page, "widget-after-reload")
+    await context.close()
+
+
+async def test_a_page_on_another_origin_gets_no_chat(
+    browser: Any, widget_key: str, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    _, other = host_sites
+    context = await browser.new_context()
+    page = await context.new_page()
+    attempts: list[str] = []
+    page.on(
+        "request",
+        lambda r: attempts.append(r.method) if r.url.endswith("/v1/widget/session") else None,
+    )
+    await page.goto(other.origin + "/")
+    await _open(page)
+    await (
+        page.get_by_role("alert")
+        .get_by_text("not available", exact=False)
+        .or_(page.get_by_role("alert").get_by_text("unavailable", exact=False))
+        .wait_for(timeout=10_000)
+    )
+    await _send(page, "hello?")
+    await page.wait_for_timeout(1500)
+    # The browser asked for a session and got nothing it may read (403 without CORS headers).
+    assert "POST" in attempts
+    assert await page.get_by_role("log").get_by_text(FALLBACK).count() == 0
+    await shot(page, "widget-refused-origin")
+    await context.close()
+
+
+async def test_small_screens_have_no_horizontal_scroll(
+    browser: Any, widget_key: str, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = host_sites
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = await context.new_page()
+    await page.goto(allowed.origin + "/")
+    await _open(page)
+    await _send(page, "averyveryveryveryveryveryveryverylongwordwithoutanyspacesatall " * 3)
+    await page.get_by_role("log").get_by_text(FALLBACK).first.wait_for(timeout=15_000)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = await page.get_by_role("dialog").bounding_box()
+    assert box is not None
+    assert box["width"] <= 360
+    scroll = await page.locator("#parley-widget").evaluate(
+        "h => { const g = h.shadowRoot.querySelector('[role=log]');"
+        " return g.scrollWidth - g.clientWidth }"
+    )
+    assert scroll <= 0
+    await shot(page, "widget-360px")
+    await page.keyboard.press("Escape")
+    await page.get_by_role("dialog").wait_for(state="hidden")
+    await context.close()
+
+
+async def test_javascript_api(
+    browser: Any, widget_key: str, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = host_sites
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(allowed.origin + "/")
+    await page.evaluate("window.Parley.send('sent through the API')")
+    log = page.get_by_role("log")
+    await log.get_by_text("sent through the API").wait_for(timeout=15_000)
+    await log.get_by_text(FALLBACK).first.wait_for(timeout=15_000)
+    await page.evaluate("window.Parley.close()")
+    await page.get_by_role("dialog").wait_for(state="hidden")
+    await context.close()
