@@ -137,3 +137,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":  # `python -m tests.fakes.openai_server PORT` (benchmarks)
+    import sys
+
+    fake = FakeOpenAI()
+    uvicorn.run(fake.app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error")

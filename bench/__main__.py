@@ -1,0 +1,45 @@
+"""Run the benchmarks: `python -m bench [p1 p2 p3 p8 p10 …] [--quick]`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from bench.report import Section, write
+
+MODULES = {
+    "p1": "bench.p1_widget_weight",
+    "p2": "bench.p2_ttft_overhead",
+    "p3": "bench.p3_throughput",
+    "p8": "bench.p8_cold_start",
+    "p10": "bench.p10_idle_rss",
+}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    args = parser.parse_args(argv)
+    names = [n.lower() for n in args.names] or list(MODULES)
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    sections: list[Section] = []
+    for name in names:
+        started = time.monotonic()
+        print(f"== {name} ...", flush=True)
+        module = importlib.import_module(MODULES[name])
+        section: Section = module.run(quick=args.quick)
+        sections.append(section)
+        print(section.markdown(), flush=True)
+        print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+    path = write(sections)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,137 @@
+"""P2 — platform overhead on time to first token: the widget's SSE send through Parley (token
+check, idempotency, storing the user message, history, relay) against calling the same local
+OpenAI-compatible fake server directly, in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bench.procs import fake_openai_process, parley_serve, stop_embedded_pg
+from bench.report import Row, Section, median, pct
+from bench.setup_tenant import make_widget, visitor
+
+
+async def _first_token_direct(client: httpx.AsyncClient, base: str, text: str) -> float:
+    started = time.perf_counter()
+    body = {
+        "model": "fake-echo",
+        "stream": True,
+        "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": text}],
+    }
+    async with client.stream("POST", base + "/chat/completions", json=body) as resp:
+        async for line in resp.aiter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                return time.perf_counter() - started
+    raise RuntimeError("no token")
+
+
+async def _first_token_parley(
+    client: httpx.AsyncClient, headers: dict[str, str], text: str
+) -> float:
+    started = time.perf_counter()
+    h = {**headers, "Accept": "text/event-stream", "Idempotency-Key": uuid.uuid4().hex}
+    async with client.stream(
+        "POST", "/v1/widget/messages", json={"content": text}, headers=h
+    ) as resp:
+        got = None
+        async for line in resp.aiter_lines():
+            if got is None and line == "event: reply.delta":
+                got = time.perf_counter() - started
+        if got is None:
+            raise RuntimeError(f"no token (HTTP {resp.status_code})")
+        return got
+
+
+async def _measure(
+    base: str, fake: str, rounds: int, concurrency: int
+) -> tuple[list[float], list[float]]:
+    limits = httpx.Limits(
+        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2
+    )
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        w = await make_widget(client, {"provider": "openai", "model": "fake-echo"})
+        visitors = [await visitor(client, w.widget_key) for _ in range(concurrency)]
+        # warm-up
+        await _first_token_parley(client, visitors[0][0], "warm up")
+        await _first_token_direct(client, fake, "warm up")
+        direct: list[float] = []
+        via: list[float] = []
+
+        async def worker(i: int) -> None:
+            headers = visitors[i][0]
+            for r in range(rounds):
+                text = f"question {i}-{r}"
+                direct.append(await _first_token_direct(client, fake, text))
+                via.append(await _first_token_parley(client, headers, text))
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return direct, via
+
+
+def run(quick: bool = False) -> Section:
+    data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-p2-"))
+    seq_rounds, conc_rounds = (20, 2) if quick else (100, 6)
+    try:
+        with (
+            fake_openai_process() as fake,
+            parley_serve(
+                data_dir,
+                extra_env={
+                    "OPENAI_BASE_URL": fake,
+                    "OPENAI_API_KEY": "sk-bench",
+                    "PARLEY_RATE_LIMITS": "off",
+                },
+            ) as served,
+        ):
+            d1, v1 = asyncio.run(_measure(served.base, fake, seq_rounds, 1))
+            d50, v50 = asyncio.run(_measure(served.base, fake, conc_rounds, 50))
+    finally:
+        stop_embedded_pg(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ms = 1000
+    add1 = (median(v1) - median(d1)) * ms
+    add50 = (median(v50) - median(d50)) * ms
+    add99 = (pct(v50, 99) - pct(d50, 99)) * ms
+    return Section(
+        "P2",
+        "Platform overhead on time to first token",
+        "Time from sending to the first token: through Parley's widget endpoint (SSE) vs the same "
+        "local OpenAI-compatible fake server called directly, alternating in the same client; "
+        "one conversation at a time, then 50 concurrent conversations. Parley runs as "
+        "`parley serve` (embedded PostgreSQL, rate limits off); the fake runs as its own process.",
+        ".venv/bin/python -m bench p2",
+        [
+            Row(
+                "1 conversation: added p50",
+                f"{add1:.1f} ms",
+                f"direct p50 {median(d1) * ms:.1f} ms",
+                f"{median(v1) / median(d1):.1f}×",
+                "≤ 3 ms",
+                add1 <= 3,
+            ),
+            Row(
+                "50 concurrent: added p50",
+                f"{add50:.1f} ms",
+                f"direct p50 {median(d50) * ms:.1f} ms",
+                f"{median(v50) / median(d50):.1f}×",
+                "≤ 10 ms",
+                add50 <= 10,
+            ),
+            Row(
+                "50 concurrent: added p99",
+                f"{add99:.1f} ms",
+                f"direct p99 {pct(d50, 99) * ms:.1f} ms",
+                f"{pct(v50, 99) / pct(d50, 99):.1f}×",
+                "≤ 40 ms",
+                add99 <= 40,
+            ),
+        ],
+        [f"samples: {len(v1)} sequential, {len(v50)} concurrent"],
+    )
