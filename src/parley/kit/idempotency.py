@@ -58,8 +58,16 @@ class Claim:
 
 
 async def claim(
-    session: AsyncSession, tenant_id: TenantId, scope: str, key: str, req_hash: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    scope: str,
+    key: str,
+    req_hash: str,
+    *,
+    message_id: uuid.UUID | None = None,
 ) -> Claim:
+    """Claim the key. `message_id` is recorded with a new claim (the id the caller is about to
+    store its message under), so no second write is needed to link them."""
     now = datetime.now(UTC)
     op = operation_id(tenant_id, scope, key)
     inserted = await session.execute(
@@ -71,6 +79,7 @@ async def claim(
             request_hash=req_hash,
             state="in_progress",
             operation_id=op,
+            message_id=message_id,
             lease_expires_at=now + LEASE,
             expires_at=now + RETENTION,
         )
@@ -78,7 +87,7 @@ async def claim(
         .returning(IdempotencyKey.operation_id)
     )
     if inserted.scalar_one_or_none() is not None:
-        return Claim("new", op)
+        return Claim("new", op, message_id)
     row = (
         await session.execute(
             select(IdempotencyKey)
@@ -101,20 +110,6 @@ async def claim(
     row.lease_expires_at = now + LEASE
     await session.flush()
     return Claim("takeover", row.operation_id, row.message_id)
-
-
-async def attach_message(
-    session: AsyncSession, tenant_id: TenantId, scope: str, key: str, message_id: uuid.UUID
-) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.tenant_id == tenant_id,
-            IdempotencyKey.scope == scope,
-            IdempotencyKey.key == key,
-        )
-        .values(message_id=message_id)
-    )
 
 
 async def finish(

@@ -19,9 +19,11 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig
+from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import message_json
 from parley.kit import idempotency
@@ -97,61 +99,80 @@ async def _with_stall_timeout(
         yield event
 
 
-async def run_turn(runtime: Runtime, turn: TurnInput, on_delta: Sink) -> TurnOutcome:
-    started = time.perf_counter()
-    # 1. Claim the ledger row and read the published configuration, in one transaction.
-    async with tenant_session(runtime.db, turn.tenant_id) as session:
-        found = await bots_repo.published(session, turn.tenant_id, turn.bot_id)
-        if found is None:
-            raise TurnFailed("bot_not_found", "This chat's bot no longer exists.", 404)
-        _, version = found
-        config = BotConfig.model_validate(version.config)
-        claimed = await session.execute(
-            insert(LlmTurn)
-            .values(
-                tenant_id=turn.tenant_id,
-                id=new_id(),
-                operation_id=turn.operation_id,
-                conversation_id=turn.conversation_id,
-                bot_version_id=version.id,
-                provider=config.provider,
-                model=config.model,
-                status="running",
+@dataclass(frozen=True)
+class PreparedTurn:
+    """What the turn needs, read in the caller's transaction (the one that stored the user
+    message), so sending costs one transaction before the provider is called."""
+
+    config: BotConfig
+    version_id: uuid.UUID
+    history: list[tuple[str, str]]
+    stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
+
+
+async def prepare_turn(session: AsyncSession, turn: TurnInput) -> PreparedTurn:
+    """Claim the ledger row for the operation and read the published configuration and the
+    recent history. If this operation's turn already succeeded, return its stored reply."""
+    found = await bots_repo.published(session, turn.tenant_id, turn.bot_id)
+    if found is None:
+        raise BotNotFound("This chat's bot no longer exists.")
+    _, version = found
+    config = BotConfig.model_validate(version.config)
+    claimed = await session.execute(
+        insert(LlmTurn)
+        .values(
+            tenant_id=turn.tenant_id,
+            id=new_id(),
+            operation_id=turn.operation_id,
+            conversation_id=turn.conversation_id,
+            bot_version_id=version.id,
+            provider=config.provider,
+            model=config.model,
+            status="running",
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "operation_id"])
+        .returning(LlmTurn.id)
+    )
+    if claimed.scalar_one_or_none() is None:
+        existing = (
+            await session.execute(
+                select(LlmTurn)
+                .where(
+                    LlmTurn.tenant_id == turn.tenant_id,
+                    LlmTurn.operation_id == turn.operation_id,
+                )
+                .with_for_update()
             )
-            .on_conflict_do_nothing(index_elements=["tenant_id", "operation_id"])
-            .returning(LlmTurn.id)
-        )
-        if claimed.scalar_one_or_none() is None:
-            existing = (
-                await session.execute(
-                    select(LlmTurn)
-                    .where(
-                        LlmTurn.tenant_id == turn.tenant_id,
-                        LlmTurn.operation_id == turn.operation_id,
-                    )
-                    .with_for_update()
+        ).scalar_one()
+        if existing.status == "succeeded" and existing.reply_message_id is not None:
+            reply = await conv_repo.get_message(session, turn.tenant_id, existing.reply_message_id)
+            if reply is not None:
+                reply_json = message_json(reply)
+                await idempotency.finish(
+                    session,
+                    turn.tenant_id,
+                    turn.idem_scope,
+                    turn.idem_key,
+                    state="completed",
+                    response={"message": turn.user_message, "reply": reply_json},
                 )
-            ).scalar_one()
-            if existing.status == "succeeded" and existing.reply_message_id is not None:
-                reply = await conv_repo.get_message(
-                    session, turn.tenant_id, existing.reply_message_id
-                )
-                if reply is not None:
-                    await idempotency.finish(
-                        session,
-                        turn.tenant_id,
-                        turn.idem_scope,
-                        turn.idem_key,
-                        state="completed",
-                        response={"message": turn.user_message, "reply": message_json(reply)},
-                    )
-                    return TurnOutcome(message_json(reply), None)
-            existing.status = "running"
-            existing.error = None
-        history_rows = await conv_repo.messages_before(
-            session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
-        )
+                return PreparedTurn(config, version.id, [], reply_json)
+        existing.status = "running"
+        existing.error = None
+    history_rows = await conv_repo.messages_before(
+        session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
+    )
     history = [(m.role, m.content) for m in reversed(history_rows)]
+    return PreparedTurn(config, version.id, history)
+
+
+async def run_turn(
+    runtime: Runtime, turn: TurnInput, prepared: PreparedTurn, on_delta: Sink
+) -> TurnOutcome:
+    started = time.perf_counter()
+    if prepared.stored_reply is not None:
+        return TurnOutcome(prepared.stored_reply, None)
+    config, history = prepared.config, prepared.history
     passages: list[Any] = []  # knowledge retrieval plugs in here
     request = TurnRequest(
         system=system_prompt(config.instructions, passages),
@@ -217,6 +238,8 @@ async def run_turn(runtime: Runtime, turn: TurnInput, on_delta: Sink) -> TurnOut
                 state="failed",
                 response=None,
             )
+            # Off the time-to-first-token path: the conversation's activity time.
+            await conv_repo.touch_conversation(session, turn.tenant_id, turn.conversation_id)
         return TurnOutcome(None, failure.problem())
 
     # 3. Store the reply, close the ledger and the idempotency key together.
@@ -230,11 +253,11 @@ async def run_turn(runtime: Runtime, turn: TurnInput, on_delta: Sink) -> TurnOut
             role="assistant",
             content=text,
             citations=[],
-            bot_version_id=version.id,
+            bot_version_id=prepared.version_id,
+            created_at=datetime.now(UTC),
         )
         session.add(reply)
         await session.flush()
-        await session.refresh(reply)
         await session.execute(
             update(LlmTurn)
             .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)

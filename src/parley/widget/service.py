@@ -28,7 +28,7 @@ from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest, new_secret
 from parley.kit.sse import sse_comment, sse_event
-from parley.llm.turns import TurnInput, TurnOutcome, run_turn, topic
+from parley.llm.turns import TurnInput, TurnOutcome, prepare_turn, run_turn, topic
 from parley.models import Channel, Conversation, Message, Visitor
 from parley.widget.auth import (
     OriginNotAllowed,
@@ -209,35 +209,44 @@ async def send_message(
         async with tenant_session(runtime.db, caller.tenant_id) as session:
             if await conv_repo.tenant_status(session, caller.tenant_id) != "active":
                 raise TenantSuspended()
-            claim = await idempotency.claim(session, caller.tenant_id, scope, key, req_hash)
+            message_id = new_id()
+            claim = await idempotency.claim(
+                session, caller.tenant_id, scope, key, req_hash, message_id=message_id
+            )
             if claim.outcome == "replay" and claim.response is not None:
                 return Replayed(claim.response["message"], claim.response["reply"])
             if claim.outcome in ("new", "takeover"):
                 user_msg: Message | None = None
-                if claim.message_id is not None:
+                if claim.outcome == "takeover" and claim.message_id is not None:
                     user_msg = await conv_repo.get_message(
                         session, caller.tenant_id, claim.message_id
                     )
                 if user_msg is None:
                     user_msg = Message(
                         tenant_id=caller.tenant_id,
-                        id=new_id(),
+                        id=claim.message_id or message_id,
                         conversation_id=caller.conversation_id,
                         role="user",
                         content=text,
                         citations=[],
+                        created_at=datetime.now(UTC),
                     )
                     session.add(user_msg)
                     await session.flush()
-                    await session.refresh(user_msg)
-                    await idempotency.attach_message(
-                        session, caller.tenant_id, scope, key, user_msg.id
-                    )
-                    await conv_repo.touch_conversation(
-                        session, caller.tenant_id, caller.conversation_id
-                    )
                 user_json = message_json(user_msg)
-                operation = claim.operation_id
+                turn = TurnInput(
+                    tenant_id=caller.tenant_id,
+                    conversation_id=caller.conversation_id,
+                    bot_id=caller.bot_id,
+                    user_message_id=user_msg.id,
+                    user_text=user_msg.content,
+                    operation_id=claim.operation_id,
+                    idem_scope=scope,
+                    idem_key=key,
+                    user_message=user_json,
+                )
+                # Same transaction: the ledger claim, the configuration and the history.
+                prepared = await prepare_turn(session, turn)
                 break
         # Another request with this key is running: wait for it a little, then give up.
         if waited >= WAIT_FOR_FIRST:
@@ -245,6 +254,8 @@ async def send_message(
         await asyncio.sleep(0.1)
         waited += 0.1
 
+    if prepared.stored_reply is not None:
+        return Replayed(user_json, prepared.stored_reply)
     if claim.outcome == "new":
         await runtime.broker.publish(
             topic(caller.tenant_id, caller.conversation_id),
@@ -255,21 +266,9 @@ async def send_message(
     async def on_delta(chunk: str) -> None:
         deltas.put_nowait(chunk)
 
-    turn = TurnInput(
-        tenant_id=caller.tenant_id,
-        conversation_id=caller.conversation_id,
-        bot_id=caller.bot_id,
-        user_message_id=uuid.UUID(user_json["id"]),
-        user_text=user_json["content"],
-        operation_id=operation,
-        idem_scope=scope,
-        idem_key=key,
-        user_message=user_json,
-    )
-
     async def run() -> TurnOutcome:
         try:
-            return await run_turn(runtime, turn, on_delta)
+            return await run_turn(runtime, turn, prepared, on_delta)
         finally:
             deltas.put_nowait(None)
 
