@@ -72,6 +72,28 @@ async def messages_before(
     return list((await session.execute(query)).scalars())
 
 
+async def recent_turns(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    before: uuid.UUID,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """(role, content) of the last `limit` messages before `before`, oldest first: the prompt's
+    history, read as plain rows (no ORM objects on the hot path)."""
+    result = await session.execute(
+        select(Message.role, Message.content)
+        .where(
+            Message.tenant_id == tenant_id,
+            Message.conversation_id == conversation_id,
+            Message.id < before,
+        )
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return [(str(r), str(c)) for r, c in reversed(result.all())]
+
+
 async def messages_after(
     session: AsyncSession,
     tenant_id: TenantId,

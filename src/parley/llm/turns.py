@@ -159,10 +159,9 @@ async def prepare_turn(session: AsyncSession, turn: TurnInput) -> PreparedTurn:
                 return PreparedTurn(config, version.id, [], reply_json)
         existing.status = "running"
         existing.error = None
-    history_rows = await conv_repo.messages_before(
+    history = await conv_repo.recent_turns(
         session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
     )
-    history = [(m.role, m.content) for m in reversed(history_rows)]
     return PreparedTurn(config, version.id, history)
 
 
