@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
+from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         tenants_router,
         bots_router,
         channels_router,
+        audit_router,
         widget_router,
         widget_static_router,
         demo_router,

@@ -151,6 +151,7 @@ async def test_hostile_tokens_are_refused_everywhere(
         "job_id": "1",
         "bot_id": str(uuid.uuid4()),
         "channel_id": str(uuid.uuid4()),
+        "version_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():

@@ -54,6 +54,9 @@ async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
     return ids[0], ids[1]
 
 
+APPEND_ONLY = {"audit_log"}
+
+
 def test_the_tenant_table_list_is_complete() -> None:
     assert set(TENANT_TABLES) >= {"memberships", "invitations", "api_keys"}
 
@@ -129,14 +132,21 @@ async def test_rls_hides_rows(
             == real_a
         )
     # Writes into another tenant are refused by WITH CHECK, and updates cannot reach it.
-    async with app_conn.transaction():
-        await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", b)
-        moved = await app_conn.execute(
-            f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", uuid.UUID(a)
-        )
-        assert moved == "UPDATE 0"
-        deleted = await app_conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", uuid.UUID(a))
-        assert deleted == "DELETE 0"
+    if table in APPEND_ONLY:
+        for statement in (f"UPDATE {table} SET tenant_id = tenant_id", f"DELETE FROM {table}"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await app_conn.execute(statement)
+    else:
+        async with app_conn.transaction():
+            await app_conn.execute("SELECT set_config('app.tenant_id', $1, true)", b)
+            moved = await app_conn.execute(
+                f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1", uuid.UUID(a)
+            )
+            assert moved == "UPDATE 0"
+            deleted = await app_conn.execute(
+                f"DELETE FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
+            )
+            assert deleted == "DELETE 0"
     assert (
         await admin_conn.fetchval(
             f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)

@@ -45,6 +45,7 @@ class World:
 class Call:
     path_params: dict[str, str]
     json: dict[str, Any] | None = None
+    params: dict[str, str] | None = None
 
 
 CaseFn = Callable[[World], Awaitable[Call]]
@@ -148,6 +149,44 @@ async def _patch_channel(w: World) -> Call:
     return Call({"channel_id": await _fresh_channel(w)}, {"name": "Renamed"})
 
 
+async def _fresh_versions(w: World) -> tuple[str, str, str]:
+    """A fresh bot, its published version, and a draft."""
+    owner = w.a["owner"]
+    bot = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/bots", json={"name": "v"}, headers=owner.headers
+    )
+    draft = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/bots/{bot.json()['id']}/versions",
+        json={"greeting": "draft"},
+        headers=owner.headers,
+    )
+    return str(bot.json()["id"]), str(bot.json()["version_id"]), str(draft.json()["id"])
+
+
+async def _create_version(w: World) -> Call:
+    return Call({"bot_id": await _fresh_bot(w)}, {"instructions": "Be brief."})
+
+
+async def _published_version(w: World) -> Call:
+    bot, published, _ = await _fresh_versions(w)
+    return Call({"bot_id": bot, "version_id": published})
+
+
+async def _draft(w: World) -> Call:
+    bot, _, draft = await _fresh_versions(w)
+    return Call({"bot_id": bot, "version_id": draft})
+
+
+async def _edit_draft(w: World) -> Call:
+    bot, _, draft = await _fresh_versions(w)
+    return Call({"bot_id": bot, "version_id": draft}, {"temperature": 0.5})
+
+
+async def _diff(w: World) -> Call:
+    bot, published, draft = await _fresh_versions(w)
+    return Call({"bot_id": bot, "version_id": draft}, params={"against": published})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -184,6 +223,22 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/channels/{channel_id}"): Case(_channel, 200, foreign_param="channel_id"),
     ("PATCH", "/channels/{channel_id}"): Case(_patch_channel, 200, foreign_param="channel_id"),
     ("DELETE", "/channels/{channel_id}"): Case(_channel, 204, foreign_param="channel_id"),
+    ("POST", "/bots/{bot_id}/versions"): Case(_create_version, 201, foreign_param="bot_id"),
+    ("GET", "/bots/{bot_id}/versions"): Case(_bot, 200, foreign_param="bot_id"),
+    ("GET", "/bots/{bot_id}/versions/{version_id}"): Case(
+        _published_version, 200, foreign_param="version_id"
+    ),
+    ("PATCH", "/bots/{bot_id}/versions/{version_id}"): Case(
+        _edit_draft, 200, foreign_param="version_id"
+    ),
+    ("POST", "/bots/{bot_id}/versions/{version_id}/publish"): Case(
+        _draft, 200, foreign_param="version_id"
+    ),
+    ("GET", "/bots/{bot_id}/versions/{version_id}/diff"): Case(
+        _diff, 200, foreign_param="version_id"
+    ),
+    ("GET", "/audit-log"): Case(_none, 200),
+    ("GET", "/audit-log/verify"): Case(_none, 200),
 }
 
 
@@ -211,6 +266,11 @@ async def world(client: httpx.AsyncClient) -> World:
         "key_id": b_api["id"],
         "bot_id": b_widget.bot_id,
         "channel_id": b_widget.channel_id,
+        "version_id": (
+            await client.get(
+                f"/v1/tenants/{b_owner.tenant_id}/bots/{b_widget.bot_id}", headers=b_owner.headers
+            )
+        ).json()["version_id"],
     }
     return w
 
@@ -236,7 +296,7 @@ async def _send(
 ) -> httpx.Response:
     path = TENANT_PREFIX.format(tenant_id=tenant) + suffix.format(**call.path_params)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await w.client.request(method, path, json=call.json, headers=headers)
+    return await w.client.request(method, path, json=call.json, params=call.params, headers=headers)
 
 
 async def _key_with(w: World, scopes: list[str]) -> str:

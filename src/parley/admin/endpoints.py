@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from parley.admin import service
 from parley.admin.schemas import FailedJob, PlanUpdate, QueueState, Requeued
-from parley.auth.dependencies import PlatformAdmin
+from parley.auth.dependencies import CurrentUser, PlatformAdmin
 from parley.kit.errors import Forbidden, NotFound, Unauthorized, merge_responses
 from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from parley.tenants.schemas import TenantDetail
@@ -17,6 +17,10 @@ from parley.tenants.schemas import TenantDetail
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], responses=merge_responses(Unauthorized, Forbidden)
 )
+
+
+def _actor(admin: CurrentUser) -> str:
+    return f"platform_admin:{admin.user_id}"
 
 
 @router.get("/tenants", response_model=Page[TenantDetail], summary="List workspaces")
@@ -36,7 +40,7 @@ async def list_tenants(
     responses=merge_responses(NotFound),
 )
 async def suspend(admin: PlatformAdmin, tenant_id: uuid.UUID) -> TenantDetail:
-    return await service.set_status(admin.session, tenant_id, "suspended")
+    return await service.set_status(admin.session, tenant_id, "suspended", actor=_actor(admin))
 
 
 @router.post(
@@ -46,7 +50,7 @@ async def suspend(admin: PlatformAdmin, tenant_id: uuid.UUID) -> TenantDetail:
     responses=merge_responses(NotFound),
 )
 async def reactivate(admin: PlatformAdmin, tenant_id: uuid.UUID) -> TenantDetail:
-    return await service.set_status(admin.session, tenant_id, "active")
+    return await service.set_status(admin.session, tenant_id, "active", actor=_actor(admin))
 
 
 @router.patch(
@@ -56,7 +60,7 @@ async def reactivate(admin: PlatformAdmin, tenant_id: uuid.UUID) -> TenantDetail
     responses=merge_responses(NotFound),
 )
 async def change_plan(admin: PlatformAdmin, tenant_id: uuid.UUID, body: PlanUpdate) -> TenantDetail:
-    return await service.set_plan(admin.session, tenant_id, body.plan)
+    return await service.set_plan(admin.session, tenant_id, body.plan, actor=_actor(admin))
 
 
 @router.get("/queue", response_model=QueueState, summary="Job queue depth by entrypoint")

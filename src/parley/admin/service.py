@@ -9,13 +9,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.admin.schemas import FailedJob, QueueState
+from parley.audit import service as audit
 from parley.kit import jobs
 from parley.kit.errors import NotFound
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.models import Tenant
 from parley.tenants import repository as tenant_repo
 from parley.tenants.schemas import TenantDetail
-from parley.tenants.service import tenant_detail
+from parley.tenants.service import bind_new_tenant, tenant_detail
 
 log = structlog.get_logger(__name__)
 
@@ -41,19 +42,44 @@ async def _tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
-async def set_status(session: AsyncSession, tenant_id: uuid.UUID, status: str) -> TenantDetail:
-    await _tenant(session, tenant_id)
+async def set_status(
+    session: AsyncSession, tenant_id: uuid.UUID, status: str, *, actor: str
+) -> TenantDetail:
+    before = (await _tenant(session, tenant_id)).status
     await tenant_repo.set_tenant_status(session, tenant_id, status)
     tenant = await _tenant(session, tenant_id)
     await session.refresh(tenant)
+    await audit.record(
+        session,
+        await bind_new_tenant(session, tenant_id),
+        actor=actor,
+        action=f"tenant.{'suspended' if status == 'suspended' else 'reactivated'}",
+        target_type="tenant",
+        target_id=tenant_id,
+        before={"status": before},
+        after={"status": status},
+    )
     log.info("admin.tenant_status", tenant_id=str(tenant_id), status=status)
     return tenant_detail(tenant)
 
 
-async def set_plan(session: AsyncSession, tenant_id: uuid.UUID, plan: str) -> TenantDetail:
+async def set_plan(
+    session: AsyncSession, tenant_id: uuid.UUID, plan: str, *, actor: str
+) -> TenantDetail:
     tenant = await _tenant(session, tenant_id)
+    before = tenant.plan
     tenant.plan = plan
     await session.flush()
+    await audit.record(
+        session,
+        await bind_new_tenant(session, tenant_id),
+        actor=actor,
+        action="tenant.plan_changed",
+        target_type="tenant",
+        target_id=tenant_id,
+        before={"plan": before},
+        after={"plan": plan},
+    )
     return tenant_detail(tenant)
 
 

@@ -8,9 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from parley.auth.dependencies import TenantScope, tenant_access
-from parley.bots import service
-from parley.bots.schemas import BotCreate, BotOut, BotUpdate
-from parley.kit.errors import Forbidden, NotFound, merge_responses
+from parley.bots import service, versions
+from parley.bots.schemas import (
+    BotCreate,
+    BotOut,
+    BotUpdate,
+    ConfigChanges,
+    VersionDiff,
+    VersionOut,
+)
+from parley.kit.errors import Conflict, Forbidden, NotFound, merge_responses
 from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(
@@ -49,5 +56,72 @@ async def update_bot(scope: Writer, bot_id: uuid.UUID, body: BotUpdate) -> BotOu
 
 @router.delete("/{bot_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a bot")
 async def delete_bot(scope: Writer, bot_id: uuid.UUID) -> Response:
-    await service.delete_bot(scope.session, scope.tenant_id, bot_id)
+    await service.delete_bot(scope.session, scope.tenant_id, scope.principal, bot_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{bot_id}/versions",
+    response_model=VersionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a draft from the published version, with the given changes",
+)
+async def create_version(scope: Writer, bot_id: uuid.UUID, body: ConfigChanges) -> VersionOut:
+    return await versions.create_draft(
+        scope.session, scope.tenant_id, scope.principal, bot_id, body
+    )
+
+
+@router.get("/{bot_id}/versions", response_model=Page[VersionOut], summary="List a bot's versions")
+async def list_versions(
+    scope: Reader,
+    bot_id: uuid.UUID,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[VersionOut]:
+    return await versions.list_versions(scope.session, scope.tenant_id, bot_id, cursor, limit)
+
+
+@router.get("/{bot_id}/versions/{version_id}", response_model=VersionOut, summary="Get a version")
+async def get_version(scope: Reader, bot_id: uuid.UUID, version_id: uuid.UUID) -> VersionOut:
+    return await versions.get_version(scope.session, scope.tenant_id, bot_id, version_id)
+
+
+@router.patch(
+    "/{bot_id}/versions/{version_id}",
+    response_model=VersionOut,
+    summary="Edit a draft",
+    responses=merge_responses(Conflict),
+)
+async def edit_version(
+    scope: Writer, bot_id: uuid.UUID, version_id: uuid.UUID, body: ConfigChanges
+) -> VersionOut:
+    return await versions.edit_draft(
+        scope.session, scope.tenant_id, scope.principal, bot_id, version_id, body
+    )
+
+
+@router.post(
+    "/{bot_id}/versions/{version_id}/publish",
+    response_model=VersionOut,
+    summary="Publish a draft, or an earlier version (rollback)",
+    responses=merge_responses(Conflict),
+)
+async def publish_version(scope: Writer, bot_id: uuid.UUID, version_id: uuid.UUID) -> VersionOut:
+    return await versions.publish(
+        scope.session, scope.tenant_id, scope.principal, bot_id, version_id
+    )
+
+
+@router.get(
+    "/{bot_id}/versions/{version_id}/diff",
+    response_model=VersionDiff,
+    summary="Field-level diff and instructions line diff against another version",
+)
+async def diff_version(
+    scope: Reader, bot_id: uuid.UUID, version_id: uuid.UUID, against: uuid.UUID
+) -> VersionDiff:
+    return await versions.diff(scope.session, scope.tenant_id, bot_id, version_id, against)

@@ -75,3 +75,40 @@ class BotOut(BaseModel):
     config: BotConfig
     created_at: datetime
     updated_at: datetime
+
+
+class ConfigChanges(_Strict):
+    """Fields to change in a draft; omitted fields keep their current value."""
+
+    instructions: str | None = Field(default=None, max_length=20_000)
+    provider: Provider | None = None
+    model: str | None = Field(default=None, max_length=120)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=16, le=16_000)
+    greeting: str | None = Field(default=None, max_length=500)
+    fallback_text: str | None = Field(default=None, max_length=2_000)
+    knowledge_source_ids: list[uuid.UUID] | None = None
+    theme: Theme | None = None
+
+
+class VersionOut(BaseModel):
+    id: uuid.UUID
+    bot_id: uuid.UUID
+    number: int
+    status: Literal["draft", "published", "archived"]
+    config: BotConfig
+    created_at: datetime
+    published_at: datetime | None
+
+
+class FieldChange(BaseModel):
+    field: str
+    before: object
+    after: object
+
+
+class VersionDiff(BaseModel):
+    version_id: uuid.UUID
+    against_id: uuid.UUID
+    changes: list[FieldChange]
+    instructions_diff: str = Field(description="Unified line diff of the instructions.")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.audit import service as audit
 from parley.auth.access import Principal
 from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, BotCreate, BotOut, BotUpdate
@@ -67,7 +68,17 @@ async def create_bot(
     await session.refresh(bot)
     await session.refresh(version)
     log.info("bot.created", tenant_id=str(tenant_id), bot_id=str(bot.id))
-    return bot_out(bot, version)
+    out = bot_out(bot, version)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.created",
+        target_type="bot",
+        target_id=bot.id,
+        after=out.model_dump(mode="json"),
+    )
+    return out
 
 
 async def get_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID) -> BotOut:
@@ -96,6 +107,7 @@ async def update_bot(
     if bot is None or current is None:
         raise BotNotFound()
     _, version = current
+    before = bot_out(bot, version).model_dump(mode="json")
     if body.name is not None:
         bot.name = body.name.strip()
     changes = body.model_dump(exclude_none=True, exclude={"name"}, mode="json")
@@ -119,12 +131,36 @@ async def update_bot(
     await session.flush()
     await session.refresh(bot)
     await session.refresh(version)
-    return bot_out(bot, version)
+    out = bot_out(bot, version)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.updated",
+        target_type="bot",
+        target_id=bot_id,
+        before=before,
+        after=out.model_dump(mode="json"),
+    )
+    return out
 
 
-async def delete_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID) -> None:
+async def delete_bot(
+    session: AsyncSession, tenant_id: TenantId, principal: Principal, bot_id: uuid.UUID
+) -> None:
     bot = await repo.lock_bot(session, tenant_id, bot_id)
-    if bot is None:
+    current = await repo.published(session, tenant_id, bot_id)
+    if bot is None or current is None:
         raise BotNotFound()
+    before = bot_out(*current).model_dump(mode="json")
     await session.delete(bot)
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.deleted",
+        target_type="bot",
+        target_id=bot_id,
+        before=before,
+    )

@@ -30,7 +30,9 @@ Writer = Annotated[TenantScope, tenant_access("editor", "bots:write")]
     summary="Create a channel (type widget: returns its widget_key)",
 )
 async def create_channel(scope: Writer, body: WidgetChannelCreate) -> ChannelOut:
-    return await service.create_widget_channel(scope.session, scope.tenant_id, body)
+    return await service.create_widget_channel(
+        scope.session, scope.tenant_id, body, actor=scope.principal.actor
+    )
 
 
 @router.get("", response_model=Page[ChannelOut], summary="List channels")
@@ -49,10 +51,14 @@ async def get_channel(scope: Reader, channel_id: uuid.UUID) -> ChannelOut:
 
 @router.patch("/{channel_id}", response_model=ChannelOut, summary="Update a channel")
 async def update_channel(scope: Writer, channel_id: uuid.UUID, body: ChannelUpdate) -> ChannelOut:
-    return await service.update_channel(scope.session, scope.tenant_id, channel_id, body)
+    return await service.update_channel(
+        scope.session, scope.tenant_id, channel_id, body, actor=scope.principal.actor
+    )
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a channel")
 async def delete_channel(scope: Writer, channel_id: uuid.UUID) -> Response:
-    await service.delete_channel(scope.session, scope.tenant_id, channel_id)
+    await service.delete_channel(
+        scope.session, scope.tenant_id, channel_id, actor=scope.principal.actor
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.audit import service as audit
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import Theme
 from parley.bots.service import BotNotFound
@@ -46,7 +47,7 @@ async def _require_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.
 
 
 async def create_widget_channel(
-    session: AsyncSession, tenant_id: TenantId, body: WidgetChannelCreate
+    session: AsyncSession, tenant_id: TenantId, body: WidgetChannelCreate, *, actor: str
 ) -> ChannelOut:
     await _require_bot(session, tenant_id, body.bot_id)
     ch = Channel(
@@ -62,7 +63,17 @@ async def create_widget_channel(
     session.add(ch)
     await session.flush()
     await session.refresh(ch)
-    return channel_out(ch)
+    out = channel_out(ch)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="channel.created",
+        target_type="channel",
+        target_id=ch.id,
+        after=out.model_dump(mode="json", exclude={"widget_key"}),
+    )
+    return out
 
 
 async def _get(session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID) -> Channel:
@@ -93,9 +104,15 @@ async def list_channels(
 
 
 async def update_channel(
-    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, body: ChannelUpdate
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    body: ChannelUpdate,
+    *,
+    actor: str,
 ) -> ChannelOut:
     ch = await _get(session, tenant_id, channel_id)
+    before = channel_out(ch).model_dump(mode="json", exclude={"widget_key"})
     if body.bot_id is not None:
         await _require_bot(session, tenant_id, body.bot_id)
         ch.bot_id = body.bot_id
@@ -108,9 +125,33 @@ async def update_channel(
     ch.updated_at = datetime.now(UTC)
     await session.flush()
     await session.refresh(ch)
-    return channel_out(ch)
+    out = channel_out(ch)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="channel.updated",
+        target_type="channel",
+        target_id=channel_id,
+        before=before,
+        after=out.model_dump(mode="json", exclude={"widget_key"}),
+    )
+    return out
 
 
-async def delete_channel(session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID) -> None:
-    await session.delete(await _get(session, tenant_id, channel_id))
+async def delete_channel(
+    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, *, actor: str
+) -> None:
+    ch = await _get(session, tenant_id, channel_id)
+    before = channel_out(ch).model_dump(mode="json", exclude={"widget_key"})
+    await session.delete(ch)
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="channel.deleted",
+        target_type="channel",
+        target_id=channel_id,
+        before=before,
+    )

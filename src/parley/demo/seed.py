@@ -116,6 +116,7 @@ async def seed_demo(
                         name="Demo page",
                         allowed_origins=_origins(base),
                     ),
+                    actor=principal.actor,
                 )
                 return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key)
         if existing_key is not None:

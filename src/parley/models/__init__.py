@@ -1,5 +1,6 @@
 """Every ORM model, imported here so Alembic and the tests see the whole schema."""
 
+from parley.models.audit import AuditEntry
 from parley.models.base import Base, TenantScoped
 from parley.models.chat import (
     Bot,
@@ -23,6 +24,7 @@ from parley.models.identity import (
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "AuthSession",
     "Base",
     "Bot",

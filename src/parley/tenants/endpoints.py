@@ -44,7 +44,9 @@ async def get_tenant(scope: Viewer) -> TenantDetail:
 
 @router.patch("", response_model=TenantDetail, summary="Rename the workspace")
 async def update_tenant(scope: Admin, body: TenantUpdate) -> TenantDetail:
-    return await service.rename_tenant(scope.session, scope.tenant_id, body.name)
+    return await service.rename_tenant(
+        scope.session, scope.tenant_id, body.name, actor=scope.principal.actor
+    )
 
 
 @router.get("/members", response_model=Page[MemberOut], summary="List members")
@@ -107,7 +109,9 @@ async def list_invitations(
     summary="Revoke an invitation",
 )
 async def revoke_invitation(scope: Admin, invitation_id: uuid.UUID) -> Response:
-    await service.revoke_invitation(scope.session, scope.tenant_id, invitation_id)
+    await service.revoke_invitation(
+        scope.session, scope.tenant_id, invitation_id, actor=scope.principal.actor
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -133,5 +137,7 @@ async def list_api_keys(
     "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key"
 )
 async def revoke_api_key(scope: Admin, key_id: uuid.UUID) -> Response:
-    await service.revoke_api_key(scope.session, scope.tenant_id, key_id)
+    await service.revoke_api_key(
+        scope.session, scope.tenant_id, key_id, actor=scope.principal.actor
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.audit import service as audit
 from parley.auth.access import API_KEY_PREFIX, ROLE_RANK, Principal
 from parley.kit.db import TenantId, UserId, bind_tenant
 from parley.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -102,7 +103,8 @@ async def create_tenant(session: AsyncSession, *, name: str, owner_id: UserId) -
 
 
 async def bind_new_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> TenantId:
-    """The context of a tenant this transaction just created (seeding its first rows)."""
+    """Enter the context of a tenant handed over by trusted code: one this transaction just
+    created (seeding its first rows), or one a platform administrator acts on."""
     tid = TenantId(tenant_id)
     await bind_tenant(session, tid)
     return tid
@@ -126,13 +128,26 @@ async def get_tenant(session: AsyncSession, tenant_id: TenantId) -> TenantDetail
     return tenant_detail(tenant)
 
 
-async def rename_tenant(session: AsyncSession, tenant_id: TenantId, name: str) -> TenantDetail:
+async def rename_tenant(
+    session: AsyncSession, tenant_id: TenantId, name: str, *, actor: str
+) -> TenantDetail:
     tenant = await repo.get_tenant(session, tenant_id)
     if tenant is None:
         raise NotFound()
+    before = tenant.name
     tenant.name = name.strip()
     await session.flush()
     await session.refresh(tenant)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="tenant.renamed",
+        target_type="tenant",
+        target_id=tenant_id,
+        before={"name": before},
+        after={"name": tenant.name},
+    )
     return tenant_detail(tenant)
 
 
@@ -183,8 +198,19 @@ async def change_role(
         and await repo.count_owners(session, tenant_id) <= 1
     ):
         raise LastOwner()
+    before_role = member.role
     member.role = new_role
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="member.role_changed",
+        target_type="user",
+        target_id=user_id,
+        before={"role": before_role},
+        after={"role": new_role},
+    )
     found = await repo.member_with_user(session, tenant_id, user_id)
     if found is None:
         raise MemberNotFound()
@@ -212,6 +238,15 @@ async def remove_member(
         raise LastOwner()
     await session.delete(member)
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="member.left" if leaving_self else "member.removed",
+        target_type="user",
+        target_id=user_id,
+        before={"role": member.role},
+    )
 
 
 # --- invitations ------------------------------------------------------------------------
@@ -248,6 +283,15 @@ async def invite(
     await session.flush()
     await session.refresh(inv)
     log.info("tenant.invitation_created", tenant_id=str(tenant_id), invitation_id=str(inv.id))
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="invitation.created",
+        target_type="invitation",
+        target_id=inv.id,
+        after={"role": inv.role},
+    )
     return InvitationCreated(**_invitation_out(inv).model_dump(), token=token)
 
 
@@ -259,13 +303,22 @@ async def list_invitations(
 
 
 async def revoke_invitation(
-    session: AsyncSession, tenant_id: TenantId, invitation_id: uuid.UUID
+    session: AsyncSession, tenant_id: TenantId, invitation_id: uuid.UUID, *, actor: str
 ) -> None:
     inv = await repo.invitation(session, tenant_id, invitation_id)
     if inv is None or inv.accepted_at is not None or inv.revoked_at is not None:
         raise InvitationNotFound()
     inv.revoked_at = datetime.now(UTC)
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="invitation.revoked",
+        target_type="invitation",
+        target_id=invitation_id,
+        before={"role": inv.role},
+    )
 
 
 async def accept_invitation(
@@ -293,6 +346,15 @@ async def accept_invitation(
     inv.accepted_by = user_id
     await session.flush()
     log.info("tenant.invitation_accepted", tenant_id=str(tenant_id), user_id=str(user_id))
+    await audit.record(
+        session,
+        tenant_id,
+        actor=f"user:{user_id}",
+        action="invitation.accepted",
+        target_type="user",
+        target_id=user_id,
+        after={"role": inv.role},
+    )
     return MembershipCreated(tenant_id=tenant_id, user_id=user_id, role=inv.role)
 
 
@@ -334,6 +396,15 @@ async def create_api_key(
     await session.flush()
     await session.refresh(row)
     log.info("tenant.api_key_created", tenant_id=str(tenant_id), api_key_id=str(row.id))
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="api_key.created",
+        target_type="api_key",
+        target_id=row.id,
+        after={"name": row.name, "prefix": row.prefix, "scopes": list(row.scopes)},
+    )
     return ApiKeyCreated(**_api_key_out(row).model_dump(), key=key)
 
 
@@ -344,10 +415,21 @@ async def list_api_keys(
     return page_by_id(rows, limit, _api_key_out, lambda k: k.id)
 
 
-async def revoke_api_key(session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID) -> None:
+async def revoke_api_key(
+    session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID, *, actor: str
+) -> None:
     row = await repo.api_key(session, tenant_id, key_id)
     if row is None or row.revoked_at is not None:
         raise ApiKeyNotFound()
     row.revoked_at = datetime.now(UTC)
     await session.flush()
     log.info("tenant.api_key_revoked", tenant_id=str(tenant_id), api_key_id=str(key_id))
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="api_key.revoked",
+        target_type="api_key",
+        target_id=key_id,
+        before={"name": row.name, "prefix": row.prefix},
+    )

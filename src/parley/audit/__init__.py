@@ -1,0 +1,1 @@
+"""The audit log of configuration changes: who, what, when, before and after."""

@@ -1,0 +1,227 @@
+"""Bot versions: drafts copied from the published version, atomic publish, rollback by
+publishing an earlier version, and diffs. Every change is audited."""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.audit import service as audit
+from parley.auth.access import Principal
+from parley.bots import repository as repo
+from parley.bots.schemas import BotConfig, ConfigChanges, FieldChange, VersionDiff, VersionOut
+from parley.bots.service import BotNotFound, _default_model
+from parley.kit.db import TenantId
+from parley.kit.errors import Conflict, NotFound
+from parley.kit.ids import new_id
+from parley.kit.pagination import Page, after_id, page_by_id
+from parley.models import BotVersion
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+    title = "Bot version not found"
+
+
+class NotADraft(Conflict):
+    code = "version_not_draft"
+    title = "Only a draft can be edited; published versions are immutable"
+
+
+class AlreadyPublished(Conflict):
+    code = "version_already_published"
+    title = "This version is already the published one"
+
+
+def version_out(v: BotVersion) -> VersionOut:
+    return VersionOut(
+        id=v.id,
+        bot_id=v.bot_id,
+        number=v.number,
+        status=v.status,
+        config=BotConfig.model_validate(v.config),
+        created_at=v.created_at,
+        published_at=v.published_at,
+    )
+
+
+def _apply(config: dict[str, Any], changes: ConfigChanges) -> dict[str, Any]:
+    delta = changes.model_dump(exclude_unset=True, mode="json")
+    if "provider" in delta and "model" not in delta:
+        delta["model"] = _default_model(delta["provider"])
+    return BotConfig.model_validate({**config, **delta}).model_dump(mode="json")
+
+
+async def _version(
+    session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID, version_id: uuid.UUID
+) -> BotVersion:
+    v = (
+        await session.execute(
+            select(BotVersion).where(
+                BotVersion.tenant_id == tenant_id,
+                BotVersion.bot_id == bot_id,
+                BotVersion.id == version_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if v is None:
+        raise VersionNotFound()
+    return v
+
+
+async def create_draft(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    bot_id: uuid.UUID,
+    changes: ConfigChanges,
+) -> VersionOut:
+    if await repo.lock_bot(session, tenant_id, bot_id) is None:
+        raise BotNotFound()
+    current = await repo.published(session, tenant_id, bot_id)
+    if current is None:
+        raise BotNotFound()
+    draft = BotVersion(
+        tenant_id=tenant_id,
+        id=new_id(),
+        bot_id=bot_id,
+        number=await repo.next_version_number(session, tenant_id, bot_id),
+        status="draft",
+        config=_apply(current[1].config, changes),
+        created_by=principal.user_id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(draft)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.version.created",
+        target_type="bot_version",
+        target_id=draft.id,
+        before=None,
+        after={"bot_id": str(bot_id), "number": draft.number, "config": draft.config},
+    )
+    return version_out(draft)
+
+
+async def edit_draft(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+    changes: ConfigChanges,
+) -> VersionOut:
+    if await repo.lock_bot(session, tenant_id, bot_id) is None:
+        raise BotNotFound()
+    v = await _version(session, tenant_id, bot_id, version_id)
+    if v.status != "draft":
+        raise NotADraft()
+    before = dict(v.config)
+    v.config = _apply(v.config, changes)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.version.edited",
+        target_type="bot_version",
+        target_id=v.id,
+        before={"config": before},
+        after={"config": v.config},
+    )
+    return version_out(v)
+
+
+async def publish(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+) -> VersionOut:
+    """Make a draft — or an earlier, archived version (a rollback) — the live one. The bot row
+    lock serialises publishes; the swap happens in one transaction, so a turn reads either the
+    old or the new configuration, never a mix."""
+    if await repo.lock_bot(session, tenant_id, bot_id) is None:
+        raise BotNotFound()
+    v = await _version(session, tenant_id, bot_id, version_id)
+    if v.status == "published":
+        raise AlreadyPublished()
+    current = await repo.published(session, tenant_id, bot_id)
+    previous = current[1].number if current else None
+    await repo.archive_published(session, tenant_id, bot_id)
+    await session.flush()
+    v.status = "published"
+    v.published_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="bot.version.published"
+        if previous is None or v.number > previous
+        else "bot.version.rolled_back",
+        target_type="bot",
+        target_id=bot_id,
+        before={"published_number": previous},
+        after={"published_number": v.number, "version_id": str(v.id)},
+    )
+    return version_out(v)
+
+
+async def list_versions(
+    session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID, cursor: str | None, limit: int
+) -> Page[VersionOut]:
+    if await repo.published(session, tenant_id, bot_id) is None:
+        raise BotNotFound()
+    query = (
+        select(BotVersion)
+        .where(BotVersion.tenant_id == tenant_id, BotVersion.bot_id == bot_id)
+        .order_by(BotVersion.id)
+        .limit(limit + 1)
+    )
+    after = after_id(cursor)
+    if after is not None:
+        query = query.where(BotVersion.id > after)
+    rows = list((await session.execute(query)).scalars())
+    return page_by_id(rows, limit, version_out, lambda v: v.id)
+
+
+async def get_version(
+    session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID, version_id: uuid.UUID
+) -> VersionOut:
+    return version_out(await _version(session, tenant_id, bot_id, version_id))
+
+
+async def diff(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+    against_id: uuid.UUID,
+) -> VersionDiff:
+    a = await _version(session, tenant_id, bot_id, against_id)
+    b = await _version(session, tenant_id, bot_id, version_id)
+    changes = [
+        FieldChange(field=k, before=a.config.get(k), after=b.config.get(k))
+        for k in sorted(set(a.config) | set(b.config))
+        if a.config.get(k) != b.config.get(k)
+    ]
+    lines = difflib.unified_diff(
+        str(a.config.get("instructions", "")).splitlines(),
+        str(b.config.get("instructions", "")).splitlines(),
+        fromfile=f"v{a.number}",
+        tofile=f"v{b.number}",
+        lineterm="",
+    )
+    return VersionDiff(
+        version_id=b.id, against_id=a.id, changes=changes, instructions_diff="\n".join(lines)
+    )
