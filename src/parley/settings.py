@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     parley_job_max_attempts: int = Field(default=5, ge=1, le=100)
     parley_job_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # --- LLM turns -------------------------------------------------------------------------
+    parley_llm_retries: int = Field(default=1, ge=0, le=5)
+    parley_llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    parley_llm_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    parley_llm_stall_seconds: float = Field(default=30.0, gt=0)
+
     # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None

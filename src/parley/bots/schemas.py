@@ -31,6 +31,11 @@ class BotConfig(_Strict):
     instructions: str = Field(default="You are a helpful assistant.", max_length=20_000)
     provider: Provider = "extractive"
     model: str = Field(default="extractive", max_length=120)
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Tried in order when the model fails (same provider).",
+    )
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int = Field(default=800, ge=16, le=16_000)
     greeting: str = Field(default="Hi! How can I help?", max_length=500)
@@ -46,6 +51,7 @@ class BotCreate(_Strict):
     instructions: str | None = Field(default=None, max_length=20_000)
     provider: Provider | None = None
     model: str | None = Field(default=None, max_length=120)
+    fallback_models: list[str] | None = Field(default=None, max_length=5)
     greeting: str | None = Field(default=None, max_length=500)
     fallback_text: str | None = Field(default=None, max_length=2_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -83,6 +89,7 @@ class ConfigChanges(_Strict):
     instructions: str | None = Field(default=None, max_length=20_000)
     provider: Provider | None = None
     model: str | None = Field(default=None, max_length=120)
+    fallback_models: list[str] | None = Field(default=None, max_length=5)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=16, le=16_000)
     greeting: str | None = Field(default=None, max_length=500)

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,14 +31,21 @@ from parley.kit.db import TenantId, tenant_session
 from parley.kit.ids import new_id
 from parley.kit.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS, LLM_TTFT
 from parley.kit.runtime import Runtime
-from parley.llm.base import ProviderError, StreamEvent, TextDelta, TurnRequest, Usage
+from parley.llm.base import (
+    Provider,
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    TurnRequest,
+    Usage,
+)
 from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
+from parley.llm.resilience import CircuitBreaker, retry_delay
 from parley.models import LlmTurn, Message
 
 log = structlog.get_logger(__name__)
 
-STALL_TIMEOUT = 30.0  # seconds without a token before a stream counts as stalled
 TURN_TIMEOUT = 120.0
 
 
@@ -165,6 +172,78 @@ async def prepare_turn(session: AsyncSession, turn: TurnInput) -> PreparedTurn:
     return PreparedTurn(config, version.id, history)
 
 
+@dataclass
+class _Streamed:
+    parts: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    ttft: float | None = None
+    model: str | None = None
+
+
+def breaker_for(runtime: Runtime, provider: str, model: str) -> CircuitBreaker:
+    key = f"breaker:{provider}:{runtime.settings.openai_base_url}:{model}"
+    breaker = runtime.clients.get(key)
+    if not isinstance(breaker, CircuitBreaker):
+        breaker = CircuitBreaker(
+            failure_threshold=runtime.settings.parley_llm_breaker_failures,
+            reset_after=runtime.settings.parley_llm_breaker_reset_seconds,
+        )
+        runtime.clients[key] = breaker
+    return breaker
+
+
+async def _stream_with_fallbacks(
+    runtime: Runtime,
+    provider: Provider,
+    request: TurnRequest,
+    config: BotConfig,
+    out: _Streamed,
+    on_delta: Sink,
+    started: float,
+) -> None:
+    """Try the model, then each fallback model. Each gets `parley_llm_retries` extra attempts on
+    retryable errors, with jittered backoff, as long as no token has reached the visitor (after
+    that nothing can be taken back, so the failure is final). A model whose circuit is open is
+    skipped."""
+    last: Exception = TurnFailed("provider_unavailable", "The model is unavailable right now.", 503)
+    for model in [config.model, *config.fallback_models]:
+        breaker = breaker_for(runtime, provider.name, model)
+        if not breaker.allow():
+            last = TurnFailed(
+                "provider_unavailable", "The model is unavailable right now; please try again.", 503
+            )
+            continue
+        for attempt in range(runtime.settings.parley_llm_retries + 1):
+            try:
+                events = provider.stream(replace(request, model=model))
+                stall = runtime.settings.parley_llm_stall_seconds
+                async for event in _with_stall_timeout(events, stall):
+                    if isinstance(event, TextDelta):
+                        if out.ttft is None:
+                            out.ttft = time.perf_counter() - started
+                        out.parts.append(event.text)
+                        await on_delta(event.text)
+                    else:
+                        out.usage = event
+                breaker.record_success()
+                out.model = model
+                return
+            except (ProviderError, TurnFailed) as exc:
+                last = exc
+                if out.parts:
+                    breaker.record_failure()
+                    raise
+                if isinstance(exc, ProviderError) and not exc.retryable:
+                    break
+                if attempt < runtime.settings.parley_llm_retries:
+                    await asyncio.sleep(retry_delay(attempt))
+        breaker.record_failure()
+        log.info(
+            "llm.model_failed", provider=provider.name, model=model, reason=type(last).__name__
+        )
+    raise last
+
+
 async def run_turn(
     runtime: Runtime, turn: TurnInput, prepared: PreparedTurn, on_delta: Sink
 ) -> TurnOutcome:
@@ -184,20 +263,13 @@ async def run_turn(
     )
     provider = provider_for(config.provider, runtime)
 
-    # 2. Stream from the provider.
-    parts: list[str] = []
-    usage = Usage(0, 0)
-    ttft: float | None = None
+    # 2. Stream from the provider: retries and fallback models until the first token.
+    streamed = _Streamed()
     try:
         async with asyncio.timeout(TURN_TIMEOUT):
-            async for event in _with_stall_timeout(provider.stream(request), STALL_TIMEOUT):
-                if isinstance(event, TextDelta):
-                    if ttft is None:
-                        ttft = time.perf_counter() - started
-                    parts.append(event.text)
-                    await on_delta(event.text)
-                else:
-                    usage = event
+            await _stream_with_fallbacks(
+                runtime, provider, request, config, streamed, on_delta, started
+            )
     except (ProviderError, TurnFailed, TimeoutError) as exc:
         failure = (
             exc
@@ -242,6 +314,7 @@ async def run_turn(
         return TurnOutcome(None, failure.problem())
 
     # 3. Store the reply, close the ledger and the idempotency key together.
+    parts, usage, ttft = streamed.parts, streamed.usage, streamed.ttft
     text = "".join(parts).strip() or config.fallback_text
     latency = time.perf_counter() - started
     async with tenant_session(runtime.db, turn.tenant_id) as session:
@@ -262,6 +335,7 @@ async def run_turn(
             .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)
             .values(
                 status="succeeded",
+                model=streamed.model or config.model,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 latency_ms=int(latency * 1000),
