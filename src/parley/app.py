@@ -35,6 +35,7 @@ from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
+from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
 from parley.widget.cors import WidgetCORSMiddleware
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         bots_router,
         channels_router,
         audit_router,
+        llm_router,
         widget_router,
         widget_static_router,
         demo_router,

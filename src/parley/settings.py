@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     parley_llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
     parley_llm_breaker_reset_seconds: float = Field(default=30.0, gt=0)
     parley_llm_stall_seconds: float = Field(default=30.0, gt=0)
+    parley_llm_prices: str | None = Field(
+        default=None, description='JSON {"provider:model": {"input": usd_per_1m, "output": …}}.'
+    )
 
     # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
     openai_base_url: str | None = None
@@ -101,6 +104,25 @@ class Settings(BaseSettings):
         if not url.startswith("postgresql+asyncpg://"):
             raise ValueError("must be a postgresql:// or postgresql+asyncpg:// URL")
         return SecretStr(url)
+
+    @field_validator("parley_llm_prices")
+    @classmethod
+    def _price_json(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        import json
+
+        try:
+            table = json.loads(value)
+            assert isinstance(table, dict)
+            for price in table.values():
+                float(price["input"])
+                float(price["output"])
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise ValueError(
+                'must be JSON like {"openai:gpt-4o": {"input": 2.5, "output": 10}}'
+            ) from exc
+        return value
 
     @field_validator("parley_secret_keys")
     @classmethod

@@ -125,3 +125,25 @@ async def test_a_stalled_stream_ends_cleanly_and_is_recorded(
         uuid.UUID(s.conversation_id),
     )
     assert (row["status"], row["error"]) == ("failed", "provider_stalled")
+
+
+async def test_costs_per_bot_and_model(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "costs")
+    w = await create_widget(client, owner, bot={"provider": "openai", "model": "gpt-4o-mini"})
+    # The fake answers any model name; gpt-4o-mini is in the default price table.
+    s = await widget_session(client, w.widget_key)
+    for i in range(3):
+        r = await client.post(
+            "/v1/widget/messages", json={"content": f"price {i}"}, headers=s.headers
+        )
+        assert r.status_code == 201
+    report = (
+        await client.get(f"/v1/tenants/{owner.tenant_id}/llm-usage", headers=owner.headers)
+    ).json()
+    (row,) = report["items"]
+    assert (row["bot_id"], row["model"], row["turns"]) == (w.bot_id, "gpt-4o-mini", 3)
+    # fake usage: 11 prompt tokens and 4 completion tokens per turn ("You said: price N")
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (33, 12)
+    expected = (33 * 0.15 + 12 * 0.60) / 1_000_000
+    assert abs(float(row["cost_usd"]) - expected) < 1e-6
+    assert row["avg_ttft_ms"] is not None

@@ -238,6 +238,7 @@ CASES: dict[tuple[str, str], Case] = {
         _diff, 200, foreign_param="version_id"
     ),
     ("GET", "/audit-log"): Case(_none, 200),
+    ("GET", "/llm-usage"): Case(_none, 200),
     ("GET", "/audit-log/verify"): Case(_none, 200),
 }
 

@@ -39,6 +39,7 @@ from parley.llm.base import (
     TurnRequest,
     Usage,
 )
+from parley.llm.pricing import cost_usd, price_table
 from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
@@ -336,6 +337,13 @@ async def run_turn(
             .values(
                 status="succeeded",
                 model=streamed.model or config.model,
+                cost_usd=cost_usd(
+                    price_table(runtime.settings.parley_llm_prices),
+                    config.provider,
+                    streamed.model or config.model,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                ),
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 latency_ms=int(latency * 1000),
