@@ -105,5 +105,5 @@ def write(sections: list[Section]) -> Path:
         "",
     ]
     ordered = sorted(existing, key=lambda k: int(k[1:]))
-    REPORT.write_text("\n".join(header) + "\n".join(existing[k] for k in ordered))
+    REPORT.write_text("\n".join(header) + "\n" + "\n".join(existing[k] for k in ordered))
     return REPORT

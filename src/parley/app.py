@@ -35,6 +35,7 @@ from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
+from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         channels_router,
         audit_router,
         llm_router,
+        credentials_router,
         widget_router,
         widget_static_router,
         demo_router,

@@ -152,6 +152,7 @@ async def test_hostile_tokens_are_refused_everywhere(
         "bot_id": str(uuid.uuid4()),
         "channel_id": str(uuid.uuid4()),
         "version_id": str(uuid.uuid4()),
+        "provider": "openai",
     }
     accepted = []
     for name, token in tokens.items():

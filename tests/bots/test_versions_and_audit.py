@@ -140,7 +140,7 @@ async def test_every_configuration_route_writes_exactly_one_audit_entry(
         accounts[role] = await add_member(client, owner, role)
     other = await register(client, "audit-b")
     world = World(client=client, a=accounts, b_owner=other, b_key="")
-    mutating = [(m, s) for m, s, _ in tenant_routes(app) if m in ("POST", "PATCH", "DELETE")]
+    mutating = [(m, s) for m, s, _ in tenant_routes(app) if m in ("POST", "PATCH", "PUT", "DELETE")]
     assert len(mutating) >= 15
     for method, suffix in mutating:
         call = await CASES[(method, suffix)].make(world)

@@ -60,6 +60,7 @@ class FakeOpenAI:
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
+        body["_authorization"] = request.headers.get("authorization")
         self.calls.append(body)
         model = body.get("model", "fake-echo")
         if model in ("fake-500", "fake-429"):

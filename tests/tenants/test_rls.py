@@ -38,6 +38,11 @@ async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
             headers=owner.headers,
         )
         await create_api_key(client, owner, ["chat"])
+        await client.put(
+            f"/v1/tenants/{owner.tenant_id}/providers/openai",
+            json={"api_key": "sk-rls-test-key-000"},
+            headers=owner.headers,
+        )
         w = await create_widget(client, owner)
         session = await widget_session(client, w.widget_key)
         sent = await client.post(

@@ -187,6 +187,19 @@ async def _diff(w: World) -> Call:
     return Call({"bot_id": bot, "version_id": draft}, params={"against": published})
 
 
+async def _put_credential(w: World) -> Call:
+    return Call({"provider": "openai"}, {"api_key": "sk-matrix-key-0001"})
+
+
+async def _stored_credential(w: World) -> Call:
+    await w.client.put(
+        f"/v1/tenants/{w.tenant_a()}/providers/anthropic",
+        json={"api_key": "sk-matrix-key-0002"},
+        headers=w.a["owner"].headers,
+    )
+    return Call({"provider": "anthropic"})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -239,6 +252,9 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/audit-log"): Case(_none, 200),
     ("GET", "/llm-usage"): Case(_none, 200),
+    ("PUT", "/providers/{provider}"): Case(_put_credential, 200),
+    ("GET", "/providers"): Case(_none, 200),
+    ("DELETE", "/providers/{provider}"): Case(_stored_credential, 204),
     ("GET", "/audit-log/verify"): Case(_none, 200),
 }
 

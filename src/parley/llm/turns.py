@@ -39,6 +39,8 @@ from parley.llm.base import (
     TurnRequest,
     Usage,
 )
+from parley.llm.credentials import ResolvedCredential
+from parley.llm.credentials import resolve as resolve_credential
 from parley.llm.pricing import cost_usd, price_table
 from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
@@ -116,9 +118,10 @@ class PreparedTurn:
     version_id: uuid.UUID
     history: list[tuple[str, str]]
     stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
+    credential: ResolvedCredential | None = None  # the tenant's own provider key, if any
 
 
-async def prepare_turn(session: AsyncSession, turn: TurnInput) -> PreparedTurn:
+async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
     """Claim the ledger row for the operation and read the published configuration and the
     recent history. If this operation's turn already succeeded, return its stored reply."""
     found = await bots_repo.published(session, turn.tenant_id, turn.bot_id)
@@ -170,7 +173,10 @@ async def prepare_turn(session: AsyncSession, turn: TurnInput) -> PreparedTurn:
     history = await conv_repo.recent_turns(
         session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
     )
-    return PreparedTurn(config, version.id, history)
+    credential = None
+    if config.provider != "extractive":
+        credential = await resolve_credential(session, runtime, turn.tenant_id, config.provider)
+    return PreparedTurn(config, version.id, history, credential=credential)
 
 
 @dataclass
@@ -181,8 +187,8 @@ class _Streamed:
     model: str | None = None
 
 
-def breaker_for(runtime: Runtime, provider: str, model: str) -> CircuitBreaker:
-    key = f"breaker:{provider}:{runtime.settings.openai_base_url}:{model}"
+def breaker_for(runtime: Runtime, provider: Provider, model: str) -> CircuitBreaker:
+    key = f"breaker:{provider.name}:{id(provider)}:{model}"
     breaker = runtime.clients.get(key)
     if not isinstance(breaker, CircuitBreaker):
         breaker = CircuitBreaker(
@@ -208,7 +214,7 @@ async def _stream_with_fallbacks(
     skipped."""
     last: Exception = TurnFailed("provider_unavailable", "The model is unavailable right now.", 503)
     for model in [config.model, *config.fallback_models]:
-        breaker = breaker_for(runtime, provider.name, model)
+        breaker = breaker_for(runtime, provider, model)
         if not breaker.allow():
             last = TurnFailed(
                 "provider_unavailable", "The model is unavailable right now; please try again.", 503
@@ -262,7 +268,7 @@ async def run_turn(
         fallback_text=config.fallback_text,
         passages=passages,
     )
-    provider = provider_for(config.provider, runtime)
+    provider = provider_for(config.provider, runtime, prepared.credential)
 
     # 2. Stream from the provider: retries and fallback models until the first token.
     streamed = _Streamed()

@@ -11,6 +11,7 @@ from parley.models.chat import (
     LlmTurn,
     Message,
     MessageFeedback,
+    ProviderCredential,
     Visitor,
 )
 from parley.models.identity import (
@@ -37,6 +38,7 @@ __all__ = [
     "Membership",
     "Message",
     "MessageFeedback",
+    "ProviderCredential",
     "Tenant",
     "TenantScoped",
     "User",

@@ -212,6 +212,22 @@ class LlmTurn(TenantScoped, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ProviderCredential(TenantScoped, Base):
+    """A tenant's own key (and optional base URL) for a provider, encrypted at rest."""
+
+    __tablename__ = "provider_credentials"
+    __table_args__ = (
+        Index("uq_provider_credentials_provider", "tenant_id", "provider", unique=True),
+    )
+
+    provider: Mapped[str] = mapped_column(String(40))
+    base_url: Mapped[str | None] = mapped_column(Text)
+    api_key_encrypted: Mapped[str] = mapped_column(Text)
+    key_hint: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = utcnow_column()
+    updated_at: Mapped[datetime] = utcnow_column()
+
+
 __all__ = [
     "Bot",
     "BotVersion",
@@ -221,5 +237,6 @@ __all__ = [
     "LlmTurn",
     "Message",
     "MessageFeedback",
+    "ProviderCredential",
     "Visitor",
 ]

@@ -246,7 +246,7 @@ async def send_message(
                     user_message=user_json,
                 )
                 # Same transaction: the ledger claim, the configuration and the history.
-                prepared = await prepare_turn(session, turn)
+                prepared = await prepare_turn(session, runtime, turn)
                 break
         # Another request with this key is running: wait for it a little, then give up.
         if waited >= WAIT_FOR_FIRST:
