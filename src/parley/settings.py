@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     parley_llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
     parley_llm_breaker_reset_seconds: float = Field(default=30.0, gt=0)
     parley_llm_stall_seconds: float = Field(default=30.0, gt=0)
+    parley_history_budget_chars: int = Field(default=24_000, ge=200, le=1_000_000)
     parley_llm_prices: str | None = Field(
         default=None, description='JSON {"provider:model": {"input": usd_per_1m, "output": …}}.'
     )

@@ -72,17 +72,18 @@ async def messages_before(
     return list((await session.execute(query)).scalars())
 
 
-async def recent_turns(
+async def unsummarised_turns(
     session: AsyncSession,
     tenant_id: TenantId,
     conversation_id: uuid.UUID,
+    after: uuid.UUID | None,
     before: uuid.UUID,
-    limit: int,
-) -> list[tuple[str, str]]:
-    """(role, content) of the last `limit` messages before `before`, oldest first: the prompt's
-    history, read as plain rows (no ORM objects on the hot path)."""
-    result = await session.execute(
-        select(Message.role, Message.content)
+    limit: int = 500,
+) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, role, content) of the messages the rolling summary does not cover yet, oldest
+    first (at most the newest `limit`)."""
+    query = (
+        select(Message.id, Message.role, Message.content)
         .where(
             Message.tenant_id == tenant_id,
             Message.conversation_id == conversation_id,
@@ -91,7 +92,36 @@ async def recent_turns(
         .order_by(Message.id.desc())
         .limit(limit)
     )
-    return [(str(r), str(c)) for r, c in reversed(result.all())]
+    if after is not None:
+        query = query.where(Message.id > after)
+    return [(i, str(r), str(c)) for i, r, c in reversed((await session.execute(query)).all())]
+
+
+async def summary_of(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> tuple[str | None, uuid.UUID | None]:
+    row = (
+        await session.execute(
+            select(Conversation.summary, Conversation.summary_upto).where(
+                Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+async def save_summary(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    summary: str,
+    upto: uuid.UUID,
+) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .values(summary=summary, summary_upto=upto)
+    )
 
 
 async def messages_after(

@@ -45,6 +45,7 @@ from parley.llm.pricing import cost_usd, price_table
 from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
+from parley.llm.summary import extend, split_history
 from parley.models import LlmTurn, Message
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,7 @@ class PreparedTurn:
     history: list[tuple[str, str]]
     stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
     credential: ResolvedCredential | None = None  # the tenant's own provider key, if any
+    summary: str | None = None  # the rolling summary of turns older than `history`
 
 
 async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
@@ -170,13 +172,22 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
                 return PreparedTurn(config, version.id, [], reply_json)
         existing.status = "running"
         existing.error = None
-    history = await conv_repo.recent_turns(
-        session, turn.tenant_id, turn.conversation_id, turn.user_message_id, 20
+    summary, upto = await conv_repo.summary_of(session, turn.tenant_id, turn.conversation_id)
+    rows = await conv_repo.unsummarised_turns(
+        session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id
     )
+    budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
+    dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
+    if dropped:  # condense what fell out of the budget, once, and keep it
+        summary = extend(summary, dropped)
+        await conv_repo.save_summary(
+            session, turn.tenant_id, turn.conversation_id, summary, rows[len(dropped) - 1][0]
+        )
+    history = kept
     credential = None
     if config.provider != "extractive":
         credential = await resolve_credential(session, runtime, turn.tenant_id, config.provider)
-    return PreparedTurn(config, version.id, history, credential=credential)
+    return PreparedTurn(config, version.id, history, credential=credential, summary=summary)
 
 
 @dataclass
@@ -260,8 +271,8 @@ async def run_turn(
     config, history = prepared.config, prepared.history
     passages: list[Any] = []  # knowledge retrieval plugs in here
     request = TurnRequest(
-        system=system_prompt(config.instructions, passages),
-        messages=history_messages(history, turn.user_text),
+        system=system_prompt(config.instructions, passages, prepared.summary),
+        messages=history_messages(history, turn.user_text, budget_chars=10**9),
         model=config.model,
         temperature=config.temperature,
         max_tokens=config.max_tokens,

@@ -121,6 +121,8 @@ class Conversation(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16), server_default="open")
     created_at: Mapped[datetime] = utcnow_column()
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_upto: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class Message(TenantScoped, Base):
