@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
     gemini_api_key: SecretStr | None = None
 
     @field_validator("database_url", "database_migration_url")

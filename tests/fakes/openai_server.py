@@ -29,7 +29,13 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.delay_per_chunk = 0.0
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
+                Route("/{version}/models/{target:path}", self.gemini_generate, methods=["POST"]),
+            ]
+        )
         self.port = _free_port()
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -54,6 +60,10 @@ class FakeOpenAI:
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=5)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def calls_for(self, needle: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if needle in json.dumps(c)]
@@ -108,6 +118,122 @@ class FakeOpenAI:
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    async def anthropic_messages(self, request: Request) -> Response:
+        """Anthropic Messages API: `event:`-typed SSE (message_start … message_stop)."""
+        body = await request.json()
+        body["_authorization"] = request.headers.get("x-api-key") or request.headers.get(
+            "authorization"
+        )
+        self.calls.append(body)
+        model = body.get("model", "fake-echo")
+        if (status := _failure(model)) is not None:
+            return JSONResponse(
+                {"type": "error", "error": {"type": "api_error", "message": "upstream trouble"}},
+                status_code=status,
+            )
+        user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+        words = f"You said: {user}".split(" ")
+
+        async def events() -> Any:
+            yield _sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": model,
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 13, "output_tokens": 1},
+                    },
+                },
+            )
+            yield _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            for i, word in enumerate(words):
+                yield _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": word if i == 0 else " " + word},
+                    },
+                )
+            yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+            yield _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": len(words)},
+                },
+            )
+            yield _sse("message_stop", {"type": "message_stop"})
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def gemini_generate(self, request: Request) -> Response:
+        """Gemini streamGenerateContent (`alt=sse`): `data:` GenerateContentResponse chunks."""
+        body = await request.json()
+        target = request.path_params["target"]
+        model = target.split(":")[0]
+        body["model"] = model
+        body["_authorization"] = request.headers.get("x-goog-api-key")
+        self.calls.append(body)
+        if (status := _failure(model)) is not None:
+            return JSONResponse(
+                {"error": {"code": status, "message": "upstream trouble", "status": "UNAVAILABLE"}},
+                status_code=status,
+            )
+        user = next(
+            (c["parts"][0]["text"] for c in reversed(body["contents"]) if c.get("role") == "user"),
+            "",
+        )
+        words = f"You said: {user}".split(" ")
+
+        async def chunks() -> Any:
+            for i, word in enumerate(words):
+                last = i == len(words) - 1
+                data: dict[str, Any] = {
+                    "candidates": [
+                        {
+                            "content": {
+                                "role": "model",
+                                "parts": [{"text": word if i == 0 else " " + word}],
+                            },
+                            "index": 0,
+                        }
+                    ],
+                    "modelVersion": model,
+                }
+                if last:
+                    data["candidates"][0]["finishReason"] = "STOP"
+                    data["usageMetadata"] = {
+                        "promptTokenCount": 17,
+                        "candidatesTokenCount": len(words),
+                        "totalTokenCount": 17 + len(words),
+                    }
+                yield "data: " + json.dumps(data) + "\r\n\r\n"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+def _failure(model: str) -> int | None:
+    return int(model[-3:]) if model in ("fake-500", "fake-429") else None
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> str:

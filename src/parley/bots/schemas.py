@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Provider = Literal["extractive", "openai"]
+Provider = Literal["extractive", "openai", "anthropic", "gemini"]
 DEFAULT_FALLBACK = (
     "I'm sorry, I don't have information about that yet. "
     "Could you rephrase, or ask about something else?"

@@ -40,7 +40,12 @@ def bot_out(bot: Bot, version: BotVersion) -> BotOut:
 
 
 def _default_model(provider: str) -> str:
-    return {"extractive": "extractive", "openai": "gpt-4o-mini"}.get(provider, provider)
+    return {
+        "extractive": "extractive",
+        "openai": "gpt-4o-mini",
+        "anthropic": "claude-3-5-haiku-latest",
+        "gemini": "gemini-2.0-flash",
+    }.get(provider, provider)
 
 
 async def create_bot(

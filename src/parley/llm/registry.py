@@ -7,14 +7,39 @@ async HTTP client's connections belong to the loop that opened them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from parley.kit.runtime import Runtime
 from parley.llm.base import Provider
 from parley.llm.credentials import ResolvedCredential
+from parley.llm.providers.anthropic_api import AnthropicProvider
 from parley.llm.providers.extractive import ExtractiveProvider
+from parley.llm.providers.gemini_api import GeminiProvider
 from parley.llm.providers.openai_compat import OpenAICompatProvider
 
 _extractive = ExtractiveProvider()
+
+
+def _platform_default(name: str, runtime: Runtime) -> tuple[str | None, str | None]:
+    s = runtime.settings
+    secret = {
+        "openai": s.openai_api_key,
+        "anthropic": s.anthropic_api_key,
+        "gemini": s.gemini_api_key,
+    }[name]
+    base = {
+        "openai": s.openai_base_url,
+        "anthropic": s.anthropic_base_url,
+        "gemini": s.gemini_base_url,
+    }[name]
+    return (secret.get_secret_value() if secret else None), base
+
+
+_ADAPTERS: dict[str, Callable[..., Provider]] = {
+    "openai": OpenAICompatProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
 
 
 def provider_for(
@@ -22,19 +47,18 @@ def provider_for(
 ) -> Provider:
     """The tenant's own credential when it has one (with its own base URL, if any), else the
     platform default from the environment. A tenant base URL never receives the platform key."""
-    if name == "openai":
-        settings = runtime.settings
-        key: str | None
-        if credential is not None:
-            key, base = credential.api_key, credential.base_url
-        else:
-            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-            base = settings.openai_base_url
-        fingerprint = hashlib.sha256(f"{base}|{key}".encode()).hexdigest()[:16]
-        cache_key = f"openai:{fingerprint}"
-        client = runtime.clients.get(cache_key)
-        if not isinstance(client, OpenAICompatProvider):
-            client = OpenAICompatProvider(base_url=base, api_key=key)
-            runtime.clients[cache_key] = client
-        return client
-    return _extractive
+    adapter = _ADAPTERS.get(name)
+    if adapter is None:
+        return _extractive
+    key: str | None
+    if credential is not None:
+        key, base = credential.api_key, credential.base_url
+    else:
+        key, base = _platform_default(name, runtime)
+    fingerprint = hashlib.sha256(f"{name}|{base}|{key}".encode()).hexdigest()[:16]
+    cache_key = f"provider:{fingerprint}"
+    client = runtime.clients.get(cache_key)
+    if client is None:
+        client = adapter(base_url=base, api_key=key)
+        runtime.clients[cache_key] = client
+    return client
