@@ -144,6 +144,19 @@ def create_tenant(
     typer.echo(f"Created workspace {tenant.name} ({tenant.id}, slug {tenant.slug})")
 
 
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt stored secrets under the newest PARLEY_SECRET_KEYS key (then the old key can
+    be removed once tokens signed with it have expired)."""
+    from parley.admin.commands import rotate_keys as do
+    from parley.kit import bootstrap
+
+    settings = _settings()
+    target = bootstrap.prepare(settings)
+    count = asyncio.run(do(settings, target.app_url))
+    typer.echo(f"Re-encrypted {count} stored secret(s) under the newest key")
+
+
 def main() -> None:
     try:
         app()

@@ -47,3 +47,31 @@ async def create_tenant(
             return tenants.tenant_detail(tenant)
     finally:
         await runtime.db.dispose()
+
+
+async def rotate_keys(settings: Settings, app_url: str) -> int:
+    """Re-encrypt every stored secret under the newest key of PARLEY_SECRET_KEYS, tenant by
+    tenant through the tenant door. Returns how many secrets were re-encrypted."""
+    from sqlalchemy import select
+
+    from parley.kit.db import TenantId, platform_session, tenant_session
+    from parley.models import ProviderCredential, Tenant
+
+    runtime = await build_runtime(settings, app_url)
+    count = 0
+    try:
+        async with platform_session(runtime.db) as session:
+            tenant_ids = list((await session.execute(select(Tenant.id))).scalars())
+        for tid in tenant_ids:
+            async with tenant_session(runtime.db, TenantId(tid)) as session:
+                rows = (
+                    await session.execute(
+                        select(ProviderCredential).where(ProviderCredential.tenant_id == tid)
+                    )
+                ).scalars()
+                for row in rows:
+                    row.api_key_encrypted = runtime.keyring.reencrypt(row.api_key_encrypted)
+                    count += 1
+        return count
+    finally:
+        await runtime.db.dispose()
