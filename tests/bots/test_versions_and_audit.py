@@ -140,7 +140,11 @@ async def test_every_configuration_route_writes_exactly_one_audit_entry(
         accounts[role] = await add_member(client, owner, role)
     other = await register(client, "audit-b")
     world = World(client=client, a=accounts, b_owner=other, b_key="")
-    mutating = [(m, s) for m, s, _ in tenant_routes(app) if m in ("POST", "PATCH", "PUT", "DELETE")]
+    mutating = [
+        (m, s)
+        for m, s, _ in tenant_routes(app)
+        if m in ("POST", "PATCH", "PUT", "DELETE") and not s.endswith("/chat")  # preview: no change
+    ]
     assert len(mutating) >= 15
     for method, suffix in mutating:
         call = await CASES[(method, suffix)].make(world)
@@ -223,3 +227,33 @@ async def test_viewers_cannot_read_the_audit_log(client: httpx.AsyncClient) -> N
     assert_problem(
         await client.get(f"/v1/tenants/{owner.tenant_id}/audit-log", headers=viewer.headers), 403
     )
+
+
+async def test_a_draft_can_be_tried_before_publishing(
+    client: httpx.AsyncClient, fake_openai: Any
+) -> None:
+    owner = await register(client, "preview")
+    w = await create_widget(client, owner, bot={"fallback_text": "Live answer."})
+    base = f"/v1/tenants/{owner.tenant_id}/bots/{w.bot_id}"
+    draft = (
+        await client.post(
+            f"{base}/versions",
+            json={"provider": "openai", "model": "fake-echo", "instructions": "You are the draft."},
+            headers=owner.headers,
+        )
+    ).json()
+    marker = f"preview-{uuid.uuid4().hex[:8]}"
+    resp = await client.post(
+        f"{base}/versions/{draft['id']}/chat",
+        json={"content": marker, "history": [{"role": "user", "content": "earlier"}]},
+        headers=owner.headers,
+    )
+    assert resp.status_code == 200
+    assert resp.json()["reply"] == f"You said: {marker}"
+    (call,) = fake_openai.calls_for(marker)
+    assert call["messages"][0]["content"].startswith("You are the draft.")
+    assert [m["content"] for m in call["messages"][1:]] == ["earlier", marker]
+    # Live traffic still uses the published version, and nothing was stored.
+    s = await widget_session(client, w.widget_key)
+    live = await client.post("/v1/widget/messages", json={"content": "q"}, headers=s.headers)
+    assert live.json()["reply"]["content"] == "Live answer."

@@ -182,6 +182,11 @@ async def _edit_draft(w: World) -> Call:
     return Call({"bot_id": bot, "version_id": draft}, {"temperature": 0.5})
 
 
+async def _preview(w: World) -> Call:
+    bot, _, draft = await _fresh_versions(w)
+    return Call({"bot_id": bot, "version_id": draft}, {"content": "hello"})
+
+
 async def _diff(w: World) -> Call:
     bot, published, draft = await _fresh_versions(w)
     return Call({"bot_id": bot, "version_id": draft}, params={"against": published})
@@ -249,6 +254,9 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/bots/{bot_id}/versions/{version_id}/diff"): Case(
         _diff, 200, foreign_param="version_id"
+    ),
+    ("POST", "/bots/{bot_id}/versions/{version_id}/chat"): Case(
+        _preview, 200, foreign_param="version_id"
     ),
     ("GET", "/audit-log"): Case(_none, 200),
     ("GET", "/llm-usage"): Case(_none, 200),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from parley.auth.dependencies import TenantScope, tenant_access
 from parley.bots import service, versions
@@ -19,6 +19,7 @@ from parley.bots.schemas import (
 )
 from parley.kit.errors import Conflict, Forbidden, NotFound, merge_responses
 from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from parley.kit.runtime import get_runtime
 
 router = APIRouter(
     prefix="/v1/tenants/{tenant_id}/bots",
@@ -125,3 +126,20 @@ async def diff_version(
     scope: Reader, bot_id: uuid.UUID, version_id: uuid.UUID, against: uuid.UUID
 ) -> VersionDiff:
     return await versions.diff(scope.session, scope.tenant_id, bot_id, version_id, against)
+
+
+@router.post(
+    "/{bot_id}/versions/{version_id}/chat",
+    response_model=versions.PreviewReply,
+    summary="Try a version (typically a draft) without storing a conversation",
+)
+async def preview_chat(
+    request: Request,
+    scope: Writer,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+    body: versions.PreviewChat,
+) -> versions.PreviewReply:
+    return await versions.preview(
+        scope.session, get_runtime(request), scope.tenant_id, bot_id, version_id, body
+    )

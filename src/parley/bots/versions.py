@@ -6,8 +6,9 @@ from __future__ import annotations
 import difflib
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,10 +18,24 @@ from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, ConfigChanges, FieldChange, VersionDiff, VersionOut
 from parley.bots.service import BotNotFound, _default_model
 from parley.kit.db import TenantId
-from parley.kit.errors import Conflict, NotFound
+from parley.kit.errors import Conflict, NotFound, ParleyError
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
+from parley.kit.runtime import Runtime
+from parley.llm.base import ProviderError
 from parley.models import BotVersion
+
+
+class PreviewTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=4000)
+
+
+class PreviewFailed(ParleyError):
+    status = 502
+    code = "provider_error"
+    title = "The model could not answer"
 
 
 class VersionNotFound(NotFound):
@@ -224,4 +239,70 @@ async def diff(
     )
     return VersionDiff(
         version_id=b.id, against_id=a.id, changes=changes, instructions_diff="\n".join(lines)
+    )
+
+
+class PreviewChat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str = Field(min_length=1, max_length=4000)
+    history: list[PreviewTurn] = Field(default_factory=list, max_length=50)
+
+
+class PreviewReply(BaseModel):
+    reply: str
+    version_id: uuid.UUID
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+async def preview(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+    body: PreviewChat,
+) -> PreviewReply:
+    """Answer with any version — typically a draft — without storing a conversation, so editors
+    can try a configuration before publishing it."""
+    from parley.llm.base import TextDelta, TurnRequest, Usage
+    from parley.llm.credentials import resolve
+    from parley.llm.prompt import history_messages, system_prompt
+    from parley.llm.registry import provider_for
+
+    v = await _version(session, tenant_id, bot_id, version_id)
+    config = BotConfig.model_validate(v.config)
+    credential = (
+        await resolve(session, runtime, tenant_id, config.provider)
+        if config.provider != "extractive"
+        else None
+    )
+    provider = provider_for(config.provider, runtime, credential)
+    request = TurnRequest(
+        system=system_prompt(config.instructions, []),
+        messages=history_messages([(t.role, t.content) for t in body.history], body.content),
+        model=config.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        fallback_text=config.fallback_text,
+    )
+    parts: list[str] = []
+    usage = Usage(0, 0)
+    try:
+        async for event in provider.stream(request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                usage = event
+    except ProviderError as exc:
+        raise PreviewFailed(str(exc)) from exc
+    return PreviewReply(
+        reply="".join(parts).strip() or config.fallback_text,
+        version_id=v.id,
+        provider=config.provider,
+        model=config.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
     )
