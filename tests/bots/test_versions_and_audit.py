@@ -257,3 +257,31 @@ async def test_a_draft_can_be_tried_before_publishing(
     s = await widget_session(client, w.widget_key)
     live = await client.post("/v1/widget/messages", json={"content": "q"}, headers=s.headers)
     assert live.json()["reply"]["content"] == "Live answer."
+
+
+async def test_retrieval_and_handoff_settings_are_versioned(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "settings")
+    w = await create_widget(client, owner)
+    base = f"/v1/tenants/{owner.tenant_id}/bots/{w.bot_id}"
+    v1 = (await client.get(base, headers=owner.headers)).json()
+    assert v1["config"]["retrieval"] == {"top_k": 5, "min_score": 0.0}
+    assert v1["config"]["handoff"]["on_no_answer"] is False
+    draft = (
+        await client.post(
+            f"{base}/versions",
+            json={"retrieval": {"top_k": 8, "min_score": 0.2}, "handoff": {"keywords": ["human"]}},
+            headers=owner.headers,
+        )
+    ).json()
+    diff = (
+        await client.get(
+            f"{base}/versions/{draft['id']}/diff",
+            params={"against": v1["version_id"]},
+            headers=owner.headers,
+        )
+    ).json()
+    assert {c["field"] for c in diff["changes"]} == {"retrieval", "handoff"}
+    bad = await client.post(
+        f"{base}/versions", json={"retrieval": {"top_k": 0}}, headers=owner.headers
+    )
+    assert_problem(bad, 422, "validation_failed")

@@ -27,6 +27,21 @@ class Theme(_Strict):
     greeting: str | None = Field(default=None, max_length=500)
 
 
+class RetrievalSettings(_Strict):
+    top_k: int = Field(default=5, ge=1, le=50, description="Passages given to the model.")
+    min_score: float = Field(default=0.0, ge=0, description="Drop passages scoring below this.")
+
+
+class HandoffRules(_Strict):
+    """When a conversation should go to a human (applied by the inbox capability)."""
+
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+    on_no_answer: bool = Field(
+        default=False, description="Hand off when nothing relevant is found."
+    )
+    message: str = Field(default="I'm connecting you with a member of our team.", max_length=500)
+
+
 class BotConfig(_Strict):
     instructions: str = Field(default="You are a helpful assistant.", max_length=20_000)
     provider: Provider = "extractive"
@@ -43,6 +58,8 @@ class BotConfig(_Strict):
     knowledge_source_ids: list[uuid.UUID] | None = Field(
         default=None, description="Sources the bot may use; null means all of the tenant's."
     )
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    handoff: HandoffRules = Field(default_factory=HandoffRules)
     theme: Theme = Field(default_factory=Theme)
 
 
@@ -95,6 +112,8 @@ class ConfigChanges(_Strict):
     greeting: str | None = Field(default=None, max_length=500)
     fallback_text: str | None = Field(default=None, max_length=2_000)
     knowledge_source_ids: list[uuid.UUID] | None = None
+    retrieval: RetrievalSettings | None = None
+    handoff: HandoffRules | None = None
     theme: Theme | None = None
 
 
