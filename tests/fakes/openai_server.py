@@ -5,6 +5,7 @@ Behaviour is chosen by the requested model name:
 - `fake-echo` (default): streams "You said: <last user message>" word by word, with usage.
 - `fake-500` / `fake-429`: answers that status with an OpenAI-style error body.
 - `fake-stall`: sends two chunks, then stalls (never finishes) until the client gives up.
+- `fake-hang`: accepts the request and never sends a token.
 - `fake-break`: sends two chunks, then drops the connection.
 Every request body is recorded in `calls`.
 """
@@ -85,6 +86,8 @@ class FakeOpenAI:
             return JSONResponse(_completion(model, " ".join(words)))
 
         async def chunks() -> Any:
+            if model == "fake-hang":  # accepts the request, never sends a token
+                await asyncio.sleep(3600)
             for i, word in enumerate(words):
                 if model in ("fake-stall", "fake-break") and i == 2:
                     if model == "fake-break":

@@ -147,3 +147,21 @@ async def test_costs_per_bot_and_model(client: httpx.AsyncClient) -> None:
     expected = (33 * 0.15 + 12 * 0.60) / 1_000_000
     assert abs(float(row["cost_usd"]) - expected) < 1e-6
     assert row["avg_ttft_ms"] is not None
+
+
+@pytest.mark.parametrize("failing", ["fake-429", "fake-hang"])
+async def test_fallback_on_rate_limit_and_timeout(
+    strict_client: httpx.AsyncClient, fake_openai: Any, failing: str
+) -> None:
+    owner = await register(strict_client, f"fb-{failing}")
+    w = await create_widget(
+        strict_client,
+        owner,
+        bot={"provider": "openai", "model": failing, "fallback_models": ["fake-echo"]},
+    )
+    s = await widget_session(strict_client, w.widget_key)
+    marker = f"fb2-{uuid.uuid4().hex[:8]}"
+    r = await strict_client.post("/v1/widget/messages", json={"content": marker}, headers=s.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["reply"]["content"] == f"You said: {marker}"
+    assert [c["model"] for c in fake_openai.calls_for(marker)] == [failing, "fake-echo"]

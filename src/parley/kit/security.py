@@ -15,6 +15,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,14 @@ JWT_ALGORITHM = "HS256"
 # --- passwords ---------------------------------------------------------------------------
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# A real hash of a random password: verifying unknown emails against it costs the same time
-# as a real check, so response time does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """A real hash of a random password: verifying unknown emails against it costs the same
+    time as a real check, so response time does not reveal which emails exist. Made on first
+    use (an argon2 hash costs ~0.1 s, not worth paying at import)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -42,7 +48,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

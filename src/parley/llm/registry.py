@@ -12,10 +12,7 @@ from collections.abc import Callable
 from parley.kit.runtime import Runtime
 from parley.llm.base import Provider
 from parley.llm.credentials import ResolvedCredential
-from parley.llm.providers.anthropic_api import AnthropicProvider
 from parley.llm.providers.extractive import ExtractiveProvider
-from parley.llm.providers.gemini_api import GeminiProvider
-from parley.llm.providers.openai_compat import OpenAICompatProvider
 
 _extractive = ExtractiveProvider()
 
@@ -35,11 +32,21 @@ def _platform_default(name: str, runtime: Runtime) -> tuple[str | None, str | No
     return (secret.get_secret_value() if secret else None), base
 
 
-_ADAPTERS: dict[str, Callable[..., Provider]] = {
-    "openai": OpenAICompatProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-}
+def _adapter(name: str) -> Callable[..., Provider] | None:
+    """Provider SDKs are imported on first use: each costs start-up time and memory."""
+    if name == "openai":
+        from parley.llm.providers.openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider
+    if name == "anthropic":
+        from parley.llm.providers.anthropic_api import AnthropicProvider
+
+        return AnthropicProvider
+    if name == "gemini":
+        from parley.llm.providers.gemini_api import GeminiProvider
+
+        return GeminiProvider
+    return None
 
 
 def provider_for(
@@ -47,7 +54,7 @@ def provider_for(
 ) -> Provider:
     """The tenant's own credential when it has one (with its own base URL, if any), else the
     platform default from the environment. A tenant base URL never receives the platform key."""
-    adapter = _ADAPTERS.get(name)
+    adapter = _adapter(name)
     if adapter is None:
         return _extractive
     key: str | None
