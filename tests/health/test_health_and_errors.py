@@ -150,3 +150,19 @@ async def test_login_rate_limit_answers_429_with_headers(test_db: Any, data_dir:
             assert int(r.headers["Retry-After"]) >= 1
             assert r.headers["RateLimit-Limit"] == "3"
             assert r.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_text_the_database_cannot_store_is_a_422(client: httpx.AsyncClient) -> None:
+    acct = await register(client, "nul")
+    for body in ({"name": "a\u0000b"}, {"name": "ok", "fallback_models": ["\u0000"]}):
+        resp = await client.post(
+            f"/v1/tenants/{acct.tenant_id}/bots", json=body, headers=acct.headers
+        )
+        assert_problem(resp, 422, "invalid_text")
+    surrogate = b'{"name": "\\ud800"}'
+    resp = await client.post(
+        f"/v1/tenants/{acct.tenant_id}/bots",
+        content=surrogate,
+        headers={**acct.headers, "content-type": "application/json"},
+    )
+    assert_problem(resp, 422)

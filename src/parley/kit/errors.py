@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.kit.requestid import current_trace_id
@@ -203,6 +204,24 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _is_bad_text(exc: BaseException) -> bool:
+    """Text PostgreSQL refuses (NUL bytes) or Python cannot encode (lone surrogates): bad
+    input from the client, not a server fault."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UnicodeEncodeError):
+            return True
+        if type(current).__name__ in (
+            "CharacterNotInRepertoireError",
+            "UntranslatableCharacterError",
+        ):
+            return True
+        current = current.__cause__ or current.__context__ or getattr(current, "orig", None)
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ParleyError)
     async def _parley(request: Request, exc: Exception) -> JSONResponse:
@@ -244,6 +263,20 @@ def install_error_handlers(app: FastAPI) -> None:
             detail=detail,
             headers=dict(exc.headers or {}),
         )
+
+    async def _database_or_text(request: Request, exc: Exception) -> JSONResponse:
+        if _is_bad_text(exc):
+            return problem_response(
+                request,
+                status=422,
+                code="invalid_text",
+                title="The request contains characters that cannot be stored",
+                detail="Text must be valid UTF-8 without NUL characters or lone surrogates.",
+            )
+        return await _unexpected(request, exc)
+
+    app.add_exception_handler(DBAPIError, _database_or_text)
+    app.add_exception_handler(UnicodeEncodeError, _database_or_text)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
