@@ -79,3 +79,10 @@ async def test_old_turns_move_into_a_stored_summary(
     assert f"Topic {run}-7" in verbatim
     total = sum(len(m["content"]) for m in last_call["messages"][1:])
     assert total <= 300 + 200  # the budget plus the current message
+
+
+def test_at_most_forty_turns_stay_verbatim() -> None:
+    turns = [("user", "hi")] * 100
+    dropped, kept = split_history(turns, 10_000)
+    assert len(kept) == 40
+    assert len(dropped) == 60

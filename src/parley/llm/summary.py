@@ -33,15 +33,19 @@ def extend(summary: str | None, dropped: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+MAX_VERBATIM_TURNS = 40
+
+
 def split_history(
-    turns: list[tuple[str, str]], budget_chars: int
+    turns: list[tuple[str, str]], budget_chars: int, max_turns: int = MAX_VERBATIM_TURNS
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(dropped, kept): the newest turns that fit the budget are kept, in order."""
+    """(dropped, kept): the newest turns that fit the budget (and at most `max_turns` of them)
+    are kept, in order."""
     used = 0
     keep_from = len(turns)
     for i in range(len(turns) - 1, -1, -1):
         used += len(turns[i][1])
-        if used > budget_chars:
+        if used > budget_chars or len(turns) - i > max_turns:
             break
         keep_from = i
     return turns[:keep_from], turns[keep_from:]

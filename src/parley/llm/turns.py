@@ -174,7 +174,7 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
         existing.error = None
     summary, upto = await conv_repo.summary_of(session, turn.tenant_id, turn.conversation_id)
     rows = await conv_repo.unsummarised_turns(
-        session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id
+        session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id, limit=60
     )
     budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
     dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
