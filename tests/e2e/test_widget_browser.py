@@ -159,3 +159,44 @@ async def test_javascript_api(
     await page.evaluate("window.Parley.close()")
     await page.get_by_role("dialog").wait_for(state="hidden")
     await context.close()
+
+
+async def test_hostile_assistant_output_is_inert(
+    browser: Any, live_server: LiveServer, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    """The model's answer is untrusted too: markup and script links in it stay text, only
+    http(s) links become links, and no image is ever loaded."""
+    allowed, _ = host_sites
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as c:
+        owner = await register(c, "hostile-llm")
+        w = await create_widget(
+            c, owner, origins=[allowed.origin], bot={"provider": "openai", "model": "fake-echo"}
+        )
+    allowed.pages["/echo"] = _page_html(live_server, w.widget_key)
+    context = await browser.new_context()
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    await page.goto(allowed.origin + "/echo")
+    await _open(page)
+    payload = (
+        "<script>window.__xss=1</script> "
+        '<img src="https://evil.example/x.png" onerror="window.__xss=2">'
+        " ![pic](https://evil.example/p.png) [bad](javascript:window.__xss=3)"
+        " [good](https://example.org/docs)"
+    )
+    await _send(page, payload)
+    log = page.get_by_role("log")
+    await log.get_by_text("You said:", exact=False).wait_for(timeout=15_000)
+    await page.wait_for_timeout(500)
+    assert await page.evaluate("window.__xss") is None
+    host = page.locator("#parley-widget")
+    links = await host.evaluate(
+        "h => [...h.shadowRoot.querySelectorAll('a')].map(a => [a.href, a.rel, a.target])"
+    )
+    assert ["https://example.org/docs", "noopener noreferrer", "_blank"] in links
+    assert all(href.startswith("https://") for href, _, _ in links)
+    assert await host.evaluate("h => h.shadowRoot.querySelectorAll('img, script').length") == 0
+    assert not [u for u in requested if "evil.example" in u]
+    await shot(page, "widget-hostile-assistant-output")
+    await context.close()
