@@ -97,19 +97,6 @@ async def unsummarised_turns(
     return [(i, str(r), str(c)) for i, r, c in reversed((await session.execute(query)).all())]
 
 
-async def summary_of(
-    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
-) -> tuple[str | None, uuid.UUID | None]:
-    row = (
-        await session.execute(
-            select(Conversation.summary, Conversation.summary_upto).where(
-                Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
-            )
-        )
-    ).first()
-    return (row[0], row[1]) if row else (None, None)
-
-
 async def save_summary(
     session: AsyncSession,
     tenant_id: TenantId,

@@ -21,13 +21,13 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig
 from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import message_json
 from parley.kit import idempotency
 from parley.kit.db import TenantId, tenant_session
+from parley.kit.errors import TenantSuspended
 from parley.kit.ids import new_id
 from parley.kit.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS, LLM_TTFT
 from parley.kit.runtime import Runtime
@@ -46,7 +46,7 @@ from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
 from parley.llm.summary import extend, split_history
-from parley.models import LlmTurn, Message
+from parley.models import BotVersion, Conversation, LlmTurn, Message, Tenant
 
 log = structlog.get_logger(__name__)
 
@@ -126,10 +126,28 @@ class PreparedTurn:
 async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
     """Claim the ledger row for the operation and read the published configuration and the
     recent history. If this operation's turn already succeeded, return its stored reply."""
-    found = await bots_repo.published(session, turn.tenant_id, turn.bot_id)
+    # One round trip: the published version, the workspace's status, the conversation summary.
+    found = (
+        await session.execute(
+            select(BotVersion, Tenant.status, Conversation.summary, Conversation.summary_upto)
+            .join(Tenant, Tenant.id == BotVersion.tenant_id)
+            .outerjoin(
+                Conversation,
+                (Conversation.tenant_id == BotVersion.tenant_id)
+                & (Conversation.id == turn.conversation_id),
+            )
+            .where(
+                BotVersion.tenant_id == turn.tenant_id,
+                BotVersion.bot_id == turn.bot_id,
+                BotVersion.status == "published",
+            )
+        )
+    ).first()
     if found is None:
         raise BotNotFound("This chat's bot no longer exists.")
-    _, version = found
+    version, tenant_status, summary, upto = found
+    if tenant_status != "active":
+        raise TenantSuspended()
     config = BotConfig.model_validate(version.config)
     claimed = await session.execute(
         insert(LlmTurn)
@@ -172,7 +190,6 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
                 return PreparedTurn(config, version.id, [], reply_json)
         existing.status = "running"
         existing.error = None
-    summary, upto = await conv_repo.summary_of(session, turn.tenant_id, turn.conversation_id)
     rows = await conv_repo.unsummarised_turns(
         session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id, limit=60
     )

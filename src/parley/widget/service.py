@@ -207,12 +207,16 @@ async def send_message(
     waited = 0.0
     while True:
         async with tenant_session(runtime.db, caller.tenant_id) as session:
-            if await conv_repo.tenant_status(session, caller.tenant_id) != "active":
-                raise TenantSuspended()
             message_id = new_id()
             claim = await idempotency.claim(
                 session, caller.tenant_id, scope, key, req_hash, message_id=message_id
             )
+            # A new or taken-over claim checks the workspace's status in prepare_turn (same
+            # round trip as the configuration); other outcomes check it here.
+            if claim.outcome not in ("new", "takeover") and (
+                await conv_repo.tenant_status(session, caller.tenant_id) != "active"
+            ):
+                raise TenantSuspended()
             if claim.outcome == "replay" and claim.response is not None:
                 return Replayed(claim.response["message"], claim.response["reply"])
             if claim.outcome in ("new", "takeover"):
