@@ -1,5 +1,6 @@
 """Imports every feature's `tasks.py` so their jobs are registered with the worker."""
 
 from parley.auth import tasks as auth_tasks
+from parley.widget import tasks as widget_tasks
 
-__all__ = ["auth_tasks"]
+__all__ = ["auth_tasks", "widget_tasks"]

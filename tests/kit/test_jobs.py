@@ -311,3 +311,30 @@ async def test_sigkilled_worker_loses_no_job(
     finally:
         await _stop(worker, task)
     assert ran == [job_id]
+
+
+async def test_expired_idempotency_keys_are_purged_per_tenant(
+    db: Database, admin_conn: asyncpg.Connection, client: Any
+) -> None:
+    from parley.widget.tasks import purge_idempotency_keys
+    from tests.conftest import create_widget, register, widget_session
+
+    owner = await register(client, "purge")
+    w = await create_widget(client, owner)
+    s = await widget_session(client, w.widget_key)
+    for key in ("old", "fresh"):
+        r = await client.post(
+            "/v1/widget/messages",
+            json={"content": key},
+            headers={**s.headers, "Idempotency-Key": key},
+        )
+        assert r.status_code == 201
+    tid = uuid.UUID(owner.tenant_id)
+    await admin_conn.execute(
+        "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
+        "WHERE tenant_id = $1 AND key = 'old'",
+        tid,
+    )
+    await purge_idempotency_keys(JobContext(db=db, job_id=0, entrypoint="x", attempt=0, payload={}))
+    keys = await admin_conn.fetch("SELECT key FROM idempotency_keys WHERE tenant_id = $1", tid)
+    assert [k["key"] for k in keys] == ["fresh"]

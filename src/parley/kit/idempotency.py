@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,20 +132,11 @@ async def finish(
     )
 
 
-async def peek(
-    session: AsyncSession, tenant_id: TenantId, scope: str, key: str
-) -> IdempotencyKey | None:
+async def purge_expired(session: AsyncSession, tenant_id: TenantId) -> int:
+    """Remove the tenant's keys past their retention (at least 24 hours after first use)."""
     result = await session.execute(
-        select(IdempotencyKey).where(
-            IdempotencyKey.tenant_id == tenant_id,
-            IdempotencyKey.scope == scope,
-            IdempotencyKey.key == key,
+        delete(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.expires_at < func.now()
         )
     )
-    return result.scalar_one_or_none()
-
-
-async def purge_expired(session: AsyncSession) -> int:
-    """Remove keys past their retention (run per tenant by the retention job)."""
-    result = await session.execute(text("DELETE FROM idempotency_keys WHERE expires_at < now()"))
     return int(getattr(result, "rowcount", 0) or 0)
