@@ -26,8 +26,6 @@ TENANT_ID_ALLOWED = {
     "widget/auth.py",  # the door for visitors (tenant from our own signed token)
     "kit/jobs.py",  # jobs replay the tenant id our own code enqueued
     "tenants/service.py",  # a new tenant's first rows; invitation acceptance by token
-    "admin/commands.py",  # operator commands that walk every tenant (parley rotate-keys)
-    "widget/tasks.py",  # housekeeping job that walks every tenant
 }
 TENANT_SETTING_ALLOWED = {"kit/db.py", "migrations/rls.py"}
 

@@ -54,16 +54,14 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
     tenant through the tenant door. Returns how many secrets were re-encrypted."""
     from sqlalchemy import select
 
-    from parley.kit.db import TenantId, platform_session, tenant_session
-    from parley.models import ProviderCredential, Tenant
+    from parley.kit.db import all_tenant_ids, tenant_session
+    from parley.models import ProviderCredential
 
     runtime = await build_runtime(settings, app_url)
     count = 0
     try:
-        async with platform_session(runtime.db) as session:
-            tenant_ids = list((await session.execute(select(Tenant.id))).scalars())
-        for tid in tenant_ids:
-            async with tenant_session(runtime.db, TenantId(tid)) as session:
+        for tid in await all_tenant_ids(runtime.db):
+            async with tenant_session(runtime.db, tid) as session:
                 rows = (
                     await session.execute(
                         select(ProviderCredential).where(ProviderCredential.tenant_id == tid)

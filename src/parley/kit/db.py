@@ -116,3 +116,11 @@ async def request_transaction(db: Database) -> AsyncIterator[AsyncSession]:
         await session.commit()
     finally:
         await session.close()
+
+
+async def all_tenant_ids(db: Database) -> list[TenantId]:
+    """Every tenant id, for operator commands and housekeeping jobs that must visit each tenant
+    — each then through `tenant_session`, never around it."""
+    async with platform_session(db) as session:
+        rows = await session.execute(text("SELECT id FROM tenants ORDER BY id"))
+        return [TenantId(row[0]) for row in rows]
