@@ -21,6 +21,7 @@ from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
+from parley.compat.endpoints import router as compat_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
 from parley.kit.db import Database, create_database, platform_session
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         audit_router,
         llm_router,
         credentials_router,
+        compat_router,
         widget_router,
         widget_static_router,
         demo_router,

@@ -93,12 +93,14 @@ async def _authorise_user(
 
 
 async def _authorise_api_key(
-    session: AsyncSession, key: str, prefix: str, tenant_id: uuid.UUID, access: Access
+    session: AsyncSession, key: str, prefix: str, tenant_id: uuid.UUID | None, access: Access
 ) -> TenantCaller:
+    """Verify an API key; `tenant_id` None means the key itself names the tenant (routes
+    without a tenant in the path, such as the OpenAI-compatible API)."""
     key_tenant = await tenant_repo.api_key_tenant(session, prefix)
     if key_tenant is None:
         raise InvalidToken()
-    if key_tenant != tenant_id:
+    if tenant_id is not None and key_tenant != tenant_id:
         # A valid key of another tenant: the tenant in the path does not exist for it.
         raise TenantNotFound()
     tid = TenantId(key_tenant)
@@ -214,3 +216,27 @@ PlatformSession = Annotated[AsyncSession, Depends(_platform_session, scope="func
 
 SignedInUser = Annotated[CurrentUser, user_access()]
 PlatformAdmin = Annotated[CurrentUser, user_access(platform_admin=True)]
+
+
+def api_key_access(scope: str) -> Any:
+    """Dependency for routes authenticated by an API key alone (the key names the tenant). It
+    yields the caller only; the route opens the tenant's context through `tenant_session`."""
+    access = Access(role="api_key", scope=scope)
+
+    async def dependency(request: Request, credentials: BearerDep) -> TenantCaller:
+        runtime = get_runtime(request)
+        token = _bearer_token(credentials)
+        api_key = split_api_key(token)
+        if api_key is None:
+            raise InvalidToken(
+                "This API takes an API key (Authorization: Bearer prl_…).",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        # A short transaction: long-running routes (model calls) must not hold a connection.
+        async with request_transaction(runtime.db) as session:
+            caller = await _authorise_api_key(session, token, api_key[0], None, access)
+        request.state.tenant_id = caller.tenant_id
+        return caller
+
+    dependency.parley_access = access  # type: ignore[attr-defined]
+    return Depends(dependency)

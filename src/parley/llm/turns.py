@@ -70,6 +70,8 @@ class TurnInput:
 class TurnOutcome:
     reply: dict[str, Any] | None
     error: dict[str, Any] | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 Sink = Callable[[str], Awaitable[None]]
@@ -405,4 +407,4 @@ async def run_turn(
         topic(turn.tenant_id, turn.conversation_id),
         {"type": "message.created", "message": reply_json},
     )
-    return TurnOutcome(reply_json, None)
+    return TurnOutcome(reply_json, None, usage.prompt_tokens, usage.completion_tokens)

@@ -70,7 +70,7 @@ class Channel(TenantScoped, Base):
         ForeignKeyConstraint(
             ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
         ),
-        CheckConstraint("type IN ('widget', 'telegram', 'webhook')", name="type"),
+        CheckConstraint("type IN ('widget', 'telegram', 'webhook', 'api')", name="type"),
         Index("uq_channels_widget_key", "widget_key", unique=True),
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -197,11 +197,19 @@ async def _check_limits(runtime: Runtime, caller: WidgetCaller) -> None:
 
 
 async def send_message(
-    runtime: Runtime, caller: WidgetCaller, content: str, idem_key: str | None
+    runtime: Runtime,
+    caller: WidgetCaller,
+    content: str,
+    idem_key: str | None,
+    *,
+    scope_prefix: str = "widget",
+    history: list[tuple[str, str]] | None = None,
 ) -> Started | Replayed:
+    """Store the user message and start the assistant turn. `history` replaces the stored
+    conversation as the prompt's history (the OpenAI-compatible API, whose clients send it)."""
     await _check_limits(runtime, caller)
     text = content.strip()
-    scope = f"widget:{caller.visitor_id}"
+    scope = f"{scope_prefix}:{caller.visitor_id}"
     key = idem_key or uuid.uuid4().hex
     req_hash = idempotency.request_hash(str(caller.conversation_id), text)
     waited = 0.0
@@ -251,6 +259,8 @@ async def send_message(
                 )
                 # Same transaction: the ledger claim, the configuration and the history.
                 prepared = await prepare_turn(session, runtime, turn)
+                if history is not None:
+                    prepared = replace(prepared, history=history)
                 break
         # Another request with this key is running: wait for it a little, then give up.
         if waited >= WAIT_FOR_FIRST:
