@@ -154,10 +154,6 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         return self.parley_data_dir.expanduser().resolve()
 
-    @property
-    def uses_embedded_database(self) -> bool:
-        return self.database_url is None
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

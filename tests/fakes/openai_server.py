@@ -6,6 +6,7 @@ Behaviour is chosen by the requested model name:
 - `fake-500` / `fake-429`: answers that status with an OpenAI-style error body.
 - `fake-stall`: sends two chunks, then stalls (never finishes) until the client gives up.
 - `fake-hang`: accepts the request and never sends a token.
+- `fake-garbage`: streams a chunk that is not JSON.
 - `fake-break`: sends two chunks, then drops the connection.
 Every request body is recorded in `calls`.
 """
@@ -88,6 +89,9 @@ class FakeOpenAI:
         async def chunks() -> Any:
             if model == "fake-hang":  # accepts the request, never sends a token
                 await asyncio.sleep(3600)
+            if model == "fake-garbage":  # a stream the SDK cannot parse
+                yield "data: {not json\n\n"
+                return
             for i, word in enumerate(words):
                 if model in ("fake-stall", "fake-break") and i == 2:
                     if model == "fake-break":

@@ -165,3 +165,38 @@ async def test_fallback_on_rate_limit_and_timeout(
     assert r.status_code == 201, r.text
     assert r.json()["reply"]["content"] == f"You said: {marker}"
     assert [c["model"] for c in fake_openai.calls_for(marker)] == [failing, "fake-echo"]
+
+
+async def test_an_unexpected_failure_ends_cleanly_and_stays_retryable(
+    client: httpx.AsyncClient, admin_conn: asyncpg.Connection
+) -> None:
+    owner = await register(client, "garbage")
+    w = await create_widget(client, owner, bot={"provider": "openai", "model": "fake-garbage"})
+    s = await widget_session(client, w.widget_key)
+    headers = {**s.headers, "Idempotency-Key": "garbage-1"}
+    streamed = await client.post(
+        "/v1/widget/messages",
+        json={"content": "hi"},
+        headers={**headers, "Accept": "text/event-stream"},
+    )
+    events = parse_sse(streamed.text)
+    assert events[-1][0] == "error"
+    assert events[-1][1]["code"] == "internal_error"
+    row = await admin_conn.fetchrow(
+        "SELECT status, error FROM llm_turns WHERE conversation_id = $1",
+        uuid.UUID(s.conversation_id),
+    )
+    assert (row["status"], row["error"]) == ("failed", "internal_error")
+    # Not stuck "in progress": fixed, the same key goes through at once, with one user message.
+    await client.patch(
+        f"/v1/tenants/{owner.tenant_id}/bots/{w.bot_id}",
+        json={"model": "fake-echo"},
+        headers=owner.headers,
+    )
+    again = await client.post("/v1/widget/messages", json={"content": "hi"}, headers=headers)
+    assert again.status_code == 201
+    users = await admin_conn.fetchval(
+        "SELECT count(*) FROM messages WHERE conversation_id = $1 AND role = 'user'",
+        uuid.UUID(s.conversation_id),
+    )
+    assert users == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -68,12 +67,6 @@ def check_password_strength(password: str, email: str, min_length: int) -> None:
         raise WeakPassword("The password must not contain the email address.")
     if len(set(password)) < 4:
         raise WeakPassword("The password needs more distinct characters.")
-
-
-@dataclass(frozen=True)
-class IssuedTokens:
-    pair: TokenPair
-    family_id: uuid.UUID
 
 
 async def _issue(

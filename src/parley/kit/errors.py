@@ -131,12 +131,6 @@ class TooManyRequests(ParleyError):
     title = "Too many requests"
 
 
-class PayloadTooLarge(ParleyError):
-    status = 413
-    code = "payload_too_large"
-    title = "The request body is too large"
-
-
 class ServiceUnavailable(ParleyError):
     status = 503
     code = "service_unavailable"

@@ -284,6 +284,47 @@ async def _stream_with_fallbacks(
 async def run_turn(
     runtime: Runtime, turn: TurnInput, prepared: PreparedTurn, on_delta: Sink
 ) -> TurnOutcome:
+    """Run the turn; never raises. An unexpected failure (a provider SDK surprise, the database
+    going away while storing the reply) ends as an `internal_error` outcome and leaves the
+    operation retryable, instead of a broken stream and an idempotency key stuck in progress
+    until its lease runs out."""
+    try:
+        return await _run_turn(runtime, turn, prepared, on_delta)
+    except Exception as exc:
+        log.exception(
+            "llm.turn_crashed",
+            tenant_id=str(turn.tenant_id),
+            operation_id=str(turn.operation_id),
+            error=type(exc).__name__,
+        )
+        try:
+            async with tenant_session(runtime.db, turn.tenant_id) as session:
+                await session.execute(
+                    update(LlmTurn)
+                    .where(
+                        LlmTurn.tenant_id == turn.tenant_id,
+                        LlmTurn.operation_id == turn.operation_id,
+                        LlmTurn.status == "running",
+                    )
+                    .values(status="failed", error="internal_error", finished_at=datetime.now(UTC))
+                )
+                await idempotency.finish(
+                    session,
+                    turn.tenant_id,
+                    turn.idem_scope,
+                    turn.idem_key,
+                    state="failed",
+                    response=None,
+                )
+        except Exception:  # the lease expiry remains the fallback
+            log.warning("llm.turn_crash_not_recorded", operation_id=str(turn.operation_id))
+        failure = TurnFailed("internal_error", "Something went wrong; please try again.", 500)
+        return TurnOutcome(None, failure.problem())
+
+
+async def _run_turn(
+    runtime: Runtime, turn: TurnInput, prepared: PreparedTurn, on_delta: Sink
+) -> TurnOutcome:
     started = time.perf_counter()
     if prepared.stored_reply is not None:
         return TurnOutcome(prepared.stored_reply, None)
