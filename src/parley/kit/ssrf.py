@@ -17,9 +17,19 @@ class UnsafeUrl(Unprocessable):
     title = "This URL points somewhere Parley may not connect to"
 
 
-def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_blocked_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for any address an outbound call may not reach (IPv4-mapped forms unwrapped)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is None and ip.teredo is not None:
+            embedded = ip.teredo[1]
+        if embedded is not None:
+            return is_blocked_address(embedded)
     return (
         ip.is_private
         or ip.is_loopback
@@ -56,6 +66,6 @@ async def check_url(
         raise UnsafeUrl("The host name does not resolve.") from exc
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if _blocked(address):
+        if is_blocked_address(address):
             raise UnsafeUrl("The host resolves to a private or reserved address.")
     return url.strip().rstrip("/")

@@ -1,0 +1,228 @@
+"""The one outbound HTTP door: SSRF guard, pinned addresses, redirects re-checked, size and time
+limits on every call.
+
+Every feature that calls a URL a tenant or visitor gave us (URL ingestion, tenant webhooks,
+channel callbacks, the Telegram Bot API) goes through `fetch()`. The host is resolved once, every
+address is checked (`kit.ssrf`), and the connection is made to that checked address with the
+original host in `Host` and TLS SNI — so a DNS answer that changes between check and connect
+(rebinding) cannot smuggle an internal address in. Redirects are never followed by httpx: the
+caller says how many hops it accepts, and each hop is checked like the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from parley.kit.errors import ParleyError
+from parley.kit.ssrf import UnsafeUrl, is_blocked_address
+
+if TYPE_CHECKING:
+    from parley.kit.runtime import Runtime
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+
+
+class OutboundTooLarge(ParleyError):
+    status = 422
+    code = "outbound_too_large"
+    title = "The remote answer is larger than allowed"
+
+
+class OutboundFailed(ParleyError):
+    status = 422
+    code = "outbound_failed"
+    title = "The remote server could not be reached"
+
+
+@dataclass(frozen=True)
+class OutboundResponse:
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    url: str  # the final URL, after any accepted redirects
+    elapsed_ms: float
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in REDIRECT_CODES and "location" in self.headers
+
+
+def client_for(runtime: Runtime) -> httpx.AsyncClient:
+    """The process's shared outbound client (never module-global: one per runtime)."""
+    client = runtime.clients.get("outbound")
+    if client is None:
+        client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=DEFAULT_TIMEOUT,
+            trust_env=False,
+            headers={"User-Agent": "Parley/1 (+https://parley.dev/bot)"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        runtime.clients["outbound"] = client
+    assert isinstance(client, httpx.AsyncClient)
+    return client
+
+
+async def _resolve_checked(host: str, port: int) -> str:
+    """Resolve `host` and return one address after checking all of them."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if is_blocked_address(literal):
+            raise UnsafeUrl("The URL points at a private or reserved address.")
+        return str(literal)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnsafeUrl("The host name does not resolve.") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses or any(is_blocked_address(a) for a in addresses):
+        raise UnsafeUrl("The host resolves to a private or reserved address.")
+    return str(addresses[0])
+
+
+def _split_checked(url: str) -> tuple[str, str, int]:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeUrl("The URL cannot be parsed.") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeUrl("Only http and https URLs with a host are allowed.")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl("Credentials in the URL are not allowed.")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+async def _one_hop(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    allow_private: bool,
+    headers: dict[str, str] | None,
+    content: bytes | None,
+    max_bytes: int,
+    http_timeout: httpx.Timeout | float | None,
+) -> OutboundResponse:
+    scheme, host, port = _split_checked(url)
+    target = url
+    extensions: dict[str, str] = {}
+    send_headers = dict(headers or {})
+    if not allow_private:
+        address = await _resolve_checked(host, port)
+        ip_host = f"[{address}]" if ":" in address else address
+        parts = urlsplit(url)
+        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+        target = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        send_headers["Host"] = parts.netloc
+        if scheme == "https":
+            extensions["sni_hostname"] = host
+    request = client.build_request(
+        method,
+        target,
+        headers=send_headers,
+        content=content,
+        timeout=http_timeout if http_timeout is not None else DEFAULT_TIMEOUT,
+        extensions=extensions,
+    )
+    started = time.perf_counter()
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TimeoutException as exc:
+        raise OutboundFailed("The remote server did not answer in time.") from exc
+    except httpx.HTTPError as exc:
+        raise OutboundFailed(
+            f"The remote server could not be reached ({type(exc).__name__})."
+        ) from exc
+    try:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise OutboundTooLarge(f"The answer is {declared} bytes; the limit is {max_bytes}.")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise OutboundTooLarge(f"The answer is larger than {max_bytes} bytes.")
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise OutboundFailed("The remote server broke off its answer.") from exc
+    finally:
+        await response.aclose()
+    body = b"".join(chunks)
+    encoding = response.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate", "br"):
+        # aiter_raw skips decoding so the size limit counts wire bytes; decode with a cap too.
+        body = _decode_capped(body, encoding, max_bytes)
+    return OutboundResponse(
+        status_code=response.status_code,
+        headers=response.headers,
+        body=body,
+        url=url,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _decode_capped(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    import zlib
+
+    if encoding == "br":
+        raise OutboundFailed("Brotli-encoded answers are not accepted.")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits)
+    try:
+        out = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise OutboundFailed("The answer's compression is corrupt.") from exc
+    if len(out) > max_bytes or decoder.unconsumed_tail:
+        raise OutboundTooLarge(f"The decoded answer is larger than {max_bytes} bytes.")
+    return out
+
+
+async def fetch(
+    runtime: Runtime,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+    max_bytes: int = 1_000_000,
+    max_redirects: int = 0,
+    http_timeout: httpx.Timeout | float | None = None,
+) -> OutboundResponse:
+    """One outbound call under the SSRF rules. With `max_redirects=0` a 3xx is returned as is
+    (webhooks never follow redirects); otherwise each hop is re-checked, and a GET is used after
+    301/302/303 as browsers do."""
+    allow_private = runtime.settings.parley_outbound_allow_private
+    client = client_for(runtime)
+    current, current_method, current_content = url, method.upper(), content
+    for _hop in range(max_redirects + 1):
+        response = await _one_hop(
+            client,
+            current_method,
+            current,
+            allow_private=allow_private,
+            headers=headers,
+            content=current_content,
+            max_bytes=max_bytes,
+            http_timeout=http_timeout,
+        )
+        if not response.is_redirect or max_redirects == 0:
+            return response
+        current = urljoin(current, response.headers["location"])
+        if response.status_code in (301, 302, 303):
+            current_method, current_content = "GET", None
+    raise OutboundFailed(f"More than {max_redirects} redirects.")
