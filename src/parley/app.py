@@ -90,11 +90,8 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
             settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
         )
     async with platform_session(db) as session:
-        pgvector = bool(
-            await session.scalar(
-                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-            )
-        )
+        # The vector table exists where the migration could install pgvector (0007).
+        pgvector = bool(await session.scalar(text("SELECT to_regclass('kb_vectors') IS NOT NULL")))
     info: dict[str, Any] = {"db_role": role}
     demo = settings.data_dir / "demo.json"
     if demo.exists():  # written by `parley serve --demo`, read once per process for /demo

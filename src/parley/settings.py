@@ -88,6 +88,34 @@ class Settings(BaseSettings):
         default=None, description='JSON {"provider:model": {"input": usd_per_1m, "output": …}}.'
     )
 
+    # --- Knowledge base ----------------------------------------------------------------------
+    parley_text_search_config: str = Field(
+        default="english",
+        pattern=r"^[a-z_]{1,63}$",
+        description="PostgreSQL text-search configuration for BM25 lexemes (stemming, stop words).",
+    )
+    parley_knowledge_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    parley_knowledge_max_url_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    parley_knowledge_url_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    parley_chunk_tokens: int = Field(default=300, ge=50, le=2000)
+    parley_chunk_overlap_tokens: int = Field(default=50, ge=0, le=500)
+    parley_storage: Literal["local", "s3"] = "local"
+    parley_s3_bucket: str | None = None
+    parley_s3_prefix: str = "parley/"
+    parley_s3_endpoint_url: str | None = None
+    parley_embeddings: Literal["none", "openai", "local"] = "none"
+    parley_embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name (OpenAI-compatible server) or sentence-transformers name/path.",
+    )
+    parley_embeddings_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible /embeddings server; OPENAI_BASE_URL if unset."
+    )
+    parley_embeddings_api_key: SecretStr | None = None
+    parley_hybrid_bm25_weight: float = Field(
+        default=0.5, ge=0, le=1, description="BM25's weight in convex fusion with vectors."
+    )
+
     # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None

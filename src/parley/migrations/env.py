@@ -16,7 +16,8 @@ target_metadata = Base.metadata
 
 # pgqueuer's tables are created by our migrations from the library's own DDL; they are not
 # described by our models, so autogenerate must not try to drop them.
-EXTERNAL_PREFIXES = ("pgqueuer",)
+# `kb_vectors` exists only where pgvector does (migration 0007), so it has no model either.
+EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors")
 
 
 def include_object(
@@ -28,7 +29,7 @@ def include_object(
         type_ == "index"
         and reflected
         and compare_to is None
-        and (name or "").startswith("pgqueuer")
+        and (name or "").startswith(("pgqueuer", "ix_kb_vectors"))
     )
 
 

@@ -22,6 +22,15 @@ from parley.models.identity import (
     Tenant,
     User,
 )
+from parley.models.knowledge import (
+    KnowledgeChunk,
+    KnowledgeJob,
+    KnowledgePosting,
+    KnowledgeSource,
+    KnowledgeStats,
+    KnowledgeTerm,
+    RetrievalLog,
+)
 
 __all__ = [
     "ApiKey",
@@ -34,11 +43,18 @@ __all__ = [
     "Conversation",
     "IdempotencyKey",
     "Invitation",
+    "KnowledgeChunk",
+    "KnowledgeJob",
+    "KnowledgePosting",
+    "KnowledgeSource",
+    "KnowledgeStats",
+    "KnowledgeTerm",
     "LlmTurn",
     "Membership",
     "Message",
     "MessageFeedback",
     "ProviderCredential",
+    "RetrievalLog",
     "Tenant",
     "TenantScoped",
     "User",
