@@ -330,6 +330,24 @@ async def widget_session(
     )
 
 
+async def ingest_now(app: Any, tenant_id: str, job_id: str) -> None:
+    """Run one ingestion job in the test's own loop (no worker needed), as a worker would."""
+    from parley.kit.jobs import JobContext
+    from parley.knowledge import ingest
+
+    runtime = app.state.runtime
+    ctx = JobContext(
+        db=runtime.db,
+        job_id=0,
+        entrypoint="knowledge.ingest",
+        attempt=0,
+        payload={"tenant_id": tenant_id, "job_id": job_id},
+        runtime=runtime,
+        max_attempts=1,
+    )
+    await ingest.run(ctx)
+
+
 def parse_sse(text: str) -> list[tuple[str, Any, str | None]]:
     """[(event, data, id)] from an SSE body."""
     import json as _json

@@ -36,6 +36,7 @@ from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
+from parley.knowledge.endpoints import router as knowledge_router
 from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         auth_router,
         tenants_router,
         bots_router,
+        knowledge_router,
         channels_router,
         audit_router,
         llm_router,
@@ -168,7 +170,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.include_router(router)
 
     # Outermost first: ids and metrics see everything, including rejected bodies.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.parley_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.parley_max_body_bytes,
+        # File uploads: the file limit plus room for the multipart framing.
+        larger=((UPLOAD_PATH, settings.parley_knowledge_max_file_bytes + 65_536),),
+    )
     if settings.parley_cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -185,6 +192,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     return app
 
 
+UPLOAD_PATH = r"/v1/tenants/[^/]+/knowledge/sources"
+
+
 def make_worker(runtime: Runtime) -> Worker:
     from datetime import timedelta
 
@@ -194,6 +204,7 @@ def make_worker(runtime: Runtime) -> Worker:
     return Worker(
         db=runtime.db,
         registry=REGISTRY,
+        runtime=runtime,
         max_attempts=s.parley_job_max_attempts,
         concurrency=s.parley_worker_concurrency,
         batch_size=s.parley_worker_batch_size,

@@ -15,18 +15,19 @@ import pytest
 from sqlalchemy import text
 
 from parley.kit.db import TenantId, create_database, platform_session, tenant_session
-from parley.models import TENANT_TABLES
+from parley.models import TENANT_TABLES, VECTOR_TABLE
 from tests.conftest import (
     DatabaseUnderTest,
     add_member,
     create_api_key,
     create_widget,
+    ingest_now,
     register,
     widget_session,
 )
 
 
-async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
+async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
     """Two tenants with rows in every tenant table."""
     ids = []
     for tag in ("rls-a", "rls-b"):
@@ -43,6 +44,12 @@ async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
             json={"api_key": "sk-rls-test-key-000"},
             headers=owner.headers,
         )
+        source = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+            json={"type": "text", "title": "Hours", "text": "We open at nine on weekdays."},
+            headers=owner.headers,
+        )
+        await ingest_now(app, owner.tenant_id, source.json()["job"]["id"])
         w = await create_widget(client, owner)
         session = await widget_session(client, w.widget_key)
         sent = await client.post(
@@ -75,12 +82,15 @@ async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection)
     by_name = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows}
     for table in TENANT_TABLES:
         assert by_name[table] == (True, True), table
+    # The vector table exists only where pgvector does; where it does, RLS is forced too.
+    if VECTOR_TABLE in by_name:
+        assert by_name[VECTOR_TABLE] == (True, True)
     # Conversely: every table with a tenant_id column is in the list.
     cols = await admin_conn.fetch(
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
     )
-    assert {c["table_name"] for c in cols} == set(TENANT_TABLES)
+    assert {c["table_name"] for c in cols} - {VECTOR_TABLE} == set(TENANT_TABLES)
 
 
 async def test_app_role_cannot_bypass(
@@ -109,8 +119,9 @@ async def test_rls_hides_rows(
     client: httpx.AsyncClient,
     app_conn: asyncpg.Connection,
     admin_conn: asyncpg.Connection,
+    app: Any,
 ) -> None:
-    a, b = await _populate(client)
+    a, b = await _populate(client, app)
     real_a = await admin_conn.fetchval(
         f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
     )
@@ -161,9 +172,9 @@ async def test_rls_hides_rows(
 
 
 async def test_insert_with_another_tenants_id_is_refused(
-    client: httpx.AsyncClient, app_conn: asyncpg.Connection
+    client: httpx.AsyncClient, app_conn: asyncpg.Connection, app: Any
 ) -> None:
-    a, b = await _populate(client)
+    a, b = await _populate(client, app)
     owner_of_a = await app_conn.fetchval("SELECT id FROM users LIMIT 1")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with app_conn.transaction():
@@ -176,9 +187,9 @@ async def test_insert_with_another_tenants_id_is_refused(
 
 
 async def test_member_self_policy_reads_only_own_rows(
-    client: httpx.AsyncClient, app_conn: asyncpg.Connection
+    client: httpx.AsyncClient, app_conn: asyncpg.Connection, app: Any
 ) -> None:
-    await _populate(client)
+    await _populate(client, app)
     someone = await app_conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1")
     async with app_conn.transaction():
         await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(someone))

@@ -205,6 +205,35 @@ async def _stored_credential(w: World) -> Call:
     return Call({"provider": "anthropic"})
 
 
+async def _fresh_source(w: World) -> tuple[str, str]:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/knowledge/sources",
+        json={"type": "text", "title": "Matrix", "text": "Opening hours are nine to five."},
+        headers=w.a["owner"].headers,
+    )
+    return str(resp.json()["id"]), str(resp.json()["job"]["id"])
+
+
+async def _create_source(w: World) -> Call:
+    return Call({}, {"type": "text", "title": "Matrix", "text": "Closed on Sundays."})
+
+
+async def _source(w: World) -> Call:
+    return Call({"source_id": (await _fresh_source(w))[0]})
+
+
+async def _job(w: World) -> Call:
+    return Call({"job_id": (await _fresh_source(w))[1]})
+
+
+async def _search(w: World) -> Call:
+    return Call({}, {"query": "opening hours"})
+
+
+async def _quality(w: World) -> Call:
+    return Call({}, {"questions": ["opening hours?"]})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -264,6 +293,22 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/providers"): Case(_none, 200),
     ("DELETE", "/providers/{provider}"): Case(_stored_credential, 204),
     ("GET", "/audit-log/verify"): Case(_none, 200),
+    ("POST", "/knowledge/sources"): Case(_create_source, 202),
+    ("GET", "/knowledge/sources"): Case(_none, 200),
+    ("GET", "/knowledge/sources/{source_id}"): Case(_source, 200, foreign_param="source_id"),
+    ("GET", "/knowledge/sources/{source_id}/chunks"): Case(_source, 200, foreign_param="source_id"),
+    ("POST", "/knowledge/sources/{source_id}/reindex"): Case(
+        _source, 202, foreign_param="source_id"
+    ),
+    # A fresh source has no previous index version: 409 proves the caller got through;
+    # tests/knowledge covers the 200.
+    ("POST", "/knowledge/sources/{source_id}/restore"): Case(
+        _source, 409, foreign_param="source_id"
+    ),
+    ("DELETE", "/knowledge/sources/{source_id}"): Case(_source, 204, foreign_param="source_id"),
+    ("GET", "/knowledge/jobs/{job_id}"): Case(_job, 200, foreign_param="job_id"),
+    ("POST", "/knowledge/search"): Case(_search, 200),
+    ("POST", "/knowledge/quality-check"): Case(_quality, 200),
 }
 
 
@@ -285,7 +330,14 @@ async def world(client: httpx.AsyncClient) -> World:
     )
     b_api = await create_api_key(client, b_owner, ["chat"])
     b_widget = await create_widget(client, b_owner)
+    b_source = await client.post(
+        f"/v1/tenants/{b_owner.tenant_id}/knowledge/sources",
+        json={"type": "text", "title": "B", "text": "B's own knowledge."},
+        headers=b_owner.headers,
+    )
     w.b_ids = {
+        "source_id": b_source.json()["id"],
+        "job_id": b_source.json()["job"]["id"],
         "user_id": b_member.user_id,
         "invitation_id": inv.json()["id"],
         "key_id": b_api["id"],
@@ -422,7 +474,11 @@ async def test_route_matrix(app: Any, world: World) -> None:
     assert world.b_ids["invitation_id"] in {i["id"] for i in invs["items"]}
     keys = (await world.client.get(f"/v1/tenants/{b.tenant_id}/api-keys", headers=b.headers)).json()
     assert world.b_ids["key_id"] in {k["id"] for k in keys["items"]}
-    for kind, param in (("bots", "bot_id"), ("channels", "channel_id")):
+    for kind, param in (
+        ("bots", "bot_id"),
+        ("channels", "channel_id"),
+        ("knowledge/sources", "source_id"),
+    ):
         got = await world.client.get(
             f"/v1/tenants/{b.tenant_id}/{kind}/{world.b_ids[param]}", headers=b.headers
         )

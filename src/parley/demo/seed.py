@@ -13,6 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -46,6 +47,35 @@ class DemoResult:
         else:
             lines.append("  (existing demo account; its password was printed when it was created)")
         return lines
+
+
+def docs_dir() -> Path | None:
+    """Parley's own `docs/` in a source checkout (what `make run` serves), if present."""
+    candidate = Path(__file__).resolve().parents[3] / "docs"
+    return candidate if (candidate / "index.md").exists() else None
+
+
+async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Principal) -> int:
+    """The demo bot's knowledge: every page of Parley's documentation, as Markdown uploads
+    (ingested by the worker once the server runs)."""
+    from parley.knowledge import service as knowledge
+
+    folder = docs_dir()
+    if folder is None:
+        return 0
+    pages = sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0)
+    for page in pages:
+        await knowledge.upload_source(
+            session,
+            runtime,
+            tenant_id,
+            principal,
+            data=page.read_bytes(),
+            filename=page.name,
+            content_type="text/markdown",
+            title=None,
+        )
+    return len(pages)
 
 
 def _origins(base: str) -> list[str]:
@@ -118,6 +148,7 @@ async def seed_demo(
                     ),
                     actor=principal.actor,
                 )
+                await _seed_docs(session, runtime, tid, principal)
                 return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key)
         if existing_key is not None:
             key = existing_key

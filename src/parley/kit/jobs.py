@@ -33,6 +33,8 @@ from parley.kit.metrics import JOBS_DONE
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from parley.kit.runtime import Runtime
+
 log = structlog.get_logger(__name__)
 
 
@@ -43,6 +45,18 @@ class JobContext:
     entrypoint: str
     attempt: int
     payload: dict[str, Any]
+    runtime: Runtime | None = None  # settings, keys and outbound clients, for product jobs
+    max_attempts: int = 1
+
+    @property
+    def final_attempt(self) -> bool:
+        """True when a failure now is held as `failed` instead of retried."""
+        return self.attempt + 1 >= self.max_attempts
+
+    def require_runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise RuntimeError(f"job {self.entrypoint} needs a worker built with a runtime")
+        return self.runtime
 
     @asynccontextmanager
     async def tenant_session(self) -> AsyncIterator[AsyncSession]:
@@ -206,6 +220,7 @@ class Worker:
 
     db: Database
     registry: JobRegistry
+    runtime: Runtime | None = None
     max_attempts: int = 5
     concurrency: int = 20
     batch_size: int = 10
@@ -226,6 +241,8 @@ class Worker:
                 entrypoint=spec.name,
                 attempt=int(job.attempts),
                 payload=payload,
+                runtime=self.runtime,
+                max_attempts=limit,
             )
             started = time.perf_counter()
             try:

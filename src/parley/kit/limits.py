@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
@@ -19,17 +20,29 @@ def _too_large(max_bytes: int) -> HTTPException:
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for every route, except the paths listed in `larger` (file uploads), which
+    get their own limit."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple((re.compile(pattern), limit) for pattern, limit in larger)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    def _limit(self, path: str) -> int:
+        for pattern, limit in self.larger:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
+
+    async def _reject(self, scope: Scope, send: Send, max_bytes: int) -> None:
         body = json.dumps(
             {
                 "type": TYPE_BASE + "payload_too_large",
                 "title": "The request body is too large",
                 "status": 413,
-                "detail": f"The request body exceeds {self.max_bytes} bytes.",
+                "detail": f"The request body exceeds {max_bytes} bytes.",
                 "code": "payload_too_large",
                 "trace_id": current_trace_id(),
                 "instance": scope.get("path", ""),
@@ -51,14 +64,15 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope.get("path", ""))
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._reject(scope, send)
+                if declared > max_bytes:
+                    await self._reject(scope, send, max_bytes)
                     return
         received = 0
 
@@ -67,10 +81,10 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # FastAPI passes HTTPException through body parsing; the app's handler
                     # renders it as problem+json.
-                    raise _too_large(self.max_bytes)
+                    raise _too_large(max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)

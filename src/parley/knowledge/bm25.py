@@ -82,22 +82,30 @@ s AS (
     FROM kb_stats WHERE tenant_id = :tenant_id
 ),
 w AS (
-    SELECT t.lexeme,
-           ln(1.0::float8 + (s.n - t.df::float8 + 0.5::float8) / (t.df::float8 + 0.5::float8))
-             AS idf
-    FROM q JOIN kb_terms t ON t.tenant_id = :tenant_id AND t.lexeme = q.lexeme CROSS JOIN s
-    WHERE t.df > 0
+    SELECT q.lexeme, coalesce(t.df, 0) AS df,
+           ln(1.0::float8 + (s.n - coalesce(t.df, 0)::float8 + 0.5::float8)
+                          / (coalesce(t.df, 0)::float8 + 0.5::float8)) AS idf
+    FROM q CROSS JOIN s
+    LEFT JOIN kb_terms t ON t.tenant_id = :tenant_id AND t.lexeme = q.lexeme
+),
+ceiling AS (
+    SELECT greatest(sum(idf), 1e-9::float8) AS c FROM w
+),
+scored AS (
+    SELECT p.chunk_id,
+           sum(w.idf * p.tf::float8 * (CAST(:k1 AS float8) + 1.0::float8)
+               / (p.tf::float8 + CAST(:k1 AS float8) * (1.0::float8 - CAST(:b AS float8)
+                  + CAST(:b AS float8) * p.dl::float8 / s.avgdl))) AS score
+    FROM w
+    JOIN kb_postings p ON p.tenant_id = :tenant_id AND p.lexeme = w.lexeme
+    CROSS JOIN s
+    WHERE w.df > 0
+      AND (CAST(:sources AS uuid[]) IS NULL OR p.source_id = ANY(CAST(:sources AS uuid[])))
+    GROUP BY p.chunk_id
 )
-SELECT p.chunk_id,
-       sum(w.idf * p.tf::float8 * (CAST(:k1 AS float8) + 1.0::float8)
-           / (p.tf::float8 + CAST(:k1 AS float8) * (1.0::float8 - CAST(:b AS float8)
-              + CAST(:b AS float8) * p.dl::float8 / s.avgdl))) AS score
-FROM w
-JOIN kb_postings p ON p.tenant_id = :tenant_id AND p.lexeme = w.lexeme
-CROSS JOIN s
-WHERE CAST(:sources AS uuid[]) IS NULL OR p.source_id = ANY(CAST(:sources AS uuid[]))
-GROUP BY p.chunk_id
-ORDER BY score DESC, p.chunk_id
+SELECT scored.chunk_id, scored.score, least(scored.score / ceiling.c, 1.0::float8) AS coverage
+FROM scored CROSS JOIN ceiling
+ORDER BY scored.score DESC, scored.chunk_id
 LIMIT :k
 """
 
@@ -106,6 +114,10 @@ LIMIT :k
 class Scored:
     chunk_id: uuid.UUID
     score: float
+    # The score over the sum of the query terms' idf (unseen terms at the highest idf), capped
+    # at 1: about how much of the question this chunk covers (1 = every term, once, in a chunk
+    # of average length). Used to tell "nothing relevant" apart from a weak match.
+    coverage: float = 0.0
 
 
 async def index_version(
@@ -156,4 +168,4 @@ async def search(
             "sources": source_ids,
         },
     )
-    return [Scored(r.chunk_id, float(r.score)) for r in rows]
+    return [Scored(r.chunk_id, float(r.score), float(r.coverage)) for r in rows]

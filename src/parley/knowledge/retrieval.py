@@ -34,6 +34,9 @@ class Hit:
     url: str | None = None
     page: int | None = None
     heading: str | None = None
+    # 0..1: how much of the question the passage covers (BM25 coverage, see `bm25.Scored`);
+    # below `service.RELEVANCE_THRESHOLD` a passage does not count as an answer.
+    relevance: float = 0.0
 
 
 @dataclass
@@ -52,7 +55,10 @@ WHERE c.tenant_id = :tenant_id AND c.id = ANY(CAST(:ids AS uuid[]))
 
 
 async def hydrate(
-    session: AsyncSession, tenant_id: TenantId, scored: list[tuple[uuid.UUID, float]]
+    session: AsyncSession,
+    tenant_id: TenantId,
+    scored: list[tuple[uuid.UUID, float]],
+    relevance: dict[uuid.UUID, float] | None = None,
 ) -> list[Hit]:
     """Chunk text and source title for ranked chunk ids, in the ranked order."""
     if not scored:
@@ -76,6 +82,7 @@ async def hydrate(
                 url=r.url,
                 page=r.page,
                 heading=r.heading,
+                relevance=(relevance or {}).get(chunk_id, 0.0),
             )
         )
     return hits
@@ -94,7 +101,12 @@ async def search(
     started = time.perf_counter()
     cfg = runtime.settings.parley_text_search_config
     keyword = await bm25.search(session, tenant_id, query, k=k, cfg=cfg, source_ids=source_ids)
-    items = await hydrate(session, tenant_id, [(s.chunk_id, s.score) for s in keyword])
+    items = await hydrate(
+        session,
+        tenant_id,
+        [(s.chunk_id, s.score) for s in keyword],
+        {s.chunk_id: s.coverage for s in keyword},
+    )
     return SearchResult(
         items=items,
         mode="keyword",

@@ -25,8 +25,9 @@ def system_prompt(instructions: str, passages: list[Passage], summary: str | Non
     if passages:
         blocks = []
         for i, p in enumerate(passages, start=1):
-            text = p.text.replace("</context>", "")
-            blocks.append(f'<passage id="{i}" title="{p.title}">\n{text}\n</passage>')
+            text = p.text.replace("</context>", "").replace("</passage>", "")
+            title = p.title.replace('"', "'").replace("<", "(").replace(">", ")")
+            blocks.append(f'<passage id="{i}" title="{title}">\n{text}\n</passage>')
         parts.append("<context>\n" + "\n".join(blocks) + "\n</context>")
     return "\n\n".join(parts)
 

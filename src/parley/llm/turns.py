@@ -31,7 +31,9 @@ from parley.kit.errors import TenantSuspended
 from parley.kit.ids import new_id
 from parley.kit.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS, LLM_TTFT
 from parley.kit.runtime import Runtime
+from parley.knowledge.grounding import citations_for, passages_for_turn
 from parley.llm.base import (
+    Passage,
     Provider,
     ProviderError,
     StreamEvent,
@@ -123,6 +125,7 @@ class PreparedTurn:
     stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
     credential: ResolvedCredential | None = None  # the tenant's own provider key, if any
     summary: str | None = None  # the rolling summary of turns older than `history`
+    passages: list[Passage] = field(default_factory=list)  # retrieved, relevant, best first
 
 
 async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
@@ -206,7 +209,21 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
     credential = None
     if config.provider != "extractive":
         credential = await resolve_credential(session, runtime, turn.tenant_id, config.provider)
-    return PreparedTurn(config, version.id, history, credential=credential, summary=summary)
+    passages = await passages_for_turn(
+        session,
+        runtime,
+        turn.tenant_id,
+        config=config,
+        query=turn.user_text,
+        bot_id=turn.bot_id,
+        bot_version_id=version.id,
+        conversation_id=turn.conversation_id,
+        message_id=turn.user_message_id,
+        operation_id=turn.operation_id,
+    )
+    return PreparedTurn(
+        config, version.id, history, credential=credential, summary=summary, passages=passages
+    )
 
 
 @dataclass
@@ -329,7 +346,7 @@ async def _run_turn(
     if prepared.stored_reply is not None:
         return TurnOutcome(prepared.stored_reply, None)
     config, history = prepared.config, prepared.history
-    passages: list[Any] = []  # knowledge retrieval plugs in here
+    passages = prepared.passages
     request = TurnRequest(
         system=system_prompt(config.instructions, passages, prepared.summary),
         messages=history_messages(history, turn.user_text, budget_chars=10**9),
@@ -402,7 +419,7 @@ async def _run_turn(
             conversation_id=turn.conversation_id,
             role="assistant",
             content=text,
-            citations=[],
+            citations=citations_for(passages, text),
             bot_version_id=prepared.version_id,
             created_at=datetime.now(UTC),
         )

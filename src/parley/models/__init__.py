@@ -67,3 +67,6 @@ TENANT_TABLES: tuple[str, ...] = tuple(
     )
 )
 """Every tenant-scoped table: each must have RLS enabled and forced (tests check the list)."""
+
+VECTOR_TABLE = "kb_vectors"
+"""Tenant-scoped too, but created by migration 0007 only where pgvector exists (no model)."""

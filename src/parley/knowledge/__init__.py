@@ -1,0 +1,1 @@
+"""Knowledge base: sources, ingestion, the BM25 and vector index, retrieval."""

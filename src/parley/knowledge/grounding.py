@@ -1,0 +1,100 @@
+"""Grounding a turn: retrieve the bot's passages for the user's message, keep only those
+relevant enough to answer from, and write the retrieval log (the trace behind the answer)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from parley.kit.ids import new_id
+from parley.knowledge import retrieval
+from parley.knowledge.service import RELEVANCE_THRESHOLD
+from parley.llm.base import Passage
+from parley.models import RetrievalLog
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from parley.bots.schemas import BotConfig
+    from parley.kit.db import TenantId
+    from parley.kit.runtime import Runtime
+
+
+async def passages_for_turn(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    *,
+    config: BotConfig,
+    query: str,
+    bot_id: uuid.UUID | None,
+    bot_version_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    operation_id: uuid.UUID | None,
+) -> list[Passage]:
+    """The passages the model gets (best first), logged in the caller's transaction."""
+    result = await retrieval.search(
+        session,
+        runtime,
+        tenant_id,
+        query,
+        k=config.retrieval.top_k,
+        source_ids=config.knowledge_source_ids,
+    )
+    chosen = [
+        h
+        for h in result.items
+        if h.relevance >= RELEVANCE_THRESHOLD and h.score >= config.retrieval.min_score
+    ]
+    session.add(
+        RetrievalLog(
+            tenant_id=tenant_id,
+            id=new_id(),
+            bot_id=bot_id,
+            bot_version_id=bot_version_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            operation_id=operation_id,
+            query=query,
+            mode=result.mode,
+            chunk_ids=[h.chunk_id for h in result.items],
+            scores=[h.score for h in result.items],
+            detail={
+                "selected": [str(h.chunk_id) for h in chosen],
+                "relevance": [round(h.relevance, 4) for h in result.items],
+                "threshold": RELEVANCE_THRESHOLD,
+                "min_score": config.retrieval.min_score,
+                **{k: v for k, v in result.detail.items() if k != "notice"},
+            },
+            latency_ms=round(result.latency_ms, 3),
+        )
+    )
+    return [
+        Passage(
+            source_id=str(h.source_id),
+            title=h.title,
+            text=h.text,
+            url=h.url,
+            score=h.score,
+        )
+        for h in chosen
+    ]
+
+
+def citations_for(passages: list[Passage], answer: str) -> list[dict[str, Any]]:
+    """The passages an answer points at with `[n]` markers, as message citations."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, p in enumerate(passages, start=1):
+        if f"[{i}]" not in answer or p.source_id + str(i) in seen:
+            continue
+        seen.add(p.source_id + str(i))
+        snippet = " ".join(p.text.split())
+        if len(snippet) > 240:
+            snippet = snippet[:240].rsplit(" ", 1)[0] + " …"
+        citation: dict[str, Any] = {"source_id": p.source_id, "title": p.title, "snippet": snippet}
+        if p.url:
+            citation["url"] = p.url
+        out.append(citation)
+    return out

@@ -1,0 +1,296 @@
+"""The ingestion pipeline behind `knowledge.ingest`: load the original → extract → clean →
+chunk → store the chunks as a new index version → index it (BM25, and vectors when
+configured) → swap it in, all in one transaction, so readers see the old index until the new
+one is complete. The version before is kept for `restore`; older ones are removed.
+
+Failures the content itself causes (corrupt or unsupported file, a URL that is refused or too
+large) fail the job at once with a clear error; transient ones (storage, network, database)
+are retried by the job system, and the job shows `failed` only after the last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import insert, update
+
+from parley.kit.errors import ParleyError
+from parley.kit.http import OutboundFailed, fetch
+from parley.kit.ids import new_id
+from parley.knowledge import bm25
+from parley.knowledge import repository as repo
+from parley.knowledge.storage import MissingObject, key_for, storage_for
+from parley.models import KnowledgeChunk, KnowledgeJob, KnowledgeSource
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from parley.kit.db import TenantId
+    from parley.kit.jobs import JobContext
+    from parley.kit.runtime import Runtime
+    from parley.knowledge.extract import ExtractedDocument
+
+log = structlog.get_logger(__name__)
+
+INSERT_BATCH = 500
+
+
+class _Permanent(Exception):
+    """The content cannot be ingested; retrying will not help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **values: Any) -> None:
+    from parley.kit.db import tenant_session
+
+    async with tenant_session(runtime.db, tenant_id) as session:
+        await session.execute(
+            update(KnowledgeJob)
+            .where(KnowledgeJob.tenant_id == tenant_id, KnowledgeJob.id == job_id)
+            .values(**values)
+        )
+
+
+async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
+    from parley.knowledge import extract as ex
+
+    s = runtime.settings
+    if source.type == "url":
+        assert source.url is not None
+        try:
+            response = await fetch(
+                runtime,
+                "GET",
+                source.url,
+                headers={"Accept": "text/html, application/pdf, text/plain;q=0.9, */*;q=0.5"},
+                max_bytes=s.parley_knowledge_max_url_bytes,
+                max_redirects=5,
+                http_timeout=s.parley_knowledge_url_timeout_seconds,
+            )
+        except OutboundFailed:
+            raise  # transient: retried
+        except ParleyError as exc:
+            raise _Permanent(exc.detail or exc.title) from exc
+        if response.status_code >= 400:
+            message = f"The URL answered HTTP {response.status_code}."
+            if response.status_code >= 500 or response.status_code == 429:
+                raise OutboundFailed(message)
+            raise _Permanent(message)
+        content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
+        name = response.url.rsplit("/", 1)[-1] or "index.html"
+        # Kept as the original too (the swap records the key), so deletion removes it.
+        await storage_for(runtime).put(key_for(_tenant(source), source.id), response.body)
+        return await asyncio.to_thread(
+            ex.extract, response.body, filename=name, content_type=content_type
+        )
+    assert source.storage_key is not None
+    data = await storage_for(runtime).get(source.storage_key)
+    if source.type == "text":
+        body = json.loads(data)
+        return ex.text_document(body["title"], body["text"])
+    if source.type == "faq":
+        body = json.loads(data)
+        return ex.faq_document(
+            [(p["question"], p["answer"]) for p in body["pairs"]], title=body.get("title")
+        )
+    return await asyncio.to_thread(
+        ex.extract, data, filename=source.filename, content_type=source.content_type
+    )
+
+
+def _tenant(source: KnowledgeSource) -> TenantId:
+    from parley.kit.db import TenantId
+
+    return TenantId(source.tenant_id)
+
+
+async def deindex(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    source_id: uuid.UUID,
+    version: int,
+) -> None:
+    """Take a version out of every index (its chunks stay, for restore)."""
+    await bm25.drop_version(session, tenant_id, source_id, version)
+    if runtime.pgvector:
+        from parley.knowledge import vectors
+
+        await vectors.drop_vectors(session, tenant_id, source_id, version)
+
+
+async def activate(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    source: KnowledgeSource,
+    version: int,
+) -> None:
+    """Make `version` the one retrieval sees, in the caller's transaction. The version that
+    was active becomes the previous one; any older version is deleted."""
+    old = source.active_version
+    if old and old != version:
+        await deindex(session, runtime, tenant_id, source.id, old)
+    chunk_count = await bm25.index_version(
+        session, tenant_id, source.id, version, cfg=runtime.settings.parley_text_search_config
+    )
+    embedder = _embedder(runtime)
+    if embedder is not None:
+        from parley.knowledge import vectors
+
+        await vectors.index_vectors(session, embedder, tenant_id, source.id, version)
+    keep = [version] + ([old] if old and old != version else [])
+    await repo.delete_chunks_except(session, tenant_id, source.id, keep)
+    source.previous_version = old if old and old != version else None
+    source.active_version = version
+    source.chunk_count = chunk_count
+    source.status = "ready"
+    source.error = None
+    source.updated_at = datetime.now(UTC)
+
+
+def _embedder(runtime: Runtime) -> Any:
+    if not runtime.pgvector or runtime.settings.parley_embeddings == "none":
+        return None
+    from parley.knowledge.embeddings import embedder_for
+
+    return embedder_for(runtime)
+
+
+async def _store_and_swap(
+    runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, chunks: list[Any], title: str
+) -> int:
+    from parley.kit.db import tenant_session
+
+    async with tenant_session(runtime.db, tenant_id) as session:
+        job = await repo.get_job(session, tenant_id, job_id, lock=True)
+        if job is None or job.status == "succeeded":
+            return 0
+        source = await repo.get_source(session, tenant_id, job.source_id, lock=True)
+        if source is None:
+            return 0
+        # A crashed earlier attempt may have left rows of this version: start it clean.
+        if source.active_version != job.index_version:
+            keep = [v for v in (source.active_version, source.previous_version) if v]
+            await repo.delete_chunks_except(session, tenant_id, source.id, keep)
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "id": new_id(),
+                "source_id": source.id,
+                "index_version": job.index_version,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "heading": " › ".join(c.heading_path) if c.heading_path else None,
+                "page": c.page,
+                "token_count": c.token_count,
+            }
+            for c in chunks
+        ]
+        for start in range(0, len(rows), INSERT_BATCH):
+            await session.execute(insert(KnowledgeChunk), rows[start : start + INSERT_BATCH])
+        if source.type == "url":
+            source.storage_key = key_for(tenant_id, source.id)
+        # No title given: the document's own (its first heading, <title>, PDF metadata).
+        if title and source.title in (source.filename, source.url):
+            source.title = title[:300]
+        await activate(session, runtime, tenant_id, source, job.index_version)
+        job.status = "succeeded"
+        job.progress = 1.0
+        job.error = None
+        job.finished_at = datetime.now(UTC)
+        return len(rows)
+
+
+async def _fail(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, message: str) -> None:
+    from parley.kit.db import tenant_session
+
+    async with tenant_session(runtime.db, tenant_id) as session:
+        job = await repo.get_job(session, tenant_id, job_id, lock=True)
+        if job is None:
+            return
+        job.status = "failed"
+        job.error = message[:2000]
+        job.finished_at = datetime.now(UTC)
+        source = await repo.get_source(session, tenant_id, job.source_id, lock=True)
+        if source is not None:
+            source.error = message[:2000]
+            if not source.active_version:  # a re-index failure keeps the source serving
+                source.status = "failed"
+            source.updated_at = datetime.now(UTC)
+
+
+async def run(ctx: JobContext) -> None:
+    """One attempt of an ingestion job."""
+    import uuid as _uuid
+
+    from parley.kit.db import TenantId, tenant_session
+
+    runtime = ctx.require_runtime()
+    tenant_id = TenantId(_uuid.UUID(str(ctx.payload["tenant_id"])))
+    job_id = _uuid.UUID(str(ctx.payload["job_id"]))
+    started = time.perf_counter()
+    async with tenant_session(runtime.db, tenant_id) as session:
+        job = await repo.get_job(session, tenant_id, job_id, lock=True)
+        if job is None or job.status in ("succeeded", "failed"):
+            return  # deleted with its source, or already finished: nothing to do twice
+        source = await repo.get_source(session, tenant_id, job.source_id)
+        if source is None:
+            return
+        job.status = "running"
+        job.attempts += 1
+        job.started_at = job.started_at or datetime.now(UTC)
+        job.progress = 0.05
+        if not source.active_version:
+            source.status = "indexing"
+        session.expunge(source)
+    s = runtime.settings
+    try:
+        try:
+            document = await _load(runtime, source)
+        except ParleyError as exc:  # extraction's own errors: corrupt, unsupported, empty
+            if isinstance(exc, OutboundFailed):
+                raise
+            raise _Permanent(exc.detail or exc.title) from exc
+        except MissingObject as exc:
+            raise _Permanent("The original file is missing from storage.") from exc
+        await _set_job(runtime, tenant_id, job_id, progress=0.4)
+        from parley.knowledge.chunking import chunk
+
+        chunks = await asyncio.to_thread(
+            chunk,
+            document,
+            max_tokens=s.parley_chunk_tokens,
+            overlap_tokens=s.parley_chunk_overlap_tokens,
+        )
+        if not chunks:
+            raise _Permanent("The document has no text to index.")
+        await _set_job(runtime, tenant_id, job_id, progress=0.6)
+        count = await _store_and_swap(runtime, tenant_id, job_id, chunks, document.title)
+    except _Permanent as exc:
+        await _fail(runtime, tenant_id, job_id, exc.message)
+        log.info("knowledge.ingest.failed", tenant_id=str(tenant_id), job_id=str(job_id))
+        return
+    except Exception as exc:
+        if ctx.final_attempt:
+            await _fail(runtime, tenant_id, job_id, f"Ingestion failed: {type(exc).__name__}.")
+        else:
+            await _set_job(runtime, tenant_id, job_id, error=f"Retrying: {type(exc).__name__}")
+        raise
+    log.info(
+        "knowledge.ingest.done",
+        tenant_id=str(tenant_id),
+        job_id=str(job_id),
+        chunks=count,
+        seconds=round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,57 @@
+"""Where original files are kept: a small port with a local-filesystem default and an
+S3-compatible adapter. Keys are built from our own ids only (`key_for`), never from a file
+name a user sent, so no key can escape its tenant's prefix."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from parley.kit.db import TenantId
+    from parley.kit.runtime import Runtime
+
+
+class MissingObject(LookupError):
+    """No stored object under that key (every adapter raises this one)."""
+
+
+class Storage(Protocol):
+    name: str
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def delete_prefix(self, prefix: str) -> int: ...
+
+
+def key_for(tenant_id: TenantId, source_id: uuid.UUID) -> str:
+    return f"{tenant_id}/{source_id}/original"
+
+
+def tenant_prefix(tenant_id: TenantId) -> str:
+    return f"{tenant_id}/"
+
+
+def storage_for(runtime: Runtime) -> Storage:
+    """The configured storage, one per process."""
+    cached = runtime.clients.get("storage")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    s = runtime.settings
+    store: Storage
+    if s.parley_storage == "s3":
+        from parley.knowledge.storage.s3 import S3Storage
+
+        if not s.parley_s3_bucket:
+            raise RuntimeError("PARLEY_S3_BUCKET is required when PARLEY_STORAGE=s3")
+        store = S3Storage(s.parley_s3_bucket, s.parley_s3_prefix, s.parley_s3_endpoint_url)
+    else:
+        from parley.knowledge.storage.local import LocalStorage
+
+        store = LocalStorage(s.data_dir / "files")
+    runtime.clients["storage"] = store
+    return store
