@@ -1,0 +1,1 @@
+"""Knowledge base (C6): sources, extraction, chunking, indexing and retrieval."""
