@@ -1,0 +1,82 @@
+"""Markdown (and pasted text): kept as written, ATX and setext headings become structure."""
+
+from __future__ import annotations
+
+import re
+
+from parley.knowledge.clean import clean_text, one_line
+from parley.knowledge.document import Section
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_FRONT_MATTER_TITLE = re.compile(r"(?m)^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$")
+
+
+def split_front_matter(text: str) -> tuple[str, str | None]:
+    """Strip a leading YAML front-matter block; return the text and its `title:` if any."""
+    if not text.startswith("---\n"):
+        return text, None
+    end = text.find("\n---", 4)
+    if end < 0:
+        return text, None
+    block = text[4:end]
+    match = _FRONT_MATTER_TITLE.search(block)
+    rest = text[end + 4 :].lstrip("-").lstrip("\n")
+    return rest, (one_line(match.group(1)) or None) if match else None
+
+
+def markdown_sections(text: str) -> list[Section]:
+    """Sections split at headings; fenced code blocks are never read as headings."""
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    lines: list[str] = []
+    fence: str | None = None
+
+    def flush() -> None:
+        body = clean_text("\n".join(lines), keep_indent=True)
+        if body.strip():
+            sections.append(Section(heading_path=[h for _, h in path], text=body))
+        lines.clear()
+
+    def open_heading(level: int, title: str) -> None:
+        flush()
+        while path and path[-1][0] >= level:
+            path.pop()
+        if title:
+            path.append((level, title))
+
+    for raw in text.split("\n"):
+        fence_match = _FENCE.match(raw)
+        if fence is not None:
+            lines.append(raw)
+            if fence_match and fence_match.group(1)[0] == fence[0]:
+                fence = None
+            continue
+        if fence_match:
+            fence = fence_match.group(1)
+            lines.append(raw)
+            continue
+        atx = _ATX.match(raw)
+        if atx:
+            open_heading(len(atx.group(1)), one_line(atx.group(2) or ""))
+            continue
+        setext = _SETEXT.match(raw)
+        if setext and lines and lines[-1].strip() and not _is_list_item(lines[-1]):
+            title = one_line(lines.pop())
+            open_heading(1 if setext.group(1)[0] == "=" else 2, title)
+            continue
+        lines.append(raw)
+    flush()
+    return sections
+
+
+def first_heading(sections: list[Section]) -> str | None:
+    for section in sections:
+        if section.heading_path:
+            return section.heading_path[0]
+    return None
+
+
+def _is_list_item(line: str) -> bool:
+    return bool(re.match(r"^\s*([-*+]|\d+[.)])\s", line))

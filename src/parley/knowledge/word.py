@@ -1,0 +1,147 @@
+"""DOCX via python-docx: headings become the heading path, tables are read row by row.
+
+A .docx is a zip, so the archive is checked before python-docx inflates it: the sum of the
+members' declared sizes is capped (zipfile never inflates a member past its declared size,
+so the declared total bounds memory) and so is the member count. Headers, footers,
+footnotes and comments are not read.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+import zlib
+
+import docx
+from docx.opc.exceptions import OpcError
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from parley.knowledge.clean import clean_text, one_line
+from parley.knowledge.document import ExtractedDocument, Section
+from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument
+
+MAX_MEMBERS = 10_000
+_HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
+_MAX_TABLE_DEPTH = 5
+# What python-docx and lxml raise on malformed parts (hostile input reaches deep code paths).
+_PARSE_ERRORS = (
+    OpcError,
+    KeyError,
+    ValueError,
+    SyntaxError,
+    AttributeError,
+    IndexError,
+    TypeError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def is_docx_zip(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def check_archive(data: bytes, *, max_uncompressed_bytes: int) -> None:
+    """Refuse archives that are not Word documents or would inflate past the limit."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CorruptFile("The file is not a valid DOCX (ZIP) archive") from exc
+    if len(members) > MAX_MEMBERS:
+        raise DocumentTooLarge(f"The DOCX archive has more than {MAX_MEMBERS} entries")
+    total = sum(m.file_size for m in members)
+    if total > max_uncompressed_bytes:
+        raise DocumentTooLarge(
+            f"The DOCX would inflate to {total} bytes; the limit is {max_uncompressed_bytes}"
+        )
+    if "word/document.xml" not in {m.filename for m in members}:
+        raise CorruptFile("The ZIP archive is not a Word document")
+
+
+def extract_docx(
+    data: bytes, *, filename_title: str | None, max_uncompressed_bytes: int
+) -> ExtractedDocument:
+    check_archive(data, max_uncompressed_bytes=max_uncompressed_bytes)
+    try:
+        return _read(data, filename_title)
+    except _PARSE_ERRORS as exc:  # lxml's XMLSyntaxError is a SyntaxError
+        raise CorruptFile("The DOCX cannot be read") from exc
+
+
+def _read(data: bytes, filename_title: str | None) -> ExtractedDocument:
+    document = docx.Document(io.BytesIO(data))
+    blocks = document.iter_inner_content()
+    core_title = one_line(document.core_properties.title or "")
+
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    paragraphs: list[str] = []
+    title_style: str | None = None
+
+    def flush() -> None:
+        body = clean_text("\n\n".join(paragraphs))
+        if body:
+            sections.append(Section(heading_path=[h for _, h in path], text=body))
+        paragraphs.clear()
+
+    for block in blocks:
+        if isinstance(block, Table):
+            paragraphs.append(table_text(block))
+            continue
+        text = one_line(block.text)
+        if not text:
+            continue
+        level, is_title = _heading_level(block)
+        if is_title and title_style is None:
+            title_style = text
+        if level is None:
+            paragraphs.append(text)
+            continue
+        flush()
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, text))
+    flush()
+    if not sections:
+        raise EmptyDocument()
+    headings = next((s.heading_path[0] for s in sections if s.heading_path), None)
+    title = core_title or title_style or headings or filename_title or "Untitled"
+    return ExtractedDocument(title=title, sections=sections, format="docx")
+
+
+def table_text(table: Table, depth: int = 0) -> str:
+    """One line per row, cells joined by " | " (merged cells once), nested tables after."""
+    rows: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        nested: list[str] = []
+        seen: set[int] = set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            cells.append(one_line(cell.text))
+            if depth < _MAX_TABLE_DEPTH:
+                nested.extend(table_text(t, depth + 1) for t in cell.tables)
+        if any(cells):
+            rows.append(" | ".join(cells))
+        rows.extend(n for n in nested if n)
+    return "\n".join(rows)
+
+
+def _heading_level(paragraph: Paragraph) -> tuple[int | None, bool]:
+    try:
+        name = paragraph.style.name if paragraph.style is not None else ""
+    except (KeyError, ValueError):
+        return None, False
+    match = _HEADING_STYLE.match(name or "")
+    if match:
+        return int(match.group(1)), False
+    return None, (name or "").lower() == "title"
