@@ -111,7 +111,8 @@ async def test_a_text_source_is_ingested_and_found_with_the_contract_shapes(
     assert "30 days" in top["text"]
     assert found["mode"] == "keyword"
     # Deterministic: the same query on the same index, the same ranking and scores.
-    assert await search(client, owner, "how many days do I have to return an item?") == found
+    again = await search(client, owner, "how many days do I have to return an item?")
+    assert (again["items"], again["mode"]) == (found["items"], found["mode"])
 
     source = await client.get(
         f"/v1/tenants/{owner.tenant_id}/knowledge/sources/{accepted['id']}", headers=owner.headers
@@ -187,8 +188,8 @@ async def test_files_are_uploaded_extracted_and_refused_clearly(
         url, files={"file": ("empty.txt", b"", "text/plain")}, headers=owner.headers
     )
     assert_problem(empty, 422, "empty_file")
-    missing = await client.post(url, data={"title": "no file"}, headers=owner.headers)
-    assert_problem(missing, 422)
+    missing = await client.post(url, files={"title": (None, "no file")}, headers=owner.headers)
+    assert_problem(missing, 422, "validation_failed")
     wrong_type = await client.post(
         url, content=b"type=text", headers={**owner.headers, "content-type": "text/plain"}
     )
@@ -322,6 +323,12 @@ async def test_a_bot_only_searches_its_own_sources(client: httpx.AsyncClient, wo
         headers=owner.headers,
     )
     assert patched.status_code == 200, patched.text
+    foreign = await client.patch(
+        f"/v1/tenants/{owner.tenant_id}/bots/{bot_id}",
+        json={"knowledge_source_ids": [shipping, str(uuid.uuid4())]},
+        headers=owner.headers,
+    )
+    assert_problem(foreign, 422, "unknown_knowledge_source")
     everything = await search(client, owner, "warehouse")
     assert len({i["source_id"] for i in everything["items"]}) == 2
     filtered = await search(client, owner, "warehouse", bot_id=bot_id)
@@ -337,7 +344,7 @@ async def test_the_extractive_bot_answers_from_knowledge_with_citations_and_a_tr
     session = await widget_session(client, w.widget_key)
     sent = await client.post(
         "/v1/widget/messages",
-        json={"content": "How long do refunds take to arrive?"},
+        json={"content": "When will my refund reach my payment method?"},
         headers={**session.headers, "Idempotency-Key": "kb-answer-1"},
     )
     assert sent.status_code == 201, sent.text
@@ -356,7 +363,7 @@ async def test_the_extractive_bot_answers_from_knowledge_with_citations_and_a_tr
         uuid.UUID(sent.json()["message"]["id"]),
     )
     assert log is not None
-    assert log["query"] == "How long do refunds take to arrive?"
+    assert log["query"] == "When will my refund reach my payment method?"
     assert log["chunk_ids"]
     assert list(log["scores"]) == sorted(log["scores"], reverse=True)
     assert log["bot_version_id"] is not None

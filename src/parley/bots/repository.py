@@ -74,3 +74,20 @@ async def archive_published(session: AsyncSession, tenant_id: TenantId, bot_id: 
         )
         .values(status="archived")
     )
+
+
+async def missing_sources(
+    session: AsyncSession, tenant_id: TenantId, source_ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The ids in `source_ids` that are not knowledge sources of this tenant."""
+    from parley.models import KnowledgeSource
+
+    if not source_ids:
+        return []
+    result = await session.execute(
+        select(KnowledgeSource.id).where(
+            KnowledgeSource.tenant_id == tenant_id, KnowledgeSource.id.in_(source_ids)
+        )
+    )
+    found = set(result.scalars())
+    return [sid for sid in source_ids if sid not in found]

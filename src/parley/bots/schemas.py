@@ -87,6 +87,8 @@ class BotUpdate(_Strict):
     fallback_text: str | None = Field(default=None, max_length=2_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=16, le=16_000)
+    knowledge_source_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
+    retrieval: RetrievalSettings | None = None
     theme: Theme | None = None
 
 
@@ -111,7 +113,7 @@ class ConfigChanges(_Strict):
     max_tokens: int | None = Field(default=None, ge=16, le=16_000)
     greeting: str | None = Field(default=None, max_length=500)
     fallback_text: str | None = Field(default=None, max_length=2_000)
-    knowledge_source_ids: list[uuid.UUID] | None = None
+    knowledge_source_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
     retrieval: RetrievalSettings | None = None
     handoff: HandoffRules | None = None
     theme: Theme | None = None

@@ -14,7 +14,7 @@ from parley.auth.access import Principal
 from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, BotCreate, BotOut, BotUpdate
 from parley.kit.db import TenantId
-from parley.kit.errors import NotFound
+from parley.kit.errors import NotFound, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.models import Bot, BotVersion
@@ -25,6 +25,21 @@ log = structlog.get_logger(__name__)
 class BotNotFound(NotFound):
     code = "bot_not_found"
     title = "Bot not found"
+
+
+class UnknownKnowledgeSource(Unprocessable):
+    code = "unknown_knowledge_source"
+    title = "A listed knowledge source does not exist in this workspace"
+
+
+async def check_sources(
+    session: AsyncSession, tenant_id: TenantId, source_ids: list[uuid.UUID] | None
+) -> None:
+    """Ids in a body are checked like ids in a path: only this workspace's sources."""
+    if source_ids:
+        missing = await repo.missing_sources(session, tenant_id, source_ids)
+        if missing:
+            raise UnknownKnowledgeSource(f"Unknown source ids: {', '.join(map(str, missing))}")
 
 
 def bot_out(bot: Bot, version: BotVersion) -> BotOut:
@@ -115,6 +130,7 @@ async def update_bot(
     before = bot_out(bot, version).model_dump(mode="json")
     if body.name is not None:
         bot.name = body.name.strip()
+    await check_sources(session, tenant_id, body.knowledge_source_ids)
     changes = body.model_dump(exclude_none=True, exclude={"name"}, mode="json")
     if changes:
         if "provider" in changes and "model" not in changes:

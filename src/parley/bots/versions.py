@@ -16,7 +16,7 @@ from parley.audit import service as audit
 from parley.auth.access import Principal
 from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, ConfigChanges, FieldChange, VersionDiff, VersionOut
-from parley.bots.service import BotNotFound, _default_model
+from parley.bots.service import BotNotFound, _default_model, check_sources
 from parley.kit.db import TenantId
 from parley.kit.errors import Conflict, NotFound, ParleyError
 from parley.kit.ids import new_id
@@ -98,6 +98,7 @@ async def create_draft(
 ) -> VersionOut:
     if await repo.lock_bot(session, tenant_id, bot_id) is None:
         raise BotNotFound()
+    await check_sources(session, tenant_id, changes.knowledge_source_ids)
     current = await repo.published(session, tenant_id, bot_id)
     if current is None:
         raise BotNotFound()
@@ -139,6 +140,7 @@ async def edit_draft(
     v = await _version(session, tenant_id, bot_id, version_id)
     if v.status != "draft":
         raise NotADraft()
+    await check_sources(session, tenant_id, changes.knowledge_source_ids)
     before = dict(v.config)
     v.config = _apply(v.config, changes)
     await session.flush()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from parley.kit.ids import new_id
 from parley.knowledge import retrieval
-from parley.knowledge.service import RELEVANCE_THRESHOLD
+from parley.knowledge.service import RELEVANCE_THRESHOLD, SUPPORT_THRESHOLD
 from parley.llm.base import Passage
 from parley.models import RetrievalLog
 
@@ -42,11 +42,9 @@ async def passages_for_turn(
         k=config.retrieval.top_k,
         source_ids=config.knowledge_source_ids,
     )
-    chosen = [
-        h
-        for h in result.items
-        if h.relevance >= RELEVANCE_THRESHOLD and h.score >= config.retrieval.min_score
-    ]
+    usable = [h for h in result.items if h.score >= config.retrieval.min_score]
+    answerable = any(h.relevance >= RELEVANCE_THRESHOLD for h in usable)
+    chosen = [h for h in usable if h.relevance >= SUPPORT_THRESHOLD] if answerable else []
     session.add(
         RetrievalLog(
             tenant_id=tenant_id,
@@ -64,6 +62,7 @@ async def passages_for_turn(
                 "selected": [str(h.chunk_id) for h in chosen],
                 "relevance": [round(h.relevance, 4) for h in result.items],
                 "threshold": RELEVANCE_THRESHOLD,
+                "support_threshold": SUPPORT_THRESHOLD,
                 "min_score": config.retrieval.min_score,
                 **{k: v for k, v in result.detail.items() if k != "notice"},
             },

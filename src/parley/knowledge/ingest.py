@@ -24,6 +24,7 @@ from parley.kit.http import OutboundFailed, fetch
 from parley.kit.ids import new_id
 from parley.knowledge import bm25
 from parley.knowledge import repository as repo
+from parley.knowledge.chunking import heading_prefix
 from parley.knowledge.storage import MissingObject, key_for, storage_for
 from parley.models import KnowledgeChunk, KnowledgeJob, KnowledgeSource
 
@@ -91,7 +92,11 @@ async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
         # Kept as the original too (the swap records the key), so deletion removes it.
         await storage_for(runtime).put(key_for(_tenant(source), source.id), response.body)
         return await asyncio.to_thread(
-            ex.extract, response.body, filename=name, content_type=content_type
+            ex.extract,
+            response.body,
+            filename=name,
+            content_type=content_type,
+            max_bytes=s.parley_knowledge_max_url_bytes,
         )
     assert source.storage_key is not None
     data = await storage_for(runtime).get(source.storage_key)
@@ -104,7 +109,11 @@ async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
             [(p["question"], p["answer"]) for p in body["pairs"]], title=body.get("title")
         )
     return await asyncio.to_thread(
-        ex.extract, data, filename=source.filename, content_type=source.content_type
+        ex.extract,
+        data,
+        filename=source.filename,
+        content_type=source.content_type,
+        max_bytes=s.parley_knowledge_max_file_bytes,
     )
 
 
@@ -190,8 +199,8 @@ async def _store_and_swap(
                 "source_id": source.id,
                 "index_version": job.index_version,
                 "ordinal": c.ordinal,
-                "text": c.text,
-                "heading": " › ".join(c.heading_path) if c.heading_path else None,
+                "text": c.body,  # the heading path is kept (and indexed) beside it
+                "heading": heading_prefix(c.heading_path) or None,
                 "page": c.page,
                 "token_count": c.token_count,
             }
@@ -271,7 +280,7 @@ async def run(ctx: JobContext) -> None:
             chunk,
             document,
             max_tokens=s.parley_chunk_tokens,
-            overlap_tokens=s.parley_chunk_overlap_tokens,
+            overlap_tokens=min(s.parley_chunk_overlap_tokens, s.parley_chunk_tokens // 4),
         )
         if not chunks:
             raise _Permanent("The document has no text to index.")

@@ -54,9 +54,11 @@ log = structlog.get_logger(__name__)
 
 INGEST_JOB = "knowledge.ingest"
 PURGE_JOB = "knowledge.purge_files"
-# A passage must cover at least this share of the question's terms to count as relevant
-# (see `bm25.Scored.coverage`); below it the bot says it found nothing.
+# The best passage must cover at least this share of the question's terms for the question to
+# count as answered (see `bm25.Scored.coverage`); otherwise the bot says it found nothing.
 RELEVANCE_THRESHOLD = 0.35
+# Once a question is answerable, further passages join the context above this share.
+SUPPORT_THRESHOLD = 0.2
 
 
 class SourceNotFound(NotFound):
