@@ -1,0 +1,78 @@
+"""Embeddings port: turns chunk and query text into vectors for the HNSW leg of retrieval.
+
+Two adapters: any OpenAI-compatible `/embeddings` server (`openai.py`) and a local
+sentence-transformers model shipped in a wheel (`local.py`, optional extra). `embedder_for()`
+builds the configured one once per process and caches it in `runtime.clients`; it answers
+`None` when embeddings are off or pgvector is absent, and retrieval is then keyword-only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from parley.kit.errors import ParleyError
+
+if TYPE_CHECKING:
+    from parley.kit.runtime import Runtime
+
+CACHE_KEY = "knowledge.embedder"
+
+
+class EmbeddingsError(ParleyError):
+    """The embeddings provider failed or is misconfigured (the operator's side, not the user's)."""
+
+    status = 502
+    code = "embeddings_unavailable"
+    title = "The embeddings provider is unavailable"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Embeds texts in batches; every vector is unit length (so cosine = dot product)."""
+
+    name: str  # adapter: "openai" or "local"
+    model: str  # stored with each vector: vectors of another model are never compared
+    batch_size: int
+
+    @property
+    def dims(self) -> int | None:
+        """Vector length; `None` until a remote model has answered once."""
+        ...
+
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+def normalise(vector: list[float]) -> list[float]:
+    """Unit length, so the stored vectors compare by cosine whatever the provider returns."""
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    if norm == 0.0:
+        return vector
+    return [x / norm for x in vector]
+
+
+def embedder_for(runtime: Runtime) -> Embedder | None:
+    """The process's embedder, or `None` when the vector leg cannot run (embeddings off, or
+    no pgvector to store vectors in)."""
+    settings = runtime.settings
+    if settings.parley_embeddings == "none" or not runtime.pgvector:
+        return None
+    cached = runtime.clients.get(CACHE_KEY)
+    if cached is not None:
+        embedder: Embedder = cached
+        return embedder
+    if settings.parley_embeddings == "openai":
+        from parley.knowledge.embeddings.openai import OpenAIEmbedder
+
+        key = settings.parley_embeddings_api_key or settings.openai_api_key
+        embedder = OpenAIEmbedder(
+            model=settings.parley_embedding_model,
+            base_url=settings.parley_embeddings_base_url or settings.openai_base_url,
+            api_key=key.get_secret_value() if key is not None else None,
+        )
+    else:
+        from parley.knowledge.embeddings.local import LocalEmbedder
+
+        embedder = LocalEmbedder(settings.parley_embedding_model)
+    runtime.clients[CACHE_KEY] = embedder
+    return embedder

@@ -1,0 +1,173 @@
+"""The vector leg: chunk embeddings in pgvector, searched through a per-dimension HNSW index.
+
+`kb_vectors` exists only where pgvector does (migration 0007); it has one partial HNSW index
+per supported dimension, on `embedding::vector(D)` where `dims = D`, so a query must use that
+exact expression and predicate for the planner to take the index. Each vector carries its
+model's name: vectors of another model are never compared with the query.
+
+A tenant (or bot source) filter is applied to the HNSW scan's output. Plain HNSW stops after
+`ef_search` candidates, so a small tenant among large ones would get few or no rows; pgvector
+≥ 0.8's iterative scan keeps walking the graph until `k` rows pass the filter. Both settings
+are `SET LOCAL`: asyncpg's pool reset (`RESET ALL`) would silently drop session settings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+from parley.knowledge.bm25 import Scored
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from parley.kit.db import TenantId
+    from parley.knowledge.embeddings import Embedder
+
+INDEXED_DIMS = (384, 768, 1024, 1536)  # migration 0007's partial HNSW indexes
+EF_SEARCH = 200  # candidate list per graph walk: ≥ the 100 candidates fusion asks for
+MAX_SCAN_TUPLES = 40_000  # how far an iterative scan may walk before giving up
+
+_CHUNKS = """
+SELECT id, coalesce(heading, '') AS heading, text
+FROM kb_chunks
+WHERE tenant_id = :tenant_id AND source_id = :source_id AND index_version = :version
+ORDER BY ordinal, id
+"""
+
+_INSERT = """
+INSERT INTO kb_vectors (tenant_id, chunk_id, source_id, model, dims, embedding)
+SELECT :tenant_id, v.chunk_id, :source_id, :model, :dims, CAST(v.embedding AS vector)
+FROM unnest(CAST(:ids AS uuid[]), CAST(:vectors AS text[])) AS v(chunk_id, embedding)
+ON CONFLICT (tenant_id, chunk_id) DO UPDATE
+SET model = excluded.model, dims = excluded.dims, embedding = excluded.embedding
+"""
+
+_DROP = """
+DELETE FROM kb_vectors v
+USING kb_chunks c
+WHERE v.tenant_id = :tenant_id AND c.tenant_id = :tenant_id AND v.chunk_id = c.id
+  AND c.source_id = :source_id AND c.index_version = :version
+"""
+
+
+# One statement per indexed dimension: the `vector(D)` expression and the `dims = D` predicate
+# must be literally those of the partial index for the planner to use it.
+_SEARCH_TEMPLATE = """
+WITH nearest AS MATERIALIZED (
+    SELECT chunk_id, embedding::vector(DIMS) <=> CAST(:q AS vector(DIMS)) AS distance
+    FROM kb_vectors
+    WHERE tenant_id = :tenant_id AND dims = DIMS AND model = :model
+      AND (CAST(:sources AS uuid[]) IS NULL OR source_id = ANY(CAST(:sources AS uuid[])))
+    ORDER BY embedding::vector(DIMS) <=> CAST(:q AS vector(DIMS))
+    LIMIT :k
+)
+SELECT chunk_id, 1.0::float8 - distance AS score FROM nearest ORDER BY distance, chunk_id
+"""
+_SEARCH = {d: text(_SEARCH_TEMPLATE.replace("DIMS", str(d))) for d in INDEXED_DIMS}
+
+_SEARCH_UNINDEXED = """
+SELECT chunk_id, 1.0::float8 - (embedding <=> CAST(:q AS vector)) AS score
+FROM kb_vectors
+WHERE tenant_id = :tenant_id AND dims = :dims AND model = :model
+  AND (CAST(:sources AS uuid[]) IS NULL OR source_id = ANY(CAST(:sources AS uuid[])))
+ORDER BY embedding <=> CAST(:q AS vector), chunk_id
+LIMIT :k
+"""
+
+
+# SET LOCAL, in one round trip: local to this transaction, so a pooled connection's reset can
+# neither lose them mid-transaction nor leak them into the next one.
+_SETTINGS = text(
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    " set_config('hnsw.ef_search', :ef, true),"
+    " set_config('hnsw.max_scan_tuples', :tuples, true)"
+)
+
+
+def literal(vector: list[float]) -> str:
+    """pgvector's text form; `repr` keeps every bit of the float."""
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+def chunk_text(heading: str, body: str) -> str:
+    """What is embedded for a chunk: its heading (context) and its text, as BM25 indexes it."""
+    return f"{heading}\n{body}" if heading else body
+
+
+async def index_vectors(
+    session: AsyncSession,
+    embedder: Embedder,
+    tenant_id: TenantId,
+    source_id: uuid.UUID,
+    version: int,
+) -> int:
+    """Embed one version of a source's chunks (heading + text) in batches into `kb_vectors`;
+    returns the number of vectors written. Idempotent: a retried job overwrites its rows."""
+    rows = (
+        await session.execute(
+            text(_CHUNKS), {"tenant_id": tenant_id, "source_id": source_id, "version": version}
+        )
+    ).all()
+    written = 0
+    step = max(1, embedder.batch_size)
+    for start in range(0, len(rows), step):
+        batch = rows[start : start + step]
+        vectors = await embedder.embed([chunk_text(r.heading, r.text) for r in batch])
+        await session.execute(
+            text(_INSERT),
+            {
+                "tenant_id": tenant_id,
+                "source_id": source_id,
+                "model": embedder.model,
+                "dims": len(vectors[0]),
+                "ids": [r.id for r in batch],
+                "vectors": [literal(v) for v in vectors],
+            },
+        )
+        written += len(batch)
+    return written
+
+
+async def drop_vectors(
+    session: AsyncSession, tenant_id: TenantId, source_id: uuid.UUID, version: int
+) -> None:
+    """Remove the vectors of one version of a source (its chunks stay, for a restore)."""
+    await session.execute(
+        text(_DROP), {"tenant_id": tenant_id, "source_id": source_id, "version": version}
+    )
+
+
+async def search(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    query_vector: list[float],
+    *,
+    k: int,
+    model: str,
+    source_ids: list[uuid.UUID] | None = None,
+    dims: int | None = None,
+) -> list[Scored]:
+    """The `k` chunks nearest to `query_vector` by cosine (score = 1 − distance), ties broken
+    by chunk id. Must run inside the caller's transaction (the `SET LOCAL`s live there)."""
+    dims = dims or len(query_vector)
+    if len(query_vector) != dims:
+        raise ValueError(f"query vector has {len(query_vector)} dimensions, expected {dims}")
+    params = {
+        "tenant_id": tenant_id,
+        "q": literal(query_vector),
+        "k": k,
+        "model": model,
+        "sources": source_ids,
+        "dims": dims,
+    }
+    if dims not in INDEXED_DIMS:  # no HNSW index for this length: exact scan
+        rows = await session.execute(text(_SEARCH_UNINDEXED), params)
+        return [Scored(r.chunk_id, float(r.score)) for r in rows]
+    await session.execute(
+        _SETTINGS, {"ef": str(min(1000, max(EF_SEARCH, k))), "tuples": str(MAX_SCAN_TUPLES)}
+    )
+    rows = await session.execute(_SEARCH[dims], params)
+    return [Scored(r.chunk_id, float(r.score)) for r in rows]
