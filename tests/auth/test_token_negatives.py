@@ -153,6 +153,7 @@ async def test_hostile_tokens_are_refused_everywhere(
         "channel_id": str(uuid.uuid4()),
         "version_id": str(uuid.uuid4()),
         "provider": "openai",
+        "source_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, create_widget, register
+from tests.conftest import LiveServer, create_widget, ingest_now, register
 from tests.e2e.conftest import HostSite, shot
 
 FALLBACK = "Sorry, I have nothing on that yet."
@@ -199,4 +199,44 @@ async def test_hostile_assistant_output_is_inert(
     assert await host.evaluate("h => h.shadowRoot.querySelectorAll('img, script').length") == 0
     assert not [u for u in requested if "evil.example" in u]
     await shot(page, "widget-hostile-assistant-output")
+    await context.close()
+
+
+async def test_answers_from_knowledge_show_their_sources_and_keep_them_after_reload(
+    app: Any, browser: Any, live_server: LiveServer, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    allowed, _ = host_sites
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as c:
+        owner = await register(c, "kb-browser")
+        source = await c.post(
+            f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+            json={
+                "type": "text",
+                "title": "Store opening hours",
+                "text": "The store opens at nine in the morning and closes at six in the evening.",
+            },
+            headers=owner.headers,
+        )
+        assert source.status_code == 202, source.text
+        await ingest_now(app, owner.tenant_id, source.json()["job"]["id"])
+        w = await create_widget(c, owner, origins=[allowed.origin])
+    allowed.pages["/kb"] = _page_html(live_server, w.widget_key)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(allowed.origin + "/kb")
+    await _open(page)
+    log = page.get_by_role("log")
+    await _send(page, "When does the store open in the morning?")
+    await log.get_by_text("opens at nine", exact=False).first.wait_for(timeout=15_000)
+    sources = log.get_by_role("list", name="Sources")
+    await sources.get_by_text("Store opening hours").wait_for(timeout=15_000)
+    await shot(page, "widget-citation")
+    await page.reload()
+    await _open(page)
+    await (
+        page.get_by_role("log")
+        .get_by_role("list", name="Sources")
+        .get_by_text("Store opening hours")
+        .first.wait_for(timeout=15_000)
+    )
     await context.close()
