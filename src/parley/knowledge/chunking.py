@@ -3,6 +3,8 @@
 Rules, in order of precedence:
 - A chunk never spans two pages, and never two top-level sections: small consecutive
   sections under the same top-level heading (and page) are packed together while they fit.
+  A heading every section shares (the one H1 of a Markdown page) is not the top level;
+  the level below it is.
 - A section too big for one chunk is split at paragraph, then line, then sentence, then
   word boundaries (a word longer than the budget is cut by characters, its last resort),
   and consecutive chunks of that section overlap by up to `overlap_tokens`.
@@ -27,7 +29,9 @@ MIN_MAX_TOKENS = 20
 _ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "cf", "fig", "no"}
 )
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|[。！？]+")
+_SENTENCE_END = re.compile(
+    r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ\u3040-\u30ff\u4e00-\u9fff])|[。！？]+"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +56,12 @@ def chunk(
 ) -> list[Chunk]:
     if max_tokens < MIN_MAX_TOKENS:
         raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}")
-    if not 0 <= overlap_tokens <= max_tokens // 4:
-        raise ValueError("overlap_tokens must be between 0 and max_tokens / 4")
+    if not 0 <= overlap_tokens <= max_tokens // 2:
+        raise ValueError("overlap_tokens must be between 0 and max_tokens / 2")
     builder = _Builder(max_tokens, overlap_tokens)
+    # Headings every section shares (a document's single H1) do not count as top level.
+    paths = [s.heading_path for s in document.sections if s.heading_path]
+    shared = len(_common_prefix(paths)) if len(paths) == len(document.sections) > 0 else 0
     pending: list[Section] = []
     for section in document.sections:
         if not section.text.strip():
@@ -63,7 +70,8 @@ def chunk(
             builder.flush_group(pending)
             builder.emit(section.heading_path, section.page, section.text)
             continue
-        if pending and _joinable(pending[-1], section) and builder.fits([*pending, section]):
+        joinable = pending and _joinable(pending[-1], section, shared)
+        if joinable and builder.fits([*pending, section]):
             pending.append(section)
             continue
         builder.flush_group(pending)
@@ -79,8 +87,11 @@ def heading_prefix(path: list[str]) -> str:
     return HEADING_SEPARATOR.join(path)
 
 
-def _joinable(previous: Section, section: Section) -> bool:
-    return previous.page == section.page and previous.heading_path[:1] == section.heading_path[:1]
+def _joinable(previous: Section, section: Section, shared: int) -> bool:
+    top = shared + 1
+    return (
+        previous.page == section.page and previous.heading_path[:top] == section.heading_path[:top]
+    )
 
 
 class _Builder:
