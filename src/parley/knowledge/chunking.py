@@ -136,6 +136,8 @@ class _Builder:
         return common, "\n\n".join(parts)
 
     def fits(self, group: list[Section]) -> bool:
+        if sum(len(s.text.split()) for s in group) > self.max_tokens:  # ≥ 1 token a word
+            return False
         common, body = self._render(group)
         prefix = self._prefix(common)
         return count_tokens(prefix) + count_tokens(body) <= self.max_tokens

@@ -84,10 +84,12 @@ _REFUSED_MAGIC = (
 def detect_format(data: bytes, *, filename: str | None, content_type: str | None) -> str:
     """One of FORMATS, or UnsupportedFileType."""
     head = data[:1024]
-    if b"%PDF-" in head:
+    declared = _declared(filename, content_type)
+    # PDF readers accept the header anywhere in the first KB; we do so for declared PDFs only.
+    if head.startswith(b"%PDF-") or (b"%PDF-" in head and declared == "pdf"):
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
-        if word.is_docx_zip(data) or _declared(filename, content_type) == "docx":
+        if word.is_docx_zip(data) or declared == "docx":
             return "docx"
         raise UnsupportedFileType("ZIP archives other than DOCX are not supported")
     for magic, name in _REFUSED_MAGIC:
@@ -95,7 +97,6 @@ def detect_format(data: bytes, *, filename: str | None, content_type: str | None
             raise UnsupportedFileType(f"A {name} is not supported")
     if head[:12].startswith(b"RIFF") or head[4:8] == b"ftyp":
         raise UnsupportedFileType("Audio, video and image files are not supported")
-    declared = _declared(filename, content_type)
     if declared is not None:
         return declared
     if filename and PurePosixPath(filename).suffix:
