@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import statistics
 import tempfile
@@ -102,6 +103,7 @@ def _round(
 
 
 def run(quick: bool = False) -> Section:
+    load = os.getloadavg()[0]
     pages = 50 if quick else 200
     rounds = 2 if quick else 5
     with tempfile.TemporaryDirectory(prefix="parley-bench-p6-") as tmp:
@@ -161,6 +163,9 @@ def run(quick: bool = False) -> Section:
             Row("chunks per document", f"{chunks_per_doc}", "", "", "", None),
         ],
         notes=[
+            f"Load average when the run started: {load:.1f} on {os.cpu_count()} cores (the "
+            "machine is shared), so two processes may not get two whole cores; the raw PDFium "
+            "baseline runs under the same load.",
             "The keyword index (BM25 postings written to PostgreSQL) and embeddings are not in "
             "this figure: they belong to the knowledge jobs layer and are measured there (P4/P6 "
             "database part).",

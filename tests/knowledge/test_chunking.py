@@ -253,3 +253,22 @@ def test_invalid_parameters() -> None:
 
 def test_empty_sections_yield_no_chunks() -> None:
     assert chunk(doc_of(Section(["A"], "  "), Section(["B"], ""))) == []
+
+
+@pytest.mark.timeout(60)  # a hang guard: quadratic regexes would take hours on these
+def test_hostile_text_is_chunked_in_linear_time() -> None:
+    hostile = [
+        "." * 300_000 + "x",
+        "a. b " * 100_000,
+        "e.g. A " * 100_000,
+        "word" * 100_000,
+        "?" * 100_000 + " A",
+    ]
+    for text in hostile:
+        chunks = chunk(doc_of(Section(["H"], text)), max_tokens=300, overlap_tokens=50)
+        assert chunks
+        assert all(c.token_count <= 300 for c in chunks)
+    markdown = "---\ntitle: 'a" + " " * 200_000 + "b'\n---\n#" + " " * 200_000 + "x\n\nbody"
+    doc = extract(markdown.encode(), filename="hostile.md", content_type=None)
+    assert doc.title == "a b"
+    assert [(s.heading_path, s.text) for s in doc.sections] == [(["x"], "body")]

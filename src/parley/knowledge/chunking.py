@@ -29,8 +29,11 @@ MIN_MAX_TOKENS = 20
 _ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "cf", "fig", "no"}
 )
+# Linear time on hostile input: a match starts only at the first mark of a run (lookbehind)
+# and possessive quantifiers never backtrack into it.
 _SENTENCE_END = re.compile(
-    r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ\u3040-\u30ff\u4e00-\u9fff])|[。！？]+"
+    r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ\u3040-\u30ff\u4e00-\u9fff])"
+    r"|(?<![。！？])[。！？]++"
 )
 
 
@@ -136,7 +139,10 @@ class _Builder:
         return common, "\n\n".join(parts)
 
     def fits(self, group: list[Section]) -> bool:
-        if sum(len(s.text.split()) for s in group) > self.max_tokens:  # ≥ 1 token a word
+        # cheap lower bounds first: ≥ 1 token a word, ≥ 1 token per 8 non-space characters
+        words = sum(len(s.text.split()) for s in group)
+        chars = sum(len(s.text) for s in group)
+        if words > self.max_tokens or chars - words > 9 * self.max_tokens:
             return False
         common, body = self._render(group)
         prefix = self._prefix(common)
@@ -212,27 +218,28 @@ def _units(text: str, limit: int) -> list[_Unit]:
     return units
 
 
-def _split(text: str, limit: int, sep: str, out: list[_Unit], *, level: int) -> None:
-    cost = count_tokens(text)
+def _split(
+    text: str, limit: int, sep: str, out: list[_Unit], *, level: int, cost: int | None = None
+) -> None:
+    cost = count_tokens(text) if cost is None else cost
     if cost <= limit:
         out.append(_Unit(text, cost, sep))
         return
-    if level == 0:
-        parts, inner = text.split("\n"), "\n"
-    elif level == 1:
-        parts, inner = sentences(text), " "
-    elif level == 2:
-        parts, inner = text.split(), " "
-    else:
-        pieces = split_by_tokens(text, limit)
-        for i, piece in enumerate(pieces):
-            out.append(_Unit(piece, count_tokens(piece), sep if i == 0 else ""))
+    if level >= 2:  # words: one pass, cut at spaces, inside a word only when it has none
+        for i, (piece, word_start) in enumerate(split_by_tokens(text, limit)):
+            out.append(_Unit(piece, count_tokens(piece), sep if i == 0 else _word_sep(word_start)))
         return
-    first = True
-    for part in parts:
-        if part.strip():
-            _split(part, limit, sep if first else inner, out, level=level + 1)
-            first = False
+    parts, inner = (text.split("\n"), "\n") if level == 0 else (sentences(text), " ")
+    parts = [p for p in parts if p.strip()]
+    if len(parts) == 1:  # nothing to split at this level: go finer without recounting
+        _split(parts[0], limit, sep, out, level=level + 1, cost=cost)
+        return
+    for i, part in enumerate(parts):
+        _split(part, limit, sep if i == 0 else inner, out, level=level + 1)
+
+
+def _word_sep(word_start: bool) -> str:
+    return " " if word_start else ""
 
 
 def sentences(text: str) -> list[str]:
@@ -241,8 +248,9 @@ def sentences(text: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
-        word = text[start : match.start()].rsplit(None, 1)[-1:] or [""]
-        token = word[0].lower().rstrip(".")
+        window = max(start, match.start() - 12)  # abbreviations are short: look back a little
+        before = text[window : match.start()].replace("\n", " ")
+        token = before[before.rfind(" ") + 1 :].lower().rstrip(".")
         if match.group(0) == "." and (token in _ABBREVIATIONS or len(token) == 1):
             continue
         out.append(text[start:end].strip())
