@@ -21,6 +21,8 @@ from parley.knowledge.document import (
 from parley.knowledge.errors import EmptyDocument, FileTooLarge, UnsupportedFileType
 
 __all__ = [
+    "ACCEPTED_CONTENT_TYPES",
+    "ACCEPTED_EXTENSIONS",
     "ExtractedDocument",
     "Section",
     "detect_format",
@@ -56,6 +58,9 @@ _EXTENSIONS = {
     ".txt": "text",
     ".text": "text",
 }
+# For upload forms (`accept=`) and API docs.
+ACCEPTED_EXTENSIONS = tuple(_EXTENSIONS)
+ACCEPTED_CONTENT_TYPES = tuple(_CONTENT_TYPES)
 # Formats we recognise by their first bytes and refuse, so a renamed binary is never "text".
 _REFUSED_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "PNG image"),
