@@ -361,6 +361,11 @@ def test_unsupported_types_are_refused(
     _refused(exc, 422, "unsupported_file_type")
 
 
+def test_a_pdf_header_quoted_in_a_text_file_does_not_make_it_a_pdf() -> None:
+    doc = extract(b"PDF files start with %PDF-1.7 bytes.", filename="n.txt", content_type=None)
+    assert doc.format == "text"
+
+
 def test_nameless_text_is_sniffed() -> None:
     assert extract(b"<!doctype html><p>Hi</p>", filename=None, content_type=None).format == "html"
     assert extract(b"just words", filename=None, content_type=None).format == "text"

@@ -3,6 +3,8 @@
 Rules, in order of precedence:
 - A chunk never spans two pages, and never two top-level sections: small consecutive
   sections under the same top-level heading (and page) are packed together while they fit.
+  A heading every section shares (the one H1 of a Markdown page) is not the top level;
+  the level below it is.
 - A section too big for one chunk is split at paragraph, then line, then sentence, then
   word boundaries (a word longer than the budget is cut by characters, its last resort),
   and consecutive chunks of that section overlap by up to `overlap_tokens`.
@@ -27,7 +29,12 @@ MIN_MAX_TOKENS = 20
 _ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "cf", "fig", "no"}
 )
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|[。！？]+")
+# Linear time on hostile input: a match starts only at the first mark of a run (lookbehind)
+# and possessive quantifiers never backtrack into it.
+_SENTENCE_END = re.compile(
+    r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ\u3040-\u30ff\u4e00-\u9fff])"
+    r"|(?<![。！？])[。！？]++"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +59,12 @@ def chunk(
 ) -> list[Chunk]:
     if max_tokens < MIN_MAX_TOKENS:
         raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}")
-    if not 0 <= overlap_tokens <= max_tokens // 4:
-        raise ValueError("overlap_tokens must be between 0 and max_tokens / 4")
+    if not 0 <= overlap_tokens <= max_tokens // 2:
+        raise ValueError("overlap_tokens must be between 0 and max_tokens / 2")
     builder = _Builder(max_tokens, overlap_tokens)
+    # Headings every section shares (a document's single H1) do not count as top level.
+    paths = [s.heading_path for s in document.sections if s.heading_path]
+    shared = len(_common_prefix(paths)) if len(paths) == len(document.sections) > 0 else 0
     pending: list[Section] = []
     for section in document.sections:
         if not section.text.strip():
@@ -63,7 +73,8 @@ def chunk(
             builder.flush_group(pending)
             builder.emit(section.heading_path, section.page, section.text)
             continue
-        if pending and _joinable(pending[-1], section) and builder.fits([*pending, section]):
+        joinable = pending and _joinable(pending[-1], section, shared)
+        if joinable and builder.fits([*pending, section]):
             pending.append(section)
             continue
         builder.flush_group(pending)
@@ -79,8 +90,11 @@ def heading_prefix(path: list[str]) -> str:
     return HEADING_SEPARATOR.join(path)
 
 
-def _joinable(previous: Section, section: Section) -> bool:
-    return previous.page == section.page and previous.heading_path[:1] == section.heading_path[:1]
+def _joinable(previous: Section, section: Section, shared: int) -> bool:
+    top = shared + 1
+    return (
+        previous.page == section.page and previous.heading_path[:top] == section.heading_path[:top]
+    )
 
 
 class _Builder:
@@ -125,6 +139,11 @@ class _Builder:
         return common, "\n\n".join(parts)
 
     def fits(self, group: list[Section]) -> bool:
+        # cheap lower bounds first: ≥ 1 token a word, ≥ 1 token per 8 non-space characters
+        words = sum(len(s.text.split()) for s in group)
+        chars = sum(len(s.text) for s in group)
+        if words > self.max_tokens or chars - words > 9 * self.max_tokens:
+            return False
         common, body = self._render(group)
         prefix = self._prefix(common)
         return count_tokens(prefix) + count_tokens(body) <= self.max_tokens
@@ -199,27 +218,28 @@ def _units(text: str, limit: int) -> list[_Unit]:
     return units
 
 
-def _split(text: str, limit: int, sep: str, out: list[_Unit], *, level: int) -> None:
-    cost = count_tokens(text)
+def _split(
+    text: str, limit: int, sep: str, out: list[_Unit], *, level: int, cost: int | None = None
+) -> None:
+    cost = count_tokens(text) if cost is None else cost
     if cost <= limit:
         out.append(_Unit(text, cost, sep))
         return
-    if level == 0:
-        parts, inner = text.split("\n"), "\n"
-    elif level == 1:
-        parts, inner = sentences(text), " "
-    elif level == 2:
-        parts, inner = text.split(), " "
-    else:
-        pieces = split_by_tokens(text, limit)
-        for i, piece in enumerate(pieces):
-            out.append(_Unit(piece, count_tokens(piece), sep if i == 0 else ""))
+    if level >= 2:  # words: one pass, cut at spaces, inside a word only when it has none
+        for i, (piece, word_start) in enumerate(split_by_tokens(text, limit)):
+            out.append(_Unit(piece, count_tokens(piece), sep if i == 0 else _word_sep(word_start)))
         return
-    first = True
-    for part in parts:
-        if part.strip():
-            _split(part, limit, sep if first else inner, out, level=level + 1)
-            first = False
+    parts, inner = (text.split("\n"), "\n") if level == 0 else (sentences(text), " ")
+    parts = [p for p in parts if p.strip()]
+    if len(parts) == 1:  # nothing to split at this level: go finer without recounting
+        _split(parts[0], limit, sep, out, level=level + 1, cost=cost)
+        return
+    for i, part in enumerate(parts):
+        _split(part, limit, sep if i == 0 else inner, out, level=level + 1)
+
+
+def _word_sep(word_start: bool) -> str:
+    return " " if word_start else ""
 
 
 def sentences(text: str) -> list[str]:
@@ -228,8 +248,9 @@ def sentences(text: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.end()
-        word = text[start : match.start()].rsplit(None, 1)[-1:] or [""]
-        token = word[0].lower().rstrip(".")
+        window = max(start, match.start() - 12)  # abbreviations are short: look back a little
+        before = text[window : match.start()].replace("\n", " ")
+        token = before[before.rfind(" ") + 1 :].lower().rstrip(".")
         if match.group(0) == "." and (token in _ABBREVIATIONS or len(token) == 1):
             continue
         out.append(text[start:end].strip())

@@ -17,6 +17,7 @@ _LIGATURES = str.maketrans(
     {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
 )
 _MANY_NEWLINES = re.compile(r"\n{3,}")
+_LINE_EDGES = re.compile(r" ?\n ?")  # after _SPACES, at most one space sits at a line edge
 
 
 def clean_text(text: str, *, keep_indent: bool = False) -> str:
@@ -29,13 +30,14 @@ def clean_text(text: str, *, keep_indent: bool = False) -> str:
     text = _CONTROL.sub("", text)
     text = _ZERO_WIDTH.sub("", text)
     text = unicodedata.normalize("NFC", text.translate(_LIGATURES))
-    lines = [_line(line, keep_indent) for line in text.split("\n")]
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip("\n" if keep_indent else None)
+    if keep_indent:
+        text = "\n".join(_indented_line(line) for line in text.split("\n"))
+        return _MANY_NEWLINES.sub("\n\n", text).strip("\n")
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
+    return _MANY_NEWLINES.sub("\n\n", text).strip()
 
 
-def _line(line: str, keep_indent: bool) -> str:
-    if not keep_indent:
-        return _SPACES.sub(" ", line).strip()
+def _indented_line(line: str) -> str:
     body = line.lstrip(" \t")
     indent = line[: len(line) - len(body)].replace("\t", "    ")
     body = _SPACES.sub(" ", body).rstrip()

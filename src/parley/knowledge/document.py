@@ -46,7 +46,7 @@ def text_document(title: str, text: str) -> ExtractedDocument:
     from parley.knowledge.markdown import markdown_sections
 
     clean_title = clean_text(title).replace("\n", " ").strip()
-    sections = markdown_sections(clean_text(text))
+    sections = markdown_sections(text.replace("\r\n", "\n"))
     if not sections:
         raise EmptyDocument()
     return ExtractedDocument(title=clean_title or "Untitled", sections=sections, format="text")

@@ -21,6 +21,8 @@ from parley.knowledge.document import (
 from parley.knowledge.errors import EmptyDocument, FileTooLarge, UnsupportedFileType
 
 __all__ = [
+    "ACCEPTED_CONTENT_TYPES",
+    "ACCEPTED_EXTENSIONS",
     "ExtractedDocument",
     "Section",
     "detect_format",
@@ -56,6 +58,9 @@ _EXTENSIONS = {
     ".txt": "text",
     ".text": "text",
 }
+# For upload forms (`accept=`) and API docs.
+ACCEPTED_EXTENSIONS = tuple(_EXTENSIONS)
+ACCEPTED_CONTENT_TYPES = tuple(_CONTENT_TYPES)
 # Formats we recognise by their first bytes and refuse, so a renamed binary is never "text".
 _REFUSED_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "PNG image"),
@@ -84,10 +89,12 @@ _REFUSED_MAGIC = (
 def detect_format(data: bytes, *, filename: str | None, content_type: str | None) -> str:
     """One of FORMATS, or UnsupportedFileType."""
     head = data[:1024]
-    if b"%PDF-" in head:
+    declared = _declared(filename, content_type)
+    # PDF readers accept the header anywhere in the first KB; we do so for declared PDFs only.
+    if head.startswith(b"%PDF-") or (b"%PDF-" in head and declared == "pdf"):
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
-        if word.is_docx_zip(data) or _declared(filename, content_type) == "docx":
+        if word.is_docx_zip(data) or declared == "docx":
             return "docx"
         raise UnsupportedFileType("ZIP archives other than DOCX are not supported")
     for magic, name in _REFUSED_MAGIC:
@@ -95,7 +102,6 @@ def detect_format(data: bytes, *, filename: str | None, content_type: str | None
             raise UnsupportedFileType(f"A {name} is not supported")
     if head[:12].startswith(b"RIFF") or head[4:8] == b"ftyp":
         raise UnsupportedFileType("Audio, video and image files are not supported")
-    declared = _declared(filename, content_type)
     if declared is not None:
         return declared
     if filename and PurePosixPath(filename).suffix:

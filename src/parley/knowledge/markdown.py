@@ -10,7 +10,7 @@ from parley.knowledge.document import Section
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_FRONT_MATTER_TITLE = re.compile(r"(?m)^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$")
+_FRONT_MATTER_TITLE = re.compile(r"(?m)^title:(.*)$")
 
 
 def split_front_matter(text: str) -> tuple[str, str | None]:
@@ -23,7 +23,8 @@ def split_front_matter(text: str) -> tuple[str, str | None]:
     block = text[4:end]
     match = _FRONT_MATTER_TITLE.search(block)
     rest = text[end + 4 :].lstrip("-").lstrip("\n")
-    return rest, (one_line(match.group(1)) or None) if match else None
+    title = one_line(match.group(1)).strip("\"'").strip() if match else ""
+    return rest, title or None
 
 
 def markdown_sections(text: str) -> list[Section]:
