@@ -58,11 +58,15 @@ class JobContext:
             raise RuntimeError(f"job {self.entrypoint} needs a worker built with a runtime")
         return self.runtime
 
+    @property
+    def tenant_id(self) -> TenantId:
+        """The tenant a job's payload names (our own code enqueued it)."""
+        return TenantId(UUID(str(self.payload["tenant_id"])))
+
     @asynccontextmanager
     async def tenant_session(self) -> AsyncIterator[AsyncSession]:
         """The tenant context for a job whose payload carries the `tenant_id` we enqueued."""
-        tenant_id = TenantId(UUID(str(self.payload["tenant_id"])))
-        async with tenant_session(self.db, tenant_id) as session:
+        async with tenant_session(self.db, self.tenant_id) as session:
             yield session
 
 

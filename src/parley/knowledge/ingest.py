@@ -62,7 +62,9 @@ async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **v
         )
 
 
-async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
+async def _load(
+    runtime: Runtime, tenant_id: TenantId, source: KnowledgeSource
+) -> ExtractedDocument:
     from parley.knowledge import extract as ex
 
     s = runtime.settings
@@ -90,7 +92,7 @@ async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
         content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
         name = response.url.rsplit("/", 1)[-1] or "index.html"
         # Kept as the original too (the swap records the key), so deletion removes it.
-        await storage_for(runtime).put(key_for(_tenant(source), source.id), response.body)
+        await storage_for(runtime).put(key_for(tenant_id, source.id), response.body)
         return await asyncio.to_thread(
             ex.extract,
             response.body,
@@ -115,12 +117,6 @@ async def _load(runtime: Runtime, source: KnowledgeSource) -> ExtractedDocument:
         content_type=source.content_type,
         max_bytes=s.parley_knowledge_max_file_bytes,
     )
-
-
-def _tenant(source: KnowledgeSource) -> TenantId:
-    from parley.kit.db import TenantId
-
-    return TenantId(source.tenant_id)
 
 
 async def deindex(
@@ -243,10 +239,10 @@ async def run(ctx: JobContext) -> None:
     """One attempt of an ingestion job."""
     import uuid as _uuid
 
-    from parley.kit.db import TenantId, tenant_session
+    from parley.kit.db import tenant_session
 
     runtime = ctx.require_runtime()
-    tenant_id = TenantId(_uuid.UUID(str(ctx.payload["tenant_id"])))
+    tenant_id = ctx.tenant_id
     job_id = _uuid.UUID(str(ctx.payload["job_id"]))
     started = time.perf_counter()
     async with tenant_session(runtime.db, tenant_id) as session:
@@ -266,7 +262,7 @@ async def run(ctx: JobContext) -> None:
     s = runtime.settings
     try:
         try:
-            document = await _load(runtime, source)
+            document = await _load(runtime, tenant_id, source)
         except ParleyError as exc:  # extraction's own errors: corrupt, unsupported, empty
             if isinstance(exc, OutboundFailed):
                 raise
