@@ -46,7 +46,11 @@ class JobRef(BaseModel):
     status: str
 
 
-class JobOut(BaseModel):
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JobOut(_FromRow):
     id: uuid.UUID
     source_id: uuid.UUID
     kind: str
@@ -60,7 +64,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
 
-class SourceOut(BaseModel):
+class SourceOut(_FromRow):
     id: uuid.UUID
     type: str
     title: str
@@ -81,7 +85,7 @@ class SourceAccepted(SourceOut):
     job: JobRef
 
 
-class ChunkOut(BaseModel):
+class ChunkOut(_FromRow):
     id: uuid.UUID
     ordinal: int
     text: str
@@ -98,7 +102,7 @@ class SearchIn(_Strict):
     )
 
 
-class SearchItem(BaseModel):
+class SearchItem(_FromRow):
     chunk_id: uuid.UUID
     source_id: uuid.UUID
     title: str

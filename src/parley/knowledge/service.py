@@ -93,38 +93,11 @@ class SourceBusy(Conflict):
 
 
 def source_out(s: KnowledgeSource) -> SourceOut:
-    return SourceOut(
-        id=s.id,
-        type=s.type,
-        title=s.title,
-        status=s.status,
-        url=s.url,
-        filename=s.filename,
-        content_type=s.content_type,
-        size_bytes=s.size_bytes,
-        chunk_count=s.chunk_count,
-        active_version=s.active_version,
-        previous_version=s.previous_version,
-        error=s.error,
-        created_at=s.created_at,
-        updated_at=s.updated_at,
-    )
+    return SourceOut.model_validate(s)
 
 
 def job_out(j: KnowledgeJob) -> JobOut:
-    return JobOut(
-        id=j.id,
-        source_id=j.source_id,
-        kind=j.kind,
-        status=j.status,
-        progress=j.progress,
-        error=j.error,
-        attempts=j.attempts,
-        index_version=j.index_version,
-        created_at=j.created_at,
-        started_at=j.started_at,
-        finished_at=j.finished_at,
-    )
+    return JobOut.model_validate(j)
 
 
 async def _start_job(
@@ -314,17 +287,7 @@ async def list_chunks(
     rows = await repo.chunks_of(
         session, tenant_id, source_id, source.active_version, after=after, limit=limit
     )
-    return [
-        ChunkOut(
-            id=c.id,
-            ordinal=c.ordinal,
-            text=c.text,
-            heading=c.heading,
-            page=c.page,
-            token_count=c.token_count,
-        )
-        for c in rows
-    ]
+    return [ChunkOut.model_validate(c) for c in rows]
 
 
 async def get_job(session: AsyncSession, tenant_id: TenantId, job_id: uuid.UUID) -> JobOut:
@@ -441,16 +404,7 @@ async def _bot_sources(
 
 
 def _item(hit: retrieval.Hit) -> SearchItem:
-    return SearchItem(
-        chunk_id=hit.chunk_id,
-        source_id=hit.source_id,
-        title=hit.title,
-        text=hit.text,
-        score=hit.score,
-        url=hit.url,
-        page=hit.page,
-        heading=hit.heading,
-    )
+    return SearchItem.model_validate(hit)
 
 
 async def search(
