@@ -22,11 +22,18 @@ from parley.models.identity import (
     Tenant,
     User,
 )
+from parley.models.integrations import (
+    AutomationRule,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiKey",
     "AuditEntry",
     "AuthSession",
+    "AutomationRule",
     "Base",
     "Bot",
     "BotVersion",
@@ -43,6 +50,9 @@ __all__ = [
     "TenantScoped",
     "User",
     "Visitor",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
 
 TENANT_TABLES: tuple[str, ...] = tuple(
