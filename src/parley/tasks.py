@@ -1,6 +1,7 @@
 """Imports every feature's `tasks.py` so their jobs are registered with the worker."""
 
 from parley.auth import tasks as auth_tasks
+from parley.webhooks import tasks as webhooks_tasks
 from parley.widget import tasks as widget_tasks
 
-__all__ = ["auth_tasks", "widget_tasks"]
+__all__ = ["auth_tasks", "webhooks_tasks", "widget_tasks"]

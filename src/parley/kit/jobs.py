@@ -33,6 +33,8 @@ from parley.kit.metrics import JOBS_DONE
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from parley.kit.runtime import Runtime
+
 log = structlog.get_logger(__name__)
 
 
@@ -43,12 +45,24 @@ class JobContext:
     entrypoint: str
     attempt: int
     payload: dict[str, Any]
+    runtime_: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The process runtime (settings, keys, outbound clients) for jobs that call out."""
+        if self.runtime_ is None:
+            raise RuntimeError("this worker was started without a runtime")
+        return self.runtime_
+
+    @property
+    def tenant_id(self) -> TenantId:
+        """The tenant our own code put in the payload when it enqueued the job."""
+        return TenantId(UUID(str(self.payload["tenant_id"])))
 
     @asynccontextmanager
     async def tenant_session(self) -> AsyncIterator[AsyncSession]:
         """The tenant context for a job whose payload carries the `tenant_id` we enqueued."""
-        tenant_id = TenantId(UUID(str(self.payload["tenant_id"])))
-        async with tenant_session(self.db, tenant_id) as session:
+        async with tenant_session(self.db, self.tenant_id) as session:
             yield session
 
 
@@ -211,6 +225,7 @@ class Worker:
     batch_size: int = 10
     heartbeat_timeout: timedelta = timedelta(seconds=30)
     dequeue_timeout: timedelta = timedelta(seconds=5)
+    runtime: Runtime | None = None
     _shutdown: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _wrap(self, spec: JobSpec) -> Callable[[Any], Awaitable[None]]:
@@ -226,6 +241,7 @@ class Worker:
                 entrypoint=spec.name,
                 attempt=int(job.attempts),
                 payload=payload,
+                runtime_=self.runtime,
             )
             started = time.perf_counter()
             try:

@@ -71,7 +71,8 @@ class WebhookDelivery(TenantScoped, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempt_count: Mapped[int] = mapped_column(Integer, server_default="0")
-    max_attempts: Mapped[int] = mapped_column(Integer)
+    # Null: as many as the worker's retry schedule allows; a DLQ re-run sets attempts made + 1.
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime] = utcnow_column()
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,13 +25,13 @@ depends_on: str | Sequence[str] | None = None
 TABLES = ("webhook_endpoints", "webhook_deliveries", "webhook_attempts", "automation_rules")
 
 
-def _now(name: str) -> sa.Column[sa.DateTime]:
+def _now(name: str) -> sa.Column[Any]:
     return sa.Column(
         name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
     )
 
 
-def _tenant(table: str) -> list[sa.Column[sa.Uuid] | sa.ForeignKeyConstraint]:
+def _tenant(table: str) -> list[Any]:
     return [
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -67,7 +68,7 @@ def upgrade() -> None:
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("attempt_count", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=True),
         sa.Column("seq", sa.Integer(), server_default="0", nullable=False),
         _now("next_attempt_at"),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
