@@ -16,6 +16,7 @@ Guarantee: at least once, with a stable `webhook-id` (the delivery id) receivers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -40,7 +41,6 @@ from parley.webhooks.signing import signature_header
 
 log = structlog.get_logger(__name__)
 
-LEASE_MARGIN = 30.0  # seconds past the POST timeout before a claim counts as abandoned
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
@@ -68,6 +68,12 @@ def retry_delay(schedule: list[float], failures: int) -> timedelta:
     """Full jitter under the schedule's ceiling for the n-th failure (1-based)."""
     ceiling = schedule[min(failures, len(schedule)) - 1] if schedule else 0.0
     return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311
+
+
+def lease(timeout: float) -> timedelta:
+    """How long a claim holds: the POST's whole time budget, then as long again (at least 2 s)
+    for recording its outcome. Past it, the claim counts as abandoned."""
+    return timedelta(seconds=timeout + max(2.0, timeout))
 
 
 def _allowed(runtime: Runtime, delivery: WebhookDelivery) -> int:
@@ -182,7 +188,7 @@ async def claim(
 
     delivery.status = "sending"
     delivery.attempt_count += 1
-    delivery.lease_until = now + timedelta(seconds=s.parley_webhook_timeout_seconds + LEASE_MARGIN)
+    delivery.lease_until = now + lease(s.parley_webhook_timeout_seconds)
     delivery.updated_at = now
     await session.flush()
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -199,17 +205,21 @@ async def send(runtime: Runtime, delivery_id: uuid.UUID, c: Claim) -> Result:
         "webhook-signature": signature_header(c.secrets, msg_id, timestamp, c.body),
     }
     started = time.perf_counter()
+    budget = runtime.settings.parley_webhook_timeout_seconds
     try:
-        response = await fetch(
-            runtime,
-            "POST",
-            c.url,
-            headers=headers,
-            content=c.body,
-            max_bytes=MAX_RESPONSE_BYTES,
-            max_redirects=0,  # a redirect is a failure, never followed
-            http_timeout=runtime.settings.parley_webhook_timeout_seconds,
-        )
+        async with asyncio.timeout(budget):  # the whole exchange, not each phase
+            response = await fetch(
+                runtime,
+                "POST",
+                c.url,
+                headers=headers,
+                content=c.body,
+                max_bytes=MAX_RESPONSE_BYTES,
+                max_redirects=0,  # a redirect is a failure, never followed
+                http_timeout=budget,
+            )
+    except TimeoutError:
+        return Result(None, int(budget * 1000), "timeout: no answer in time", "network")
     except ParleyError as exc:  # unreachable, timed out, unsafe address, oversized answer
         return Result(
             None,
