@@ -47,7 +47,8 @@ async def test_signed_delivery_verifies_with_the_official_library(
     stored = await admin_conn.fetchval(
         "SELECT secret_encrypted FROM webhook_endpoints WHERE id = $1", uuid.UUID(hook["id"])
     )
-    assert secret not in stored and secret.removeprefix("whsec_") not in stored
+    assert secret not in stored
+    assert secret.removeprefix("whsec_") not in stored
 
     (conversation_id,) = await start_conversations(wh_client, owner)
     async with worker():
@@ -92,7 +93,8 @@ async def test_receiver_failing_n_times_gets_the_delivery_exactly_once(
     assert len(got) == 4
     assert len({r.headers["webhook-id"] for r in got}) == 1  # one stable id across retries
     (d,) = await deliveries(wh_client, owner, hook["id"])
-    assert d["status"] == "delivered" and d["attempt_count"] == 4
+    assert d["status"] == "delivered"
+    assert d["attempt_count"] == 4
     assert [(a["attempt"], a["status_code"], a["succeeded"]) for a in d["attempts"]] == [
         (1, 500, False),
         (2, 503, False),
@@ -115,7 +117,9 @@ async def test_always_failing_goes_to_the_dlq_and_a_rerun_delivers_once(
     base = f"/v1/tenants/{owner.tenant_id}/webhooks"
     dlq = (await wh_client.get(f"{base}/dead-letters", headers=owner.headers)).json()
     (dead,) = dlq["items"]
-    assert dead["status"] == "dead" and dead["attempt_count"] == 4 and dead["dead_at"]
+    assert dead["status"] == "dead"
+    assert dead["attempt_count"] == 4
+    assert dead["dead_at"]
     assert len(dead["attempts"]) == 4
     ready = (await wh_client.get("/readyz")).json()
     assert ready["checks"]["webhooks"]["dead_letters"] >= 1
@@ -127,9 +131,11 @@ async def test_always_failing_goes_to_the_dlq_and_a_rerun_delivers_once(
     receiver.plan("/down", [200])
     retry = f"{base}/{hook['id']}/deliveries/{dead['id']}/retry"
     first = await wh_client.post(retry, headers=owner.headers)
-    assert first.status_code == 202 and first.json()["requeued"] is True
+    assert first.status_code == 202
+    assert first.json()["requeued"] is True
     second = await wh_client.post(retry, headers=owner.headers)
-    assert second.status_code == 202 and second.json()["requeued"] is False
+    assert second.status_code == 202
+    assert second.json()["requeued"] is False
     assert second.json()["delivery"]["status"] == "pending"
     async with worker():
         await wait_for(lambda: _delivered(wh_client, owner, hook["id"], 1))
@@ -239,13 +245,15 @@ async def test_rotation_signs_with_both_secrets_during_the_window(
     )
     assert rotated.status_code == 200, rotated.text
     new_secret = rotated.json()["secret"]
-    assert new_secret != hook["secret"] and rotated.json()["rotation_ends_at"]
+    assert new_secret != hook["secret"]
+    assert rotated.json()["rotation_ends_at"]
     await start_conversations(wh_client, owner)
     async with worker():
         await wait_for(lambda: _delivered(wh_client, owner, hook["id"], 1))
     req = _single(receiver, "/rotating")
     signatures = req["headers"]["webhook-signature"].split(" ")
-    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    assert len(signatures) == 2
+    assert all(s.startswith("v1,") for s in signatures)
     for secret in (new_secret, hook["secret"]):
         assert Webhook(secret).verify(req["body"], req["headers"])["type"] == (
             "conversation.started"
@@ -272,7 +280,8 @@ async def test_a_lost_claim_is_resent_once_and_a_delivered_one_never_again(
     async with worker(parley_webhook_timeout_seconds=1.0) as wr:
         async with tenant_session(runtime.db, tid) as session:
             claim = await delivery.claim(session, wr, tid, uuid.UUID(d["id"]), 0)
-        assert claim is not None and claim.attempt == 1
+        assert claim is not None
+        assert claim.attempt == 1
         await wait_for(lambda: _delivered(wh_client, owner, hook["id"], 1))
         (done,) = await deliveries(wh_client, owner, hook["id"])
         assert [a["succeeded"] for a in done["attempts"]] == [False, True]
