@@ -24,10 +24,11 @@ from tests.conftest import (
     register,
     widget_session,
 )
+from tests.webhooks.factories import seed_webhook_rows
 
 
-async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
-    """Two tenants with rows in every tenant table."""
+async def _populate(client: httpx.AsyncClient, app: Any = None) -> tuple[str, str]:
+    """Two tenants with rows in every tenant table (the webhook tables need `app`)."""
     ids = []
     for tag in ("rls-a", "rls-b"):
         owner = await register(client, tag)
@@ -55,6 +56,8 @@ async def _populate(client: httpx.AsyncClient) -> tuple[str, str]:
             json={"rating": "up"},
             headers=session.headers,
         )
+        if app is not None:
+            await seed_webhook_rows(app.state.runtime.db, owner.tenant_id)
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 
@@ -106,11 +109,12 @@ async def test_app_role_cannot_bypass(
 @pytest.mark.parametrize("table", TENANT_TABLES)
 async def test_rls_hides_rows(
     table: str,
+    app: Any,
     client: httpx.AsyncClient,
     app_conn: asyncpg.Connection,
     admin_conn: asyncpg.Connection,
 ) -> None:
-    a, b = await _populate(client)
+    a, b = await _populate(client, app)
     real_a = await admin_conn.fetchval(
         f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
     )
