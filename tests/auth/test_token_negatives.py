@@ -153,6 +153,9 @@ async def test_hostile_tokens_are_refused_everywhere(
         "channel_id": str(uuid.uuid4()),
         "version_id": str(uuid.uuid4()),
         "provider": "openai",
+        "webhook_id": str(uuid.uuid4()),
+        "delivery_id": str(uuid.uuid4()),
+        "rule_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():
