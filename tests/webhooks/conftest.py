@@ -25,13 +25,21 @@ FAST = {
     "parley_webhook_breaker_failures": 1000,
 }
 
+CRASH = {
+    **FAST,
+    "parley_webhook_timeout_seconds": 1.0,
+    "parley_webhook_max_in_flight": 2,
+    "parley_webhook_retry_schedule": ",".join(["0.1"] * 20),
+}
+
 
 @pytest.fixture(scope="module")
 async def wh_app(data_dir: Path, test_db: DatabaseUnderTest) -> AsyncIterator[Any]:
     from parley.app import create_app
 
     application = create_app(
-        make_settings(data_dir, parley_outbound_allow_private=True),
+        # Rate limits have their own tests; these open many widget sessions from one client.
+        make_settings(data_dir, parley_outbound_allow_private=True, parley_rate_limits="off"),
         database_url=test_db.app_url,
     )
     async with application.router.lifespan_context(application):

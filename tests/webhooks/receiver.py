@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,13 +14,15 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float  # time.time() when the request arrived
 
 
 class Receiver:
     """`plan(path, [500, 500, 200])` answers those statuses in turn; the last one sticks.
     Unplanned paths answer 200. A 3xx answer redirects to `/target`."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
         self.received: list[Received] = []
         self._plans: dict[str, list[int]] = {}
         self._lock = threading.Lock()
@@ -33,8 +36,15 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status = receiver._record(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    Received(
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                        time.time(),
+                    )
                 )
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "/target")

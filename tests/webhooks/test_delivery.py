@@ -319,6 +319,7 @@ async def test_private_urls_are_refused_without_allow_private(client: httpx.Asyn
         "https://10.0.0.5/hook",
         "https://169.254.169.254/latest",
         "https://[::ffff:127.0.0.1]/hook",
+        "https://a..b/not-a-valid-host-name",
         "http://93.184.215.14/plain-http",  # https only when private targets are off
     ):
         resp = await client.post(
