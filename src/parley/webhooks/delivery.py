@@ -247,6 +247,9 @@ async def record(
 ) -> None:
     s = runtime.settings
     now = datetime.now(UTC)
+    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
+    if delivery is None:
+        return  # its endpoint was deleted meanwhile, and the log with it
     session.add(
         WebhookAttempt(
             tenant_id=tenant_id,
@@ -260,13 +263,7 @@ async def record(
         )
     )
     await session.flush()
-    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
-    if (
-        delivery is None
-        or delivery.status != "sending"
-        or delivery.seq != seq
-        or delivery.attempt_count != c.attempt
-    ):
+    if delivery.status != "sending" or delivery.seq != seq or delivery.attempt_count != c.attempt:
         return  # taken over after our lease lapsed; the attempt is logged, the state is theirs
     endpoint = await repo.endpoint(session, tenant_id, delivery.endpoint_id, lock=True)
     delivery.last_status_code = result.status_code

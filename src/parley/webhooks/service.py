@@ -20,7 +20,7 @@ from parley.kit import jobs
 from parley.kit.db import TenantId
 from parley.kit.errors import Conflict, NotFound
 from parley.kit.ids import new_id
-from parley.kit.pagination import Page, after_id, encode_cursor
+from parley.kit.pagination import Page, after_id, encode_cursor, page_by_id
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import check_url
 from parley.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -193,8 +193,6 @@ async def get(session: AsyncSession, tenant_id: TenantId, webhook_id: uuid.UUID)
 async def list_webhooks(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[WebhookOut]:
-    from parley.kit.pagination import page_by_id
-
     rows = await repo.list_endpoints(session, tenant_id, after=after_id(cursor), limit=limit + 1)
     return page_by_id(rows, limit, webhook_out, lambda w: w.id)
 
