@@ -17,6 +17,11 @@ class Received:
     at: float  # time.time() when the request arrived
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client killed mid-request (the crash test) is expected, not news
+
+
 class Receiver:
     """`plan(path, [500, 500, 200])` answers those statuses in turn; the last one sticks.
     Unplanned paths answer 200. A 3xx answer redirects to `/target`."""
@@ -52,7 +57,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _record(self, r: Received) -> int:

@@ -67,13 +67,14 @@ async def test_killed_workers_lose_nothing_and_never_resend_a_delivered_delivery
             deadline = loop.time() + 30
             while len(slow_receiver.received) == seen and loop.time() < deadline:
                 await asyncio.sleep(0.02)
-            await asyncio.sleep(rng.uniform(0.0, 0.6))
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             kills += 1
     assert kills == KILLS
-    assert len(slow_receiver.received) < N + 10, "the kills should land mid-stream"
+    # The kills landed mid-stream: work was left for the worker that finishes the job.
+    assert len(await deliveries(wh_client, owner, hook["id"], "delivered")) < N
 
     async def all_delivered() -> bool:
         return len(await deliveries(wh_client, owner, hook["id"], "delivered")) == N
@@ -96,4 +97,10 @@ async def test_killed_workers_lose_nothing_and_never_resend_a_delivered_delivery
         last = max(r.at for r in received if r.headers["webhook-id"] == row["id"])
         # Nothing reached the receiver after the delivery was recorded as delivered.
         assert last <= float(row["delivered"]) + 0.05
-    sum(by_id.values()) - N
+    duplicates = sum(by_id.values()) - N
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "webhook-crash.txt").write_text(
+        f"{N} deliveries, {KILLS} SIGKILLs mid-stream: 0 lost, {len(by_id)} delivered, "
+        f"{duplicates} re-sends under the same webhook-id, 0 sends after delivered\n"
+    )
