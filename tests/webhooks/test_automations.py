@@ -9,7 +9,14 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.conftest import Account, assert_problem, create_widget, register, widget_session
+from tests.conftest import (
+    Account,
+    assert_problem,
+    create_api_key,
+    create_widget,
+    register,
+    widget_session,
+)
 from tests.webhooks.conftest import WorkerFactory, wait_for
 from tests.webhooks.helpers import deliveries, make_hook
 from tests.webhooks.receiver import Receiver
@@ -215,3 +222,28 @@ async def test_another_tenants_webhook_and_delivery_ids_are_404(
         f"/v1/tenants/{b.tenant_id}/webhooks/{b_hook['id']}", headers=b.headers
     )
     assert got.json()["enabled"] is True
+
+
+async def test_the_compat_api_emits_the_same_events(
+    wh_client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    owner = await register(wh_client, "wh-compat")
+    hook = await make_hook(
+        wh_client, owner, receiver.url("/compat"), ["conversation.started", "message.created"]
+    )
+    bot = await wh_client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "api"}, headers=owner.headers
+    )
+    key = (await create_api_key(wh_client, owner, ["chat"]))["key"]
+    resp = await wh_client.post(
+        "/v1/compat/chat/completions",
+        json={"model": bot.json()["id"], "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.status_code == 200, resp.text
+    items = await deliveries(wh_client, owner, hook["id"])
+    assert sorted((d["event_type"], d["payload"]["data"].get("role")) for d in items) == [
+        ("conversation.started", None),
+        ("message.created", "assistant"),
+        ("message.created", "user"),
+    ]
