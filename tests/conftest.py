@@ -342,7 +342,7 @@ async def ingest_now(app: Any, tenant_id: str, job_id: str) -> None:
         entrypoint="knowledge.ingest",
         attempt=0,
         payload={"tenant_id": tenant_id, "job_id": job_id},
-        runtime=runtime,
+        runtime_=runtime,
         max_attempts=1,
     )
     await ingest.run(ctx)

@@ -19,6 +19,7 @@ from parley import __version__
 from parley.admin.endpoints import router as admin_router
 from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
+from parley.automations.endpoints import router as automations_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
 from parley.compat.endpoints import router as compat_router
@@ -41,6 +42,7 @@ from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
+from parley.webhooks.endpoints import router as webhooks_router
 from parley.widget.cors import WidgetCORSMiddleware
 from parley.widget.endpoints import router as widget_router
 from parley.widget.static_endpoints import router as widget_static_router
@@ -162,6 +164,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         llm_router,
         credentials_router,
         compat_router,
+        webhooks_router,
+        automations_router,
         widget_router,
         widget_static_router,
         demo_router,

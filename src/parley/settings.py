@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     parley_job_max_attempts: int = Field(default=5, ge=1, le=100)
     parley_job_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # --- outbound tenant webhooks --------------------------------------------------------
+    parley_webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0, 86400.0],
+        description="Retry ceilings (seconds) after each failed attempt; full jitter below each.",
+    )
+    parley_webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    parley_webhook_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    parley_webhook_breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
+    parley_webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
+    parley_webhook_rotation_window_seconds: float = Field(default=86_400.0, ge=0)
+
     # --- LLM turns -------------------------------------------------------------------------
     parley_llm_retries: int = Field(default=1, ge=0, le=5)
     parley_llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
@@ -164,6 +175,20 @@ class Settings(BaseSettings):
         if any(len(k) < 32 for k in keys):
             raise ValueError("every key must be at least 32 characters long")
         return SecretStr(",".join(keys))
+
+    @field_validator("parley_webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(v) for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("parley_webhook_retry_schedule")
+    @classmethod
+    def _schedule_bounds(cls, value: list[float]) -> list[float]:
+        if len(value) > 30 or any(v < 0 for v in value):
+            raise ValueError("at most 30 non-negative retry delays")
+        return value
 
     @field_validator("parley_cors_origins", mode="before")
     @classmethod

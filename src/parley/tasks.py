@@ -2,6 +2,7 @@
 
 from parley.auth import tasks as auth_tasks
 from parley.knowledge import tasks as knowledge_tasks
+from parley.webhooks import tasks as webhooks_tasks
 from parley.widget import tasks as widget_tasks
 
-__all__ = ["auth_tasks", "knowledge_tasks", "widget_tasks"]
+__all__ = ["auth_tasks", "knowledge_tasks", "webhooks_tasks", "widget_tasks"]

@@ -33,6 +33,17 @@ async def test_rotate_keys_reencrypts_provider_credentials(
                 headers=owner.headers,
             )
             assert resp.status_code == 200
+            hook = await c.post(
+                f"/v1/tenants/{owner.tenant_id}/webhooks",
+                json={"url": "https://93.184.215.14/rotate", "events": ["usage.threshold"]},
+                headers=owner.headers,
+            )
+            assert hook.status_code == 201, hook.text
+            rotated = await c.post(
+                f"/v1/tenants/{owner.tenant_id}/webhooks/{hook.json()['id']}/rotate-secret",
+                headers=owner.headers,
+            )
+            assert rotated.status_code == 200
 
     async def stored() -> str:
         return str(
@@ -51,3 +62,11 @@ async def test_rotate_keys_reencrypts_provider_credentials(
     after = await stored()
     assert after != before
     assert Keyring.from_secrets([NEW]).decrypt(after) == "sk-rotate-me-123456"
+    secrets = await admin_conn.fetchrow(
+        "SELECT secret_encrypted, previous_secret_encrypted FROM webhook_endpoints "
+        "WHERE tenant_id = $1",
+        uuid.UUID(owner.tenant_id),
+    )
+    new_only = Keyring.from_secrets([NEW])
+    assert new_only.decrypt(secrets[0]) == rotated.json()["secret"]
+    assert new_only.decrypt(secrets[1]) == hook.json()["secret"]

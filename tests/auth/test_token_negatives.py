@@ -154,6 +154,9 @@ async def test_hostile_tokens_are_refused_everywhere(
         "version_id": str(uuid.uuid4()),
         "provider": "openai",
         "source_id": str(uuid.uuid4()),
+        "webhook_id": str(uuid.uuid4()),
+        "delivery_id": str(uuid.uuid4()),
+        "rule_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():

@@ -25,6 +25,7 @@ from tests.conftest import (
     register,
     widget_session,
 )
+from tests.webhooks.factories import seed_webhook_rows
 
 
 async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
@@ -62,6 +63,7 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             json={"rating": "up"},
             headers=session.headers,
         )
+        await seed_webhook_rows(app.state.runtime.db, owner.tenant_id)
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 
@@ -116,10 +118,10 @@ async def test_app_role_cannot_bypass(
 @pytest.mark.parametrize("table", TENANT_TABLES)
 async def test_rls_hides_rows(
     table: str,
+    app: Any,
     client: httpx.AsyncClient,
     app_conn: asyncpg.Connection,
     admin_conn: asyncpg.Connection,
-    app: Any,
 ) -> None:
     a, b = await _populate(client, app)
     real_a = await admin_conn.fetchval(

@@ -36,6 +36,7 @@ class World:
     b_key: str
     a_keys: dict[str, str] = field(default_factory=dict)  # scope -> key of tenant A
     b_ids: dict[str, str] = field(default_factory=dict)  # resource ids in tenant B
+    cache: dict[str, str] = field(default_factory=dict)  # reusable fixtures of tenant A
 
     def tenant_a(self) -> str:
         return self.a["owner"].tenant_id
@@ -234,6 +235,87 @@ async def _quality(w: World) -> Call:
     return Call({}, {"questions": ["opening hours?"]})
 
 
+# A public literal address: passes the SSRF check without DNS. Matrix webhooks subscribe only to
+# events the matrix never causes, or are disabled before a worker could send anything.
+HOOK_URL = "https://93.184.215.14/matrix-hook"
+
+
+async def _fresh_hook(w: World) -> str:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/webhooks",
+        json={"url": HOOK_URL, "events": ["knowledge.job.completed"]},
+        headers=w.a["owner"].headers,
+    )
+    return str(resp.json()["id"])
+
+
+async def disabled_hook_with_delivery(client: httpx.AsyncClient, owner: Account) -> tuple[str, str]:
+    """A webhook with one delivery (a conversation started), disabled so it is never sent."""
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/webhooks",
+        json={"url": HOOK_URL, "events": ["conversation.started"]},
+        headers=owner.headers,
+    )
+    hook = str(resp.json()["id"])
+    widget = await create_widget(client, owner)
+    await client.post(
+        "/v1/widget/session",
+        json={"widget_key": widget.widget_key},
+        headers={"Origin": "https://shop.example.com"},
+    )
+    base = f"/v1/tenants/{owner.tenant_id}/webhooks/{hook}"
+    await client.patch(base, json={"enabled": False}, headers=owner.headers)
+    (delivery,) = (await client.get(f"{base}/deliveries", headers=owner.headers)).json()["items"]
+    return hook, str(delivery["id"])
+
+
+async def _create_hook(w: World) -> Call:
+    return Call({}, {"url": HOOK_URL, "events": ["usage.threshold"]})
+
+
+async def _hook(w: World) -> Call:
+    return Call({"webhook_id": await _fresh_hook(w)})
+
+
+async def _patch_hook(w: World) -> Call:
+    return Call({"webhook_id": await _fresh_hook(w)}, {"description": "renamed"})
+
+
+async def _delivery(w: World) -> Call:
+    if "delivery_id" not in w.cache:
+        hook, delivery = await disabled_hook_with_delivery(w.client, w.a["owner"])
+        w.cache.update(webhook_id=hook, delivery_id=delivery)
+    return Call({"webhook_id": w.cache["webhook_id"], "delivery_id": w.cache["delivery_id"]})
+
+
+def _rule_body() -> dict[str, Any]:
+    return {
+        "name": "matrix",
+        "event": "message.created",
+        "condition": {"type": "message_contains", "value": "matrix"},
+        "action": {"type": "tag_conversation", "tag": "matrix"},
+    }
+
+
+async def _fresh_rule(w: World) -> str:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/automations", json=_rule_body(), headers=w.a["owner"].headers
+    )
+    return str(resp.json()["id"])
+
+
+async def _create_rule(w: World) -> Call:
+    return Call({}, _rule_body())
+
+
+async def _rule(w: World) -> Call:
+    return Call({"rule_id": await _fresh_rule(w)})
+
+
+async def _patch_rule(w: World) -> Call:
+    return Call({"rule_id": await _fresh_rule(w)}, {"enabled": False})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -309,6 +391,25 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/knowledge/jobs/{job_id}"): Case(_job, 200, foreign_param="job_id"),
     ("POST", "/knowledge/search"): Case(_search, 200),
     ("POST", "/knowledge/quality-check"): Case(_quality, 200),
+    ("POST", "/webhooks"): Case(_create_hook, 201),
+    ("GET", "/webhooks"): Case(_none, 200),
+    ("GET", "/webhooks/dead-letters"): Case(_none, 200),
+    ("GET", "/webhooks/{webhook_id}"): Case(_hook, 200, foreign_param="webhook_id"),
+    ("PATCH", "/webhooks/{webhook_id}"): Case(_patch_hook, 200, foreign_param="webhook_id"),
+    ("DELETE", "/webhooks/{webhook_id}"): Case(_hook, 204, foreign_param="webhook_id"),
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): Case(_hook, 200, foreign_param="webhook_id"),
+    ("GET", "/webhooks/{webhook_id}/deliveries"): Case(_hook, 200, foreign_param="webhook_id"),
+    ("GET", "/webhooks/{webhook_id}/deliveries/{delivery_id}"): Case(
+        _delivery, 200, foreign_param="delivery_id"
+    ),
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): Case(
+        _delivery, 202, foreign_param="delivery_id"
+    ),
+    ("POST", "/automations"): Case(_create_rule, 201),
+    ("GET", "/automations"): Case(_none, 200),
+    ("GET", "/automations/{rule_id}"): Case(_rule, 200, foreign_param="rule_id"),
+    ("PATCH", "/automations/{rule_id}"): Case(_patch_rule, 200, foreign_param="rule_id"),
+    ("DELETE", "/automations/{rule_id}"): Case(_rule, 204, foreign_param="rule_id"),
 }
 
 
@@ -335,9 +436,16 @@ async def world(client: httpx.AsyncClient) -> World:
         json={"type": "text", "title": "B", "text": "B's own knowledge."},
         headers=b_owner.headers,
     )
+    b_hook, b_delivery = await disabled_hook_with_delivery(client, b_owner)
+    b_rule = await client.post(
+        f"/v1/tenants/{b_owner.tenant_id}/automations", json=_rule_body(), headers=b_owner.headers
+    )
     w.b_ids = {
         "source_id": b_source.json()["id"],
         "job_id": b_source.json()["job"]["id"],
+        "webhook_id": b_hook,
+        "delivery_id": b_delivery,
+        "rule_id": b_rule.json()["id"],
         "user_id": b_member.user_id,
         "invitation_id": inv.json()["id"],
         "key_id": b_api["id"],
@@ -478,6 +586,8 @@ async def test_route_matrix(app: Any, world: World) -> None:
         ("bots", "bot_id"),
         ("channels", "channel_id"),
         ("knowledge/sources", "source_id"),
+        ("webhooks", "webhook_id"),
+        ("automations", "rule_id"),
     ):
         got = await world.client.get(
             f"/v1/tenants/{b.tenant_id}/{kind}/{world.b_ids[param]}", headers=b.headers

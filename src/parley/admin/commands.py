@@ -55,7 +55,7 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
     from sqlalchemy import select
 
     from parley.kit.db import all_tenant_ids, tenant_session
-    from parley.models import ProviderCredential
+    from parley.models import ProviderCredential, WebhookEndpoint
 
     runtime = await build_runtime(settings, app_url)
     count = 0
@@ -70,6 +70,19 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
                 for row in rows:
                     row.api_key_encrypted = runtime.keyring.reencrypt(row.api_key_encrypted)
                     count += 1
+                hooks = (
+                    await session.execute(
+                        select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tid)
+                    )
+                ).scalars()
+                for hook in hooks:
+                    hook.secret_encrypted = runtime.keyring.reencrypt(hook.secret_encrypted)
+                    count += 1
+                    if hook.previous_secret_encrypted is not None:
+                        hook.previous_secret_encrypted = runtime.keyring.reencrypt(
+                            hook.previous_secret_encrypted
+                        )
+                        count += 1
         return count
     finally:
         await runtime.db.dispose()

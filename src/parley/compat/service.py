@@ -25,6 +25,8 @@ from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
 from parley.models import Channel, Conversation, Visitor
+from parley.webhooks import events as webhook_events
+from parley.webhooks import service as webhooks
 from parley.widget import service as chat
 from parley.widget.auth import WidgetCaller
 
@@ -104,6 +106,12 @@ async def _resolve(
         )
         session.add(conversation)
         await session.flush()
+        await webhooks.emit(
+            session,
+            tenant_id,
+            "conversation.started",
+            webhook_events.conversation_started(conversation),
+        )
     return WidgetCaller(
         tenant_id=tenant_id,
         channel_id=channel.id,

@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from parley.kit import jobs, migrate
 from parley.kit.db import platform_session
-from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED
+from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED, WEBHOOK_DEAD_LETTERS
 from parley.kit.runtime import Runtime
+from parley.webhooks import repository as webhooks_repo
 
 
 async def _timed(check: Any) -> dict[str, Any]:
@@ -30,6 +31,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             version = await session.scalar(text("SHOW server_version"))
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
             counts = await jobs.queue_counts(session)
+            dead_letters = await webhooks_repo.dead_letter_total(session)
             # The vector table exists where the migration found pgvector (0007).
             vector = await session.scalar(text("SELECT to_regclass('kb_vectors') IS NOT NULL"))
         head = migrate.head_revision()
@@ -39,6 +41,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "migration": current,
             "migration_head": head,
             "queue": counts,
+            "dead_letters": dead_letters,
             "pgvector": bool(vector),
         }
 
@@ -59,6 +62,9 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "failed": sum(queue["failed"].values()),
         }
         db.pop("queue")
+    if "dead_letters" in db:
+        # Informational: a full dead-letter queue needs a tenant's attention, not a restart.
+        checks["webhooks"] = {"ok": True, "dead_letters": db.pop("dead_letters")}
     checks["retrieval"] = {
         "ok": True,
         "pgvector": bool(db.get("pgvector")),
@@ -71,6 +77,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 async def refresh_queue_metrics(runtime: Runtime) -> None:
     async with platform_session(runtime.db) as session:
         counts = await jobs.queue_counts(session)
+        WEBHOOK_DEAD_LETTERS.set(await webhooks_repo.dead_letter_total(session))
     JOBS_QUEUED.clear()
     JOBS_FAILED.clear()
     for entrypoint, n in counts["queued"].items():

@@ -84,7 +84,7 @@ async def _resolve_checked(host: str, port: int) -> str:
         return str(literal)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
         raise UnsafeUrl("The host name does not resolve.") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses or any(is_blocked_address(a) for a in addresses):

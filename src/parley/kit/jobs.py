@@ -45,7 +45,7 @@ class JobContext:
     entrypoint: str
     attempt: int
     payload: dict[str, Any]
-    runtime: Runtime | None = None  # settings, keys and outbound clients, for product jobs
+    runtime_: Runtime | None = None
     max_attempts: int = 1
 
     @property
@@ -53,14 +53,16 @@ class JobContext:
         """True when a failure now is held as `failed` instead of retried."""
         return self.attempt + 1 >= self.max_attempts
 
-    def require_runtime(self) -> Runtime:
-        if self.runtime is None:
-            raise RuntimeError(f"job {self.entrypoint} needs a worker built with a runtime")
-        return self.runtime
+    @property
+    def runtime(self) -> Runtime:
+        """The process runtime (settings, keys, outbound clients) for jobs that call out."""
+        if self.runtime_ is None:
+            raise RuntimeError("this worker was started without a runtime")
+        return self.runtime_
 
     @property
     def tenant_id(self) -> TenantId:
-        """The tenant a job's payload names (our own code enqueued it)."""
+        """The tenant our own code put in the payload when it enqueued the job."""
         return TenantId(UUID(str(self.payload["tenant_id"])))
 
     @asynccontextmanager
@@ -245,7 +247,7 @@ class Worker:
                 entrypoint=spec.name,
                 attempt=int(job.attempts),
                 payload=payload,
-                runtime=self.runtime,
+                runtime_=self.runtime,
                 max_attempts=limit,
             )
             started = time.perf_counter()

@@ -98,3 +98,20 @@ LLM_ERRORS = Counter(
 SSE_CONNECTIONS = Gauge(
     "parley_sse_connections", "Open server-sent-event streams.", ["stream"], registry=REGISTRY
 )
+WEBHOOK_DEAD_LETTERS = Gauge(
+    "parley_webhook_dead_letters",
+    "Webhook deliveries in the dead-letter queue, all tenants (sampled when /metrics is scraped).",
+    registry=REGISTRY,
+)
+WEBHOOK_FAILURES = Counter(
+    "parley_webhook_delivery_failures_total",
+    "Failed webhook delivery attempts by this process, by kind (http_status, redirect, network).",
+    ["kind"],
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "parley_webhook_deliveries_total",
+    "Webhook delivery outcomes by this process (delivered, retry, dead, deferred).",
+    ["outcome"],
+    registry=REGISTRY,
+)

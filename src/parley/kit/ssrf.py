@@ -62,7 +62,7 @@ async def check_url(
             port or (443 if parts.scheme == "https" else 80),
             type=socket.SOCK_STREAM,
         )
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
         raise UnsafeUrl("The host name does not resolve.") from exc
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])

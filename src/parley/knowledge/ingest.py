@@ -241,7 +241,7 @@ async def run(ctx: JobContext) -> None:
 
     from parley.kit.db import tenant_session
 
-    runtime = ctx.require_runtime()
+    runtime = ctx.runtime
     tenant_id = ctx.tenant_id
     job_id = _uuid.UUID(str(ctx.payload["job_id"]))
     started = time.perf_counter()

@@ -20,7 +20,7 @@ async def ingest_source(ctx: JobContext) -> None:
 @REGISTRY.job(PURGE_JOB, max_attempts=10)
 async def purge_files(ctx: JobContext) -> None:
     """Delete originals of removed sources (after their rows are gone, so never too early)."""
-    store = storage_for(ctx.require_runtime())
+    store = storage_for(ctx.runtime)
     prefix = f"{ctx.payload['tenant_id']}/"
     for key in ctx.payload.get("keys", []):
         if str(key).startswith(prefix):  # a job only ever touches its own tenant's files

@@ -49,6 +49,8 @@ from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
 from parley.llm.summary import extend, split_history
 from parley.models import BotVersion, Conversation, LlmTurn, Message, Tenant
+from parley.webhooks import events as webhook_events
+from parley.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -425,6 +427,12 @@ async def _run_turn(
         )
         session.add(reply)
         await session.flush()
+        await webhooks.emit(
+            session,
+            turn.tenant_id,
+            "message.created",
+            webhook_events.message_created(reply, fallback=text == config.fallback_text),
+        )
         await session.execute(
             update(LlmTurn)
             .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)

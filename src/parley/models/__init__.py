@@ -22,6 +22,12 @@ from parley.models.identity import (
     Tenant,
     User,
 )
+from parley.models.integrations import (
+    AutomationRule,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from parley.models.knowledge import (
     KnowledgeChunk,
     KnowledgeJob,
@@ -36,6 +42,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "AuthSession",
+    "AutomationRule",
     "Base",
     "Bot",
     "BotVersion",
@@ -59,6 +66,9 @@ __all__ = [
     "TenantScoped",
     "User",
     "Visitor",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
 
 TENANT_TABLES: tuple[str, ...] = tuple(

@@ -123,6 +123,8 @@ class Conversation(TenantScoped, Base):
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[str | None] = mapped_column(Text)
     summary_upto: Mapped[uuid.UUID | None] = mapped_column()
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    handoff_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Message(TenantScoped, Base):

@@ -30,6 +30,8 @@ from parley.kit.security import digest, new_secret
 from parley.kit.sse import sse_comment, sse_event
 from parley.llm.turns import TurnInput, TurnOutcome, prepare_turn, run_turn, topic
 from parley.models import Channel, Conversation, Message, Visitor
+from parley.webhooks import events as webhook_events
+from parley.webhooks import service as webhooks
 from parley.widget.auth import (
     OriginNotAllowed,
     WidgetCaller,
@@ -134,6 +136,12 @@ async def create_session(
             )
             session.add(conversation)
             await session.flush()
+            await webhooks.emit(
+                session,
+                tenant_id,
+                "conversation.started",
+                webhook_events.conversation_started(conversation),
+            )
 
         token, exp = issue_widget_token(
             runtime,
@@ -245,6 +253,12 @@ async def send_message(
                     )
                     session.add(user_msg)
                     await session.flush()
+                    await webhooks.emit(
+                        session,
+                        caller.tenant_id,
+                        "message.created",
+                        webhook_events.message_created(user_msg),
+                    )
                 user_json = message_json(user_msg)
                 turn = TurnInput(
                     tenant_id=caller.tenant_id,

@@ -1,0 +1,1 @@
+"""Outbound tenant webhooks: endpoints, signed deliveries, retries, circuit breaker, DLQ."""

@@ -1,0 +1,336 @@
+"""Sending one delivery: claim → POST → record, each state change a short transaction.
+
+Guarantee: at least once, with a stable `webhook-id` (the delivery id) receivers dedupe on.
+- A delivery is claimed (`pending` → `sending`, lease until the POST's timeout has surely
+  passed) before the POST, and the outcome is written after it. Only a job carrying the row's
+  current `seq` may act, so a duplicated or stale job is a no-op.
+- A delivery marked `delivered` is never sent again: no path leads out of that state.
+- If the worker dies between the POST and the record, the job is re-picked (pgqueuer
+  heartbeat); it waits for the lease to lapse, then sends again — the one case a receiver sees
+  the same `webhook-id` twice.
+- Retries are new jobs with a delay (exponential ceilings from the settings, full jitter), so a
+  waiting delivery holds no worker. The circuit breaker and the per-endpoint in-flight limit
+  defer a delivery without counting an attempt; one slow or failing endpoint therefore holds at
+  most `PARLEY_WEBHOOK_MAX_IN_FLIGHT` workers, and only until its circuit opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId
+from parley.kit.errors import ParleyError
+from parley.kit.http import REDIRECT_CODES, fetch
+from parley.kit.ids import new_id
+from parley.kit.jobs import JobContext
+from parley.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_FAILURES
+from parley.kit.runtime import Runtime
+from parley.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from parley.webhooks import repository as repo
+from parley.webhooks.service import enqueue_delivery
+from parley.webhooks.signing import signature_header
+
+log = structlog.get_logger(__name__)
+
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Claim:
+    url: str
+    secrets: list[str]
+    body: bytes
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Result:
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    kind: str | None  # failure kind for the metric; None on success
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None
+
+
+def retry_delay(schedule: list[float], failures: int) -> timedelta:
+    """Full jitter under the schedule's ceiling for the n-th failure (1-based)."""
+    ceiling = schedule[min(failures, len(schedule)) - 1] if schedule else 0.0
+    return timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311
+
+
+def lease(timeout: float) -> timedelta:
+    """How long a claim holds: the POST's whole time budget, then as long again (at least 2 s)
+    for recording its outcome. Past it, the claim counts as abandoned."""
+    return timedelta(seconds=timeout + max(2.0, timeout))
+
+
+def _allowed(runtime: Runtime, delivery: WebhookDelivery) -> int:
+    if delivery.max_attempts is not None:
+        return delivery.max_attempts
+    return len(runtime.settings.parley_webhook_retry_schedule) + 1
+
+
+async def _defer(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    delivery: WebhookDelivery,
+    until: datetime,
+    now: datetime,
+) -> None:
+    """Not an attempt: move the delivery to `until` under a new job generation."""
+    delivery.seq += 1
+    delivery.status = "pending"
+    delivery.next_attempt_at = until
+    delivery.updated_at = now
+    await session.flush()
+    await enqueue_delivery(session, tenant_id, delivery.id, delivery.seq, max(until - now, _ZERO))
+    WEBHOOK_DELIVERIES.labels("deferred").inc()
+
+
+_ZERO = timedelta(0)
+
+
+def _dead(delivery: WebhookDelivery, now: datetime, error: str | None) -> None:
+    delivery.status = "dead"
+    delivery.dead_at = now
+    delivery.lease_until = None
+    delivery.updated_at = now
+    if error is not None:
+        delivery.last_error = error
+    WEBHOOK_DELIVERIES.labels("dead").inc()
+
+
+def _secrets(runtime: Runtime, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    live = [runtime.keyring.decrypt(endpoint.secret_encrypted)]
+    if (
+        endpoint.previous_secret_encrypted is not None
+        and endpoint.previous_secret_expires_at is not None
+        and endpoint.previous_secret_expires_at > now
+    ):
+        live.append(runtime.keyring.decrypt(endpoint.previous_secret_encrypted))
+    return live
+
+
+async def claim(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    delivery_id: uuid.UUID,
+    seq: int,
+) -> Claim | None:
+    """Decide what this job does; returns the POST to make, or None (nothing to send now)."""
+    s = runtime.settings
+    now = datetime.now(UTC)
+    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
+    if delivery is None or delivery.seq != seq or delivery.status in ("delivered", "dead"):
+        return None  # gone, superseded by a newer job, or finished
+    if delivery.status == "sending":
+        if delivery.lease_until is not None and delivery.lease_until > now:
+            # Another run holds it (or died moments ago): look again when its lease ends.
+            await enqueue_delivery(session, tenant_id, delivery.id, seq, delivery.lease_until - now)
+            return None
+        # The run that claimed it never recorded an outcome (worker lost mid-POST).
+        session.add(
+            WebhookAttempt(
+                tenant_id=tenant_id,
+                id=new_id(),
+                delivery_id=delivery.id,
+                attempt=delivery.attempt_count,
+                error="no outcome recorded (worker stopped during the attempt)",
+                succeeded=False,
+            )
+        )
+        if delivery.attempt_count >= _allowed(runtime, delivery):
+            _dead(delivery, now, "worker_lost")
+            await session.flush()
+            return None
+    elif delivery.next_attempt_at > now + timedelta(seconds=0.5):
+        await enqueue_delivery(session, tenant_id, delivery.id, seq, delivery.next_attempt_at - now)
+        return None
+
+    endpoint = await repo.endpoint(session, tenant_id, delivery.endpoint_id, lock=True)
+    if endpoint is None:
+        return None
+    if not endpoint.enabled:
+        _dead(delivery, now, "endpoint_disabled")
+        await session.flush()
+        return None
+    opened = endpoint.circuit_open_until
+    if opened is not None and opened > now:
+        jitter = timedelta(seconds=random.uniform(0, min(5.0, s.parley_webhook_timeout_seconds)))  # noqa: S311
+        await _defer(session, tenant_id, delivery, opened + jitter, now)
+        return None
+    probe = opened is not None  # half-open: this delivery is the one trial call
+    if probe:
+        endpoint.circuit_open_until = now + timedelta(
+            seconds=s.parley_webhook_timeout_seconds + 5.0
+        )
+    elif (
+        await repo.in_flight(session, tenant_id, endpoint.id, now, delivery.id)
+        >= s.parley_webhook_max_in_flight
+    ):
+        spread = random.uniform(0.2, 1.0)  # noqa: S311
+        wait = timedelta(seconds=spread * min(2.0, s.parley_webhook_timeout_seconds))
+        await _defer(session, tenant_id, delivery, now + wait, now)
+        return None
+
+    delivery.status = "sending"
+    delivery.attempt_count += 1
+    delivery.lease_until = now + lease(s.parley_webhook_timeout_seconds)
+    delivery.updated_at = now
+    await session.flush()
+    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Claim(endpoint.url, _secrets(runtime, endpoint, now), body, delivery.attempt_count)
+
+
+async def send(runtime: Runtime, delivery_id: uuid.UUID, c: Claim) -> Result:
+    timestamp = int(time.time())
+    msg_id = str(delivery_id)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(c.secrets, msg_id, timestamp, c.body),
+    }
+    started = time.perf_counter()
+    budget = runtime.settings.parley_webhook_timeout_seconds
+    try:
+        async with asyncio.timeout(budget):  # the whole exchange, not each phase
+            response = await fetch(
+                runtime,
+                "POST",
+                c.url,
+                headers=headers,
+                content=c.body,
+                max_bytes=MAX_RESPONSE_BYTES,
+                max_redirects=0,  # a redirect is a failure, never followed
+                http_timeout=budget,
+            )
+    except TimeoutError:
+        return Result(None, int(budget * 1000), "timeout: no answer in time", "network")
+    except ParleyError as exc:  # unreachable, timed out, unsafe address, oversized answer
+        return Result(
+            None,
+            int((time.perf_counter() - started) * 1000),
+            f"{exc.code}: {exc.detail}",
+            "network",
+        )
+    latency = int(response.elapsed_ms)
+    code = response.status_code
+    if 200 <= code < 300:
+        return Result(code, latency, None, None)
+    if code in REDIRECT_CODES or 300 <= code < 400:
+        return Result(code, latency, f"HTTP {code}: redirects are not followed", "redirect")
+    return Result(code, latency, f"HTTP {code}", "http_status")
+
+
+async def record(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    delivery_id: uuid.UUID,
+    seq: int,
+    c: Claim,
+    result: Result,
+) -> None:
+    s = runtime.settings
+    now = datetime.now(UTC)
+    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
+    if delivery is None:
+        return  # its endpoint was deleted meanwhile, and the log with it
+    session.add(
+        WebhookAttempt(
+            tenant_id=tenant_id,
+            id=new_id(),
+            delivery_id=delivery_id,
+            attempt=c.attempt,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            succeeded=result.ok,
+        )
+    )
+    await session.flush()
+    if delivery.status != "sending" or delivery.seq != seq or delivery.attempt_count != c.attempt:
+        return  # taken over after our lease lapsed; the attempt is logged, the state is theirs
+    endpoint = await repo.endpoint(session, tenant_id, delivery.endpoint_id, lock=True)
+    delivery.last_status_code = result.status_code
+    delivery.lease_until = None
+    delivery.updated_at = now
+    if result.ok:
+        delivery.status = "delivered"
+        delivery.delivered_at = now
+        delivery.last_error = None
+        if endpoint is not None:
+            endpoint.consecutive_failures = 0
+            endpoint.circuit_open_until = None
+        WEBHOOK_DELIVERIES.labels("delivered").inc()
+        await session.flush()
+        return
+    assert result.kind is not None
+    WEBHOOK_FAILURES.labels(result.kind).inc()
+    delivery.last_error = result.error
+    if endpoint is not None:
+        endpoint.consecutive_failures += 1
+        if endpoint.consecutive_failures >= s.parley_webhook_breaker_failures:
+            endpoint.circuit_open_until = now + timedelta(
+                seconds=s.parley_webhook_breaker_cooldown_seconds
+            )
+            log.warning(
+                "webhook.circuit_opened",
+                tenant_id=str(tenant_id),
+                webhook_id=str(endpoint.id),
+                failures=endpoint.consecutive_failures,
+            )
+    if delivery.attempt_count >= _allowed(runtime, delivery):
+        _dead(delivery, now, None)
+        log.warning(
+            "webhook.delivery_dead",
+            tenant_id=str(tenant_id),
+            delivery_id=str(delivery_id),
+            attempts=delivery.attempt_count,
+        )
+        await session.flush()
+        return
+    delay = retry_delay(s.parley_webhook_retry_schedule, delivery.attempt_count)
+    delivery.status = "pending"
+    delivery.seq += 1
+    delivery.next_attempt_at = now + delay
+    await session.flush()
+    await enqueue_delivery(session, tenant_id, delivery_id, delivery.seq, delay)
+    WEBHOOK_DELIVERIES.labels("retry").inc()
+
+
+async def run(ctx: JobContext) -> None:
+    runtime = ctx.runtime
+    tenant_id = ctx.tenant_id
+    delivery_id = uuid.UUID(str(ctx.payload["delivery_id"]))
+    seq = int(ctx.payload["seq"])
+    async with ctx.tenant_session() as session:
+        c = await claim(session, runtime, tenant_id, delivery_id, seq)
+    if c is None:
+        return
+    result = await send(runtime, delivery_id, c)
+    async with ctx.tenant_session() as session:
+        await record(session, runtime, tenant_id, delivery_id, seq, c, result)
+    log.info(
+        "webhook.attempt",
+        tenant_id=str(tenant_id),
+        delivery_id=str(delivery_id),
+        attempt=c.attempt,
+        status=result.status_code,
+        ok=result.ok,
+        ms=result.latency_ms,
+    )

@@ -1,0 +1,161 @@
+"""Queries for webhook endpoints, deliveries and their attempts log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, null, select, text, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId
+from parley.models import AutomationRule, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+async def endpoint(
+    session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID, *, lock: bool = False
+) -> WebhookEndpoint | None:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_endpoints(
+    session: AsyncSession, tenant_id: TenantId, *, after: uuid.UUID | None, limit: int
+) -> Sequence[WebhookEndpoint]:
+    query = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.tenant_id == tenant_id)
+        .order_by(WebhookEndpoint.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(WebhookEndpoint.id > after)
+    return (await session.execute(query)).scalars().all()
+
+
+async def targets(
+    session: AsyncSession, tenant_id: TenantId, event_type: str
+) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]]]:
+    """One round trip: the enabled endpoints subscribed to `event_type`, and the enabled
+    automation rules on it (id, condition, action)."""
+    endpoints = select(
+        literal("e").label("kind"),
+        WebhookEndpoint.id.label("id"),
+        null().label("condition"),
+        null().label("action"),
+    ).where(
+        WebhookEndpoint.tenant_id == tenant_id,
+        WebhookEndpoint.enabled.is_(True),
+        WebhookEndpoint.events.any_() == event_type,
+    )
+    rules = select(
+        literal("r"),
+        AutomationRule.id,
+        AutomationRule.condition,
+        AutomationRule.action,
+    ).where(
+        AutomationRule.tenant_id == tenant_id,
+        AutomationRule.enabled.is_(True),
+        AutomationRule.event == event_type,
+    )
+    rows = (await session.execute(union_all(endpoints, rules))).all()
+    ids = [r[1] for r in rows if r[0] == "e"]
+    found = [(r[1], r[2], r[3]) for r in rows if r[0] == "r"]
+    return ids, found
+
+
+async def enabled_endpoint_ids(
+    session: AsyncSession, tenant_id: TenantId, ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    rows = await session.execute(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.tenant_id == tenant_id,
+            WebhookEndpoint.id.in_(ids),
+            WebhookEndpoint.enabled.is_(True),
+        )
+    )
+    return list(rows.scalars())
+
+
+async def delivery(
+    session: AsyncSession, tenant_id: TenantId, delivery_id: uuid.UUID, *, lock: bool = False
+) -> WebhookDelivery | None:
+    query = select(WebhookDelivery).where(
+        WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    *,
+    endpoint_id: uuid.UUID | None,
+    status: str | None,
+    before: uuid.UUID | None,
+    limit: int,
+) -> Sequence[WebhookDelivery]:
+    """Newest first."""
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    if before is not None:
+        query = query.where(WebhookDelivery.id < before)
+    return (await session.execute(query)).scalars().all()
+
+
+async def attempts_for(
+    session: AsyncSession, tenant_id: TenantId, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[WebhookAttempt]]:
+    out: dict[uuid.UUID, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+    if not delivery_ids:
+        return out
+    rows = await session.execute(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.tenant_id == tenant_id, WebhookAttempt.delivery_id.in_(delivery_ids))
+        .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt, WebhookAttempt.id)
+    )
+    for attempt in rows.scalars():
+        out[attempt.delivery_id].append(attempt)
+    return out
+
+
+async def in_flight(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    endpoint_id: uuid.UUID,
+    now: datetime,
+    exclude: uuid.UUID,
+) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "sending",
+            WebhookDelivery.lease_until > now,
+            WebhookDelivery.id != exclude,
+        )
+    )
+    return int(count or 0)
+
+
+async def dead_letter_total(session: AsyncSession) -> int:
+    """Dead deliveries across every tenant (a count only; see the migration's function)."""
+    return int(await session.scalar(text("SELECT parley_webhook_dead_letters()")) or 0)
