@@ -21,6 +21,7 @@ from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
+from parley.channels.inbound_endpoints import router as channel_ingress_router
 from parley.compat.endpoints import router as compat_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         llm_router,
         credentials_router,
         compat_router,
+        channel_ingress_router,
         widget_router,
         widget_static_router,
         demo_router,
@@ -201,4 +203,5 @@ def make_worker(runtime: Runtime) -> Worker:
         concurrency=s.parley_worker_concurrency,
         batch_size=s.parley_worker_batch_size,
         heartbeat_timeout=timedelta(seconds=s.parley_job_heartbeat_timeout_seconds),
+        runtime=runtime,
     )

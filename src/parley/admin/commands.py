@@ -55,7 +55,7 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
     from sqlalchemy import select
 
     from parley.kit.db import all_tenant_ids, tenant_session
-    from parley.models import ProviderCredential
+    from parley.models import Channel, ProviderCredential
 
     runtime = await build_runtime(settings, app_url)
     count = 0
@@ -70,6 +70,20 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
                 for row in rows:
                     row.api_key_encrypted = runtime.keyring.reencrypt(row.api_key_encrypted)
                     count += 1
+                channels = (
+                    await session.execute(
+                        select(Channel).where(
+                            Channel.tenant_id == tid, Channel.secret_encrypted.is_not(None)
+                        )
+                    )
+                ).scalars()
+                for ch in channels:  # channel secrets and bot tokens
+                    if ch.secret_encrypted is not None:
+                        ch.secret_encrypted = runtime.keyring.reencrypt(ch.secret_encrypted)
+                        count += 1
+                    if ch.token_encrypted is not None:
+                        ch.token_encrypted = runtime.keyring.reencrypt(ch.token_encrypted)
+                        count += 1
         return count
     finally:
         await runtime.db.dispose()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from parley.auth.dependencies import TenantScope, tenant_access
 from parley.channels import service
-from parley.channels.schemas import ChannelOut, ChannelUpdate, WidgetChannelCreate
-from parley.kit.errors import Forbidden, NotFound, merge_responses
+from parley.channels.schemas import ChannelCreate, ChannelCreated, ChannelOut, ChannelUpdate
+from parley.kit.errors import Forbidden, NotFound, Unprocessable, merge_responses
 from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from parley.kit.runtime import get_runtime
 
 router = APIRouter(
     prefix="/v1/tenants/{tenant_id}/channels",
@@ -25,13 +26,20 @@ Writer = Annotated[TenantScope, tenant_access("editor", "bots:write")]
 
 @router.post(
     "",
-    response_model=ChannelOut,
+    response_model=ChannelCreated,
     status_code=status.HTTP_201_CREATED,
-    summary="Create a channel (type widget: returns its widget_key)",
+    summary="Create a channel: widget (returns widget_key), telegram or webhook (return "
+    "their inbound_path and, once, webhook_secret)",
+    responses=merge_responses(Unprocessable, service.TelegramRejected, service.TelegramUnavailable),
 )
-async def create_channel(scope: Writer, body: WidgetChannelCreate) -> ChannelOut:
-    return await service.create_widget_channel(
-        scope.session, scope.tenant_id, body, actor=scope.principal.actor
+async def create_channel(scope: Writer, request: Request, body: ChannelCreate) -> ChannelCreated:
+    return await service.create_channel(
+        scope.session,
+        get_runtime(request),
+        scope.tenant_id,
+        body,
+        actor=scope.principal.actor,
+        request_base_url=str(request.base_url),
     )
 
 

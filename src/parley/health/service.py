@@ -10,8 +10,17 @@ from sqlalchemy import text
 
 from parley.kit import jobs, migrate
 from parley.kit.db import platform_session
-from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED
+from parley.kit.metrics import INBOUND_EVENTS, JOBS_FAILED, JOBS_QUEUED
 from parley.kit.runtime import Runtime
+
+
+async def inbound_counts(session: Any) -> dict[str, int]:
+    """Channel events not yet done, across tenants (counts only, via a narrow function)."""
+    rows = await session.execute(text("SELECT status, n FROM parley_inbound_event_counts()"))
+    counts = {"received": 0, "processing": 0, "failed": 0}
+    for status, n in rows:
+        counts[str(status)] = int(n)
+    return counts
 
 
 async def _timed(check: Any) -> dict[str, Any]:
@@ -30,6 +39,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             version = await session.scalar(text("SHOW server_version"))
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
             counts = await jobs.queue_counts(session)
+            inbound = await inbound_counts(session)
             vector = await session.scalar(
                 text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
             )
@@ -40,6 +50,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "migration": current,
             "migration_head": head,
             "queue": counts,
+            "inbound": inbound,
             "pgvector": bool(vector),
         }
 
@@ -60,6 +71,11 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "failed": sum(queue["failed"].values()),
         }
         db.pop("queue")
+    inbound = db.pop("inbound", None)
+    if isinstance(inbound, dict):
+        # Informational: a backlog or failed sends are for the operator to see, not a reason
+        # to take the instance out of rotation.
+        checks["inbound_events"] = {"ok": True, **inbound}
     checks["retrieval"] = {
         "ok": True,
         "pgvector": bool(db.get("pgvector")),
@@ -72,6 +88,9 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 async def refresh_queue_metrics(runtime: Runtime) -> None:
     async with platform_session(runtime.db) as session:
         counts = await jobs.queue_counts(session)
+        inbound = await inbound_counts(session)
+    for status, n in inbound.items():
+        INBOUND_EVENTS.labels(status).set(n)
     JOBS_QUEUED.clear()
     JOBS_FAILED.clear()
     for entrypoint, n in counts["queued"].items():

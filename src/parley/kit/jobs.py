@@ -43,12 +43,17 @@ class JobContext:
     entrypoint: str
     attempt: int
     payload: dict[str, Any]
+    runtime: Any = None  # the process's Runtime when the worker was built with one
+
+    @property
+    def tenant_id(self) -> TenantId:
+        """The `tenant_id` our own code put in the payload when it enqueued the job."""
+        return TenantId(UUID(str(self.payload["tenant_id"])))
 
     @asynccontextmanager
     async def tenant_session(self) -> AsyncIterator[AsyncSession]:
         """The tenant context for a job whose payload carries the `tenant_id` we enqueued."""
-        tenant_id = TenantId(UUID(str(self.payload["tenant_id"])))
-        async with tenant_session(self.db, tenant_id) as session:
+        async with tenant_session(self.db, self.tenant_id) as session:
             yield session
 
 
@@ -211,6 +216,7 @@ class Worker:
     batch_size: int = 10
     heartbeat_timeout: timedelta = timedelta(seconds=30)
     dequeue_timeout: timedelta = timedelta(seconds=5)
+    runtime: Any = None  # handed to handlers (settings, keys, outbound clients)
     _shutdown: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _wrap(self, spec: JobSpec) -> Callable[[Any], Awaitable[None]]:
@@ -226,6 +232,7 @@ class Worker:
                 entrypoint=spec.name,
                 attempt=int(job.attempts),
                 payload=payload,
+                runtime=self.runtime,
             )
             started = time.perf_counter()
             try:
