@@ -11,8 +11,7 @@ so a retried job or one re-run after its worker was killed picks up where it sto
 The one window left is a crash between the channel accepting the send and that transaction
 committing: the reply is then sent again (at least once). Webhook receivers can drop the repeat:
 it carries the same `webhook-id`. Telegram has no such key, so a repeat there is possible, only
-in that window. Jobs are picked by one worker at a time (pgqueuer), which is what keeps two
-live workers from running the same event together.
+in that window. Two live runs of one event never overlap (see `process_event`).
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from parley.channels import signatures, telegram
 from parley.conversations import chat
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import message_json
-from parley.kit.db import TenantId, tenant_session
+from parley.kit.db import TenantId, platform_session, tenant_session
 from parley.kit.http import OutboundFailed, OutboundTooLarge, fetch
 from parley.kit.metrics import CHANNEL_SENDS
 from parley.kit.runtime import Runtime
@@ -65,9 +64,25 @@ async def _note_error(
         )
 
 
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
 async def process_event(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
     """Run the event to its end; returns its final status. Raises RetryLater (or any error)
-    to have the job retried."""
+    to have the job retried.
+
+    A transaction-scoped advisory lock on the event is held while it is processed: should the
+    queue ever hand the same event to two live runs (a worker whose heartbeat went stale while
+    it was still working), the second finds it taken and retries later. PostgreSQL releases
+    the lock when its holder's connection dies, so a killed worker never leaves it behind."""
+    key = int.from_bytes(event_id.bytes[8:], "big", signed=True)
+    async with platform_session(runtime.db) as guard:
+        if not await guard.scalar(_TRY_LOCK, {"key": key}):
+            raise RetryLater("busy")
+        return await _process(runtime, tenant_id, event_id)
+
+
+async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
     turn = prepared = None
     async with tenant_session(runtime.db, tenant_id) as session:
         ev = (

@@ -17,7 +17,9 @@ from parley.models import InboundEvent
 log = structlog.get_logger(__name__)
 
 
-@REGISTRY.job(PROCESS_JOB, max_attempts=10)
+# Each run holds two pooled connections at most (the event's lock and one working session):
+# the per-worker limit keeps a burst of events from draining the pool the API also uses.
+@REGISTRY.job(PROCESS_JOB, max_attempts=10, concurrency_limit=8)
 async def process_inbound(ctx: JobContext) -> None:
     if ctx.runtime is None:
         raise RuntimeError("channel jobs need a worker built with the runtime")
