@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -110,10 +111,13 @@ async def test_creating_a_telegram_channel_sets_its_webhook_with_the_secret(
     telegram_api: FakeTelegram,
     channel_server: LiveServer,
     admin_conn: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     owner = await register(http, "tg-create")
     token = _bot_token()
-    ch = await make_channel(http, owner, "telegram", {"bot_token": token})
+    with caplog.at_level(logging.DEBUG):
+        ch = await make_channel(http, owner, "telegram", {"bot_token": token})
+    assert token not in caplog.text  # Bot API URLs carry the token: never logged
     assert ch.inbound_path == f"/v1/channels/{ch.channel_id}/telegram"
     assert TOKEN_RE.match(ch.secret)
     (call,) = telegram_api.calls_of("setWebhook", token)
