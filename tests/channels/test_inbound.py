@@ -246,6 +246,18 @@ async def test_the_same_update_three_times_gives_one_message_one_reply_one_send(
     )
     assert conversations == 1
     assert len(telegram_api.calls_of("sendMessage", token)) == 2
+    # The delivery log shows both, processed and sent.
+    log = await http.get(
+        f"/v1/tenants/{owner.tenant_id}/channels/{ch.channel_id}/events", headers=owner.headers
+    )
+    assert log.status_code == 200
+    items = log.json()["items"]
+    assert [(e["dedupe_key"], e["status"], e["attempts"]) for e in items] == [
+        ("777001", "done", 1),
+        ("777002", "done", 1),
+    ]
+    assert all(e["reply_sent_at"] and e["reply_message_id"] for e in items)
+    assert "text" not in items[0]
 
 
 async def test_non_message_updates_are_acknowledged_and_ignored(

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from parley.auth.dependencies import TenantScope, tenant_access
 from parley.channels import service
-from parley.channels.schemas import ChannelCreate, ChannelCreated, ChannelOut, ChannelUpdate
+from parley.channels.schemas import (
+    ChannelCreate,
+    ChannelCreated,
+    ChannelOut,
+    ChannelUpdate,
+    InboundEventOut,
+)
 from parley.kit.errors import Forbidden, NotFound, Unprocessable, merge_responses
 from parley.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from parley.kit.runtime import get_runtime
@@ -55,6 +61,20 @@ async def list_channels(
 @router.get("/{channel_id}", response_model=ChannelOut, summary="Get a channel")
 async def get_channel(scope: Reader, channel_id: uuid.UUID) -> ChannelOut:
     return await service.get_channel(scope.session, scope.tenant_id, channel_id)
+
+
+@router.get(
+    "/{channel_id}/events",
+    response_model=Page[InboundEventOut],
+    summary="List a Telegram or webhook channel's inbound deliveries and their processing",
+)
+async def list_channel_events(
+    scope: Reader,
+    channel_id: uuid.UUID,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[InboundEventOut]:
+    return await service.list_events(scope.session, scope.tenant_id, channel_id, cursor, limit)
 
 
 @router.patch("/{channel_id}", response_model=ChannelOut, summary="Update a channel")

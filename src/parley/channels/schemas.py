@@ -139,6 +139,24 @@ class ChannelCreated(ChannelOut):
     )
 
 
+class InboundEventOut(BaseModel):
+    """One delivery a channel received and how far its processing got (no message text: the
+    conversation holds that)."""
+
+    id: uuid.UUID
+    status: Literal["received", "processing", "done", "ignored", "failed"]
+    dedupe_key: str = Field(description="Telegram update_id, or the webhook-id.")
+    external_user_id: str
+    conversation_id: uuid.UUID | None
+    user_message_id: uuid.UUID | None
+    reply_message_id: uuid.UUID | None
+    reply_sent_at: datetime | None
+    attempts: int
+    error: str | None
+    created_at: datetime
+    processed_at: datetime | None
+
+
 class InboundAccepted(BaseModel):
     ok: bool = True
     status: Literal["accepted", "duplicate", "ignored"]

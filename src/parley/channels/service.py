@@ -20,6 +20,7 @@ from parley.channels.schemas import (
     ChannelCreated,
     ChannelOut,
     ChannelUpdate,
+    InboundEventOut,
     TelegramChannelCreate,
     WebhookChannelCreate,
     WidgetChannelCreate,
@@ -29,7 +30,7 @@ from parley.kit.errors import NotFound, ParleyError, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
-from parley.models import Channel
+from parley.models import Channel, InboundEvent
 
 
 class ChannelNotFound(NotFound):
@@ -196,6 +197,31 @@ async def list_channels(
         query = query.where(Channel.id > after)
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
     return page_by_id(rows, limit, channel_out, lambda c: c.id)
+
+
+def event_out(ev: InboundEvent) -> InboundEventOut:
+    return InboundEventOut.model_validate(ev, from_attributes=True)
+
+
+async def list_events(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> Page[InboundEventOut]:
+    """The channel's deliveries, oldest first: a delivery log for integrators."""
+    await _get(session, tenant_id, channel_id)
+    query = (
+        select(InboundEvent)
+        .where(InboundEvent.tenant_id == tenant_id, InboundEvent.channel_id == channel_id)
+        .order_by(InboundEvent.id)
+    )
+    after = after_id(cursor)
+    if after is not None:
+        query = query.where(InboundEvent.id > after)
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    return page_by_id(rows, limit, event_out, lambda e: e.id)
 
 
 async def update_channel(
