@@ -349,6 +349,34 @@ async def test_webhook_channel_replies_are_posted_signed_and_verifiable(
     assert not verify_delivery(ch.secret, delivery.headers, delivery.body + b" ")
 
 
+async def test_a_failing_callback_is_retried_until_it_is_delivered_once(
+    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+) -> None:
+    owner = await register(http, "wh-retry")
+    path = f"flaky-{uuid.uuid4().hex[:8]}"
+    ch = await make_channel(http, owner, "webhook", {"callback_url": receiver.url(path)})
+    receiver.fail_next[path] = 2  # two 500s, then 204
+    body = message_body("u-retry", "hello?")
+    await http.post(ch.inbound_path, content=body, headers=signed_headers(ch.secret, body))
+
+    async def done() -> bool:
+        return (await event_counts(admin_conn, ch.channel_id)).get("done") == 1
+
+    await wait_for(done, timeout=60, what="delivered after retries")
+    attempts = receiver.for_path(path)
+    assert len(attempts) == 3  # two refused, one accepted: delivered once
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1  # the same message each time
+    assert len({a.body for a in attempts}) == 1
+    row = await admin_conn.fetchrow(
+        "SELECT attempts, error, reply_sent_at FROM inbound_events WHERE channel_id = $1",
+        uuid.UUID(ch.channel_id),
+    )
+    assert (row["attempts"], row["error"]) == (3, None)
+    assert row["reply_sent_at"] is not None
+    # The turn ran once: one user message, one reply, however many sends it took.
+    assert await messages_by_role(admin_conn, ch.channel_id) == {"user": 1, "assistant": 1}
+
+
 async def test_tampered_expired_and_replayed_deliveries_are_never_accepted(
     http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:

@@ -37,7 +37,7 @@ class WebhookReceiver:
     port: int = 0
     log_file: Path | None = None
     deliveries: list[Delivery] = field(default_factory=list)
-    fail_next: int = 0
+    fail_next: dict[str, int] = field(default_factory=dict)  # path -> failures still to give
     fail_status: int = 500
     hang_paths: set[str] = field(default_factory=set)  # deliveries to these never answer
 
@@ -82,8 +82,9 @@ class WebhookReceiver:
         if self.log_file is not None:
             with self.log_file.open("a") as f:
                 f.write(json.dumps({"headers": delivery.headers, "body": body.decode()}) + "\n")
-        if self.fail_next > 0:
-            self.fail_next -= 1
+        path = request.path_params["path"]
+        if self.fail_next.get(path, 0) > 0:
+            self.fail_next[path] -= 1
             return Response(status_code=self.fail_status)
         return Response(status_code=204)
 
