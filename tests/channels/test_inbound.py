@@ -143,6 +143,18 @@ async def test_creating_a_telegram_channel_sets_its_webhook_with_the_secret(
     assert ch.secret not in json.dumps(dict(row))
     assert row["token_encrypted"]
     assert row["secret_encrypted"]
+    # Deleting the channel removes the webhook at Telegram, and deliveries now find nothing.
+    deleted = await http.delete(
+        f"/v1/tenants/{owner.tenant_id}/channels/{ch.channel_id}", headers=owner.headers
+    )
+    assert deleted.status_code == 204
+    assert len(telegram_api.calls_of("deleteWebhook", token)) == 1
+    gone = await http.post(
+        ch.inbound_path,
+        json=_update(1, 1, "hi"),
+        headers={"X-Telegram-Bot-Api-Secret-Token": ch.secret},
+    )
+    assert_problem(gone, 404, "channel_not_found")
 
 
 async def test_a_bot_api_failure_creates_no_channel(

@@ -85,8 +85,12 @@ async def update_channel(scope: Writer, channel_id: uuid.UUID, body: ChannelUpda
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a channel")
-async def delete_channel(scope: Writer, channel_id: uuid.UUID) -> Response:
+async def delete_channel(scope: Writer, request: Request, channel_id: uuid.UUID) -> Response:
     await service.delete_channel(
-        scope.session, scope.tenant_id, channel_id, actor=scope.principal.actor
+        scope.session,
+        scope.tenant_id,
+        channel_id,
+        actor=scope.principal.actor,
+        runtime=get_runtime(request),
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,9 @@ from parley.models import Channel, InboundEvent
 class ChannelNotFound(NotFound):
     code = "channel_not_found"
     title = "Channel not found"
+
+
+log = structlog.get_logger(__name__)
 
 
 class TelegramRejected(Unprocessable):
@@ -261,10 +265,27 @@ async def update_channel(
 
 
 async def delete_channel(
-    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, *, actor: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    *,
+    actor: str,
+    runtime: Runtime | None = None,
 ) -> None:
     ch = await _get(session, tenant_id, channel_id)
     before = channel_out(ch).model_dump(mode="json", exclude={"widget_key"})
+    if runtime is not None and ch.type == "telegram" and ch.token_encrypted is not None:
+        # Best effort: stop Telegram posting to a URL that will answer 404 from now on.
+        try:
+            await telegram.call(
+                runtime,
+                telegram.base_url(runtime, dict(ch.config or {})),
+                runtime.keyring.decrypt(ch.token_encrypted),
+                "deleteWebhook",
+                {},
+            )
+        except telegram.TelegramError:
+            log.warning("channels.delete_webhook_failed", channel_id=str(channel_id))
     await session.delete(ch)
     await session.flush()
     await audit.record(
