@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p8 p10 …] [--quick]`."""
+"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p7 p8 p10 …] [--quick]`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ MODULES = {
     "p2": "bench.p2_ttft_overhead",
     "p3": "bench.p3_throughput",
     "p6": "bench.p6_ingestion",
+    "p7": "bench.p7_ingress",
     "p8": "bench.p8_cold_start",
     "p10": "bench.p10_idle_rss",
 }

@@ -24,6 +24,7 @@ TENANT_ID_ALLOWED = {
     "kit/db.py",  # defines it
     "auth/dependencies.py",  # the door for requests
     "widget/auth.py",  # the door for visitors (tenant from our own signed token)
+    "channels/door.py",  # the door for channel ingress (lookup, then signature checked)
     "kit/jobs.py",  # jobs replay the tenant id our own code enqueued
     "tenants/service.py",  # a new tenant's first rows; invitation acceptance by token
 }

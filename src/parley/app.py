@@ -22,6 +22,7 @@ from parley.auth.endpoints import router as auth_router
 from parley.automations.endpoints import router as automations_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
+from parley.channels.inbound_endpoints import router as channel_ingress_router
 from parley.compat.endpoints import router as compat_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         compat_router,
         webhooks_router,
         automations_router,
+        channel_ingress_router,
         widget_router,
         widget_static_router,
         demo_router,

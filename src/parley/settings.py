@@ -40,7 +40,9 @@ class Settings(BaseSettings):
 
     # --- HTTP -----------------------------------------------------------------------------
     parley_public_url: str | None = Field(
-        default=None, description="Public base URL (scheme://host[:port]) used in printed links."
+        default=None,
+        description="Public base URL (scheme://host[:port]) used in printed links and in the "
+        "webhook URL registered with Telegram (unset: the URL the request came in on).",
     )
     parley_env: Literal["development", "production", "test"] = "development"
     parley_log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -88,6 +90,19 @@ class Settings(BaseSettings):
     parley_webhook_breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
     parley_webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
     parley_webhook_rotation_window_seconds: float = Field(default=86_400.0, ge=0)
+    # --- channels (Telegram, webhook) -------------------------------------------------------
+    parley_telegram_api_base_url: str = Field(
+        default="https://api.telegram.org",
+        description="Telegram Bot API base URL (a channel may override it in its config).",
+    )
+    parley_channel_send_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Timeout of one reply send (sendMessage, callback POST); failures retry.",
+    )
+    parley_inbound_max_body_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    parley_inbound_retention_days: int = Field(default=7, ge=1, le=3650)
 
     # --- LLM turns -------------------------------------------------------------------------
     parley_llm_retries: int = Field(default=1, ge=0, le=5)

@@ -1,8 +1,9 @@
 """Imports every feature's `tasks.py` so their jobs are registered with the worker."""
 
 from parley.auth import tasks as auth_tasks
+from parley.channels import tasks as channel_tasks
 from parley.knowledge import tasks as knowledge_tasks
 from parley.webhooks import tasks as webhooks_tasks
 from parley.widget import tasks as widget_tasks
 
-__all__ = ["auth_tasks", "knowledge_tasks", "webhooks_tasks", "widget_tasks"]
+__all__ = ["auth_tasks", "channel_tasks", "knowledge_tasks", "webhooks_tasks", "widget_tasks"]

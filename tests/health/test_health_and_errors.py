@@ -23,8 +23,9 @@ async def test_readyz_reports_every_check(client: httpx.AsyncClient) -> None:
     body = resp.json()
     assert body["status"] == "ready"
     checks = body["checks"]
-    assert set(checks) == {"database", "redis", "queue", "webhooks", "retrieval"}
+    assert set(checks) == {"database", "redis", "queue", "webhooks", "retrieval", "inbound_events"}
     assert isinstance(checks["webhooks"]["dead_letters"], int)
+    assert {"received", "processing", "failed"} <= set(checks["inbound_events"])
     assert checks["database"]["migration"] == migrate.head_revision()
     assert isinstance(checks["retrieval"]["pgvector"], bool)
     assert checks["retrieval"]["mode"] in ("hybrid", "keyword-only")

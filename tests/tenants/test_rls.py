@@ -64,6 +64,25 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             headers=session.headers,
         )
         await seed_webhook_rows(app.state.runtime.db, owner.tenant_id)
+        # A webhook channel with one stored inbound event.
+        from tests.channels.helpers import message_body, signed_headers
+
+        ch = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/channels",
+            json={
+                "type": "webhook",
+                "bot_id": w.bot_id,
+                "config": {"callback_url": "https://hooks.example.com/in"},
+            },
+            headers=owner.headers,
+        )
+        body = message_body("rls-user", "hello")
+        delivered = await client.post(
+            ch.json()["inbound_path"],
+            content=body,
+            headers=signed_headers(ch.json()["webhook_secret"], body),
+        )
+        assert delivered.status_code == 200, delivered.text
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

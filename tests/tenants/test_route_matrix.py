@@ -350,6 +350,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/channels"): Case(_create_channel, 201),
     ("GET", "/channels"): Case(_none, 200),
     ("GET", "/channels/{channel_id}"): Case(_channel, 200, foreign_param="channel_id"),
+    ("GET", "/channels/{channel_id}/events"): Case(_channel, 200, foreign_param="channel_id"),
     ("PATCH", "/channels/{channel_id}"): Case(_patch_channel, 200, foreign_param="channel_id"),
     ("DELETE", "/channels/{channel_id}"): Case(_channel, 204, foreign_param="channel_id"),
     ("POST", "/bots/{bot_id}/versions"): Case(_create_version, 201, foreign_param="bot_id"),

@@ -55,7 +55,7 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
     from sqlalchemy import select
 
     from parley.kit.db import all_tenant_ids, tenant_session
-    from parley.models import ProviderCredential, WebhookEndpoint
+    from parley.models import Channel, ProviderCredential, WebhookEndpoint
 
     runtime = await build_runtime(settings, app_url)
     count = 0
@@ -82,6 +82,19 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
                         hook.previous_secret_encrypted = runtime.keyring.reencrypt(
                             hook.previous_secret_encrypted
                         )
+                channels = (
+                    await session.execute(
+                        select(Channel).where(
+                            Channel.tenant_id == tid, Channel.secret_encrypted.is_not(None)
+                        )
+                    )
+                ).scalars()
+                for ch in channels:  # channel secrets and bot tokens
+                    if ch.secret_encrypted is not None:
+                        ch.secret_encrypted = runtime.keyring.reencrypt(ch.secret_encrypted)
+                        count += 1
+                    if ch.token_encrypted is not None:
+                        ch.token_encrypted = runtime.keyring.reencrypt(ch.token_encrypted)
                         count += 1
         return count
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,6 +36,72 @@ class WidgetChannelCreate(BaseModel):
     _origins = field_validator("allowed_origins")(_check_origins)
 
 
+def _check_url(value: str | None) -> str | None:
+    """An absolute http(s) URL without credentials; where it points is checked when it is
+    called (the SSRF guard in `kit.http.fetch`)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError as exc:
+        raise ValueError("not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http or https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials in the URL are not allowed")
+    if parts.fragment:
+        raise ValueError("fragments are not allowed")
+    return text
+
+
+class TelegramConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bot_token: str = Field(
+        min_length=3,
+        max_length=200,
+        pattern=r"^[0-9]{1,20}:[A-Za-z0-9_-]{1,150}$",
+        description="The token @BotFather gave you (stored encrypted, never shown again).",
+    )
+    api_base_url: str | None = Field(
+        default=None, max_length=500, description="Bot API base URL (default api.telegram.org)."
+    )
+
+    _url = field_validator("api_base_url")(_check_url)
+
+
+class TelegramChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["telegram"]
+    bot_id: uuid.UUID
+    name: str = Field(default="Telegram", min_length=1, max_length=120)
+    config: TelegramConfig
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    callback_url: str = Field(
+        min_length=8, max_length=2000, description="Where replies are POSTed, signed."
+    )
+
+    _url = field_validator("callback_url")(_check_url)
+
+
+class WebhookChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["webhook"]
+    bot_id: uuid.UUID
+    name: str = Field(default="Webhook", min_length=1, max_length=120)
+    config: WebhookConfig
+
+
+ChannelCreate = Annotated[
+    WidgetChannelCreate | TelegramChannelCreate | WebhookChannelCreate,
+    Field(discriminator="type"),
+]
+
+
 class ChannelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=120)
@@ -55,5 +122,41 @@ class ChannelOut(BaseModel):
     widget_key: str | None
     allowed_origins: list[str]
     theme: Theme
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Non-secret settings (callback_url, api_base_url)."
+    )
+    inbound_path: str | None = Field(
+        default=None, description="Where the channel receives deliveries (telegram, webhook)."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class ChannelCreated(ChannelOut):
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Shown once: Telegram's secret token, or the webhook channel's whsec_ key.",
+    )
+
+
+class InboundEventOut(BaseModel):
+    """One delivery a channel received and how far its processing got (no message text: the
+    conversation holds that)."""
+
+    id: uuid.UUID
+    status: Literal["received", "processing", "done", "ignored", "failed"]
+    dedupe_key: str = Field(description="Telegram update_id, or the webhook-id.")
+    external_user_id: str
+    conversation_id: uuid.UUID | None
+    user_message_id: uuid.UUID | None
+    reply_message_id: uuid.UUID | None
+    reply_sent_at: datetime | None
+    attempts: int
+    error: str | None
+    created_at: datetime
+    processed_at: datetime | None
+
+
+class InboundAccepted(BaseModel):
+    ok: bool = True
+    status: Literal["accepted", "duplicate", "ignored"]

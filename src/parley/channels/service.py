@@ -1,4 +1,6 @@
-"""Channels: widget channels with an origin allowlist and a public widget key."""
+"""Channels: widget channels (origin allowlist, public widget key), Telegram channels
+(`setWebhook` on creation) and signed webhook channels. Secrets are encrypted at rest and
+shown once, in the creation answer."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,17 +16,52 @@ from parley.audit import service as audit
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import Theme
 from parley.bots.service import BotNotFound
-from parley.channels.schemas import ChannelOut, ChannelUpdate, WidgetChannelCreate
+from parley.channels import signatures, telegram
+from parley.channels.schemas import (
+    ChannelCreated,
+    ChannelOut,
+    ChannelUpdate,
+    InboundEventOut,
+    TelegramChannelCreate,
+    WebhookChannelCreate,
+    WidgetChannelCreate,
+)
 from parley.kit.db import TenantId
-from parley.kit.errors import NotFound
+from parley.kit.errors import NotFound, ParleyError, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
-from parley.models import Channel
+from parley.kit.runtime import Runtime
+from parley.models import Channel, InboundEvent
 
 
 class ChannelNotFound(NotFound):
     code = "channel_not_found"
     title = "Channel not found"
+
+
+log = structlog.get_logger(__name__)
+
+
+class TelegramRejected(Unprocessable):
+    code = "telegram_rejected"
+    title = "Telegram refused to set the webhook"
+
+
+class TelegramUnavailable(ParleyError):
+    status = 502
+    code = "telegram_unavailable"
+    title = "The Telegram Bot API could not be reached"
+
+
+INBOUND_PATHS = {
+    "telegram": "/v1/channels/{id}/telegram",
+    "webhook": "/v1/channels/{id}/inbound",
+}
+
+
+def inbound_path(ch: Channel) -> str | None:
+    template = INBOUND_PATHS.get(ch.type)
+    return template.format(id=ch.id) if template else None
 
 
 def channel_out(ch: Channel) -> ChannelOut:
@@ -35,6 +73,8 @@ def channel_out(ch: Channel) -> ChannelOut:
         widget_key=ch.widget_key,
         allowed_origins=list(ch.allowed_origins),
         theme=Theme.model_validate(ch.theme or {}),
+        config=dict(ch.config or {}),
+        inbound_path=inbound_path(ch),
         created_at=ch.created_at,
         updated_at=ch.updated_at,
     )
@@ -44,6 +84,66 @@ async def _require_bot(session: AsyncSession, tenant_id: TenantId, bot_id: uuid.
     # The bot id comes from the request body: it must be one of this tenant's bots.
     if await bots_repo.published(session, tenant_id, bot_id) is None:
         raise BotNotFound()
+
+
+async def create_channel(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    body: WidgetChannelCreate | TelegramChannelCreate | WebhookChannelCreate,
+    *,
+    actor: str,
+    request_base_url: str,
+) -> ChannelCreated:
+    if isinstance(body, WidgetChannelCreate):
+        out = await create_widget_channel(session, tenant_id, body, actor=actor)
+        return ChannelCreated(**out.model_dump())
+    await _require_bot(session, tenant_id, body.bot_id)
+    channel_id = new_id()
+    if isinstance(body, TelegramChannelCreate):
+        # 1-256 characters of [A-Za-z0-9_-], as Telegram requires of a secret_token.
+        secret = secrets.token_urlsafe(32)
+        config = body.config.model_dump(exclude={"bot_token"}, exclude_none=True)
+        base = telegram.base_url(runtime, config)
+        public = (runtime.settings.parley_public_url or request_base_url).rstrip("/")
+        url = public + INBOUND_PATHS["telegram"].format(id=channel_id)
+        try:
+            await telegram.set_webhook(runtime, base, body.config.bot_token, url, secret)
+        except telegram.TelegramError as exc:
+            if exc.retryable:
+                raise TelegramUnavailable(exc.description) from exc
+            raise TelegramRejected(f"Telegram said: {exc.description}") from exc
+        token_encrypted: str | None = runtime.keyring.encrypt(body.config.bot_token)
+    else:
+        secret = signatures.new_key()
+        config = body.config.model_dump()
+        token_encrypted = None
+    ch = Channel(
+        tenant_id=tenant_id,
+        id=channel_id,
+        type=body.type,
+        bot_id=body.bot_id,
+        name=body.name,
+        allowed_origins=[],
+        theme={},
+        config=config,
+        secret_encrypted=runtime.keyring.encrypt(secret),
+        token_encrypted=token_encrypted,
+    )
+    session.add(ch)
+    await session.flush()
+    await session.refresh(ch)
+    out = channel_out(ch)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="channel.created",
+        target_type="channel",
+        target_id=ch.id,
+        after=out.model_dump(mode="json", exclude={"widget_key"}),
+    )
+    return ChannelCreated(**out.model_dump(), webhook_secret=secret)
 
 
 async def create_widget_channel(
@@ -103,6 +203,31 @@ async def list_channels(
     return page_by_id(rows, limit, channel_out, lambda c: c.id)
 
 
+def event_out(ev: InboundEvent) -> InboundEventOut:
+    return InboundEventOut.model_validate(ev, from_attributes=True)
+
+
+async def list_events(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+) -> Page[InboundEventOut]:
+    """The channel's deliveries, oldest first: a delivery log for integrators."""
+    await _get(session, tenant_id, channel_id)
+    query = (
+        select(InboundEvent)
+        .where(InboundEvent.tenant_id == tenant_id, InboundEvent.channel_id == channel_id)
+        .order_by(InboundEvent.id)
+    )
+    after = after_id(cursor)
+    if after is not None:
+        query = query.where(InboundEvent.id > after)
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    return page_by_id(rows, limit, event_out, lambda e: e.id)
+
+
 async def update_channel(
     session: AsyncSession,
     tenant_id: TenantId,
@@ -140,10 +265,27 @@ async def update_channel(
 
 
 async def delete_channel(
-    session: AsyncSession, tenant_id: TenantId, channel_id: uuid.UUID, *, actor: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    *,
+    actor: str,
+    runtime: Runtime | None = None,
 ) -> None:
     ch = await _get(session, tenant_id, channel_id)
     before = channel_out(ch).model_dump(mode="json", exclude={"widget_key"})
+    if runtime is not None and ch.type == "telegram" and ch.token_encrypted is not None:
+        # Best effort: stop Telegram posting to a URL that will answer 404 from now on.
+        try:
+            await telegram.call(
+                runtime,
+                telegram.base_url(runtime, dict(ch.config or {})),
+                runtime.keyring.decrypt(ch.token_encrypted),
+                "deleteWebhook",
+                {},
+            )
+        except telegram.TelegramError:
+            log.warning("channels.delete_webhook_failed", channel_id=str(channel_id))
     await session.delete(ch)
     await session.flush()
     await audit.record(

@@ -10,9 +10,18 @@ from sqlalchemy import text
 
 from parley.kit import jobs, migrate
 from parley.kit.db import platform_session
-from parley.kit.metrics import JOBS_FAILED, JOBS_QUEUED, WEBHOOK_DEAD_LETTERS
+from parley.kit.metrics import INBOUND_EVENTS, JOBS_FAILED, JOBS_QUEUED, WEBHOOK_DEAD_LETTERS
 from parley.kit.runtime import Runtime
 from parley.webhooks import repository as webhooks_repo
+
+
+async def inbound_counts(session: Any) -> dict[str, int]:
+    """Channel events not yet done, across tenants (counts only, via a narrow function)."""
+    rows = await session.execute(text("SELECT status, n FROM parley_inbound_event_counts()"))
+    counts = {"received": 0, "processing": 0, "failed": 0}
+    for status, n in rows:
+        counts[str(status)] = int(n)
+    return counts
 
 
 async def _timed(check: Any) -> dict[str, Any]:
@@ -32,6 +41,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
             counts = await jobs.queue_counts(session)
             dead_letters = await webhooks_repo.dead_letter_total(session)
+            inbound = await inbound_counts(session)
             # The vector table exists where the migration found pgvector (0007).
             vector = await session.scalar(text("SELECT to_regclass('kb_vectors') IS NOT NULL"))
         head = migrate.head_revision()
@@ -42,6 +52,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "migration_head": head,
             "queue": counts,
             "dead_letters": dead_letters,
+            "inbound": inbound,
             "pgvector": bool(vector),
         }
 
@@ -65,6 +76,11 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     if "dead_letters" in db:
         # Informational: a full dead-letter queue needs a tenant's attention, not a restart.
         checks["webhooks"] = {"ok": True, "dead_letters": db.pop("dead_letters")}
+    inbound = db.pop("inbound", None)
+    if isinstance(inbound, dict):
+        # Informational: a backlog or failed sends are for the operator to see, not a reason
+        # to take the instance out of rotation.
+        checks["inbound_events"] = {"ok": True, **inbound}
     checks["retrieval"] = {
         "ok": True,
         "pgvector": bool(db.get("pgvector")),
@@ -78,6 +94,9 @@ async def refresh_queue_metrics(runtime: Runtime) -> None:
     async with platform_session(runtime.db) as session:
         counts = await jobs.queue_counts(session)
         WEBHOOK_DEAD_LETTERS.set(await webhooks_repo.dead_letter_total(session))
+        inbound = await inbound_counts(session)
+    for status, n in inbound.items():
+        INBOUND_EVENTS.labels(status).set(n)
     JOBS_QUEUED.clear()
     JOBS_FAILED.clear()
     for entrypoint, n in counts["queued"].items():

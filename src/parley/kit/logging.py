@@ -59,5 +59,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.INFO), stream=sys.stderr, format="%(message)s")
-    for noisy in ("pgqueuer", "uvicorn.access"):
+    # httpx logs every request URL at INFO, and a Telegram Bot API URL carries the bot token.
+    for noisy in ("pgqueuer", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -115,3 +115,23 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+INBOUND_RECEIVED = Counter(
+    "parley_inbound_deliveries_total",
+    "Channel deliveries received, by channel type and outcome "
+    "(accepted, duplicate, ignored, refused).",
+    ["channel_type", "outcome"],
+    registry=REGISTRY,
+)
+INBOUND_EVENTS = Gauge(
+    "parley_inbound_events",
+    "Inbound channel events not yet done, by status (received, processing, failed); sampled "
+    "when /metrics is scraped.",
+    ["status"],
+    registry=REGISTRY,
+)
+CHANNEL_SENDS = Counter(
+    "parley_channel_sends_total",
+    "Replies sent to channels (sendMessage, callback POST), by channel type and outcome.",
+    ["channel_type", "outcome"],
+    registry=REGISTRY,
+)

@@ -2,6 +2,7 @@
 
 from parley.models.audit import AuditEntry
 from parley.models.base import Base, TenantScoped
+from parley.models.channels import InboundEvent
 from parley.models.chat import (
     Bot,
     BotVersion,
@@ -49,6 +50,7 @@ __all__ = [
     "Channel",
     "Conversation",
     "IdempotencyKey",
+    "InboundEvent",
     "Invitation",
     "KnowledgeChunk",
     "KnowledgeJob",

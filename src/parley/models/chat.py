@@ -80,6 +80,11 @@ class Channel(TenantScoped, Base):
     widget_key: Mapped[str | None] = mapped_column(String(64))
     allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     theme: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # Telegram and webhook channels: non-secret settings (callback_url, api_base_url), the
+    # inbound secret (Telegram secret token or `whsec_` key) and the bot token, encrypted.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    token_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column()
 

@@ -1,0 +1,258 @@
+"""Processing one inbound event, in a job: conversation → user message → the bot's turn →
+reply sent → done. Every step records its result on the event row before the next starts,
+so a retried job or one re-run after its worker was killed picks up where it stopped:
+
+- the user message is stored once (its id is kept on the event, in the same transaction);
+- the turn's operation id is the event id: once the turn's ledger row has succeeded, a re-run
+  gets the stored reply and never calls the provider again;
+- the reply is sent only while the event has no `reply_sent_at`, which is set in the
+  transaction right after the send succeeds.
+
+The one window left is a crash between the channel accepting the send and that transaction
+committing: the reply is then sent again (at least once). Webhook receivers can drop the repeat:
+it carries the same `webhook-id`. Telegram has no such key, so a repeat there is possible, only
+in that window. Two live runs of one event never overlap (see `process_event`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select, text, update
+
+from parley.channels import signatures, telegram
+from parley.conversations import chat
+from parley.conversations import repository as conv_repo
+from parley.conversations.schemas import message_json
+from parley.kit.db import TenantId, platform_session, tenant_session
+from parley.kit.http import OutboundFailed, OutboundTooLarge, fetch
+from parley.kit.metrics import CHANNEL_SENDS
+from parley.kit.runtime import Runtime
+from parley.kit.ssrf import UnsafeUrl
+from parley.models import Channel, InboundEvent
+
+log = structlog.get_logger(__name__)
+
+
+class RetryLater(Exception):
+    """A step failed in a way that may pass (provider down, receiver down): the job system
+    retries with backoff; everything done so far is kept."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    type: str
+    config: dict[str, Any]
+    token_encrypted: str | None
+    secret_encrypted: str | None
+
+
+async def _note_error(
+    runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID, error: str
+) -> None:
+    async with tenant_session(runtime.db, tenant_id) as session:
+        await session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.tenant_id == tenant_id, InboundEvent.id == event_id)
+            .values(error=error[:200])
+        )
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
+async def process_event(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
+    """Run the event to its end; returns its final status. Raises RetryLater (or any error)
+    to have the job retried.
+
+    A transaction-scoped advisory lock on the event is held while it is processed: should the
+    queue ever hand the same event to two live runs (a worker whose heartbeat went stale while
+    it was still working), the second finds it taken and retries later. PostgreSQL releases
+    the lock when its holder's connection dies, so a killed worker never leaves it behind."""
+    key = int.from_bytes(event_id.bytes[8:], "big", signed=True)
+    async with platform_session(runtime.db) as guard:
+        if not await guard.scalar(_TRY_LOCK, {"key": key}):
+            raise RetryLater("busy")
+        return await _process(runtime, tenant_id, event_id)
+
+
+async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
+    turn = prepared = None
+    async with tenant_session(runtime.db, tenant_id) as session:
+        ev = (
+            await session.execute(
+                select(InboundEvent)
+                .where(InboundEvent.tenant_id == tenant_id, InboundEvent.id == event_id)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if ev is None or ev.status in ("done", "ignored", "failed"):
+            return ev.status if ev is not None else "gone"
+        ch = (
+            await session.execute(
+                select(Channel).where(Channel.tenant_id == tenant_id, Channel.id == ev.channel_id)
+            )
+        ).scalar_one_or_none()
+        if ch is None:
+            return "gone"
+        ev.attempts += 1
+        ev.status = "processing"
+        reply = None
+        if ev.reply_message_id is not None:
+            reply = await conv_repo.get_message(session, tenant_id, ev.reply_message_id)
+        if reply is None:
+            if ev.conversation_id is None:
+                ev.conversation_id = await chat.contact_conversation(
+                    session, tenant_id, ch.id, ch.bot_id, ev.external_user_id
+                )
+            message = None
+            if ev.user_message_id is not None:
+                message = await conv_repo.get_message(session, tenant_id, ev.user_message_id)
+            if message is None:
+                message = await chat.add_user_message(
+                    session, tenant_id, ev.conversation_id, ev.text
+                )
+                ev.user_message_id = message.id
+            turn, prepared = await chat.prepare_channel_turn(
+                session, runtime, tenant_id, ch.bot_id, message, ev.id, f"inbound:{ch.id}"
+            )
+        target = _Target(ch.type, dict(ch.config or {}), ch.token_encrypted, ch.secret_encrypted)
+        conversation_id, contact = ev.conversation_id, ev.external_user_id
+        already_sent = ev.reply_sent_at is not None
+
+    if reply is not None:
+        reply_json = message_json(reply)
+    else:
+        assert turn is not None
+        assert prepared is not None
+        outcome = await chat.run_channel_turn(runtime, turn, prepared)
+        if outcome.reply is None:
+            code = str((outcome.error or {}).get("code", "turn_failed"))
+            await _note_error(runtime, tenant_id, event_id, code)
+            raise RetryLater(code)
+        reply_json = outcome.reply
+        async with tenant_session(runtime.db, tenant_id) as session:
+            await session.execute(
+                update(InboundEvent)
+                .where(
+                    InboundEvent.tenant_id == tenant_id,
+                    InboundEvent.id == event_id,
+                    InboundEvent.reply_message_id.is_(None),
+                )
+                .values(reply_message_id=uuid.UUID(str(reply_json["id"])))
+            )
+
+    status, error = "done", None
+    if not already_sent:
+        try:
+            await _send(runtime, target, conversation_id, contact, reply_json)
+            CHANNEL_SENDS.labels(target.type, "sent").inc()
+        except _Refused as exc:
+            CHANNEL_SENDS.labels(target.type, "refused").inc()
+            log.warning("channels.reply_refused", tenant_id=str(tenant_id), event_id=str(event_id))
+            status, error = "failed", exc.reason[:200]
+        except RetryLater as exc:
+            CHANNEL_SENDS.labels(target.type, "retry").inc()
+            await _note_error(runtime, tenant_id, event_id, str(exc))
+            raise
+    async with tenant_session(runtime.db, tenant_id) as session:
+        now = datetime.now(UTC)
+        await session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.tenant_id == tenant_id, InboundEvent.id == event_id)
+            .values(
+                status=status,
+                error=error,
+                reply_sent_at=now if status == "done" else None,
+                processed_at=now,
+            )
+        )
+    return status
+
+
+class _Refused(Exception):
+    """The channel refused the reply for good (Telegram: bot blocked, chat not found)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _send(
+    runtime: Runtime,
+    target: _Target,
+    conversation_id: uuid.UUID | None,
+    contact: str,
+    reply: dict[str, Any],
+) -> None:
+    if target.type == "telegram":
+        if target.token_encrypted is None:
+            raise _Refused("no_bot_token")
+        token = runtime.keyring.decrypt(target.token_encrypted)
+        try:
+            await telegram.send_message(
+                runtime,
+                telegram.base_url(runtime, target.config),
+                token,
+                int(contact),
+                reply["content"],
+            )
+        except telegram.TelegramError as exc:
+            if exc.retryable:
+                raise RetryLater(f"telegram_{exc.status or 'unreachable'}") from exc
+            raise _Refused(f"telegram_{exc.status}: {exc.description}") from exc
+        return
+    if target.type == "webhook":
+        if target.secret_encrypted is None:
+            raise _Refused("no_secret")
+        await send_callback(
+            runtime,
+            str(target.config.get("callback_url", "")),
+            runtime.keyring.decrypt(target.secret_encrypted),
+            {
+                "type": "message.created",
+                "data": {
+                    "conversation_id": str(conversation_id),
+                    "external_user_id": contact,
+                    "message_id": str(reply["id"]),
+                    "text": reply["content"],
+                    "citations": reply.get("citations") or [],
+                },
+            },
+            msg_id=f"msg_{reply['id']}",
+        )
+        return
+    raise _Refused(f"unsupported_channel_type_{target.type}")
+
+
+async def send_callback(
+    runtime: Runtime, url: str, secret: str, payload: dict[str, Any], *, msg_id: str
+) -> None:
+    """POST the payload, signed (Standard Webhooks). Redirects are not followed; anything but
+    a 2xx within the short timeout is a failure the job retries. The message id is stable
+    across retries, so the receiver can drop a repeat."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    timeout = runtime.settings.parley_channel_send_timeout_seconds
+    headers = {"Content-Type": "application/json", **signatures.headers(secret, msg_id, body)}
+    try:
+        response = await fetch(
+            runtime,
+            "POST",
+            url,
+            headers=headers,
+            content=body,
+            max_bytes=64_000,
+            http_timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+        )
+    except UnsafeUrl as exc:
+        raise RetryLater("callback_url_refused") from exc
+    except (OutboundFailed, OutboundTooLarge) as exc:
+        raise RetryLater(f"callback_{exc.code}") from exc
+    if not 200 <= response.status_code < 300:
+        raise RetryLater(f"callback_http_{response.status_code}")

@@ -1,0 +1,118 @@
+"""Channel-neutral chat steps for channels whose users arrive without a widget session
+(Telegram, webhook): the contact's conversation, the user message, and the bot's turn on the
+same ledger the widget uses (`llm.turns`), keyed by an operation id the caller chooses.
+
+The operation id makes the turn idempotent: once its `llm_turns` row has succeeded, running it
+again returns the stored reply without calling the provider.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.conversations import repository as conv_repo
+from parley.conversations.schemas import message_json
+from parley.kit.db import TenantId
+from parley.kit.ids import new_id
+from parley.kit.runtime import Runtime
+from parley.kit.security import digest
+from parley.llm.turns import PreparedTurn, TurnInput, TurnOutcome, prepare_turn, run_turn
+from parley.models import Conversation, Message, Visitor
+
+
+async def contact_conversation(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    contact: str,
+) -> uuid.UUID:
+    """The open conversation of external user `contact` on this channel, created on first
+    contact. The contact's visitor row is locked first, so two messages of one user processed
+    at once still share one conversation."""
+    token_hash = digest(f"contact:{channel_id}:{contact}")
+    await session.execute(
+        insert(Visitor)
+        .values(tenant_id=tenant_id, id=new_id(), channel_id=channel_id, token_hash=token_hash)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "token_hash"])
+    )
+    visitor = (
+        await session.execute(
+            select(Visitor)
+            .where(Visitor.tenant_id == tenant_id, Visitor.token_hash == token_hash)
+            .with_for_update()
+        )
+    ).scalar_one()
+    visitor.last_seen_at = datetime.now(UTC)
+    conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
+    if conversation is None or conversation.bot_id != bot_id:
+        conversation = Conversation(
+            tenant_id=tenant_id,
+            id=new_id(),
+            bot_id=bot_id,
+            channel_id=channel_id,
+            visitor_id=visitor.id,
+            status="open",
+        )
+        session.add(conversation)
+        await session.flush()
+    return conversation.id
+
+
+async def add_user_message(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, text: str
+) -> Message:
+    message = Message(
+        tenant_id=tenant_id,
+        id=new_id(),
+        conversation_id=conversation_id,
+        role="user",
+        content=text.strip(),
+        citations=[],
+        created_at=datetime.now(UTC),
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def prepare_channel_turn(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    bot_id: uuid.UUID,
+    user_message: Message,
+    operation_id: uuid.UUID,
+    scope: str,
+) -> tuple[TurnInput, PreparedTurn]:
+    """Claim the turn ledger row for `operation_id` and read what the turn needs, in the
+    caller's transaction. There is no idempotency key: the caller's own record (the inbound
+    event) is the request ledger, so the key updates in `llm.turns` find nothing to update."""
+    turn = TurnInput(
+        tenant_id=tenant_id,
+        conversation_id=user_message.conversation_id,
+        bot_id=bot_id,
+        user_message_id=user_message.id,
+        user_text=user_message.content,
+        operation_id=operation_id,
+        idem_scope=scope,
+        idem_key=str(operation_id),
+        user_message=message_json(user_message),
+    )
+    return turn, await prepare_turn(session, runtime, turn)
+
+
+async def _discard(_chunk: str) -> None:
+    return None
+
+
+async def run_channel_turn(
+    runtime: Runtime, turn: TurnInput, prepared: PreparedTurn
+) -> TurnOutcome:
+    """Run the turn without streaming (channels get the whole reply); never raises."""
+    return await run_turn(runtime, turn, prepared, _discard)

@@ -1,0 +1,126 @@
+"""A local Telegram Bot API server speaking the real wire protocol: `POST /bot<token>/<method>`
+with a JSON body, answering `{"ok": true, "result": …}` or
+`{"ok": false, "error_code": …, "description": …}`. Every call is recorded.
+
+Implemented methods: `setWebhook`, `deleteWebhook`, `getWebhookInfo`, `sendMessage`.
+Knobs: `rejected_tokens` (answer 401 Unauthorized), `blocked_chats` (sendMessage answers 403
+"bot was blocked by the user"), `fail_sends` (the next N sendMessage calls answer 502).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Call:
+    token: str
+    method: str
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeTelegram:
+    port: int = 0
+    calls: list[Call] = field(default_factory=list)
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected_tokens: set[str] = field(default_factory=set)
+    blocked_chats: set[int] = field(default_factory=set)
+    fail_sends: int = 0
+    _next_message_id: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = int(s.getsockname()[1])
+        self.app = Starlette(routes=[Route("/bot{token}/{method}", self.api, methods=["POST"])])
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def calls_of(self, method: str, token: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (token is None or c.token == token)]
+
+    @staticmethod
+    def _error(code: int, description: str) -> JSONResponse:
+        return JSONResponse(
+            {"ok": False, "error_code": code, "description": description}, status_code=code
+        )
+
+    async def api(self, request: Request) -> JSONResponse:
+        token = request.path_params["token"]
+        method = request.path_params["method"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(400, "Bad Request: invalid JSON")
+        self.calls.append(Call(token, method, body))
+        if token in self.rejected_tokens:
+            return self._error(401, "Unauthorized")
+        if method == "setWebhook":
+            if not str(body.get("url", "")).startswith(("http://", "https://")):
+                return self._error(400, "Bad Request: bad webhook: invalid URL")
+            self.webhooks[token] = body
+            return JSONResponse({"ok": True, "result": True, "description": "Webhook was set"})
+        if method == "deleteWebhook":
+            self.webhooks.pop(token, None)
+            return JSONResponse({"ok": True, "result": True})
+        if method == "getWebhookInfo":
+            hook = self.webhooks.get(token, {})
+            return JSONResponse(
+                {"ok": True, "result": {"url": hook.get("url", ""), "pending_update_count": 0}}
+            )
+        if method == "sendMessage":
+            if self.fail_sends > 0:
+                self.fail_sends -= 1
+                return self._error(502, "Bad Gateway")
+            chat_id = body.get("chat_id")
+            if chat_id in self.blocked_chats:
+                return self._error(403, "Forbidden: bot was blocked by the user")
+            if not isinstance(body.get("text"), str) or not body["text"]:
+                return self._error(400, "Bad Request: message text is empty")
+            message_id = self._next_message_id
+            self._next_message_id += 1
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "result": {
+                        "message_id": message_id,
+                        "date": int(time.time()),
+                        "chat": {"id": chat_id, "type": "private"},
+                        "text": body["text"],
+                    },
+                }
+            )
+        return self._error(404, "Not Found")
