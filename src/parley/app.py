@@ -197,6 +197,7 @@ def make_worker(runtime: Runtime) -> Worker:
     return Worker(
         db=runtime.db,
         registry=REGISTRY,
+        runtime=runtime,
         max_attempts=s.parley_job_max_attempts,
         concurrency=s.parley_worker_concurrency,
         batch_size=s.parley_worker_batch_size,

@@ -43,12 +43,17 @@ class JobContext:
     entrypoint: str
     attempt: int
     payload: dict[str, Any]
+    runtime: Any = None  # the process's `Runtime` (settings, keys, clients, broker)
+
+    @property
+    def tenant_id(self) -> TenantId:
+        """The tenant of a job whose payload carries the `tenant_id` our own code enqueued."""
+        return TenantId(UUID(str(self.payload["tenant_id"])))
 
     @asynccontextmanager
     async def tenant_session(self) -> AsyncIterator[AsyncSession]:
         """The tenant context for a job whose payload carries the `tenant_id` we enqueued."""
-        tenant_id = TenantId(UUID(str(self.payload["tenant_id"])))
-        async with tenant_session(self.db, tenant_id) as session:
+        async with tenant_session(self.db, self.tenant_id) as session:
             yield session
 
 
@@ -206,6 +211,7 @@ class Worker:
 
     db: Database
     registry: JobRegistry
+    runtime: Any = None  # handed to handlers as `JobContext.runtime`
     max_attempts: int = 5
     concurrency: int = 20
     batch_size: int = 10
@@ -226,6 +232,7 @@ class Worker:
                 entrypoint=spec.name,
                 attempt=int(job.attempts),
                 payload=payload,
+                runtime=self.runtime,
             )
             started = time.perf_counter()
             try:

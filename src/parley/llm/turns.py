@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import select, update
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.bots.schemas import BotConfig
 from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
-from parley.conversations.schemas import message_json
+from parley.conversations.schemas import MessageOut, message_json
 from parley.kit import idempotency
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import TenantSuspended
@@ -46,11 +46,14 @@ from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
 from parley.llm.summary import extend, split_history
-from parley.models import BotVersion, Conversation, LlmTurn, Message, Tenant
+from parley.models import BotVersion, Conversation, LlmTurn, Tenant
 
 log = structlog.get_logger(__name__)
 
 TURN_TIMEOUT = 120.0
+HISTORY_ROWS = 60  # newest unsummarised messages read for a prompt
+TURN_JOB = "chat.turn"  # the job that runs an asynchronously sent message's turn
+_CONFIGS_CACHED = 256
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,12 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
         existing.status = "running"
         existing.error = None
     rows = await conv_repo.unsummarised_turns(
-        session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id, limit=60
+        session,
+        turn.tenant_id,
+        turn.conversation_id,
+        upto,
+        turn.user_message_id,
+        limit=HISTORY_ROWS,
     )
     budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
     dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
@@ -207,6 +215,59 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
     if config.provider != "extractive":
         credential = await resolve_credential(session, runtime, turn.tenant_id, config.provider)
     return PreparedTurn(config, version.id, history, credential=credential, summary=summary)
+
+
+def config_for(runtime: Runtime, version_id: uuid.UUID, raw: dict[str, Any]) -> BotConfig:
+    """The validated configuration of a bot version. Versions are immutable once published
+    (only drafts change, and turns never read drafts), so the cache is keyed by the version id
+    the send statement read: correct across processes, with no invalidation to get wrong."""
+    cache = runtime.caches.setdefault("bot-configs", {})
+    config = cache.get(version_id)
+    if config is None:
+        if len(cache) >= _CONFIGS_CACHED:
+            cache.clear()
+        config = cache[version_id] = BotConfig.model_validate(raw)
+    return cast(BotConfig, config)
+
+
+async def prepared_from_row(
+    runtime: Runtime, turn: TurnInput, found: dict[str, Any]
+) -> PreparedTurn:
+    """The `PreparedTurn` from what `parley_chat_send` read in its one round trip. Only when
+    the history outgrows its budget does the rolling summary cost another statement."""
+    version_id = uuid.UUID(str(found["version_id"]))
+    config = config_for(runtime, version_id, found["config"])
+    summary: str | None = found["summary"]
+    rows = [(uuid.UUID(i), str(r), str(c)) for i, r, c in found["history"]]
+    budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
+    dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
+    if dropped:  # condense what fell out of the budget, once, and keep it
+        summary = extend(summary, dropped)
+        async with tenant_session(runtime.db, turn.tenant_id) as session:
+            await conv_repo.save_summary(
+                session, turn.tenant_id, turn.conversation_id, summary, rows[len(dropped) - 1][0]
+            )
+    credential = None
+    stored = found["credential"]
+    if config.provider != "extractive" and stored is not None:
+        credential = ResolvedCredential(
+            runtime.keyring.decrypt(stored["api_key_encrypted"]), stored["base_url"]
+        )
+    return PreparedTurn(config, version_id, kept, credential=credential, summary=summary)
+
+
+async def finish_stored_reply(runtime: Runtime, turn: TurnInput, reply: dict[str, Any]) -> None:
+    """The operation's turn succeeded before but its key was left open (the process died in
+    between): close the key with the stored answer."""
+    async with tenant_session(runtime.db, turn.tenant_id) as session:
+        await idempotency.finish(
+            session,
+            turn.tenant_id,
+            turn.idem_scope,
+            turn.idem_key,
+            state="completed",
+            response={"message": turn.user_message, "reply": reply},
+        )
 
 
 @dataclass
@@ -395,50 +456,39 @@ async def _run_turn(
     parts, usage, ttft = streamed.parts, streamed.usage, streamed.ttft
     text = "".join(parts).strip() or config.fallback_text
     latency = time.perf_counter() - started
-    async with tenant_session(runtime.db, turn.tenant_id) as session:
-        reply = Message(
-            tenant_id=turn.tenant_id,
-            id=new_id(),
-            conversation_id=turn.conversation_id,
-            role="assistant",
-            content=text,
-            citations=[],
-            bot_version_id=prepared.version_id,
-            created_at=datetime.now(UTC),
-        )
-        session.add(reply)
-        await session.flush()
-        await session.execute(
-            update(LlmTurn)
-            .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)
-            .values(
-                status="succeeded",
-                model=streamed.model or config.model,
-                cost_usd=cost_usd(
-                    price_table(runtime.settings.parley_llm_prices),
-                    config.provider,
-                    streamed.model or config.model,
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                ),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_ms=int(latency * 1000),
-                ttft_ms=int(ttft * 1000) if ttft is not None else None,
-                reply_message_id=reply.id,
-                finished_at=datetime.now(UTC),
-            )
-        )
-        reply_json = message_json(reply)
-        await idempotency.finish(
-            session,
-            turn.tenant_id,
-            turn.idem_scope,
-            turn.idem_key,
-            state="completed",
-            response={"message": turn.user_message, "reply": reply_json},
-        )
-        await conv_repo.touch_conversation(session, turn.tenant_id, turn.conversation_id)
+    now = datetime.now(UTC)
+    reply_json = MessageOut(
+        id=new_id(),
+        conversation_id=turn.conversation_id,
+        role="assistant",
+        content=text,
+        created_at=now,
+    ).model_dump(mode="json")
+    model = streamed.model or config.model
+    await conv_repo.chat_finish(
+        runtime.db,
+        turn.tenant_id,
+        operation_id=turn.operation_id,
+        scope=turn.idem_scope,
+        key=turn.idem_key,
+        conversation_id=turn.conversation_id,
+        reply=reply_json,
+        version_id=prepared.version_id,
+        now=now,
+        model=model,
+        cost_usd=cost_usd(
+            price_table(runtime.settings.parley_llm_prices),
+            config.provider,
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        ),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        latency_ms=int(latency * 1000),
+        ttft_ms=int(ttft * 1000) if ttft is not None else None,
+        response={"message": turn.user_message, "reply": reply_json},
+    )
     LLM_LATENCY.labels(config.provider).observe(latency)
     if ttft is not None:
         LLM_TTFT.labels(config.provider).observe(ttft)
