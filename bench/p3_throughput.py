@@ -42,9 +42,13 @@ async def _parley(base: str, seconds: float) -> tuple[float, float]:
         visitors = [await visitor(client, w.widget_key) for _ in range(CONCURRENCY)]
 
         async def send(i: int) -> None:
-            h = {**visitors[i][0], "Idempotency-Key": uuid.uuid4().hex}
+            h = {
+                **visitors[i][0],
+                "Idempotency-Key": uuid.uuid4().hex,
+                "Prefer": "respond-async",
+            }
             r = await client.post("/v1/widget/messages", json={"content": "hello there"}, headers=h)
-            assert r.status_code == 201, r.text
+            assert r.status_code == 202, r.text
 
         async def read(i: int) -> None:
             headers, conv = visitors[i]

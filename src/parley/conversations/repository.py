@@ -298,3 +298,30 @@ async def chat_finish(
                 "response": json.dumps(response),
             },
         )
+
+
+_CHAT_HISTORY = text(
+    "SELECT parley_chat_history(:tenant_id, :conversation_id, :before, :limit)"
+).columns(column("result", JSONB))
+
+
+async def chat_history(
+    db: Database,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Message rows newest first, older than `before`: one round trip."""
+    async with single_statement(db) as conn:
+        result = await conn.execute(
+            _CHAT_HISTORY,
+            {
+                "tenant_id": tenant_id,
+                "conversation_id": conversation_id,
+                "before": before,
+                "limit": limit,
+            },
+        )
+        rows: list[dict[str, Any]] = result.scalar_one()
+    return rows

@@ -51,7 +51,7 @@ class Database:
         await self.engine.dispose()
 
 
-def create_database(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
+def create_database(url: str, *, pool_size: int = 20, max_overflow: int = 10) -> Database:
     engine = create_async_engine(
         url,
         pool_size=pool_size,

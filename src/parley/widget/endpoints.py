@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley.conversations.schemas import MessageOut
 from parley.kit.errors import (
@@ -145,8 +145,10 @@ async def history(
     before: Annotated[
         uuid.UUID | None, Query(description="`next_cursor` of the previous page")
     ] = None,
-) -> Page[MessageOut]:
-    return await service.history(get_runtime(request), caller, conversation_id, before, limit)
+) -> Response:
+    page = await service.history(get_runtime(request), caller, conversation_id, before, limit)
+    # Serialised once, here: returning the model would have FastAPI validate it again.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get(

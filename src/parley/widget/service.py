@@ -19,7 +19,7 @@ from parley.bots.schemas import BotConfig, Theme
 from parley.bots.service import BotNotFound
 from parley.channels.origins import is_allowed
 from parley.conversations import repository as conv_repo
-from parley.conversations.schemas import MessageOut, message_json, message_out, message_row_json
+from parley.conversations.schemas import MessageOut, message_json, message_row_json
 from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
 from parley.kit.errors import NotFound, TenantSuspended
@@ -408,12 +408,11 @@ async def history(
     limit: int,
 ) -> Page[MessageOut]:
     _own_conversation(caller, conversation_id)
-    async with tenant_session(runtime.db, caller.tenant_id) as session:
-        rows = await conv_repo.messages_before(
-            session, caller.tenant_id, conversation_id, before, limit + 1
-        )
+    rows = await conv_repo.chat_history(
+        runtime.db, caller.tenant_id, conversation_id, before, limit + 1
+    )
     more = len(rows) > limit
-    items = [message_out(m) for m in reversed(rows[:limit])]
+    items = [MessageOut.model_validate(m) for m in reversed(rows[:limit])]
     return Page[MessageOut](items=items, next_cursor=str(items[0].id) if more and items else None)
 
 

@@ -1,5 +1,6 @@
 """The chat send path in one round trip: SQL functions for claim + store + ledger + history
-(`parley_chat_send`) and for storing the reply (`parley_chat_finish`).
+(`parley_chat_send`), for storing the reply (`parley_chat_finish`), and for a page of history
+(`parley_chat_history`).
 
 Both are SECURITY INVOKER: they run as the application role under the tenant policies, and
 their first statement sets the tenant context, so RLS filters everything they read or write.
@@ -27,6 +28,7 @@ SEND_ARGS = (
     "uuid, text, text, text, uuid, uuid, uuid, uuid, uuid, text, timestamptz, interval, "
     "interval, integer, text"
 )
+HISTORY_ARGS = "uuid, uuid, uuid, integer"
 FINISH_ARGS = (
     "uuid, uuid, text, text, uuid, uuid, text, uuid, timestamptz, text, numeric, integer, "
     "integer, integer, integer, jsonb"
@@ -197,15 +199,40 @@ END
 $fn$;
 """
 
+HISTORY = f"""
+CREATE FUNCTION parley_chat_history(
+    p_tenant uuid, p_conversation uuid, p_before uuid, p_limit integer
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+DECLARE
+    v_rows jsonb;
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.id DESC), '[]'::jsonb) INTO v_rows
+    FROM (SELECT * FROM messages
+          WHERE tenant_id = p_tenant AND conversation_id = p_conversation
+            AND (p_before IS NULL OR id < p_before)
+          ORDER BY id DESC LIMIT p_limit) m;
+    RETURN v_rows;
+END
+$fn$;
+"""
+
 
 def upgrade() -> None:
     execute_script(SEND)  # plpgsql bodies: the simple-query path, no bind-parameter parsing
     execute_script(FINISH)
-    for fn in (f"parley_chat_send({SEND_ARGS})", f"parley_chat_finish({FINISH_ARGS})"):
+    execute_script(HISTORY)
+    for fn in (
+        f"parley_chat_send({SEND_ARGS})",
+        f"parley_chat_finish({FINISH_ARGS})",
+        f"parley_chat_history({HISTORY_ARGS})",
+    ):
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
         grant("EXECUTE", f"FUNCTION {fn}")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP FUNCTION parley_chat_history({HISTORY_ARGS})")
     op.execute(f"DROP FUNCTION parley_chat_finish({FINISH_ARGS})")
     op.execute(f"DROP FUNCTION parley_chat_send({SEND_ARGS})")
