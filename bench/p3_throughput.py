@@ -43,10 +43,10 @@ async def _load(seconds: float, one: Callable[[int], Awaitable[None]]) -> float:
     return done / (time.perf_counter() - started)
 
 
-async def _drain(client: httpx.AsyncClient, timeout: float = 300) -> float:
+async def _drain(client: httpx.AsyncClient, limit_s: float = 300) -> float:
     """Seconds until the job queue is empty (every enqueued turn answered)."""
     started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
+    while time.perf_counter() - started < limit_s:
         queue = (await client.get("/readyz")).json()["checks"]["queue"]
         if queue["queued"] == 0 and queue["running"] == 0:
             if queue["failed"]:
