@@ -204,7 +204,7 @@ _CHAT_SEND = text(
 _CHAT_FINISH = text(
     "SELECT parley_chat_finish(:tenant_id, :operation_id, :scope, :key, :conversation_id, "
     ":reply_id, :content, :version_id, :now, :model, :cost_usd, :prompt_tokens, "
-    ":completion_tokens, :latency_ms, :ttft_ms, :response)"
+    ":completion_tokens, :latency_ms, :ttft_ms, :response, :summary, :summary_upto)"
 )
 
 
@@ -273,9 +273,11 @@ async def chat_finish(
     latency_ms: int,
     ttft_ms: int | None,
     response: dict[str, Any],
+    summary: str | None = None,
+    summary_upto: uuid.UUID | None = None,
 ) -> None:
-    """Store the reply, close the ledger row and the idempotency key, touch the conversation:
-    one round trip."""
+    """Store the reply, close the ledger row and the idempotency key, touch the conversation
+    (and keep the rolling summary the turn extended, if any): one round trip."""
     async with single_statement(db) as conn:
         await conn.execute(
             _CHAT_FINISH,
@@ -296,6 +298,8 @@ async def chat_finish(
                 "latency_ms": latency_ms,
                 "ttft_ms": ttft_ms,
                 "response": json.dumps(response),
+                "summary": summary,
+                "summary_upto": summary_upto,
             },
         )
 

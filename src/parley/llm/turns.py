@@ -126,6 +126,7 @@ class PreparedTurn:
     stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
     credential: ResolvedCredential | None = None  # the tenant's own provider key, if any
     summary: str | None = None  # the rolling summary of turns older than `history`
+    summary_upto: uuid.UUID | None = None  # set when this turn extended it: saved with the reply
 
 
 async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
@@ -233,27 +234,27 @@ def config_for(runtime: Runtime, version_id: uuid.UUID, raw: dict[str, Any]) -> 
 async def prepared_from_row(
     runtime: Runtime, turn: TurnInput, found: dict[str, Any]
 ) -> PreparedTurn:
-    """The `PreparedTurn` from what `parley_chat_send` read in its one round trip. Only when
-    the history outgrows its budget does the rolling summary cost another statement."""
+    """The `PreparedTurn` from what `parley_chat_send` read in its one round trip. A rolling
+    summary extended here is stored by `parley_chat_finish`, with the reply."""
     version_id = uuid.UUID(str(found["version_id"]))
     config = config_for(runtime, version_id, found["config"])
     summary: str | None = found["summary"]
     rows = [(uuid.UUID(i), str(r), str(c)) for i, r, c in found["history"]]
     budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
     dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
-    if dropped:  # condense what fell out of the budget, once, and keep it
+    upto = None
+    if dropped:  # condense what fell out of the budget; stored with the reply, off the clock
         summary = extend(summary, dropped)
-        async with tenant_session(runtime.db, turn.tenant_id) as session:
-            await conv_repo.save_summary(
-                session, turn.tenant_id, turn.conversation_id, summary, rows[len(dropped) - 1][0]
-            )
+        upto = rows[len(dropped) - 1][0]
     credential = None
     stored = found["credential"]
     if config.provider != "extractive" and stored is not None:
         credential = ResolvedCredential(
             runtime.keyring.decrypt(stored["api_key_encrypted"]), stored["base_url"]
         )
-    return PreparedTurn(config, version_id, kept, credential=credential, summary=summary)
+    return PreparedTurn(
+        config, version_id, kept, credential=credential, summary=summary, summary_upto=upto
+    )
 
 
 async def finish_stored_reply(runtime: Runtime, turn: TurnInput, reply: dict[str, Any]) -> None:
@@ -488,6 +489,8 @@ async def _run_turn(
         latency_ms=int(latency * 1000),
         ttft_ms=int(ttft * 1000) if ttft is not None else None,
         response={"message": turn.user_message, "reply": reply_json},
+        summary=prepared.summary if prepared.summary_upto is not None else None,
+        summary_upto=prepared.summary_upto,
     )
     LLM_LATENCY.labels(config.provider).observe(latency)
     if ttft is not None:

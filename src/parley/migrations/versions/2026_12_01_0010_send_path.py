@@ -31,7 +31,7 @@ SEND_ARGS = (
 HISTORY_ARGS = "uuid, uuid, uuid, integer"
 FINISH_ARGS = (
     "uuid, uuid, text, text, uuid, uuid, text, uuid, timestamptz, text, numeric, integer, "
-    "integer, integer, integer, jsonb"
+    "integer, integer, integer, jsonb, text, uuid"
 )
 
 SEND = f"""
@@ -125,7 +125,11 @@ BEGIN
     END IF;
 
     -- 3b. Synchronous: claim the turn ledger row; a turn that already succeeded is answered
-    -- from what it stored.
+    -- from what it stored. This commit does not wait for its WAL flush (the provider call is
+    -- on the clock): the reply's commit is synchronous and the WAL is one sequence, so a
+    -- stored reply always implies its stored message; a database crash in between loses the
+    -- claim, message and ledger row together, and the client's retry redoes them.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO llm_turns (tenant_id, id, operation_id, conversation_id, bot_version_id,
                            provider, model, status)
     VALUES (p_tenant, p_turn, p_operation, p_conversation, v_version.id,
@@ -176,7 +180,8 @@ CREATE FUNCTION parley_chat_finish(
     p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
     p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
     p_cost numeric, p_prompt_tokens integer, p_completion_tokens integer,
-    p_latency_ms integer, p_ttft_ms integer, p_response jsonb
+    p_latency_ms integer, p_ttft_ms integer, p_response jsonb,
+    p_summary text, p_summary_upto uuid  -- a rolling summary the turn extended, or NULLs
 ) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER AS $fn$
 BEGIN
@@ -193,7 +198,10 @@ BEGIN
     WHERE tenant_id = p_tenant AND operation_id = p_operation;
     UPDATE idempotency_keys SET state = 'completed', response = p_response
     WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
-    UPDATE conversations SET last_message_at = p_now
+    UPDATE conversations
+    SET last_message_at = p_now,
+        summary = CASE WHEN p_summary_upto IS NULL THEN summary ELSE p_summary END,
+        summary_upto = coalesce(p_summary_upto, summary_upto)
     WHERE tenant_id = p_tenant AND id = p_conversation;
 END
 $fn$;
