@@ -55,6 +55,12 @@ DECLARE
     v_credential jsonb;
 BEGIN
     {bind_tenant_sql("p_tenant")}
+    -- This commit does not wait for its WAL flush: nothing the client is told before the
+    -- reply is final (a stream's first events, a 202). The reply's commit is synchronous and
+    -- the WAL is one sequence, so a stored reply implies its stored message; a database crash
+    -- in the window loses the claim, message, ledger row or job together, the reply never
+    -- comes, and the client's retry with the same key redoes them (decision 0005).
+    PERFORM set_config('synchronous_commit', 'off', true);
     SELECT status INTO v_status FROM tenants WHERE id = p_tenant;
     IF v_status IS DISTINCT FROM 'active' THEN
         RETURN jsonb_build_object('outcome', 'suspended');
@@ -125,11 +131,7 @@ BEGIN
     END IF;
 
     -- 3b. Synchronous: claim the turn ledger row; a turn that already succeeded is answered
-    -- from what it stored. This commit does not wait for its WAL flush (the provider call is
-    -- on the clock): the reply's commit is synchronous and the WAL is one sequence, so a
-    -- stored reply always implies its stored message; a database crash in between loses the
-    -- claim, message and ledger row together, and the client's retry redoes them.
-    PERFORM set_config('synchronous_commit', 'off', true);
+    -- from what it stored.
     INSERT INTO llm_turns (tenant_id, id, operation_id, conversation_id, bot_version_id,
                            provider, model, status)
     VALUES (p_tenant, p_turn, p_operation, p_conversation, v_version.id,
