@@ -107,7 +107,9 @@ async def _with_stall_timeout(
     iterator = aiter(events)
     while True:
         try:
-            event = await asyncio.wait_for(anext(iterator), timeout=stall_seconds)
+            # `asyncio.timeout`, not `wait_for`: no task per streamed chunk.
+            async with asyncio.timeout(stall_seconds):
+                event = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
