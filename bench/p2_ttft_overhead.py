@@ -132,7 +132,10 @@ def run(quick: bool = False) -> Section:
         "Time from sending to the first token: through Parley's widget endpoint (SSE) vs the same "
         "local OpenAI-compatible fake server called directly, alternating in the same client; "
         "one conversation at a time, then 50 concurrent conversations. Parley runs as "
-        "`parley serve` (embedded PostgreSQL, rate limits off); the fake runs as its own process.",
+        "`parley serve` (embedded PostgreSQL, rate limits off); the fake runs as its own process. "
+        "Parley's side is the whole send: token check, idempotency claim, user message, turn "
+        "ledger and history in one statement, then the provider call through the `openai` SDK "
+        "and the SSE relay.",
         ".venv/bin/python -m bench p2",
         [
             Row(
