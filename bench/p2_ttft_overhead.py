@@ -10,6 +10,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,6 +33,24 @@ async def _first_token_direct(client: httpx.AsyncClient, base: str, text: str) -
     raise RuntimeError("no token")
 
 
+async def _first_token_sdk(client: Any, text: str) -> float:
+    """The same call through the official `openai` SDK (what Parley's provider uses): shows
+    how much of the overhead is the SDK's own."""
+    started = time.perf_counter()
+    stream = await client.chat.completions.create(
+        model="fake-echo",
+        stream=True,
+        messages=[{"role": "system", "content": "x"}, {"role": "user", "content": text}],
+    )
+    try:
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                return time.perf_counter() - started
+    finally:
+        await stream.close()
+    raise RuntimeError("no token")
+
+
 async def _first_token_parley(
     client: httpx.AsyncClient, headers: dict[str, str], text: str
 ) -> float:
@@ -51,7 +70,7 @@ async def _first_token_parley(
 
 async def _measure(
     base: str, fake: str, rounds: int, concurrency: int
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     limits = httpx.Limits(
         max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2
     )
@@ -61,8 +80,13 @@ async def _measure(
         # warm-up
         await _first_token_parley(client, visitors[0][0], "warm up")
         await _first_token_direct(client, fake, "warm up")
+        import openai
+
+        sdk_client = openai.AsyncOpenAI(base_url=fake, api_key="sk-bench", max_retries=0)
+        await _first_token_sdk(sdk_client, "warm up")
         direct: list[float] = []
         via: list[float] = []
+        sdk: list[float] = []
 
         async def worker(i: int) -> None:
             headers = visitors[i][0]
@@ -70,9 +94,12 @@ async def _measure(
                 text = f"question {i}-{r}"
                 direct.append(await _first_token_direct(client, fake, text))
                 via.append(await _first_token_parley(client, headers, text))
+                if concurrency == 1:
+                    sdk.append(await _first_token_sdk(sdk_client, text))
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        return direct, via
+        await sdk_client.close()
+        return direct, via, sdk
 
 
 def run(quick: bool = False) -> Section:
@@ -90,8 +117,8 @@ def run(quick: bool = False) -> Section:
                 },
             ) as served,
         ):
-            d1, v1 = asyncio.run(_measure(served.base, fake, seq_rounds, 1))
-            d50, v50 = asyncio.run(_measure(served.base, fake, conc_rounds, 50))
+            d1, v1, s1 = asyncio.run(_measure(served.base, fake, seq_rounds, 1))
+            d50, v50, _ = asyncio.run(_measure(served.base, fake, conc_rounds, 50))
     finally:
         stop_embedded_pg(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -105,7 +132,10 @@ def run(quick: bool = False) -> Section:
         "Time from sending to the first token: through Parley's widget endpoint (SSE) vs the same "
         "local OpenAI-compatible fake server called directly, alternating in the same client; "
         "one conversation at a time, then 50 concurrent conversations. Parley runs as "
-        "`parley serve` (embedded PostgreSQL, rate limits off); the fake runs as its own process.",
+        "`parley serve` (embedded PostgreSQL, rate limits off); the fake runs as its own process. "
+        "Parley's side is the whole send: token check, idempotency claim, user message, turn "
+        "ledger and history in one statement, then the provider call through the `openai` SDK "
+        "and the SSE relay.",
         ".venv/bin/python -m bench p2",
         [
             Row(
@@ -133,5 +163,9 @@ def run(quick: bool = False) -> Section:
                 add99 <= 40,
             ),
         ],
-        [f"samples: {len(v1)} sequential, {len(v50)} concurrent"],
+        [
+            f"samples: {len(v1)} sequential, {len(v50)} concurrent",
+            f"for comparison, 1 conversation through the official `openai` SDK directly: p50 "
+            f"{median(s1) * ms:.1f} ms (+{(median(s1) - median(d1)) * ms:.1f} ms over raw httpx)",
+        ],
     )

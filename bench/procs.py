@@ -93,6 +93,22 @@ def parley_serve(
 
 
 @contextmanager
+def parley_worker(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[None]:
+    """`parley worker` (a dedicated job worker) on the same data directory."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "worker"],
+        env=clean_env(PARLEY_DATA_DIR=str(data_dir), **(extra_env or {})),
+        cwd=data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        stop(proc)
+
+
+@contextmanager
 def baseline_serve() -> Iterator[Served]:
     port = free_port()
     proc = subprocess.Popen(

@@ -154,7 +154,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # The widget's routes first: its requests are the hot path, and routes match in order.
     for router in (
+        widget_router,
         health_router,
         auth_router,
         tenants_router,
@@ -168,7 +170,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         webhooks_router,
         automations_router,
         channel_ingress_router,
-        widget_router,
         widget_static_router,
         demo_router,
         admin_router,

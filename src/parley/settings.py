@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default=None,
         description="URL of the schema owner used by `parley migrate` (defaults to DATABASE_URL).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=10, ge=0, le=500)
     redis_url: SecretStr | None = Field(default=None, description="redis:// URL; optional.")
 

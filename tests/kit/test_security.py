@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,25 @@ def test_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() -> None:
         old_ring.verify(new_token, audience="a", token_type="access")
     with pytest.raises(TokenError):
         Keyring.from_secrets([NEW]).verify(token, audience="a", token_type="access")
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires() -> None:
+    """Verified tokens are cached per process; the cache never outlives a token, never
+    answers for another audience or type, and a changed token is verified from scratch."""
+    ring = Keyring.from_secrets([NEW])
+    token, _ = ring.issue(subject="u", audience="a", token_type="widget", ttl_seconds=1)
+    assert ring.verify(token, audience="a", token_type="widget")["sub"] == "u"
+    assert ring.verify(token, audience="a", token_type="widget")["sub"] == "u"  # remembered
+    with pytest.raises(TokenError):
+        ring.verify(token, audience="b", token_type="widget")
+    with pytest.raises(TokenError):
+        ring.verify(token, audience="a", token_type="access")
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(TokenError):
+        ring.verify(tampered, audience="a", token_type="widget")
+    time.sleep(1.1)
+    with pytest.raises(TokenError, match="Expired"):
+        ring.verify(token, audience="a", token_type="widget")
 
 
 def test_secrets_at_rest_rotate() -> None:

@@ -23,6 +23,8 @@ from parley.kit.runtime import Runtime
 from parley.kit.security import digest
 from parley.llm.turns import PreparedTurn, TurnInput, TurnOutcome, prepare_turn, run_turn
 from parley.models import Conversation, Message, Visitor
+from parley.webhooks import events as webhook_events
+from parley.webhooks import service as webhooks
 
 
 async def contact_conversation(
@@ -61,6 +63,12 @@ async def contact_conversation(
         )
         session.add(conversation)
         await session.flush()
+        await webhooks.emit(
+            session,
+            tenant_id,
+            "conversation.started",
+            webhook_events.conversation_started(conversation),
+        )
     return conversation.id
 
 
@@ -78,6 +86,9 @@ async def add_user_message(
     )
     session.add(message)
     await session.flush()
+    await webhooks.emit(
+        session, tenant_id, "message.created", webhook_events.message_created(message)
+    )
     return message
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import column, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.kit.db import TenantId
+from parley.kit.db import Database, TenantId, single_statement
 from parley.models import Conversation, Message, MessageFeedback, Visitor
 
 
@@ -186,3 +189,148 @@ async def tenant_status(session: AsyncSession, tenant_id: TenantId) -> str | Non
     )
     value = result.scalar_one_or_none()
     return str(value) if value is not None else None
+
+
+# --- the chat send path: one statement each (migration 0010_send_path) ----------------------
+
+BOT_NOT_FOUND = "PA404"  # SQLSTATE parley_chat_send raises when the bot has no published version
+
+_CHAT_SEND = text(
+    "SELECT parley_chat_send(:tenant_id, :scope, :key, :request_hash, :operation_id, "
+    ":message_id, :turn_id, :conversation_id, :bot_id, :content, :now, :lease, :retention, "
+    ":history_limit, :job)"
+).columns(column("result", JSONB))
+
+_CHAT_FINISH = text(
+    "SELECT parley_chat_finish(:tenant_id, :operation_id, :scope, :key, :conversation_id, "
+    ":reply_id, :content, :version_id, :now, :model, :cost_usd, :prompt_tokens, "
+    ":completion_tokens, :latency_ms, :ttft_ms, :response, :summary, :summary_upto, "
+    ":citations, :fallback)"
+)
+
+
+async def chat_send(
+    db: Database,
+    tenant_id: TenantId,
+    *,
+    scope: str,
+    key: str,
+    request_hash: str,
+    operation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    content: str,
+    now: datetime,
+    lease: timedelta,
+    retention: timedelta,
+    history_limit: int,
+    job: str | None,
+) -> dict[str, Any]:
+    """Claim the idempotency key, store the user message and either enqueue the turn (`job`)
+    or claim its ledger row and read what the prompt needs — in one round trip. The result's
+    `outcome` is new, takeover, replay, in_progress, stored_reply, reused or suspended."""
+    async with single_statement(db) as conn:
+        result = await conn.execute(
+            _CHAT_SEND,
+            {
+                "tenant_id": tenant_id,
+                "scope": scope,
+                "key": key,
+                "request_hash": request_hash,
+                "operation_id": operation_id,
+                "message_id": message_id,
+                "turn_id": turn_id,
+                "conversation_id": conversation_id,
+                "bot_id": bot_id,
+                "content": content,
+                "now": now,
+                "lease": lease,
+                "retention": retention,
+                "history_limit": history_limit,
+                "job": job,
+            },
+        )
+        found: dict[str, Any] = result.scalar_one()
+    return found
+
+
+async def chat_finish(
+    db: Database,
+    tenant_id: TenantId,
+    *,
+    operation_id: uuid.UUID,
+    scope: str,
+    key: str,
+    conversation_id: uuid.UUID,
+    reply: dict[str, Any],
+    version_id: uuid.UUID,
+    now: datetime,
+    model: str,
+    cost_usd: Decimal,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_ms: int,
+    ttft_ms: int | None,
+    response: dict[str, Any],
+    summary: str | None = None,
+    summary_upto: uuid.UUID | None = None,
+    fallback: bool = False,
+) -> None:
+    """Store the reply (with its citations), close the ledger row and the idempotency key,
+    touch the conversation (and keep the rolling summary the turn extended, if any), and hand
+    `message.created` to webhooks when the workspace listens: one round trip."""
+    async with single_statement(db) as conn:
+        await conn.execute(
+            _CHAT_FINISH,
+            {
+                "tenant_id": tenant_id,
+                "operation_id": operation_id,
+                "scope": scope,
+                "key": key,
+                "conversation_id": conversation_id,
+                "reply_id": uuid.UUID(reply["id"]),
+                "content": reply["content"],
+                "version_id": version_id,
+                "now": now,
+                "model": model,
+                "cost_usd": cost_usd,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "latency_ms": latency_ms,
+                "ttft_ms": ttft_ms,
+                "response": json.dumps(response),
+                "summary": summary,
+                "summary_upto": summary_upto,
+                "citations": json.dumps(reply.get("citations") or []),
+                "fallback": fallback,
+            },
+        )
+
+
+_CHAT_HISTORY = text(
+    "SELECT parley_chat_history(:tenant_id, :conversation_id, :before, :limit)"
+).columns(column("result", JSONB))
+
+
+async def chat_history(
+    db: Database,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Message rows newest first, older than `before`: one round trip."""
+    async with single_statement(db) as conn:
+        result = await conn.execute(
+            _CHAT_HISTORY,
+            {
+                "tenant_id": tenant_id,
+                "conversation_id": conversation_id,
+                "before": before,
+                "limit": limit,
+            },
+        )
+        rows: list[dict[str, Any]] = result.scalar_one()
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -40,3 +41,8 @@ def message_out(m: Message) -> MessageOut:
 
 def message_json(m: Message) -> dict[str, Any]:
     return message_out(m).model_dump(mode="json")
+
+
+def message_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The same JSON as `message_json`, from a `messages` row a SQL function returned."""
+    return MessageOut.model_validate(row).model_dump(mode="json")

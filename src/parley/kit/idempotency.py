@@ -24,6 +24,9 @@ from parley.models import IdempotencyKey
 
 RETENTION = timedelta(hours=24)
 LEASE = timedelta(seconds=120)
+ASYNC_LEASE = timedelta(minutes=15)
+"""An asynchronous send's claim outlives its queue wait and the job's retries: a client retry
+meanwhile is answered from the claim (202) instead of enqueuing the turn a second time."""
 _NAMESPACE = uuid.UUID("6f1c2b8e-2f0a-4c55-9b0e-3f5b5d1e8a77")
 
 

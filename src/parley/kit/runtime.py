@@ -28,6 +28,7 @@ class Runtime:
     pgvector: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     clients: dict[str, Any] = field(default_factory=dict)  # outbound clients, per process
+    caches: dict[str, Any] = field(default_factory=dict)  # immutable data, per process
 
 
 def get_runtime(request: Request) -> Runtime:

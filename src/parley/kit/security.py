@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ISSUER = "parley"
 JWT_ALGORITHM = "HS256"
+VERIFIED_CACHE_SIZE = 4096
 
 # --- passwords ---------------------------------------------------------------------------
 
@@ -117,9 +118,14 @@ class Keyring:
     signing: list[SigningKey]
     fernet: MultiFernet
     _by_kid: dict[str, SigningKey] = field(init=False)
+    _verified: dict[tuple[str, str, str], dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self._by_kid = {k.kid: k for k in self.signing}
+        # Tokens this process verified, by (token, audience, type): a widget sends many
+        # requests with one token, and PyJWT parses it twice, byte by byte, per check. Only
+        # the exact string that passed every check hits; its expiry is checked on each use.
+        self._verified = {}
 
     @classmethod
     def from_secrets(cls, keys: list[str]) -> Keyring:
@@ -171,6 +177,19 @@ class Keyring:
         Anything unexpected in the header (`jku`, `jwk`, `x5u`, `crit`, another algorithm) is a
         refusal: we only ever trust our own keys, chosen by our own `kid`.
         """
+        cache_key = (token, audience, token_type)
+        known = self._verified.get(cache_key)
+        if known is not None:
+            if time.time() < known["exp"]:
+                return dict(known)
+            del self._verified[cache_key]
+        claims = self._verify(token, audience=audience, token_type=token_type)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[cache_key] = dict(claims)
+        return claims
+
+    def _verify(self, token: str, *, audience: str, token_type: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

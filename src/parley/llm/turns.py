@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import select, update
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.bots.schemas import BotConfig
 from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
-from parley.conversations.schemas import message_json
+from parley.conversations.schemas import Citation, MessageOut, message_json
 from parley.kit import idempotency
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import TenantSuspended
@@ -48,13 +48,14 @@ from parley.llm.prompt import history_messages, system_prompt
 from parley.llm.registry import provider_for
 from parley.llm.resilience import CircuitBreaker, retry_delay
 from parley.llm.summary import extend, split_history
-from parley.models import BotVersion, Conversation, LlmTurn, Message, Tenant
-from parley.webhooks import events as webhook_events
-from parley.webhooks import service as webhooks
+from parley.models import BotVersion, Conversation, LlmTurn, Tenant
 
 log = structlog.get_logger(__name__)
 
 TURN_TIMEOUT = 120.0
+HISTORY_ROWS = 60  # newest unsummarised messages read for a prompt
+TURN_JOB = "chat.turn"  # the job that runs an asynchronously sent message's turn
+_CONFIGS_CACHED = 256
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ async def _with_stall_timeout(
     iterator = aiter(events)
     while True:
         try:
-            event = await asyncio.wait_for(anext(iterator), timeout=stall_seconds)
+            # `asyncio.timeout`, not `wait_for`: no task per streamed chunk.
+            async with asyncio.timeout(stall_seconds):
+                event = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
@@ -127,7 +130,8 @@ class PreparedTurn:
     stored_reply: dict[str, Any] | None = None  # the turn already succeeded earlier
     credential: ResolvedCredential | None = None  # the tenant's own provider key, if any
     summary: str | None = None  # the rolling summary of turns older than `history`
-    passages: list[Passage] = field(default_factory=list)  # retrieved, relevant, best first
+    summary_upto: uuid.UUID | None = None  # set when this turn extended it: saved with the reply
+    has_knowledge: bool = True  # False when the workspace has no indexed chunk: skip retrieval
 
 
 async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput) -> PreparedTurn:
@@ -198,7 +202,12 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
         existing.status = "running"
         existing.error = None
     rows = await conv_repo.unsummarised_turns(
-        session, turn.tenant_id, turn.conversation_id, upto, turn.user_message_id, limit=60
+        session,
+        turn.tenant_id,
+        turn.conversation_id,
+        upto,
+        turn.user_message_id,
+        limit=HISTORY_ROWS,
     )
     budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
     dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
@@ -211,21 +220,66 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
     credential = None
     if config.provider != "extractive":
         credential = await resolve_credential(session, runtime, turn.tenant_id, config.provider)
-    passages = await passages_for_turn(
-        session,
-        runtime,
-        turn.tenant_id,
-        config=config,
-        query=turn.user_text,
-        bot_id=turn.bot_id,
-        bot_version_id=version.id,
-        conversation_id=turn.conversation_id,
-        message_id=turn.user_message_id,
-        operation_id=turn.operation_id,
-    )
+    return PreparedTurn(config, version.id, history, credential=credential, summary=summary)
+
+
+def config_for(runtime: Runtime, version_id: uuid.UUID, raw: dict[str, Any]) -> BotConfig:
+    """The validated configuration of a bot version. Versions are immutable once published
+    (only drafts change, and turns never read drafts), so the cache is keyed by the version id
+    the send statement read: correct across processes, with no invalidation to get wrong."""
+    cache = runtime.caches.setdefault("bot-configs", {})
+    config = cache.get(version_id)
+    if config is None:
+        if len(cache) >= _CONFIGS_CACHED:
+            cache.clear()
+        config = cache[version_id] = BotConfig.model_validate(raw)
+    return cast(BotConfig, config)
+
+
+async def prepared_from_row(
+    runtime: Runtime, turn: TurnInput, found: dict[str, Any]
+) -> PreparedTurn:
+    """The `PreparedTurn` from what `parley_chat_send` read in its one round trip. A rolling
+    summary extended here is stored by `parley_chat_finish`, with the reply."""
+    version_id = uuid.UUID(str(found["version_id"]))
+    config = config_for(runtime, version_id, found["config"])
+    summary: str | None = found["summary"]
+    rows = [(uuid.UUID(i), str(r), str(c)) for i, r, c in found["history"]]
+    budget = max(0, runtime.settings.parley_history_budget_chars - len(turn.user_text))
+    dropped, kept = split_history([(r, c) for _, r, c in rows], budget)
+    upto = None
+    if dropped:  # condense what fell out of the budget; stored with the reply, off the clock
+        summary = extend(summary, dropped)
+        upto = rows[len(dropped) - 1][0]
+    credential = None
+    stored = found["credential"]
+    if config.provider != "extractive" and stored is not None:
+        credential = ResolvedCredential(
+            runtime.keyring.decrypt(stored["api_key_encrypted"]), stored["base_url"]
+        )
     return PreparedTurn(
-        config, version.id, history, credential=credential, summary=summary, passages=passages
+        config,
+        version_id,
+        kept,
+        credential=credential,
+        summary=summary,
+        summary_upto=upto,
+        has_knowledge=bool(found.get("has_knowledge", True)),
     )
+
+
+async def finish_stored_reply(runtime: Runtime, turn: TurnInput, reply: dict[str, Any]) -> None:
+    """The operation's turn succeeded before but its key was left open (the process died in
+    between): close the key with the stored answer."""
+    async with tenant_session(runtime.db, turn.tenant_id) as session:
+        await idempotency.finish(
+            session,
+            turn.tenant_id,
+            turn.idem_scope,
+            turn.idem_key,
+            state="completed",
+            response={"message": turn.user_message, "reply": reply},
+        )
 
 
 @dataclass
@@ -348,7 +402,21 @@ async def _run_turn(
     if prepared.stored_reply is not None:
         return TurnOutcome(prepared.stored_reply, None)
     config, history = prepared.config, prepared.history
-    passages = prepared.passages
+    passages: list[Passage] = []
+    if prepared.has_knowledge:  # ground the answer; the retrieval log is written here too
+        async with tenant_session(runtime.db, turn.tenant_id) as session:
+            passages = await passages_for_turn(
+                session,
+                runtime,
+                turn.tenant_id,
+                config=config,
+                query=turn.user_text,
+                bot_id=turn.bot_id,
+                bot_version_id=prepared.version_id,
+                conversation_id=turn.conversation_id,
+                message_id=turn.user_message_id,
+                operation_id=turn.operation_id,
+            )
     request = TurnRequest(
         system=system_prompt(config.instructions, passages, prepared.summary),
         messages=history_messages(history, turn.user_text, budget_chars=10**9),
@@ -414,56 +482,43 @@ async def _run_turn(
     parts, usage, ttft = streamed.parts, streamed.usage, streamed.ttft
     text = "".join(parts).strip() or config.fallback_text
     latency = time.perf_counter() - started
-    async with tenant_session(runtime.db, turn.tenant_id) as session:
-        reply = Message(
-            tenant_id=turn.tenant_id,
-            id=new_id(),
-            conversation_id=turn.conversation_id,
-            role="assistant",
-            content=text,
-            citations=citations_for(passages, text),
-            bot_version_id=prepared.version_id,
-            created_at=datetime.now(UTC),
-        )
-        session.add(reply)
-        await session.flush()
-        await webhooks.emit(
-            session,
-            turn.tenant_id,
-            "message.created",
-            webhook_events.message_created(reply, fallback=text == config.fallback_text),
-        )
-        await session.execute(
-            update(LlmTurn)
-            .where(LlmTurn.tenant_id == turn.tenant_id, LlmTurn.operation_id == turn.operation_id)
-            .values(
-                status="succeeded",
-                model=streamed.model or config.model,
-                cost_usd=cost_usd(
-                    price_table(runtime.settings.parley_llm_prices),
-                    config.provider,
-                    streamed.model or config.model,
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                ),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_ms=int(latency * 1000),
-                ttft_ms=int(ttft * 1000) if ttft is not None else None,
-                reply_message_id=reply.id,
-                finished_at=datetime.now(UTC),
-            )
-        )
-        reply_json = message_json(reply)
-        await idempotency.finish(
-            session,
-            turn.tenant_id,
-            turn.idem_scope,
-            turn.idem_key,
-            state="completed",
-            response={"message": turn.user_message, "reply": reply_json},
-        )
-        await conv_repo.touch_conversation(session, turn.tenant_id, turn.conversation_id)
+    now = datetime.now(UTC)
+    reply_json = MessageOut(
+        id=new_id(),
+        conversation_id=turn.conversation_id,
+        role="assistant",
+        content=text,
+        citations=[Citation.model_validate(c) for c in citations_for(passages, text)],
+        created_at=now,
+    ).model_dump(mode="json")
+    model = streamed.model or config.model
+    await conv_repo.chat_finish(
+        runtime.db,
+        turn.tenant_id,
+        operation_id=turn.operation_id,
+        scope=turn.idem_scope,
+        key=turn.idem_key,
+        conversation_id=turn.conversation_id,
+        reply=reply_json,
+        version_id=prepared.version_id,
+        now=now,
+        model=model,
+        cost_usd=cost_usd(
+            price_table(runtime.settings.parley_llm_prices),
+            config.provider,
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        ),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        latency_ms=int(latency * 1000),
+        ttft_ms=int(ttft * 1000) if ttft is not None else None,
+        response={"message": turn.user_message, "reply": reply_json},
+        summary=prepared.summary if prepared.summary_upto is not None else None,
+        summary_upto=prepared.summary_upto,
+        fallback=text == config.fallback_text,
+    )
     LLM_LATENCY.labels(config.provider).observe(latency)
     if ttft is not None:
         LLM_TTFT.labels(config.provider).observe(ttft)

@@ -52,3 +52,10 @@ def execute_script(sql: str) -> None:
     raw = op.get_bind().connection.driver_connection
     assert raw is not None
     await_(raw.execute(sql))
+
+
+def bind_tenant_sql(parameter: str) -> str:
+    """The first statement of a SQL function that reaches tenant data in one round trip: it
+    sets the tenant context for the calling transaction (as `kit.db.bind_tenant` does). Such
+    functions are SECURITY INVOKER, so the tenant policies apply to everything they touch."""
+    return f"PERFORM set_config('app.tenant_id', {parameter}::text, true);"

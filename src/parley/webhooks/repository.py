@@ -159,3 +159,19 @@ async def in_flight(
 async def dead_letter_total(session: AsyncSession) -> int:
     """Dead deliveries across every tenant (a count only; see the migration's function)."""
     return int(await session.scalar(text("SELECT parley_webhook_dead_letters()")) or 0)
+
+
+async def has_deliveries_for_message(
+    session: AsyncSession, tenant_id: TenantId, event_type: str, message_id: uuid.UUID
+) -> bool:
+    """Whether `event_type` for this message was already turned into deliveries."""
+    found = await session.execute(
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.event_type == event_type,
+            WebhookDelivery.payload["data"]["message_id"].astext == str(message_id),
+        )
+        .limit(1)
+    )
+    return found.first() is not None

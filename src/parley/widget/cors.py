@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/v1/widget/"
-ALLOW_HEADERS = b"Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-ID"
+ALLOW_HEADERS = b"Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Prefer, X-Request-ID"
 EXPOSE_HEADERS = b"X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 
 

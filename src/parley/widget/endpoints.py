@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley.conversations.schemas import MessageOut
 from parley.kit.errors import (
@@ -28,6 +28,7 @@ from parley.widget.auth import OriginNotAllowed, WidgetVisitor, request_origin
 from parley.widget.schemas import (
     FeedbackRequest,
     FeedbackResponse,
+    QueuedResponse,
     SendRequest,
     SendResponse,
     SessionRequest,
@@ -74,13 +75,19 @@ async def whoami(caller: WidgetVisitor) -> WhoAmI:
     "/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=SendResponse,
-    summary="Send a message; the reply streams as SSE with `Accept: text/event-stream`",
+    summary="Send a message; the reply streams as SSE with `Accept: text/event-stream`, or "
+    "arrives on the events stream with `Prefer: respond-async` (202)",
     responses={
         **merge_responses(InvalidToken, OriginNotAllowed, Conflict, Unprocessable, TooManyRequests),
         201: {
             "description": "The stored message and reply (JSON), or an SSE stream of "
             "`message.created`, `reply.delta`, `reply.completed`, `error` events.",
             "content": {"text/event-stream": {}},
+        },
+        202: {
+            "description": "With `Prefer: respond-async`: the message is stored and its turn "
+            "enqueued; the reply arrives on the conversation's events stream and in history.",
+            "model": QueuedResponse,
         },
     },
 )
@@ -89,8 +96,20 @@ async def send_message(
     caller: WidgetVisitor,
     body: SendRequest,
     idempotency_key: IdempotencyKey = None,
+    prefer: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
     runtime = get_runtime(request)
+    if prefer is not None and "respond-async" in prefer.lower():
+        queued = await service.enqueue_message(runtime, caller, body.content, idempotency_key)
+        return JSONResponse(
+            {
+                "message": queued.user_message,
+                "reply": queued.reply,
+                "operation_id": str(queued.operation_id),
+            },
+            status_code=202,
+            headers={"Preference-Applied": "respond-async"},
+        )
     outcome = await service.send_message(runtime, caller, body.content, idempotency_key)
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
@@ -126,8 +145,10 @@ async def history(
     before: Annotated[
         uuid.UUID | None, Query(description="`next_cursor` of the previous page")
     ] = None,
-) -> Page[MessageOut]:
-    return await service.history(get_runtime(request), caller, conversation_id, before, limit)
+) -> Response:
+    page = await service.history(get_runtime(request), caller, conversation_id, before, limit)
+    # Serialised once, here: returning the model would have FastAPI validate it again.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get(

@@ -52,6 +52,15 @@ class SendResponse(BaseModel):
     reply: MessageOut
 
 
+class QueuedResponse(BaseModel):
+    """`Prefer: respond-async`: the message is stored and its turn enqueued; the reply arrives
+    on the conversation's events stream (`reply` is set when a replay finds it answered)."""
+
+    message: MessageOut
+    reply: MessageOut | None
+    operation_id: uuid.UUID
+
+
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rating: Literal["up", "down"]

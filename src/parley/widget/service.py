@@ -12,12 +12,14 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig, Theme
+from parley.bots.service import BotNotFound
 from parley.channels.origins import is_allowed
 from parley.conversations import repository as conv_repo
-from parley.conversations.schemas import MessageOut, message_json, message_out
+from parley.conversations.schemas import MessageOut, message_json, message_row_json
 from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
 from parley.kit.errors import NotFound, TenantSuspended
@@ -28,8 +30,17 @@ from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest, new_secret
 from parley.kit.sse import sse_comment, sse_event
-from parley.llm.turns import TurnInput, TurnOutcome, prepare_turn, run_turn, topic
-from parley.models import Channel, Conversation, Message, Visitor
+from parley.llm.turns import (
+    HISTORY_ROWS,
+    TURN_JOB,
+    TurnInput,
+    TurnOutcome,
+    finish_stored_reply,
+    prepared_from_row,
+    run_turn,
+    topic,
+)
+from parley.models import Channel, Conversation, Visitor
 from parley.webhooks import events as webhook_events
 from parley.webhooks import service as webhooks
 from parley.widget.auth import (
@@ -183,6 +194,17 @@ class Replayed:
     reply: dict[str, Any]
 
 
+@dataclass
+class Queued:
+    """An asynchronous send: the message is stored and its turn enqueued; the reply arrives
+    on the conversation's events stream (and in history). `reply` is set when a replay finds
+    the turn already answered."""
+
+    user_message: dict[str, Any]
+    operation_id: uuid.UUID
+    reply: dict[str, Any] | None = None
+
+
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -204,6 +226,69 @@ async def _check_limits(runtime: Runtime, caller: WidgetCaller) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    outcome: str
+    scope: str
+    key: str
+    found: dict[str, Any]
+
+
+async def _claim_and_store(
+    runtime: Runtime,
+    caller: WidgetCaller,
+    content: str,
+    idem_key: str | None,
+    scope_prefix: str,
+    job: str | None,
+) -> _Claimed:
+    """One round trip (`parley_chat_send`); a duplicate of a request still running waits for
+    it a little (synchronous sends), then gives up with 409."""
+    await _check_limits(runtime, caller)
+    text = content.strip()
+    scope = f"{scope_prefix}:{caller.visitor_id}"
+    key = idem_key or uuid.uuid4().hex
+    req_hash = idempotency.request_hash(str(caller.conversation_id), text)
+    op = idempotency.operation_id(caller.tenant_id, scope, key)
+    waited = 0.0
+    while True:
+        try:
+            found = await conv_repo.chat_send(
+                runtime.db,
+                caller.tenant_id,
+                scope=scope,
+                key=key,
+                request_hash=req_hash,
+                operation_id=op,
+                message_id=new_id(),
+                turn_id=new_id(),
+                conversation_id=caller.conversation_id,
+                bot_id=caller.bot_id,
+                content=text,
+                now=datetime.now(UTC),
+                lease=idempotency.ASYNC_LEASE if job else idempotency.LEASE,
+                retention=idempotency.RETENTION,
+                history_limit=HISTORY_ROWS,
+                job=job,
+            )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == conv_repo.BOT_NOT_FOUND:
+                raise BotNotFound("This chat's bot no longer exists.") from exc
+            raise
+        outcome = str(found["outcome"])
+        if outcome == "suspended":
+            raise TenantSuspended()
+        if outcome == "reused":
+            raise idempotency.IdempotencyKeyReused()
+        if outcome != "in_progress" or job is not None:
+            return _Claimed(outcome, scope, key, found)
+        # Another request with this key is running: wait for it a little, then give up.
+        if waited >= WAIT_FOR_FIRST:
+            raise idempotency.IdempotencyInProgress(headers={"Retry-After": "1"})
+        await asyncio.sleep(0.1)
+        waited += 0.1
+
+
 async def send_message(
     runtime: Runtime,
     caller: WidgetCaller,
@@ -215,80 +300,30 @@ async def send_message(
 ) -> Started | Replayed:
     """Store the user message and start the assistant turn. `history` replaces the stored
     conversation as the prompt's history (the OpenAI-compatible API, whose clients send it)."""
-    await _check_limits(runtime, caller)
-    text = content.strip()
-    scope = f"{scope_prefix}:{caller.visitor_id}"
-    key = idem_key or uuid.uuid4().hex
-    req_hash = idempotency.request_hash(str(caller.conversation_id), text)
-    waited = 0.0
-    while True:
-        async with tenant_session(runtime.db, caller.tenant_id) as session:
-            message_id = new_id()
-            claim = await idempotency.claim(
-                session, caller.tenant_id, scope, key, req_hash, message_id=message_id
-            )
-            # A new or taken-over claim checks the workspace's status in prepare_turn (same
-            # round trip as the configuration); other outcomes check it here.
-            if claim.outcome not in ("new", "takeover") and (
-                await conv_repo.tenant_status(session, caller.tenant_id) != "active"
-            ):
-                raise TenantSuspended()
-            if claim.outcome == "replay" and claim.response is not None:
-                return Replayed(claim.response["message"], claim.response["reply"])
-            if claim.outcome in ("new", "takeover"):
-                user_msg: Message | None = None
-                if claim.outcome == "takeover" and claim.message_id is not None:
-                    user_msg = await conv_repo.get_message(
-                        session, caller.tenant_id, claim.message_id
-                    )
-                if user_msg is None:
-                    user_msg = Message(
-                        tenant_id=caller.tenant_id,
-                        id=claim.message_id or message_id,
-                        conversation_id=caller.conversation_id,
-                        role="user",
-                        content=text,
-                        citations=[],
-                        created_at=datetime.now(UTC),
-                    )
-                    session.add(user_msg)
-                    await session.flush()
-                    await webhooks.emit(
-                        session,
-                        caller.tenant_id,
-                        "message.created",
-                        webhook_events.message_created(user_msg),
-                    )
-                user_json = message_json(user_msg)
-                turn = TurnInput(
-                    tenant_id=caller.tenant_id,
-                    conversation_id=caller.conversation_id,
-                    bot_id=caller.bot_id,
-                    user_message_id=user_msg.id,
-                    user_text=user_msg.content,
-                    operation_id=claim.operation_id,
-                    idem_scope=scope,
-                    idem_key=key,
-                    user_message=user_json,
-                )
-                # Same transaction: the ledger claim, the configuration and the history.
-                prepared = await prepare_turn(session, runtime, turn)
-                if history is not None:
-                    prepared = replace(prepared, history=history)
-                break
-        # Another request with this key is running: wait for it a little, then give up.
-        if waited >= WAIT_FOR_FIRST:
-            raise idempotency.IdempotencyInProgress(headers={"Retry-After": "1"})
-        await asyncio.sleep(0.1)
-        waited += 0.1
-
-    if prepared.stored_reply is not None:
-        return Replayed(user_json, prepared.stored_reply)
-    if claim.outcome == "new":
-        await runtime.broker.publish(
-            topic(caller.tenant_id, caller.conversation_id),
-            {"type": "message.created", "message": user_json},
-        )
+    claimed = await _claim_and_store(runtime, caller, content, idem_key, scope_prefix, None)
+    found = claimed.found
+    if claimed.outcome == "replay":
+        response = found["response"]
+        return Replayed(response["message"], response["reply"])
+    user_json = message_row_json(found["message"])
+    turn = TurnInput(
+        tenant_id=caller.tenant_id,
+        conversation_id=caller.conversation_id,
+        bot_id=caller.bot_id,
+        user_message_id=uuid.UUID(user_json["id"]),
+        user_text=user_json["content"],
+        operation_id=uuid.UUID(str(found["operation_id"])),
+        idem_scope=claimed.scope,
+        idem_key=claimed.key,
+        user_message=user_json,
+    )
+    if claimed.outcome == "stored_reply":  # answered before; the key was left open
+        reply_json = message_row_json(found["reply"])
+        await finish_stored_reply(runtime, turn, reply_json)
+        return Replayed(user_json, reply_json)
+    prepared = await prepared_from_row(runtime, turn, found)
+    if history is not None:
+        prepared = replace(prepared, history=history)
     deltas: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def on_delta(chunk: str) -> None:
@@ -301,11 +336,37 @@ async def send_message(
             deltas.put_nowait(None)
 
     # The turn runs on its own task: a visitor who disconnects mid-stream still gets the
-    # stored reply on reload, and the provider is never called twice for it.
+    # stored reply on reload, and the provider is never called twice for it. It starts
+    # before anything else is done for this request: the provider call is on the clock.
     task = asyncio.create_task(run())
     _background.add(task)
     task.add_done_callback(_background.discard)
+    if claimed.outcome == "new":
+        await runtime.broker.publish(
+            topic(caller.tenant_id, caller.conversation_id),
+            {"type": "message.created", "message": user_json},
+        )
     return Started(user_json, deltas, task)
+
+
+async def enqueue_message(
+    runtime: Runtime, caller: WidgetCaller, content: str, idem_key: str | None
+) -> Queued:
+    """Store the user message and enqueue its turn (`Prefer: respond-async`): one round trip.
+    A job runs the turn; the reply is published on the conversation's events stream."""
+    claimed = await _claim_and_store(runtime, caller, content, idem_key, "widget", TURN_JOB)
+    found = claimed.found
+    op = uuid.UUID(str(found["operation_id"]))
+    if claimed.outcome == "replay":
+        response = found["response"]
+        return Queued(response["message"], op, response["reply"])
+    user_json = message_row_json(found["message"])
+    if claimed.outcome == "new":
+        await runtime.broker.publish(
+            topic(caller.tenant_id, caller.conversation_id),
+            {"type": "message.created", "message": user_json},
+        )
+    return Queued(user_json, op)
 
 
 async def stream_send(outcome: Started | Replayed) -> AsyncIterator[bytes]:
@@ -355,12 +416,11 @@ async def history(
     limit: int,
 ) -> Page[MessageOut]:
     _own_conversation(caller, conversation_id)
-    async with tenant_session(runtime.db, caller.tenant_id) as session:
-        rows = await conv_repo.messages_before(
-            session, caller.tenant_id, conversation_id, before, limit + 1
-        )
+    rows = await conv_repo.chat_history(
+        runtime.db, caller.tenant_id, conversation_id, before, limit + 1
+    )
     more = len(rows) > limit
-    items = [message_out(m) for m in reversed(rows[:limit])]
+    items = [MessageOut.model_validate(m) for m in reversed(rows[:limit])]
     return Page[MessageOut](items=items, next_cursor=str(items[0].id) if more and items else None)
 
 
@@ -401,6 +461,12 @@ async def _event_stream(
                     event = await asyncio.wait_for(queue.get(), timeout=15.0)
                 except TimeoutError:
                     yield sse_comment()
+                    continue
+                if event.get("type") == "reply.failed":  # an asynchronous send's turn failed
+                    yield sse_event(
+                        "reply.failed",
+                        {"operation_id": event["operation_id"], "error": event["error"]},
+                    )
                     continue
                 message = event.get("message") or {}
                 mid = str(message.get("id", ""))

@@ -1,15 +1,63 @@
-"""Housekeeping for the widget API: idempotency keys past their retention are purged nightly,
-workspace by workspace through the tenant door."""
+"""Jobs of the widget API: the turn of an asynchronously sent message, and the nightly purge
+of idempotency keys past their retention (workspace by workspace through the tenant door)."""
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 
+from parley.conversations import repository as conv_repo
+from parley.conversations.schemas import message_json
 from parley.kit import idempotency
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
+from parley.kit.runtime import Runtime
+from parley.llm.turns import TURN_JOB, TurnInput, prepare_turn, run_turn, topic
 
 log = structlog.get_logger(__name__)
+
+
+async def _no_stream(chunk: str) -> None:
+    """An asynchronous send has nobody to stream to: the reply is published when stored."""
+
+
+@REGISTRY.job(TURN_JOB, max_attempts=3)
+async def run_queued_turn(ctx: JobContext) -> None:
+    """Run the turn of a message sent with `Prefer: respond-async`. A retried job claims the
+    same ledger row (keyed by the operation id): once the turn has succeeded, a retry gets the
+    stored reply and the provider is never called again."""
+    runtime: Runtime = ctx.runtime
+    tenant_id, p = ctx.tenant_id, ctx.payload
+    async with ctx.tenant_session() as session:
+        message = await conv_repo.get_message(session, tenant_id, uuid.UUID(p["message_id"]))
+        if message is None:  # the workspace or conversation was deleted meanwhile
+            log.info("chat.turn_skipped", operation_id=p["operation_id"], reason="no message")
+            return
+        turn = TurnInput(
+            tenant_id=tenant_id,
+            conversation_id=uuid.UUID(p["conversation_id"]),
+            bot_id=uuid.UUID(p["bot_id"]),
+            user_message_id=message.id,
+            user_text=message.content,
+            operation_id=uuid.UUID(p["operation_id"]),
+            idem_scope=p["scope"],
+            idem_key=p["key"],
+            user_message=message_json(message),
+        )
+        prepared = await prepare_turn(session, runtime, turn)
+    if prepared.stored_reply is not None:  # a retry of a job whose turn already succeeded
+        await runtime.broker.publish(
+            topic(tenant_id, turn.conversation_id),
+            {"type": "message.created", "message": prepared.stored_reply},
+        )
+        return
+    outcome = await run_turn(runtime, turn, prepared, _no_stream)
+    if outcome.error is not None:  # recorded, the key left retryable; tell the open widget
+        await runtime.broker.publish(
+            topic(tenant_id, turn.conversation_id),
+            {"type": "reply.failed", "operation_id": p["operation_id"], "error": outcome.error},
+        )
 
 
 @REGISTRY.job("widget.purge_idempotency_keys", max_attempts=3)

@@ -1,0 +1,285 @@
+"""The chat send path in one round trip: SQL functions for claim + store + ledger + history
+(`parley_chat_send`), for storing the reply (`parley_chat_finish`), and for a page of history
+(`parley_chat_history`). Both writers hand `message.created` to the webhook/automation layer
+through `parley_enqueue_event`: a job enqueued in the same transaction, and only when the
+workspace has an enabled endpoint or rule for it (so a workspace without any pays nothing).
+
+Both are SECURITY INVOKER: they run as the application role under the tenant policies, and
+their first statement sets the tenant context, so RLS filters everything they read or write.
+See docs/decisions/0005-async-send.md.
+
+Revision ID: 0010_send_path
+Revises: 0009_inbound_channels
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from parley.migrations.rls import bind_tenant_sql, execute_script, grant
+
+revision: str = "0010_send_path"
+down_revision: str | None = "0009_inbound_channels"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SEND_ARGS = (
+    "uuid, text, text, text, uuid, uuid, uuid, uuid, uuid, text, timestamptz, interval, "
+    "interval, integer, text"
+)
+HISTORY_ARGS = "uuid, uuid, uuid, integer"
+FINISH_ARGS = (
+    "uuid, uuid, text, text, uuid, uuid, text, uuid, timestamptz, text, numeric, integer, "
+    "integer, integer, integer, jsonb, text, uuid, jsonb, boolean"
+)
+EVENT_ARGS = "uuid, text, uuid, boolean"
+
+EVENT = """
+CREATE FUNCTION parley_enqueue_event(
+    p_tenant uuid, p_event text, p_message uuid, p_fallback boolean
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    -- The caller has bound the tenant; RLS filters these reads too.
+    IF EXISTS (SELECT 1 FROM webhook_endpoints
+               WHERE tenant_id = p_tenant AND enabled AND p_event = ANY(events))
+       OR EXISTS (SELECT 1 FROM automation_rules
+                  WHERE tenant_id = p_tenant AND enabled AND event = p_event) THEN
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, 'webhooks.emit_message', convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'event', p_event, 'message_id', p_message,
+                        'fallback', p_fallback)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
+    END IF;
+END
+$fn$;
+"""
+
+SEND = f"""
+CREATE FUNCTION parley_chat_send(
+    p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
+    p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
+    p_now timestamptz, p_lease interval, p_retention interval, p_history_limit integer,
+    p_job text  -- the job's entrypoint (asynchronous send) or NULL (the caller runs the turn)
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+DECLARE
+    v_status text;
+    v_idem idempotency_keys%ROWTYPE;
+    v_outcome text := 'new';
+    v_message messages%ROWTYPE;
+    v_version bot_versions%ROWTYPE;
+    v_turn llm_turns%ROWTYPE;
+    v_summary text;
+    v_upto uuid;
+    v_history jsonb;
+    v_credential jsonb;
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    -- This commit does not wait for its WAL flush: nothing the client is told before the
+    -- reply is final (a stream's first events, a 202). The reply's commit is synchronous and
+    -- the WAL is one sequence, so a stored reply implies its stored message; a database crash
+    -- in the window loses the claim, message, ledger row or job together, the reply never
+    -- comes, and the client's retry with the same key redoes them (decision 0005).
+    PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT status INTO v_status FROM tenants WHERE id = p_tenant;
+    IF v_status IS DISTINCT FROM 'active' THEN
+        RETURN jsonb_build_object('outcome', 'suspended');
+    END IF;
+
+    -- 1. The idempotency claim: one winner among concurrent identical requests.
+    INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, state, operation_id,
+                                  message_id, lease_expires_at, expires_at)
+    VALUES (p_tenant, p_scope, p_key, p_hash, 'in_progress', p_operation, p_message,
+            p_now + p_lease, p_now + p_retention)
+    ON CONFLICT (tenant_id, scope, key) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_idem FROM idempotency_keys
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key FOR UPDATE;
+        IF v_idem.request_hash <> p_hash THEN
+            RETURN jsonb_build_object('outcome', 'reused');
+        END IF;
+        SELECT * INTO v_message FROM messages
+        WHERE tenant_id = p_tenant AND id = v_idem.message_id;
+        IF v_idem.state = 'completed' THEN
+            RETURN jsonb_build_object('outcome', 'replay', 'operation_id', v_idem.operation_id,
+                                      'response', v_idem.response,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        IF v_idem.state = 'in_progress' AND v_idem.lease_expires_at > p_now THEN
+            RETURN jsonb_build_object('outcome', 'in_progress',
+                                      'operation_id', v_idem.operation_id,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        -- Failed (retryable) or abandoned by a process that died: take it over.
+        UPDATE idempotency_keys SET state = 'in_progress', lease_expires_at = p_now + p_lease
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+        v_outcome := 'takeover';
+        p_operation := v_idem.operation_id;
+        p_message := coalesce(v_idem.message_id, p_message);
+    END IF;
+
+    SELECT * INTO v_version FROM bot_versions
+    WHERE tenant_id = p_tenant AND bot_id = p_bot AND status = 'published';
+    IF NOT FOUND THEN  -- undo the claim: the statement is the transaction
+        RAISE EXCEPTION 'bot_not_found' USING ERRCODE = 'PA404';
+    END IF;
+
+    -- 2. The user message (a taken-over operation keeps the one it stored).
+    IF v_message.id IS NULL THEN
+        INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                              created_at)
+        VALUES (p_tenant, p_message, p_conversation, 'user', p_content, '[]'::jsonb, p_now)
+        RETURNING * INTO v_message;
+        PERFORM parley_enqueue_event(p_tenant, 'message.created', v_message.id, false);
+    END IF;
+
+    IF p_job IS NOT NULL THEN
+        -- 3a. Asynchronous: enqueue the turn in this same transaction (pgqueuer's table;
+        -- its trigger notifies the workers).
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, p_job, convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'operation_id', p_operation, 'scope', p_scope,
+                        'key', p_key, 'conversation_id', p_conversation, 'bot_id', p_bot,
+                        'message_id', v_message.id)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
+        RETURN jsonb_build_object('outcome', v_outcome, 'operation_id', p_operation,
+                                  'message', to_jsonb(v_message));
+    END IF;
+
+    -- 3b. Synchronous: claim the turn ledger row; a turn that already succeeded is answered
+    -- from what it stored.
+    INSERT INTO llm_turns (tenant_id, id, operation_id, conversation_id, bot_version_id,
+                           provider, model, status)
+    VALUES (p_tenant, p_turn, p_operation, p_conversation, v_version.id,
+            coalesce(v_version.config->>'provider', 'extractive'),
+            coalesce(v_version.config->>'model', 'extractive'), 'running')
+    ON CONFLICT (tenant_id, operation_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_turn FROM llm_turns
+        WHERE tenant_id = p_tenant AND operation_id = p_operation FOR UPDATE;
+        IF v_turn.status = 'succeeded' AND v_turn.reply_message_id IS NOT NULL THEN
+            RETURN jsonb_build_object(
+                'outcome', 'stored_reply', 'operation_id', p_operation,
+                'message', to_jsonb(v_message), 'version_id', v_version.id,
+                'config', v_version.config,
+                'reply', (SELECT to_jsonb(r) FROM messages r
+                          WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id));
+        END IF;
+        UPDATE llm_turns SET status = 'running', error = NULL
+        WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    END IF;
+
+    -- 4. What the prompt needs: the rolling summary, the turns it does not cover yet, the
+    -- workspace's own provider key.
+    SELECT summary, summary_upto INTO v_summary, v_upto FROM conversations
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+    SELECT coalesce(jsonb_agg(jsonb_build_array(h.id, h.role, h.content) ORDER BY h.id),
+                    '[]'::jsonb)
+    INTO v_history
+    FROM (SELECT m.id, m.role, m.content FROM messages m
+          WHERE m.tenant_id = p_tenant AND m.conversation_id = p_conversation
+            AND m.id < v_message.id AND (v_upto IS NULL OR m.id > v_upto)
+          ORDER BY m.id DESC LIMIT p_history_limit) h;
+    SELECT jsonb_build_object('base_url', c.base_url, 'api_key_encrypted', c.api_key_encrypted)
+    INTO v_credential
+    FROM provider_credentials c
+    WHERE c.tenant_id = p_tenant AND c.provider = v_version.config->>'provider';
+
+    RETURN jsonb_build_object(
+        'outcome', v_outcome, 'operation_id', p_operation, 'message', to_jsonb(v_message),
+        'version_id', v_version.id, 'config', v_version.config, 'summary', v_summary,
+        'summary_upto', v_upto, 'history', v_history, 'credential', v_credential,
+        'has_knowledge', EXISTS (SELECT 1 FROM kb_stats
+                                 WHERE tenant_id = p_tenant AND chunks > 0));
+END
+$fn$;
+"""
+
+FINISH = f"""
+CREATE FUNCTION parley_chat_finish(
+    p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
+    p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
+    p_cost numeric, p_prompt_tokens integer, p_completion_tokens integer,
+    p_latency_ms integer, p_ttft_ms integer, p_response jsonb,
+    p_summary text, p_summary_upto uuid,  -- a rolling summary the turn extended, or NULLs
+    p_citations jsonb, p_fallback boolean  -- what the answer cites; it is the fallback text
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                          bot_version_id, created_at)
+    VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,
+            p_version, p_now);
+    PERFORM parley_enqueue_event(p_tenant, 'message.created', p_reply, p_fallback);
+    UPDATE llm_turns
+    SET status = 'succeeded', model = p_model, cost_usd = p_cost,
+        prompt_tokens = p_prompt_tokens, completion_tokens = p_completion_tokens,
+        latency_ms = p_latency_ms, ttft_ms = p_ttft_ms, reply_message_id = p_reply,
+        finished_at = p_now
+    WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    UPDATE idempotency_keys SET state = 'completed', response = p_response
+    WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+    UPDATE conversations
+    SET last_message_at = p_now,
+        summary = CASE WHEN p_summary_upto IS NULL THEN summary ELSE p_summary END,
+        summary_upto = coalesce(p_summary_upto, summary_upto)
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+END
+$fn$;
+"""
+
+HISTORY = f"""
+CREATE FUNCTION parley_chat_history(
+    p_tenant uuid, p_conversation uuid, p_before uuid, p_limit integer
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+DECLARE
+    v_rows jsonb;
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.id DESC), '[]'::jsonb) INTO v_rows
+    FROM (SELECT * FROM messages
+          WHERE tenant_id = p_tenant AND conversation_id = p_conversation
+            AND (p_before IS NULL OR id < p_before)
+          ORDER BY id DESC LIMIT p_limit) m;
+    RETURN v_rows;
+END
+$fn$;
+"""
+
+
+def upgrade() -> None:
+    execute_script(EVENT)
+    execute_script(SEND)  # plpgsql bodies: the simple-query path, no bind-parameter parsing
+    execute_script(FINISH)
+    execute_script(HISTORY)
+    for fn in (
+        f"parley_enqueue_event({EVENT_ARGS})",
+        f"parley_chat_send({SEND_ARGS})",
+        f"parley_chat_finish({FINISH_ARGS})",
+        f"parley_chat_history({HISTORY_ARGS})",
+    ):
+        op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
+        grant("EXECUTE", f"FUNCTION {fn}")
+
+
+def downgrade() -> None:
+    op.execute(f"DROP FUNCTION parley_chat_history({HISTORY_ARGS})")
+    op.execute(f"DROP FUNCTION parley_chat_finish({FINISH_ARGS})")
+    op.execute(f"DROP FUNCTION parley_chat_send({SEND_ARGS})")
+    op.execute(f"DROP FUNCTION parley_enqueue_event({EVENT_ARGS})")
