@@ -91,6 +91,7 @@ async def test_sigkilled_workers_lose_and_duplicate_nothing(
     proc = _start_worker(test_db, data_dir)
     kills = 0
     mid_event = 0  # kills that landed while an event was part-way through
+    interrupted = 0  # events part-way through at the kills (a worker runs several at once)
     try:
         feeder = asyncio.create_task(feed())
         while kills < KILLS:
@@ -112,6 +113,7 @@ async def test_sigkilled_workers_lose_and_duplicate_nothing(
             proc.wait(timeout=10)
             kills += 1
             mid_event += 1 if in_flight else 0
+            interrupted += int(in_flight)
             proc = _start_worker(test_db, data_dir)
         await feeder
 
@@ -151,7 +153,8 @@ async def test_sigkilled_workers_lose_and_duplicate_nothing(
     ids = Counter(d.headers["webhook-id"] for d in deliveries)
     assert set(ids) == {f"msg_{r}" for r in replies}
     repeats = sum(n - 1 for n in ids.values())
-    assert repeats <= kills
+    # At most the sends in flight at the kills (sampled just before each, so one more each).
+    assert repeats <= interrupted + kills
     assert all(verify_delivery(ch.secret, d.headers, d.body) for d in deliveries)
     by_id: dict[str, Any] = {}
     for d in deliveries:  # a repeat is the same message

@@ -91,7 +91,9 @@ def worker(data_dir: Path, test_db: DatabaseUnderTest) -> WorkerFactory:
             w.stop()
             await asyncio.wait_for(task, timeout=20)
             for client in runtime.clients.values():
-                await client.aclose()
+                close = getattr(client, "aclose", None)  # http clients; not caches or stores
+                if close is not None:
+                    await close()
             await runtime.db.dispose()
 
     return run

@@ -3,6 +3,8 @@ endpoint not subscribed to the event; CRUD, validation and tenant isolation of t
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from typing import Any
 
@@ -74,6 +76,10 @@ async def test_rules_tag_request_handoff_once_and_call_a_webhook(
         )
         assert sent.status_code == 201, sent.text
 
+    # message.created reaches the rules through a job the send enqueued with the message.
+    async with worker():
+        await wait_for(lambda: _all_delivered(wh_client, owner, called["id"], 5))
+        await wait_for(lambda: _all_delivered(wh_client, owner, handoffs["id"], 1))
     row = await admin_conn.fetchrow(
         "SELECT tags, handoff_requested_at FROM conversations WHERE id = $1",
         uuid.UUID(s.conversation_id),
@@ -90,10 +96,6 @@ async def test_rules_tag_request_handoff_once_and_call_a_webhook(
     assert len(calls) == 5  # one per fallback reply, though the endpoint never subscribed
     assert {c["payload"]["data"]["role"] for c in calls} == {"assistant"}
     assert all(c["payload"]["data"]["fallback"] for c in calls)
-
-    async with worker():
-        await wait_for(lambda: _all_delivered(wh_client, owner, called["id"], 5))
-        await wait_for(lambda: _all_delivered(wh_client, owner, handoffs["id"], 1))
     assert len(receiver.at("/called")) == 5
     assert len(receiver.at("/handoffs")) == 1
 
@@ -103,7 +105,7 @@ async def _all_delivered(client: httpx.AsyncClient, owner: Account, hook: str, n
 
 
 async def test_subscribed_events_and_a_disabled_endpoint(
-    wh_client: httpx.AsyncClient, receiver: Receiver
+    wh_client: httpx.AsyncClient, receiver: Receiver, worker: WorkerFactory
 ) -> None:
     owner = await register(wh_client, "auto-subs")
     hook = await make_hook(wh_client, owner, receiver.url("/msgs"), ["message.created"])
@@ -111,8 +113,14 @@ async def test_subscribed_events_and_a_disabled_endpoint(
     s = await widget_session(wh_client, w.widget_key)  # conversation.started: not subscribed
     assert await deliveries(wh_client, owner, hook["id"]) == []
     await wh_client.post("/v1/widget/messages", json={"content": "hi"}, headers=s.headers)
+
+    async def two() -> bool:
+        return len(await deliveries(wh_client, owner, hook["id"])) == 2
+
+    async with worker():  # the send enqueued message.created with each message
+        await wait_for(two)
     items = await deliveries(wh_client, owner, hook["id"])
-    assert [d["payload"]["data"]["role"] for d in items] == ["assistant", "user"]  # newest first
+    assert sorted(d["payload"]["data"]["role"] for d in items) == ["assistant", "user"]
     page = await wh_client.get(
         f"/v1/tenants/{owner.tenant_id}/webhooks/{hook['id']}/deliveries?limit=1",
         headers=owner.headers,
@@ -132,6 +140,8 @@ async def test_subscribed_events_and_a_disabled_endpoint(
     )
     assert off.json()["enabled"] is False
     await wh_client.post("/v1/widget/messages", json={"content": "again"}, headers=s.headers)
+    async with worker():
+        await asyncio.sleep(1.0)  # nothing was enqueued for a disabled endpoint
     assert len(await deliveries(wh_client, owner, hook["id"])) == 2
 
 
@@ -225,7 +235,7 @@ async def test_another_tenants_webhook_and_delivery_ids_are_404(
 
 
 async def test_the_compat_api_emits_the_same_events(
-    wh_client: httpx.AsyncClient, receiver: Receiver
+    wh_client: httpx.AsyncClient, receiver: Receiver, worker: WorkerFactory
 ) -> None:
     owner = await register(wh_client, "wh-compat")
     hook = await make_hook(
@@ -241,6 +251,12 @@ async def test_the_compat_api_emits_the_same_events(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert resp.status_code == 200, resp.text
+
+    async def three() -> bool:
+        return len(await deliveries(wh_client, owner, hook["id"])) == 3
+
+    async with worker():  # message.created travels through a job enqueued with each message
+        await wait_for(three)
     items = await deliveries(wh_client, owner, hook["id"])
     assert sorted((d["event_type"], d["payload"]["data"].get("role")) for d in items) == [
         ("conversation.started", None),
