@@ -123,6 +123,23 @@ def _secrets(runtime: Runtime, endpoint: WebhookEndpoint, now: datetime) -> list
     return live
 
 
+async def _lock(
+    session: AsyncSession, tenant_id: TenantId, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, WebhookEndpoint] | None:
+    """Row locks in one order everywhere — endpoint, then delivery — as deleting an endpoint
+    (which cascades to its deliveries) takes them, so the two never deadlock."""
+    found = await repo.delivery(session, tenant_id, delivery_id)
+    if found is None:
+        return None
+    endpoint = await repo.endpoint(session, tenant_id, found.endpoint_id, lock=True)
+    if endpoint is None:
+        return None
+    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
+    if delivery is None:
+        return None
+    return delivery, endpoint
+
+
 async def claim(
     session: AsyncSession,
     runtime: Runtime,
@@ -133,9 +150,12 @@ async def claim(
     """Decide what this job does; returns the POST to make, or None (nothing to send now)."""
     s = runtime.settings
     now = datetime.now(UTC)
-    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
-    if delivery is None or delivery.seq != seq or delivery.status in ("delivered", "dead"):
-        return None  # gone, superseded by a newer job, or finished
+    locked = await _lock(session, tenant_id, delivery_id)
+    if locked is None:
+        return None
+    delivery, endpoint = locked
+    if delivery.seq != seq or delivery.status in ("delivered", "dead"):
+        return None  # superseded by a newer job, or finished
     if delivery.status == "sending":
         if delivery.lease_until is not None and delivery.lease_until > now:
             # Another run holds it (or died moments ago): look again when its lease ends.
@@ -160,9 +180,6 @@ async def claim(
         await enqueue_delivery(session, tenant_id, delivery.id, seq, delivery.next_attempt_at - now)
         return None
 
-    endpoint = await repo.endpoint(session, tenant_id, delivery.endpoint_id, lock=True)
-    if endpoint is None:
-        return None
     if not endpoint.enabled:
         _dead(delivery, now, "endpoint_disabled")
         await session.flush()
@@ -247,9 +264,10 @@ async def record(
 ) -> None:
     s = runtime.settings
     now = datetime.now(UTC)
-    delivery = await repo.delivery(session, tenant_id, delivery_id, lock=True)
-    if delivery is None:
+    locked = await _lock(session, tenant_id, delivery_id)
+    if locked is None:
         return  # its endpoint was deleted meanwhile, and the log with it
+    delivery, endpoint = locked
     session.add(
         WebhookAttempt(
             tenant_id=tenant_id,
@@ -265,7 +283,6 @@ async def record(
     await session.flush()
     if delivery.status != "sending" or delivery.seq != seq or delivery.attempt_count != c.attempt:
         return  # taken over after our lease lapsed; the attempt is logged, the state is theirs
-    endpoint = await repo.endpoint(session, tenant_id, delivery.endpoint_id, lock=True)
     delivery.last_status_code = result.status_code
     delivery.lease_until = None
     delivery.updated_at = now
@@ -273,27 +290,25 @@ async def record(
         delivery.status = "delivered"
         delivery.delivered_at = now
         delivery.last_error = None
-        if endpoint is not None:
-            endpoint.consecutive_failures = 0
-            endpoint.circuit_open_until = None
+        endpoint.consecutive_failures = 0
+        endpoint.circuit_open_until = None
         WEBHOOK_DELIVERIES.labels("delivered").inc()
         await session.flush()
         return
     assert result.kind is not None
     WEBHOOK_FAILURES.labels(result.kind).inc()
     delivery.last_error = result.error
-    if endpoint is not None:
-        endpoint.consecutive_failures += 1
-        if endpoint.consecutive_failures >= s.parley_webhook_breaker_failures:
-            endpoint.circuit_open_until = now + timedelta(
-                seconds=s.parley_webhook_breaker_cooldown_seconds
-            )
-            log.warning(
-                "webhook.circuit_opened",
-                tenant_id=str(tenant_id),
-                webhook_id=str(endpoint.id),
-                failures=endpoint.consecutive_failures,
-            )
+    endpoint.consecutive_failures += 1
+    if endpoint.consecutive_failures >= s.parley_webhook_breaker_failures:
+        endpoint.circuit_open_until = now + timedelta(
+            seconds=s.parley_webhook_breaker_cooldown_seconds
+        )
+        log.warning(
+            "webhook.circuit_opened",
+            tenant_id=str(tenant_id),
+            webhook_id=str(endpoint.id),
+            failures=endpoint.consecutive_failures,
+        )
     if delivery.attempt_count >= _allowed(runtime, delivery):
         _dead(delivery, now, None)
         log.warning(

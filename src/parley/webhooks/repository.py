@@ -20,8 +20,8 @@ async def endpoint(
     query = select(WebhookEndpoint).where(
         WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
     )
-    if lock:
-        query = query.with_for_update()
+    if lock:  # and re-read: the row may have changed since this session first loaded it
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -89,8 +89,8 @@ async def delivery(
     query = select(WebhookDelivery).where(
         WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
     )
-    if lock:
-        query = query.with_for_update()
+    if lock:  # and re-read: the row may have changed since this session first loaded it
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
 
 
