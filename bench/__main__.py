@@ -14,6 +14,8 @@ MODULES = {
     "p2": "bench.p2_ttft_overhead",
     "p3": "bench.p3_throughput",
     "p8": "bench.p8_cold_start",
+    "p4": "bench.p4_retrieval_latency",
+    "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
 }
 
