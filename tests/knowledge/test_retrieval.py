@@ -217,7 +217,10 @@ async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
     filler = [f"Refund policy {letters(i)} for a car {letters(i * 7 + 3)}" for i in range(1500)]
     await add_source(hybrid, large, "Large", filler)
     _, small_ids = await add_source(
-        hybrid, small, "Small", ["A kitten needs a refund.", "The dog saw a physician.", "Car weather report."]
+        hybrid,
+        small,
+        "Small",
+        ["A kitten needs a refund.", "The dog saw a physician.", "Car weather report."],
     )
     embedder = embedder_for(hybrid)
     assert embedder is not None
