@@ -16,6 +16,8 @@ MODULES = {
     "p6": "bench.p6_ingestion",
     "p7": "bench.p7_ingress",
     "p8": "bench.p8_cold_start",
+    "p4": "bench.p4_retrieval_latency",
+    "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
 }
 

@@ -9,12 +9,20 @@ Behaviour is chosen by the requested model name:
 - `fake-garbage`: streams a chunk that is not JSON.
 - `fake-break`: sends two chunks, then drops the connection.
 Every request body is recorded in `calls`.
+
+`/v1/embeddings` answers in OpenAI's wire format with deterministic vectors: a hashed bag of
+"concepts" (each word mapped through a small synonym table, so "reimbursement" and "refund"
+land on the same dimension) — a stand-in for a semantic model. `fake-embed-500` answers 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
+import random
+import re
 import socket
 import threading
 import time
@@ -34,6 +42,7 @@ class FakeOpenAI:
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
                 Route("/{version}/models/{target:path}", self.gemini_generate, methods=["POST"]),
             ]
@@ -125,6 +134,34 @@ class FakeOpenAI:
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI `POST /v1/embeddings`: `{"object":"list","data":[{"object":"embedding",
+        "index","embedding"}],"model","usage"}`; `input` may be a string or a list."""
+        body = await request.json()
+        body["_authorization"] = request.headers.get("authorization")
+        self.calls.append(body)
+        model = body.get("model", "fake-embed")
+        if model == "fake-embed-500":
+            return JSONResponse(
+                {"error": {"message": "upstream trouble", "type": "server_error", "code": None}},
+                status_code=500,
+            )
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = int(body.get("dimensions") or EMBED_DIMS)
+        data = [
+            {"object": "embedding", "index": i, "embedding": concept_vector(str(t), dims)}
+            for i, t in enumerate(inputs)
+        ]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def anthropic_messages(self, request: Request) -> Response:
         """Anthropic Messages API: `event:`-typed SSE (message_start … message_stop)."""
@@ -233,6 +270,48 @@ class FakeOpenAI:
                 yield "data: " + json.dumps(data) + "\r\n\r\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+EMBED_DIMS = 384
+# Words that mean the same thing to the fake "model" (not to BM25: no shared stems).
+SYNONYMS = {
+    "reimbursement": "refund",
+    "reimbursed": "refund",
+    "repayment": "refund",
+    "money": "refund",
+    "automobile": "car",
+    "vehicle": "car",
+    "motorcar": "car",
+    "physician": "doctor",
+    "medic": "doctor",
+    "canine": "dog",
+    "puppy": "dog",
+    "feline": "cat",
+    "kitten": "cat",
+}
+
+
+def concept_vector(text: str, dims: int = EMBED_DIMS) -> list[float]:
+    """Sum of one pseudo-random dense direction per concept (seeded by the concept's hash),
+    unnormalised (the client normalises): texts sharing concepts point the same way, unrelated
+    ones are nearly orthogonal, and the vectors are dense like a real model's (sparse or
+    duplicate vectors make an HNSW graph unnavigable, which no real model produces)."""
+    vector = [0.0] * dims
+    for word in re.findall(r"[a-z]+", text.lower()):
+        word = word.removesuffix("s") if len(word) > 3 else word
+        concept = SYNONYMS.get(word, word)
+        for i, x in enumerate(_direction(concept, dims)):
+            vector[i] += x
+    if not any(vector):
+        vector[0] = 1.0
+    return vector
+
+
+@functools.lru_cache(maxsize=4096)
+def _direction(concept: str, dims: int) -> tuple[float, ...]:
+    seed = int.from_bytes(hashlib.sha256(concept.encode()).digest()[:8], "big")
+    rng = random.Random(seed)
+    return tuple(rng.gauss(0.0, 1.0) for _ in range(dims))
 
 
 def _failure(model: str) -> int | None:

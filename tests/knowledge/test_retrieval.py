@@ -1,0 +1,320 @@
+"""Retrieval as a bot or the search endpoint sees it: BM25 alone, and hybrid with vectors from
+an OpenAI-compatible `/embeddings` server (the local fake) or the packaged local model.
+
+Chunks are written with SQL inside a tenant session and indexed through the product's own
+`bm25.index_version` / `vectors.index_vectors`, as the ingestion job does."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from parley.kit.db import TenantId, tenant_session
+from parley.kit.runtime import Runtime
+from parley.knowledge import bm25, retrieval, vectors
+from parley.knowledge.embeddings import Embedder, EmbeddingsError, embedder_for
+from tests.conftest import make_settings, register
+
+CFG = "english"
+
+
+def runtime_with(app: Any, data_dir: Path, **settings: Any) -> Runtime:
+    base: Runtime = app.state.runtime
+    return dataclasses.replace(base, settings=make_settings(data_dir, **settings), clients={})
+
+
+@pytest.fixture
+def hybrid(app: Any, data_dir: Path, fake_openai: Any) -> Runtime:
+    return runtime_with(
+        app,
+        data_dir,
+        parley_embeddings="openai",
+        parley_embedding_model="fake-embed",
+        parley_embeddings_base_url=fake_openai.base_url,
+        parley_embeddings_api_key="sk-embed",
+        parley_hybrid_bm25_weight=0.5,
+    )
+
+
+async def new_tenant(client: httpx.AsyncClient) -> TenantId:
+    return TenantId(uuid.UUID((await register(client)).tenant_id))
+
+
+async def add_source(
+    runtime: Runtime, tenant: TenantId, title: str, chunks: list[str]
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """A ready source with `chunks` at version 1, indexed like the ingestion job does."""
+    source_id = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in chunks]
+    async with tenant_session(runtime.db, tenant) as s:
+        await s.execute(
+            text(
+                "INSERT INTO kb_sources (tenant_id, id, type, title, status, active_version) "
+                "VALUES (:t, :id, 'text', :title, 'ready', 1)"
+            ),
+            {"t": tenant, "id": source_id, "title": title},
+        )
+        await s.execute(
+            text(
+                "INSERT INTO kb_chunks (tenant_id, id, source_id, index_version, ordinal, text, "
+                "token_count) SELECT :t, c.id, :source, 1, c.n, c.body, 10 "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:texts AS text[])) "
+                "WITH ORDINALITY AS c(id, body, n)"
+            ),
+            {"t": tenant, "source": source_id, "ids": ids, "texts": chunks},
+        )
+        await bm25.index_version(s, tenant, source_id, 1, cfg=CFG)
+        embedder = embedder_for(runtime)
+        if embedder is not None:
+            written = await vectors.index_vectors(s, embedder, tenant, source_id, 1)
+            assert written == len(chunks)
+    return source_id, ids
+
+
+def letters(n: int) -> str:
+    """A distinct word per number (the fake model ignores digits)."""
+    word = ""
+    while True:
+        n, r = divmod(n, 26)
+        word += chr(ord("a") + r)
+        if n == 0:
+            return "x" + word
+
+
+async def search(
+    runtime: Runtime, tenant: TenantId, query: str, k: int = 5, **kw: Any
+) -> retrieval.SearchResult:
+    async with tenant_session(runtime.db, tenant) as s:
+        return await retrieval.search(s, runtime, tenant, query, k=k, **kw)
+
+
+DOCS = [
+    "Refunds: we give your refund within 30 days of purchase if the item is unused.",
+    "Shipping takes three to five business days within the country.",
+    "Our support team answers email on weekdays from nine to five.",
+    "Gift cards never expire and can be used online or in any store.",
+]
+
+
+async def test_hybrid_finds_a_paraphrase_that_bm25_alone_misses(
+    client: httpx.AsyncClient, hybrid: Runtime, app: Any, data_dir: Path, fake_openai: Any
+) -> None:
+    tenant = await new_tenant(client)
+    _, ids = await add_source(hybrid, tenant, "Policies", DOCS)
+    async with tenant_session(hybrid.db, tenant) as s:
+        stored = (
+            await s.execute(
+                text("SELECT model, dims FROM kb_vectors WHERE tenant_id = :t"), {"t": tenant}
+            )
+        ).all()
+    assert sorted(stored) == [("fake-embed", 384)] * len(DOCS)
+    indexing = [c for c in fake_openai.calls if c.get("input") == DOCS]
+    assert indexing, "the chunks were embedded in one batch through /v1/embeddings"
+    assert indexing[-1]["model"] == "fake-embed"
+    assert indexing[-1]["_authorization"] == "Bearer sk-embed"
+
+    query = "how do I get reimbursement"  # no stem in common with the refund chunk
+    keyword_only = runtime_with(app, data_dir, parley_embeddings="none")
+    kw = await search(keyword_only, tenant, query)
+    assert kw.mode == "keyword"
+    assert ids[0] not in [h.chunk_id for h in kw.items]
+
+    hy = await search(hybrid, tenant, query)
+    assert hy.mode == "hybrid"
+    assert hy.items[0].chunk_id == ids[0]
+    assert hy.items[0].title == "Policies"
+    assert hy.items[0].bm25_score is None  # found by the vector leg alone
+    assert hy.items[0].vector_score is not None
+    assert hy.items[0].vector_score == max(h.vector_score or -1.0 for h in hy.items)
+    assert hy.detail["candidates"]["vector"] == len(DOCS)
+    assert hy.detail["fusion"] == {
+        "method": "convex",
+        "normalisation": "minmax",
+        "bm25_weight": 0.5,
+    }
+    assert hy.detail["hits"][0] == {
+        "chunk_id": str(ids[0]),
+        "score": hy.items[0].score,
+        "bm25": None,
+        "vector": hy.items[0].vector_score,
+    }
+    assert hy.detail["notice"] is None
+
+
+async def test_a_chunk_both_legs_find_outranks_one_only_one_leg_finds(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    tenant = await new_tenant(client)
+    _, ids = await add_source(hybrid, tenant, "Policies", DOCS)
+    result = await search(hybrid, tenant, "refund for an unused item")
+    top = result.items[0]
+    assert top.chunk_id == ids[0]
+    assert top.bm25_score is not None
+    assert top.vector_score is not None
+    assert top.score == 1.0  # best of both legs, min-max normalised
+
+
+async def test_same_query_same_index_same_ranking_and_scores(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    tenant = await new_tenant(client)
+    # Ties on purpose: identical chunks score identically and must still come out in one order.
+    await add_source(hybrid, tenant, "A", [*DOCS, DOCS[1], DOCS[1]])
+    await add_source(hybrid, tenant, "B", [DOCS[1], "Delivery of a parcel by car or vehicle."])
+    first = await search(hybrid, tenant, "shipping days by automobile", k=10)
+    second = await search(hybrid, tenant, "shipping days by automobile", k=10)
+    assert [(h.chunk_id, h.score, h.bm25_score, h.vector_score) for h in first.items] == [
+        (h.chunk_id, h.score, h.bm25_score, h.vector_score) for h in second.items
+    ]
+    assert first.detail["hits"] == second.detail["hits"]
+    tied = [h for h in first.items if h.text == DOCS[1]]
+    assert len(tied) == 4
+    assert len({h.score for h in tied}) == 1
+    assert [h.chunk_id for h in tied] == sorted(h.chunk_id for h in tied)  # ties by chunk id
+
+
+async def test_source_filter_is_honoured_by_both_legs(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    tenant = await new_tenant(client)
+    a, a_ids = await add_source(hybrid, tenant, "A", DOCS)
+    b, _ = await add_source(hybrid, tenant, "B", [d.replace("30", "60") for d in DOCS])
+    query = "refund within days"
+    everything = await search(hybrid, tenant, query, k=20)
+    assert {h.source_id for h in everything.items} == {a, b}
+
+    only_a = await search(hybrid, tenant, query, k=20, source_ids=[a])
+    assert {h.source_id for h in only_a.items} == {a}
+    assert only_a.detail["candidates"]["vector"] == len(DOCS)
+    assert only_a.items[0].chunk_id == a_ids[0]
+    embedder = embedder_for(hybrid)
+    assert embedder is not None
+    qv = (await embedder.embed([query]))[0]
+    async with tenant_session(hybrid.db, tenant) as s:
+        kw = await bm25.search(s, tenant, query, k=20, cfg=CFG, source_ids=[a])
+        dense = await vectors.search(s, tenant, qv, k=20, model=embedder.model, source_ids=[a])
+    assert kw
+    assert dense
+    assert {x.chunk_id for x in kw} | {x.chunk_id for x in dense} <= set(a_ids)
+
+
+async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    """The large tenant's vectors fill the HNSW candidate list for this query; the iterative
+    scan must keep walking until the small tenant's chunks are found, and the other tenant's
+    rows must never come back. (For so small a tenant the planner would rather read its rows
+    by key and sort them; `enable_sort = off` makes it walk the HNSW graph, the plan a small
+    tenant gets once the large ones make key reads costlier.)"""
+    large, small = await new_tenant(client), await new_tenant(client)
+    filler = [f"Refund policy {letters(i)} for a car {letters(i * 7 + 3)}" for i in range(1500)]
+    await add_source(hybrid, large, "Large", filler)
+    _, small_ids = await add_source(
+        hybrid,
+        small,
+        "Small",
+        ["A kitten needs a refund.", "The dog saw a physician.", "Car weather report."],
+    )
+    embedder = embedder_for(hybrid)
+    assert embedder is not None
+    qv = (await embedder.embed(["refund policy for a car or a dog"]))[0]
+    async with tenant_session(hybrid.db, small) as s:
+        await s.execute(text("SET LOCAL enable_sort = off"))
+        dense = await vectors.search(s, small, qv, k=10, model=embedder.model)
+        plan = "\n".join(
+            r[0]
+            for r in await s.execute(
+                text(
+                    "EXPLAIN SELECT chunk_id FROM kb_vectors WHERE tenant_id = :t AND dims = 384 "
+                    "AND model = :m ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) "
+                    "LIMIT 10"
+                ),
+                {"t": small, "m": embedder.model, "q": vectors.literal(qv)},
+            )
+        )
+    assert sorted(d.chunk_id for d in dense) == sorted(small_ids)
+    assert "ix_kb_vectors_hnsw_384" in plan  # the filtered query walks the HNSW index
+    result = await search(hybrid, small, "refund policy for a car or a dog", k=10)
+    assert {h.chunk_id for h in result.items} <= set(small_ids)
+    assert result.items[0].chunk_id == small_ids[0]
+
+
+async def test_keyword_only_when_embeddings_are_off_with_the_notice(
+    client: httpx.AsyncClient, app: Any, data_dir: Path
+) -> None:
+    runtime = runtime_with(app, data_dir, parley_embeddings="none")
+    assert embedder_for(runtime) is None
+    tenant = await new_tenant(client)
+    _, ids = await add_source(runtime, tenant, "Policies", DOCS)
+    result = await search(runtime, tenant, "refund days")
+    assert result.mode == "keyword"
+    assert result.items[0].chunk_id == ids[0]
+    assert result.items[0].vector_score is None
+    assert result.detail["notice"] == (
+        "No embeddings provider is configured: retrieval is keyword-only (BM25)."
+    )
+    no_vector = dataclasses.replace(runtime, pgvector=False)
+    without = await search(no_vector, tenant, "refund days")
+    assert without.mode == "keyword"
+    assert (
+        without.detail["notice"] == "pgvector is not available: retrieval is keyword-only (BM25)."
+    )
+
+
+async def test_a_failing_embeddings_server_degrades_to_keyword_with_a_notice(
+    client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
+) -> None:
+    runtime = runtime_with(
+        app,
+        data_dir,
+        parley_embeddings="openai",
+        parley_embedding_model="fake-embed-500",
+        parley_embeddings_base_url=fake_openai.base_url,
+    )
+    embedder = embedder_for(runtime)
+    assert embedder is not None
+    with pytest.raises(EmbeddingsError, match="answered 500"):
+        await embedder.embed(["anything"])
+    tenant = await new_tenant(client)
+    keyword_runtime = runtime_with(app, data_dir, parley_embeddings="none")
+    _, ids = await add_source(keyword_runtime, tenant, "Policies", DOCS)
+    result = await search(runtime, tenant, "refund days")
+    assert result.mode == "keyword"
+    assert result.items[0].chunk_id == ids[0]
+    assert "answered 500" in result.detail["notice"]
+    assert "keyword-only" in result.detail["notice"]
+
+
+async def test_local_sentence_transformers_embedder_runs_offline(
+    app: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runtime = runtime_with(app, data_dir, parley_embeddings="local")
+    embedder = embedder_for(runtime)
+    assert isinstance(embedder, Embedder)
+    assert embedder.name == "local"
+    assert embedder_for(runtime) is embedder  # one model per process
+    texts = [
+        "How do I get my money back?",
+        "What is your refund policy?",
+        "The mitochondria is the powerhouse of the cell.",
+    ]
+    vecs = await embedder.embed(texts)
+    assert embedder.dims == 384
+    assert [len(v) for v in vecs] == [384, 384, 384]
+    for v in vecs:
+        assert math.isclose(math.fsum(x * x for x in v), 1.0, rel_tol=1e-5)
+
+    def cos(a: list[float], b: list[float]) -> float:
+        return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2]) + 0.2
+    again = await embedder.embed([texts[0]])
+    assert again[0] == pytest.approx(vecs[0], abs=1e-5)
