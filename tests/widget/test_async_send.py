@@ -217,3 +217,34 @@ async def test_a_failed_queued_turn_is_reported_on_the_events_stream(
         assert events[1][1]["operation_id"] == sent.json()["operation_id"]
         assert events[1][1]["error"]["code"] == "provider_error"
         assert json.dumps(events[1][1]).count("this will fail") == 0  # no message text echoed
+
+
+async def test_a_key_left_open_after_its_turn_succeeded_is_answered_from_the_ledger(
+    worker_server: LiveServer, fake_openai: Any, admin_conn: asyncpg.Connection
+) -> None:
+    """A process that died after storing the reply but before closing the key: once the
+    lease runs out, the retry takes the operation over and gets the stored reply."""
+    async with httpx.AsyncClient(base_url=worker_server.base_url, timeout=20) as client:
+        owner = await register(client, "takeover")
+        w = await create_widget(client, owner, bot={"provider": "openai", "model": "fake-echo"})
+        s = await widget_session(client, w.widget_key)
+        text = f"taken over {uuid.uuid4().hex[:8]}"
+        headers = {**s.headers, "Idempotency-Key": "takeover-1"}
+        first = await client.post("/v1/widget/messages", json={"content": text}, headers=headers)
+        assert first.status_code == 201
+        await admin_conn.execute(
+            "UPDATE idempotency_keys SET state = 'in_progress', response = NULL, "
+            "lease_expires_at = now() - interval '1 second' WHERE key = 'takeover-1' "
+            "AND tenant_id = $1",
+            uuid.UUID(owner.tenant_id),
+        )
+        again = await client.post("/v1/widget/messages", json={"content": text}, headers=headers)
+        assert again.status_code == 201
+        assert again.json() == first.json()
+        state = await admin_conn.fetchval(
+            "SELECT state FROM idempotency_keys WHERE key = 'takeover-1' AND tenant_id = $1",
+            uuid.UUID(owner.tenant_id),
+        )
+        assert state == "completed"
+        assert len(await _history(client, s)) == 2
+        assert len(fake_openai.calls_for(text)) == 1

@@ -171,7 +171,10 @@ BEGIN
     IF NOT FOUND THEN
         SELECT * INTO v_turn FROM llm_turns
         WHERE tenant_id = p_tenant AND operation_id = p_operation FOR UPDATE;
-        IF v_turn.status = 'succeeded' AND v_turn.reply_message_id IS NOT NULL THEN
+        IF v_turn.status = 'succeeded' AND EXISTS (
+            SELECT 1 FROM messages r
+            WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id
+        ) THEN
             RETURN jsonb_build_object(
                 'outcome', 'stored_reply', 'operation_id', p_operation,
                 'message', to_jsonb(v_message), 'version_id', v_version.id,
