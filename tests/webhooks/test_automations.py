@@ -4,7 +4,6 @@ endpoint not subscribed to the event; CRUD, validation and tenant isolation of t
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from typing import Any
 
