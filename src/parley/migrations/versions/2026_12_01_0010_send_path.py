@@ -84,12 +84,14 @@ DECLARE
     v_credential jsonb;
 BEGIN
     {bind_tenant_sql("p_tenant")}
-    -- This commit does not wait for its WAL flush: nothing the client is told before the
-    -- reply is final (a stream's first events, a 202). The reply's commit is synchronous and
-    -- the WAL is one sequence, so a stored reply implies its stored message; a database crash
-    -- in the window loses the claim, message, ledger row or job together, the reply never
-    -- comes, and the client's retry with the same key redoes them (decision 0005).
-    PERFORM set_config('synchronous_commit', 'off', true);
+    -- An inline send's commit does not wait for its WAL flush: the request ends with the
+    -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
+    -- anyone implies its stored message; a crash before it loses the claim, message and ledger
+    -- row together and the client, which got no reply, retries with the same key. A 202 is
+    -- the acknowledgement itself, so an asynchronous send commits durably (decision 0005).
+    IF p_job IS NULL THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     SELECT status INTO v_status FROM tenants WHERE id = p_tenant;
     IF v_status IS DISTINCT FROM 'active' THEN
         RETURN jsonb_build_object('outcome', 'suspended');
