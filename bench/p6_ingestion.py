@@ -102,6 +102,84 @@ def _round(
     return time.perf_counter() - started, results
 
 
+async def _pipeline(pdf: bytes, pages: int, rounds: int) -> tuple[float, float]:
+    """The product's own ingestion job (`knowledge.ingest`: load the original from storage,
+    extract, clean, chunk, store the chunks, write the BM25 postings and statistics, swap the
+    version in) on a real embedded PostgreSQL, one job after another. Returns the median
+    pages/s of the whole job and of the database part alone."""
+    import asyncio
+    import uuid
+
+    from bench.kb import bench_database
+    from parley.kit.db import tenant_session
+    from parley.kit.jobs import JobContext
+    from parley.knowledge import ingest
+    from parley.knowledge.storage import key_for, storage_for
+
+    whole: list[float] = []
+    db_part: list[float] = []
+    async with bench_database() as bench:
+        runtime = bench.runtime(parley_embeddings="none")
+        store = storage_for(runtime)
+        tenant = await bench.tenant("P6 ingestion")
+        for _ in range(rounds):
+            source_id, job_id = uuid.uuid4(), uuid.uuid4()
+            key = key_for(tenant, source_id)
+            await store.put(key, pdf)
+            async with tenant_session(bench.db, tenant) as s:
+                raw = await s.connection()
+                conn = (await raw.get_raw_connection()).driver_connection
+                assert conn is not None
+                await conn.execute(
+                    "INSERT INTO kb_sources (tenant_id, id, type, title, filename, "
+                    "content_type, size_bytes, storage_key) VALUES "
+                    "($1, $2, 'file', 'handbook.pdf', 'handbook.pdf', 'application/pdf', $3, $4)",
+                    tenant,
+                    source_id,
+                    len(pdf),
+                    key,
+                )
+                await conn.execute(
+                    "INSERT INTO kb_jobs (tenant_id, id, source_id, index_version) "
+                    "VALUES ($1, $2, $3, 1)",
+                    tenant,
+                    job_id,
+                    source_id,
+                )
+            ctx = JobContext(
+                db=bench.db,
+                job_id=0,
+                entrypoint="knowledge.ingest",
+                attempt=0,
+                payload={"tenant_id": str(tenant), "job_id": str(job_id)},
+                runtime_=runtime,
+                max_attempts=1,
+            )
+            started = time.perf_counter()
+            await ingest.run(ctx)
+            elapsed = time.perf_counter() - started
+            async with tenant_session(bench.db, tenant) as s:
+                raw = await s.connection()
+                conn = (await raw.get_raw_connection()).driver_connection
+                assert conn is not None
+                status = await conn.fetchval(
+                    "SELECT status FROM kb_jobs WHERE tenant_id = $1 AND id = $2", tenant, job_id
+                )
+                assert status == "succeeded", status
+            whole.append(pages / elapsed)
+            # The database part: re-index the stored chunks of this version (postings, terms,
+            # statistics) without extraction, as a restore does.
+            async with tenant_session(bench.db, tenant) as s:
+                from parley.knowledge import bm25
+
+                t0 = time.perf_counter()
+                await bm25.drop_version(s, tenant, source_id, 1)
+                await bm25.index_version(s, tenant, source_id, 1, cfg="english")
+                db_part.append(pages / (time.perf_counter() - t0))
+            await asyncio.sleep(0)
+    return statistics.median(whole), statistics.median(db_part)
+
+
 def run(quick: bool = False) -> Section:
     load = os.getloadavg()[0]
     pages = 50 if quick else 200
@@ -129,12 +207,16 @@ def run(quick: bool = False) -> Section:
                 base.append(WORKERS * pages / wall)
                 wall, _ = _round(pool, _ingest, path, 1)
                 single.append(pages / wall)
+        pdf_bytes = Path(path).read_bytes()
+    import asyncio
+
+    job_rate, index_rate = asyncio.run(_pipeline(pdf_bytes, pages, 2 if quick else 3))
     rate, base_rate = statistics.median(ours), statistics.median(base)
     one = statistics.median(single)
     ext, chk = statistics.median(extract_s), statistics.median(chunk_s)
     return Section(
         "P6",
-        "Ingestion throughput (extract + clean + chunk)",
+        "Ingestion throughput (extract + clean + chunk + keyword index)",
         f"A generated {pages}-page PDF (prose, a bookmarked chapter every 10 pages, ~450 words "
         f"a page) ingested by {WORKERS} worker processes at once, one document each, as two "
         "ingestion jobs on 2 cores would: `extract()` (PDFium text, de-hyphenation, paragraph "
@@ -151,6 +233,15 @@ def run(quick: bool = False) -> Section:
                 "≥ 100 pages/s",
                 rate >= 100,
             ),
+            Row(
+                "whole ingestion job (+ BM25 index in PostgreSQL), 1 job",
+                f"{job_rate:.0f} pages/s",
+                f"raw PDFium {base_rate / WORKERS:.0f} pages/s per process",
+                f"{job_rate / (base_rate / WORKERS):.2f}×",
+                "≥ 100 pages/s",
+                job_rate >= 100,
+            ),
+            Row("BM25 index write alone", f"{index_rate:.0f} pages/s", "", "", "", None),
             Row("extract + chunk, 1 process", f"{one:.0f} pages/s", "", "", "", None),
             Row(
                 "time per page: extract / chunk",
@@ -166,8 +257,10 @@ def run(quick: bool = False) -> Section:
             f"Load average when the run started: {load:.1f} on {os.cpu_count()} cores (the "
             "machine is shared), so two processes may not get two whole cores; the raw PDFium "
             "baseline runs under the same load.",
-            "The keyword index (BM25 postings written to PostgreSQL) and embeddings are not in "
-            "this figure: they belong to the knowledge jobs layer and are measured there (P4/P6 "
-            "database part).",
+            "The whole-job row runs the product's `knowledge.ingest` job end to end on an embedded "
+            "PostgreSQL (original loaded from local storage, chunks stored, BM25 postings, "
+            "document frequencies and corpus statistics written, version swapped in, no "
+            "embeddings), one job at a time in one process; the index row re-writes the same "
+            "chunks' postings alone.",
         ],
     )
