@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,21 @@ def runtime_with(app: Any, data_dir: Path, **settings: Any) -> Runtime:
     return dataclasses.replace(base, settings=make_settings(data_dir, **settings), clients={})
 
 
+def require_pgvector(app: Any) -> None:
+    """The vector leg needs the `kb_vectors` table, which exists where pgvector does. The
+    embedded server always has it (its absence fails); an external server under
+    TEST_DATABASE_URL may not (the machine's PostgreSQL 15 in CI), and there the product runs
+    keyword-only, which the keyword tests below and tests/knowledge/test_knowledge_api.py cover."""
+    if app.state.runtime.pgvector:
+        return
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("this external PostgreSQL has no pgvector: retrieval is keyword-only here")
+    pytest.fail("the embedded PostgreSQL must have pgvector")
+
+
 @pytest.fixture
 def hybrid(app: Any, data_dir: Path, fake_openai: Any) -> Runtime:
+    require_pgvector(app)
     return runtime_with(
         app,
         data_dir,
@@ -249,7 +263,11 @@ async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
 async def test_keyword_only_when_embeddings_are_off_with_the_notice(
     client: httpx.AsyncClient, app: Any, data_dir: Path
 ) -> None:
-    runtime = runtime_with(app, data_dir, parley_embeddings="none")
+    # As where pgvector exists (the notice for a missing extension is checked below); keyword
+    # mode never reads the vector table.
+    runtime = dataclasses.replace(
+        runtime_with(app, data_dir, parley_embeddings="none"), pgvector=True
+    )
     assert embedder_for(runtime) is None
     tenant = await new_tenant(client)
     _, ids = await add_source(runtime, tenant, "Policies", DOCS)
@@ -271,12 +289,15 @@ async def test_keyword_only_when_embeddings_are_off_with_the_notice(
 async def test_a_failing_embeddings_server_degrades_to_keyword_with_a_notice(
     client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
 ) -> None:
-    runtime = runtime_with(
-        app,
-        data_dir,
-        parley_embeddings="openai",
-        parley_embedding_model="fake-embed-500",
-        parley_embeddings_base_url=fake_openai.base_url,
+    runtime = dataclasses.replace(
+        runtime_with(
+            app,
+            data_dir,
+            parley_embeddings="openai",
+            parley_embedding_model="fake-embed-500",
+            parley_embeddings_base_url=fake_openai.base_url,
+        ),
+        pgvector=True,  # the failing query embedding falls back before any vector read
     )
     embedder = embedder_for(runtime)
     assert embedder is not None
@@ -296,7 +317,10 @@ async def test_local_sentence_transformers_embedder_runs_offline(
     app: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    runtime = runtime_with(app, data_dir, parley_embeddings="local")
+    # The model itself needs no database: as on a server with pgvector.
+    runtime = dataclasses.replace(
+        runtime_with(app, data_dir, parley_embeddings="local"), pgvector=True
+    )
     embedder = embedder_for(runtime)
     assert isinstance(embedder, Embedder)
     assert embedder.name == "local"
