@@ -1,8 +1,9 @@
 """SPEC P7 / decision 0008: a webhook delivery to a channel this process has seen is one
 database round trip (check the secret, store, enqueue — one statement, its own transaction), a
-redelivery too, and a forged one none. Counted underneath the app: every statement SQLAlchemy
-sends (with BEGIN and COMMIT/ROLLBACK for its transactions, as in the widget's test) plus every
-statement sent on the asyncpg driver itself."""
+redelivery too, and a forged one none; the coalesced wake-up of the workers comes after.
+Counted underneath the app: every statement SQLAlchemy sends (with BEGIN and COMMIT/ROLLBACK
+for its transactions, as in the widget's test) plus every statement sent on the asyncpg driver
+itself."""
 
 from __future__ import annotations
 
@@ -67,13 +68,17 @@ async def test_a_delivery_to_a_known_channel_is_one_round_trip(
     assert resp.status_code == 200
     assert resp.json() == {"ok": True, "status": "accepted"}
     assert orm == [], orm  # no BEGIN, no COMMIT: the statement is its own transaction
-    assert len(raw) == 1, raw
-    assert "parley_inbound_receive" in raw[0]
+    stored = [q for q in raw if "pg_notify" not in q]
+    assert len(stored) == 1, raw
+    assert "parley_inbound_receive" in stored[0]
+    # The workers' wake-up is not part of the delivery: sent after it, at most one per
+    # interval however many deliveries arrive (the first may still be in flight here).
+    assert len(raw) - len(stored) <= 1, raw
 
     with round_trips(app) as orm, driver_statements(app) as raw:
         again = await client.post(ch.inbound_path, content=body, headers=headers)
     assert again.json()["status"] == "duplicate"
-    assert len(orm) + len(raw) == 1, (orm, raw)
+    assert len(orm) + len([q for q in raw if "pg_notify" not in q]) == 1, (orm, raw)
 
     forged_body, forged_headers = delivery(f"msg_{uuid.uuid4().hex}", "forged")
     forged_headers["webhook-signature"] = signed_headers(
@@ -82,7 +87,7 @@ async def test_a_delivery_to_a_known_channel_is_one_round_trip(
     with round_trips(app) as orm, driver_statements(app) as raw:
         refused = await client.post(ch.inbound_path, content=forged_body, headers=forged_headers)
     assert_problem(refused, 401, "invalid_signature")
-    assert (orm, raw) == ([], []), "a forged delivery reaches no database"
+    assert (orm, [q for q in raw if "pg_notify" not in q]) == ([], []), (orm, raw)
 
     assert await event_counts(admin_conn, ch.channel_id) == {"received": 2}
     jobs = await admin_conn.fetchval(

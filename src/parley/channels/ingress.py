@@ -27,6 +27,7 @@ from parley.channels.service import ChannelNotFound
 from parley.kit.db import driver_statement
 from parley.kit.errors import ParleyError, TenantSuspended, Unauthorized, Unprocessable
 from parley.kit.ids import new_id
+from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import INBOUND_RECEIVED
 from parley.kit.runtime import Runtime
 from parley.kit.security import constant_time_equals
@@ -168,6 +169,8 @@ async def _deliver(
     parsed = parse()
     for _ in range(2):
         outcome = await _receive(runtime, key, channel_id, kind, parsed)
+        if outcome == "accepted":
+            worker_nudge(runtime).poke()  # its job was enqueued without a NOTIFY
         if outcome in ("accepted", "duplicate", "ignored"):
             return cast(Outcome, outcome)
         if outcome == "suspended":

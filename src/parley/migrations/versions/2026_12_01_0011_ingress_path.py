@@ -68,8 +68,11 @@ BEGIN
         RETURN 'duplicate';
     END IF;
 
-    -- The processing job, in this same transaction (pgqueuer's table; its trigger notifies
-    -- the workers): a stored event always has its job.
+    -- The processing job, in this same transaction: a stored event always has its job.
+    -- Without pgqueuer's per-insert NOTIFY (`parley.enqueue_notify`, see notify_body()): a
+    -- transaction that notifies holds a database-wide lock through its commit's WAL flush,
+    -- which serialises every such commit; the caller wakes the workers, coalesced, instead.
+    PERFORM set_config('parley.enqueue_notify', 'off', true);
     WITH job AS (
         INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
         VALUES (0, p_job, convert_to(jsonb_build_object(
@@ -85,7 +88,36 @@ $fn$;
 """
 
 
+QUIET = """
+    -- Parley (migration 0011): an insert whose transaction asked for it does not notify; its
+    -- caller wakes the workers itself, coalesced (`kit.jobs.WorkerNudge`).
+    IF TG_OP = 'INSERT' AND current_setting('parley.enqueue_notify', true) = 'off' THEN
+        RETURN NULL;
+    END IF;
+"""
+
+
+def _notify_function(*, quiet: bool) -> str:
+    """pgqueuer's change-notification trigger function for the pinned version, with or
+    without the guard above (first statement of its body)."""
+    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+    from pgqueuer.adapters.persistence.schema_ddl import render_function
+    from pgqueuer.domain.schema.model import Function
+    from pgqueuer.domain.schema.notify import notify_function, notify_function_body
+
+    settings = QueryBuilderEnvironment().settings
+    body = notify_function_body(settings.channel)
+    if quiet:
+        head, begin, rest = body.partition("BEGIN\n")
+        if not begin:
+            raise RuntimeError("pgqueuer's notify function changed shape; update 0011")
+        body = head + begin + QUIET + rest
+    name = notify_function(settings).name
+    return render_function(Function(name=name, body=body), settings, replace=True)
+
+
 def upgrade() -> None:
+    execute_script(_notify_function(quiet=True))
     execute_script(RECEIVE)  # a plpgsql body: the simple-query path
     fn = f"FUNCTION parley_inbound_receive({RECEIVE_ARGS})"
     op.execute(f"REVOKE ALL ON {fn} FROM PUBLIC")
@@ -94,3 +126,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION parley_inbound_receive({RECEIVE_ARGS})")
+    execute_script(_notify_function(quiet=False))
