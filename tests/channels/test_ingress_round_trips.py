@@ -139,3 +139,16 @@ async def test_a_remembered_channel_follows_changes_made_elsewhere(
     await admin_conn.execute("DELETE FROM channels WHERE id = $1", channel_id)
     assert_problem(await deliver("after deletion"), 404, "channel_not_found")
     assert await event_counts(admin_conn, ch.channel_id) == {}  # the events went with it
+
+
+async def test_a_delivery_postgresql_cannot_store_is_a_422_not_a_500(
+    client: httpx.AsyncClient, admin_conn: asyncpg.Connection
+) -> None:
+    owner = await register(client, "ingress-nul")
+    ch = await make_channel(client, owner, "webhook", {"callback_url": HOOK_URL})
+    for body in (message_body("u-1", "a\u0000b"), message_body("u\u0000", "hi")):
+        resp = await client.post(
+            ch.inbound_path, content=body, headers=signed_headers(ch.secret, body)
+        )
+        assert_problem(resp, 422, "invalid_event")
+    assert await event_counts(admin_conn, ch.channel_id) == {}
