@@ -154,9 +154,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # The widget's routes first: its requests are the hot path, and routes match in order.
+    # The hot paths first, since routes match in order: the widget's requests, then channel
+    # ingress (SPEC P7; its `/v1/channels/` prefix overlaps no other router).
     for router in (
         widget_router,
+        channel_ingress_router,
         health_router,
         auth_router,
         tenants_router,
@@ -169,7 +171,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         compat_router,
         webhooks_router,
         automations_router,
-        channel_ingress_router,
         widget_static_router,
         demo_router,
         admin_router,

@@ -1,9 +1,12 @@
 """Channel ingress: verify → store the raw event (deduplicated per channel) → enqueue its
-processing job, all in one transaction, then answer 200 at once.
+processing job, all in one transaction (one statement, `parley_inbound_receive`), then answer
+200 at once.
 
 Nothing is written before the delivery is verified: Telegram's secret-token header, or the
-Standard Webhooks signature (timestamp checked first, before any database work). A redelivery
-(same `update_id` / `webhook-id`) finds its row and answers 200 without enqueueing anything.
+Standard Webhooks signature (timestamp checked first, before any database work), against the
+channel's secret as the door remembers it; the storing statement refuses a secret that is no
+longer the channel's (decision 0008). A redelivery (same `update_id` / `webhook-id`) finds its
+row and answers 200 without enqueueing anything.
 """
 
 from __future__ import annotations
@@ -11,26 +14,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
+import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.channels import signatures, telegram
-from parley.channels.door import bind_channel_tenant
+from parley.channels.door import RECHECK_SECONDS, ChannelKey, channel_key, channel_keys
 from parley.channels.service import ChannelNotFound
-from parley.kit import jobs
-from parley.kit.db import TenantId, request_transaction
+from parley.kit.db import driver_statement
 from parley.kit.errors import ParleyError, TenantSuspended, Unauthorized, Unprocessable
+from parley.kit.ids import new_id
+from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import INBOUND_RECEIVED
 from parley.kit.runtime import Runtime
 from parley.kit.security import constant_time_equals
-from parley.models import Channel, InboundEvent, Tenant
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +52,12 @@ class InboundTooLarge(ParleyError):
     status = 413
     code = "payload_too_large"
     title = "The delivery is larger than allowed"
+
+
+class ChannelChanged(ParleyError):
+    status = 503
+    code = "channel_changed"
+    title = "The channel's secret changed while the delivery was checked; send it again"
 
 
 class InvalidEvent(Unprocessable):
@@ -82,95 +88,99 @@ class WebhookMessage(BaseModel):
         return value
 
 
-class SecretCache:
-    """Decrypted channel secrets by ciphertext, so a delivery costs no Fernet decryption after
-    the first. Keyed by ciphertext: a rotated secret is a new entry. Process memory only."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._items: OrderedDict[str, str] = OrderedDict()
-        self._size = size
-
-    def get(self, runtime: Runtime, ciphertext: str) -> str:
-        plain = self._items.get(ciphertext)
-        if plain is None:
-            plain = runtime.keyring.decrypt(ciphertext)
-            self._items[ciphertext] = plain
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return plain
-
-    async def aclose(self) -> None:
-        self._items.clear()
+_RECEIVE = "SELECT parley_inbound_receive($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)"
+_DATA_EXCEPTION = "22"  # SQLSTATE class: a value PostgreSQL cannot store (NUL, bad escapes)
 
 
-def _cache(runtime: Runtime) -> SecretCache:
-    cache = runtime.clients.get("channel_secrets")
-    if not isinstance(cache, SecretCache):
-        cache = SecretCache()
-        runtime.clients["channel_secrets"] = cache
-    return cache
-
-
-@dataclass(frozen=True)
-class _Bound:
-    tenant_id: TenantId
-    secret: str
-
-
-async def _bind(
-    session: AsyncSession, runtime: Runtime, channel_id: uuid.UUID, kind: str
-) -> _Bound:
-    tenant_id = await bind_channel_tenant(session, channel_id, kind)
-    if tenant_id is None:
-        raise ChannelNotFound()
-    row = (
-        await session.execute(
-            select(Channel.secret_encrypted, Tenant.status)
-            .join(Tenant, Tenant.id == Channel.tenant_id)
-            .where(Channel.tenant_id == tenant_id, Channel.id == channel_id)
-        )
-    ).first()
-    if row is None or row[0] is None:
-        raise ChannelNotFound()
-    if row[1] != "active":
-        raise TenantSuspended()
-    return _Bound(tenant_id, _cache(runtime).get(runtime, row[0]))
-
-
-async def _store(
-    session: AsyncSession,
-    tenant_id: TenantId,
+async def _receive(
+    runtime: Runtime,
+    key: ChannelKey,
     channel_id: uuid.UUID,
-    dedupe_key: str,
-    external_user_id: str,
-    text: str,
-    payload: dict[str, Any],
-) -> bool:
-    """Insert the event and enqueue its job in this transaction; False for a redelivery."""
-    from parley.kit.ids import new_id
+    kind: str,
+    stored: tuple[str, str, str, str] | None,
+) -> str:
+    """One round trip: check the secret is still current and the workspace active, then
+    store the event and enqueue its job (`stored` = dedupe key, external user id, text, JSON
+    payload; None for a verified delivery with nothing to store). Returns accepted,
+    duplicate, ignored, stale, suspended or not_found."""
+    dedupe_key, external_user_id, message_text, payload = stored or (None, None, None, None)
+    try:
+        async with driver_statement(runtime.db) as conn:
+            outcome = await conn.fetchval(
+                _RECEIVE,
+                key.tenant_id,
+                channel_id,
+                kind,
+                key.secret_encrypted,
+                new_id(),
+                dedupe_key,
+                external_user_id,
+                message_text,
+                payload,
+                PROCESS_JOB,
+            )
+            return str(outcome)
+    except asyncpg.PostgresError as exc:
+        state = str(exc.sqlstate or "")
+        if state.startswith(_DATA_EXCEPTION):
+            raise InvalidEvent("The delivery holds characters that cannot be stored.") from exc
+        if state == "23503":  # the channel was deleted while the delivery was stored
+            return "not_found"
+        raise
 
-    event_id = new_id()
-    inserted = await session.execute(
-        insert(InboundEvent)
-        .values(
-            tenant_id=tenant_id,
-            id=event_id,
-            channel_id=channel_id,
-            dedupe_key=dedupe_key,
-            external_user_id=external_user_id,
-            text=text,
-            payload=payload,
-            status="received",
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
-        .returning(InboundEvent.id)
-    )
-    if inserted.scalar_one_or_none() is None:
-        return False
-    await jobs.enqueue(
-        session, PROCESS_JOB, {"tenant_id": str(tenant_id), "event_id": str(event_id)}
-    )
-    return True
+
+async def _verified_key(
+    runtime: Runtime,
+    channel_id: uuid.UUID,
+    kind: str,
+    verify: Callable[[str], None],
+    *,
+    fresh: bool,
+) -> ChannelKey:
+    """The channel's key once `verify` accepts the delivery with its secret. A remembered key
+    that fails is looked up again if it is older than RECHECK_SECONDS (a secret replaced in
+    another process), so a flood of forged deliveries costs at most one lookup per interval."""
+    key = await channel_key(runtime, channel_id, kind, fresh=fresh)
+    if key is None:
+        raise ChannelNotFound()
+    try:
+        verify(key.secret)
+    except ParleyError:
+        if fresh or time.monotonic() - key.loaded_at < RECHECK_SECONDS:
+            raise
+        key = await channel_key(runtime, channel_id, kind, fresh=True)
+        if key is None:
+            raise ChannelNotFound() from None
+        verify(key.secret)
+    return key
+
+
+async def _deliver(
+    runtime: Runtime,
+    channel_id: uuid.UUID,
+    kind: str,
+    verify: Callable[[str], None],
+    parse: Callable[[], tuple[str, str, str, str] | None],
+) -> Outcome:
+    """Look the channel up (from memory when it can), `verify` the delivery with its secret,
+    `parse` it, store it. A secret that changed since it was remembered is reloaded and the
+    delivery verified again."""
+    key = await _verified_key(runtime, channel_id, kind, verify, fresh=False)
+    parsed = parse()
+    for _ in range(2):
+        outcome = await _receive(runtime, key, channel_id, kind, parsed)
+        if outcome == "accepted":
+            worker_nudge(runtime).poke()  # its job was enqueued without a NOTIFY
+        if outcome in ("accepted", "duplicate", "ignored"):
+            return cast(Outcome, outcome)
+        if outcome == "suspended":
+            raise TenantSuspended()
+        if outcome == "not_found":
+            channel_keys(runtime).forget(channel_id, kind)
+            raise ChannelNotFound()
+        key = await _verified_key(runtime, channel_id, kind, verify, fresh=True)  # stale
+    channel_keys(runtime).forget(channel_id, kind)
+    raise ChannelChanged()
 
 
 def _check_size(runtime: Runtime, body: bytes) -> None:
@@ -182,28 +192,22 @@ def _check_size(runtime: Runtime, body: bytes) -> None:
 async def receive_telegram(
     runtime: Runtime, channel_id: uuid.UUID, secret_token: str | None, body: bytes
 ) -> Outcome:
-    _check_size(runtime, body)
+    def verify(secret: str) -> None:
+        if not secret_token or not constant_time_equals(secret_token, secret):
+            raise InvalidSecretToken()
+
+    def parse() -> tuple[str, str, str, str] | None:
+        update = telegram.parse_update(body)
+        if update is None:
+            raise InvalidEvent("The body is not a Telegram update.")
+        if update.chat_id is None or update.text is None:
+            return None  # not a text message: acknowledged, not stored
+        payload = json.dumps(json.loads(body))
+        return str(update.update_id), str(update.chat_id), update.text, payload
+
     try:
-        async with request_transaction(runtime.db) as session:
-            bound = await _bind(session, runtime, channel_id, "telegram")
-            if not secret_token or not constant_time_equals(secret_token, bound.secret):
-                raise InvalidSecretToken()
-            update = telegram.parse_update(body)
-            if update is None:
-                raise InvalidEvent("The body is not a Telegram update.")
-            if update.chat_id is None or update.text is None:
-                outcome: Outcome = "ignored"  # not a text message: acknowledged, not stored
-            else:
-                stored = await _store(
-                    session,
-                    bound.tenant_id,
-                    channel_id,
-                    str(update.update_id),
-                    str(update.chat_id),
-                    update.text,
-                    json.loads(body),
-                )
-                outcome = "accepted" if stored else "duplicate"
+        _check_size(runtime, body)
+        outcome = await _deliver(runtime, channel_id, "telegram", verify, parse)
     except ParleyError:
         INBOUND_RECEIVED.labels("telegram", "refused").inc()
         raise
@@ -229,23 +233,19 @@ async def receive_webhook(
             raise InvalidSignature(
                 "The webhook-timestamp header is missing or more than 5 minutes off."
             ) from exc
-        async with request_transaction(runtime.db) as session:
-            bound = await _bind(session, runtime, channel_id, "webhook")
+
+        def verify(secret: str) -> None:
             try:
-                signatures.verify(bound.secret, msg_id, ts, body, signature)
+                signatures.verify(secret, msg_id, ts, body, signature)
             except signatures.SignatureError as exc:
                 raise InvalidSignature() from exc
+
+        def parse() -> tuple[str, str, str, str]:
             message = _parse_webhook(body)
-            stored = await _store(
-                session,
-                bound.tenant_id,
-                channel_id,
-                msg_id,
-                message.external_user_id,
-                message.text,
-                message.model_dump(exclude_none=True),
-            )
-            outcome: Outcome = "accepted" if stored else "duplicate"
+            payload = json.dumps(message.model_dump(exclude_none=True))
+            return msg_id, message.external_user_id, message.text, payload
+
+        outcome = await _deliver(runtime, channel_id, "webhook", verify, parse)
     except ParleyError:
         INBOUND_RECEIVED.labels("webhook", "refused").inc()
         raise

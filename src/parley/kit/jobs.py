@@ -163,6 +163,64 @@ async def enqueue(
     return int(ids[0])
 
 
+_NUDGE = (
+    "SELECT pg_notify($1, json_build_object('channel', $1, 'operation', 'insert', "
+    "'sent_at', now(), 'table', $2, 'type', 'table_changed_event')::text)"
+)
+
+
+class WorkerNudge:
+    """Wakes the job workers after jobs were enqueued without pgqueuer's per-insert NOTIFY
+    (a transaction that notifies holds a database-wide lock through its commit's WAL flush, so
+    notifying commits run one at a time: decision 0008). Coalesced: the first `poke()` sends a
+    notification at once, the pokes that follow within `interval` seconds one more after it.
+    A lost one (a crash just after the commit) only delays the job to the workers' next poll
+    (`dequeue_timeout`): the job itself is committed."""
+
+    def __init__(self, db: Database, interval: float = 0.02) -> None:
+        self._db = db
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def poke(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send())
+        else:
+            self._again = True
+
+    async def _send(self) -> None:
+        from pgqueuer.domain.settings import db_settings
+
+        from parley.kit.db import driver_statement
+
+        settings = db_settings()
+        while True:
+            self._again = False
+            try:
+                async with driver_statement(self._db) as conn:
+                    await conn.execute(_NUDGE, settings.channel, settings.queue_table)
+            except Exception as exc:  # the workers' poll finds the jobs anyway
+                log.warning("jobs.nudge_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._interval)
+            if not self._again:
+                return
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            with suppress(Exception):
+                await asyncio.wait_for(self._task, timeout=2)
+
+
+def worker_nudge(runtime: Runtime) -> WorkerNudge:
+    """The process's nudge (one per runtime)."""
+    nudge = runtime.clients.get("worker_nudge")
+    if not isinstance(nudge, WorkerNudge):
+        nudge = WorkerNudge(runtime.db)
+        runtime.clients["worker_nudge"] = nudge
+    return nudge
+
+
 async def queue_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
     """Jobs by status and entrypoint (queued, picked, failed), for /readyz and /metrics."""
     rows = await session.execute(
