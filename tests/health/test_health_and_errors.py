@@ -28,6 +28,11 @@ async def test_readyz_reports_every_check(client: httpx.AsyncClient) -> None:
     assert {"received", "processing", "failed"} <= set(checks["inbound_events"])
     assert checks["database"]["migration"] == migrate.head_revision()
     assert isinstance(checks["retrieval"]["pgvector"], bool)
+    # The test app configures no embeddings provider: keyword-only, with or without pgvector.
+    assert (checks["retrieval"]["embeddings"], checks["retrieval"]["mode"]) == (
+        "none",
+        "keyword-only",
+    )
     assert checks["retrieval"]["mode"] in ("hybrid", "keyword-only")
     assert {"queued", "running", "failed"} <= set(checks["queue"])
 
