@@ -24,8 +24,6 @@ import json
 import random
 import re
 import socket
-import threading
-import time
 from typing import Any
 
 import uvicorn
@@ -33,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.threaded import ThreadedServer
 
 
 class FakeOpenAI:
@@ -48,29 +48,18 @@ class FakeOpenAI:
             ]
         )
         self.port = _free_port()
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._runner = ThreadedServer(self.app, self.port)
+        self._runner.start()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        if getattr(self, "_runner", None) is not None:
+            self._runner.stop()
 
     @property
     def root_url(self) -> str:

@@ -10,16 +10,16 @@ Knobs: `rejected_tokens` (answer 401 Unauthorized), `blocked_chats` (sendMessage
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.threaded import ThreadedServer
 
 
 @dataclass
@@ -45,29 +45,18 @@ class FakeTelegram:
                 s.bind(("127.0.0.1", 0))
                 self.port = int(s.getsockname()[1])
         self.app = Starlette(routes=[Route("/bot{token}/{method}", self.api, methods=["POST"])])
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._runner = ThreadedServer(self.app, self.port)
+        self._runner.start()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        if getattr(self, "_runner", None) is not None:
+            self._runner.stop()
 
     def calls_of(self, method: str, token: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.method == method and (token is None or c.token == token)]

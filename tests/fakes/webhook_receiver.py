@@ -9,8 +9,6 @@ import asyncio
 import json
 import socket
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.fakes.threaded import ThreadedServer
 
 
 @dataclass
@@ -47,28 +47,17 @@ class WebhookReceiver:
                 s.bind(("127.0.0.1", 0))
                 self.port = int(s.getsockname()[1])
         self.app = Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])])
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
 
     def url(self, path: str = "hook") -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._runner = ThreadedServer(self.app, self.port)
+        self._runner.start()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        if getattr(self, "_runner", None) is not None:
+            self._runner.stop()
 
     def for_path(self, path: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.path == path]
