@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from parley.kit import jobs
 from parley.kit.db import Database, create_database, platform_session, request_transaction
-from parley.kit.jobs import JobContext, JobRegistry, Worker, backoff_delay
+from parley.kit.jobs import JobContext, JobRegistry, Worker, asyncpg_dsn, backoff_delay
 from tests.conftest import DatabaseUnderTest
 
 
@@ -338,3 +338,29 @@ async def test_expired_idempotency_keys_are_purged_per_tenant(
     await purge_idempotency_keys(JobContext(db=db, job_id=0, entrypoint="x", attempt=0, payload={}))
     keys = await admin_conn.fetch("SELECT key FROM idempotency_keys WHERE tenant_id = $1", tid)
     assert [k["key"] for k in keys] == ["fresh"]
+
+
+async def test_a_worker_nudge_reaches_the_workers_channel(
+    app: Any, test_db: DatabaseUnderTest
+) -> None:
+    """Enqueues that skip pgqueuer's per-insert NOTIFY (channel ingress) wake the workers with a
+    coalesced nudge on pgqueuer's own channel; a nudge that never arrives would leave jobs to
+    the workers' slow poll."""
+    from pgqueuer.domain.settings import db_settings
+
+    from parley.kit.jobs import WorkerNudge
+
+    received: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(asyncpg_dsn(test_db.app_url))
+    try:
+        await conn.add_listener(
+            db_settings().channel, lambda *args: received.put_nowait(str(args[-1]))
+        )
+        nudge = WorkerNudge(app.state.runtime.db)
+        nudge.poke()
+        nudge.poke()  # coalesced with the first
+        payload = await asyncio.wait_for(received.get(), timeout=5)
+        await nudge.aclose()
+    finally:
+        await conn.close()
+    assert '"table_changed_event"' in payload.replace(" ", "")

@@ -164,8 +164,8 @@ async def enqueue(
 
 
 _NUDGE = (
-    "SELECT pg_notify($1, json_build_object('channel', $1, 'operation', 'insert', "
-    "'sent_at', now(), 'table', $2, 'type', 'table_changed_event')::text)"
+    "SELECT pg_notify($1::text, json_build_object('channel', $1::text, 'operation', 'insert', "
+    "'sent_at', now(), 'table', $2::text, 'type', 'table_changed_event')::text)"
 )
 
 
