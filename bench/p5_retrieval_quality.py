@@ -163,7 +163,12 @@ def fused_runs(
     return {
         q: [
             f.chunk_id
-            for f in retrieval.fuse(legs.keyword[q], legs.dense[q], weight=weight, how=how)
+            for f in retrieval.fuse(
+                legs.keyword[q],
+                legs.dense[q][: retrieval.VECTOR_CANDIDATES],
+                weight=weight,
+                how=how,
+            )
         ]
         for q in legs.keyword
     }
@@ -171,7 +176,11 @@ def fused_runs(
 
 def rrf_runs(legs: Legs) -> dict[str, list[uuid.UUID]]:
     return {
-        q: [f.chunk_id for f in retrieval.rrf(legs.keyword[q], legs.dense[q])] for q in legs.keyword
+        q: [
+            f.chunk_id
+            for f in retrieval.rrf(legs.keyword[q], legs.dense[q][: retrieval.VECTOR_CANDIDATES])
+        ]
+        for q in legs.keyword
     }
 
 
@@ -400,7 +409,10 @@ async def _run(quick: bool) -> Section:
             f"{len(ds.corpus)} documents → {n_chunks} chunks ({CHUNK_WORDS}-word windows, "
             f"{CHUNK_OVERLAP} overlap, title as heading); {len(train_q)} train and {len(test_q)} "
             f"test queries; BM25 k1={bm25.K1}, b={bm25.B}, `english` configuration; a document "
-            "scores its best chunk; each leg proposes 100 chunks. Loading and embedding took "
+            "scores its best chunk; BM25 proposes 100 chunks and the dense leg 100, of which "
+            f"fusion takes the first {retrieval.VECTOR_CANDIDATES}, as the product does for "
+            "k ≤ 50 (at k = 100, the product row, both legs propose 100). "
+            "Loading and embedding took "
             f"{loaded:.0f} s (vectors cached on disk between runs)."
         )
 

@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from bench.rawhttp import Connection
 from bench.report import Row, Section
 
 CONCURRENCY = 16
+PROCESSES = (1, 2)  # API processes: one, then one per core (the last is judged on the target)
 DUPLICATE_EVERY = 10  # every 10th delivery repeats an earlier webhook-id
 NOOP = "bench.noop"
 
@@ -173,99 +175,155 @@ async def _jobs(app_url: str, count: int) -> tuple[float, int, int]:
     return len(done) / elapsed, len(set(done)), len(done) - len(set(done))
 
 
+@dataclass
+class IngressRun:
+    processes: int
+    rps: float
+    base_rps: float
+    outcomes: dict[str, int]
+    events: int
+    distinct: int
+    queued: int
+
+    @property
+    def accepted(self) -> int:
+        return self.outcomes.get("accepted", 0)
+
+    @property
+    def duplicates(self) -> int:
+        return self.outcomes.get("duplicate", 0)
+
+    @property
+    def refused(self) -> int:
+        return sum(v for k, v in self.outcomes.items() if k not in ("accepted", "duplicate"))
+
+    @property
+    def accepted_rps(self) -> float:
+        handled = max(1, self.accepted + self.duplicates + self.refused)
+        return self.rps * self.accepted / handled
+
+    @property
+    def lost(self) -> int:
+        return self.accepted - self.events
+
+    @property
+    def doubled(self) -> int:
+        return self.events - self.distinct + max(0, self.queued - self.events)
+
+
+def _ingress_run(processes: int, seconds: float, data_dir: Path) -> IngressRun:
+    """`parley serve --workers N` on its own embedded database, then the bare baseline with
+    the same number of processes; the stored totals are counted once the server stopped."""
+    from parley.kit import embedded_pg
+
+    env = {"PARLEY_RATE_LIMITS": "off", "PARLEY_WORKER_IN_PROCESS": "false"}
+    with parley_serve(data_dir, extra_env=env, args=["--workers", str(processes)]) as served:
+        tenant_id, path, secret = asyncio.run(_setup(served.base))
+        rps, outcomes = asyncio.run(_ingress(served.base, path, secret, seconds))
+    with baseline_serve(workers=processes) as b:
+        base_rps = asyncio.run(_baseline(b.base, seconds))
+    db = embedded_pg.start(data_dir)
+    events, distinct, queued = asyncio.run(_check_ingress(db.app_url, tenant_id))
+    return IngressRun(processes, rps, base_rps, outcomes, events, distinct, queued)
+
+
 def run(quick: bool = False) -> Section:
     import os
 
     load_before = os.getloadavg()[0]
     seconds = 3.0 if quick else 10.0
     job_count = 3_000 if quick else 20_000
-    data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-p7-"))
-    env = {"PARLEY_RATE_LIMITS": "off", "PARLEY_WORKER_IN_PROCESS": "false"}
-    try:
-        with parley_serve(data_dir, extra_env=env) as served:
-            tenant_id, path, secret = asyncio.run(_setup(served.base))
-            ingress_rps, outcomes = asyncio.run(_ingress(served.base, path, secret, seconds))
-        with baseline_serve() as b:
-            base_rps = asyncio.run(_baseline(b.base, seconds))
-        from parley.kit import embedded_pg
+    runs: list[IngressRun] = []
+    for processes in PROCESSES:
+        data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-p7-"))
+        try:
+            runs.append(_ingress_run(processes, seconds, data_dir))
+            if processes == PROCESSES[-1]:
+                from parley.kit import embedded_pg
 
-        db = embedded_pg.start(data_dir)
-        events, distinct, queued = asyncio.run(_check_ingress(db.app_url, tenant_id))
-        job_rate, job_done, job_dups = asyncio.run(_jobs(db.app_url, job_count))
-    finally:
-        stop_embedded_pg(data_dir)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    accepted = outcomes.get("accepted", 0)
-    duplicates = outcomes.get("duplicate", 0)
-    refused = sum(v for k, v in outcomes.items() if k not in ("accepted", "duplicate"))
-    accepted_rps = ingress_rps * accepted / max(1, accepted + duplicates + refused)
-    lost = accepted - events
-    doubled = events - distinct + max(0, queued - events)
-    return Section(
-        "P7",
-        "Webhook ingress and background jobs",
-        f"{CONCURRENCY} keep-alive connections for {seconds:.0f} s each (a minimal asyncio HTTP "
-        "client, so the client is not the bottleneck) against one `parley serve` process "
-        "(embedded PostgreSQL, rate limits off, no in-process worker) POSTing Standard "
-        f"Webhooks-signed deliveries to a webhook channel, every {DUPLICATE_EVERY}th a "
-        "redelivery of the previous webhook-id; and against a bare Starlette JSON endpoint "
-        "under uvicorn in the same run. Each accepted delivery is verified (timestamp window, "
-        "HMAC), deduplicated, stored and its processing job enqueued in one transaction "
-        "(one statement). Then "
-        f"{job_count} no-op jobs are enqueued and drained by the product's `Worker` "
-        "(batch 50, concurrency 20) in the same process. Lost/duplicated are counted in the "
-        "database afterwards.",
-        ".venv/bin/python -m bench p7",
-        [
+                db = embedded_pg.start(data_dir)
+                job_rate, job_done, job_dups = asyncio.run(_jobs(db.app_url, job_count))
+        finally:
+            stop_embedded_pg(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
+    rows: list[Row] = []
+    for r in runs:
+        label = f"{r.processes} API process" + ("es" if r.processes > 1 else "")
+        target = r.processes == PROCESSES[-1]
+        rows += [
             Row(
-                "deliveries handled, req/s (incl. redeliveries)",
-                f"{ingress_rps:.0f}",
-                f"{base_rps:.0f}",
-                f"{ingress_rps / base_rps:.2f}",
+                f"deliveries handled, req/s (incl. redeliveries), {label}",
+                f"{r.rps:.0f}",
+                f"{r.base_rps:.0f}",
+                f"{r.rps / r.base_rps:.2f}",
                 "—",
                 None,
             ),
             Row(
-                "new events accepted, events/s",
-                f"{accepted_rps:.0f}",
-                f"{base_rps:.0f}",
-                f"{accepted_rps / base_rps:.2f}",
-                "≥ 1,000",
-                accepted_rps >= 1000,
+                f"new events accepted, events/s, {label}",
+                f"{r.accepted_rps:.0f}",
+                f"{r.base_rps:.0f}",
+                f"{r.accepted_rps / r.base_rps:.2f}",
+                "≥ 1,000" if target else "—",
+                r.accepted_rps >= 1000 if target else None,
             ),
             Row(
-                "ingress: lost / duplicated (events, jobs)",
-                f"{lost} / {doubled}",
-                f"{accepted} accepted, {duplicates} redeliveries",
+                f"ingress: lost / duplicated (events, jobs), {label}",
+                f"{r.lost} / {r.doubled}",
+                f"{r.accepted} accepted, {r.duplicates} redeliveries",
                 "—",
                 "0 / 0",
-                lost == 0 and doubled == 0 and refused == 0,
+                r.lost == 0 and r.doubled == 0 and r.refused == 0,
             ),
-            Row(
-                "no-op jobs completed, jobs/s",
-                f"{job_rate:.0f}",
-                "—",
-                "—",
-                "≥ 1,000",
-                job_rate >= 1000,
-            ),
-            Row(
-                "jobs: lost / duplicated",
-                f"{job_count - job_done} / {job_dups}",
-                f"{job_count} enqueued",
-                "—",
-                "0 / 0",
-                job_done == job_count and job_dups == 0,
-            ),
-        ],
+        ]
+    rows += [
+        Row(
+            "no-op jobs completed, jobs/s",
+            f"{job_rate:.0f}",
+            "—",
+            "—",
+            "≥ 1,000",
+            job_rate >= 1000,
+        ),
+        Row(
+            "jobs: lost / duplicated",
+            f"{job_count - job_done} / {job_dups}",
+            f"{job_count} enqueued",
+            "—",
+            "0 / 0",
+            job_done == job_count and job_dups == 0,
+        ),
+    ]
+    return Section(
+        "P7",
+        "Webhook ingress and background jobs",
+        f"{CONCURRENCY} keep-alive connections for {seconds:.0f} s each (a minimal asyncio HTTP "
+        "client, so the client is not the bottleneck) against `parley serve` (embedded "
+        "PostgreSQL, rate limits off, no in-process worker), first as one API process, then "
+        f"as {PROCESSES[-1]} (`--workers {PROCESSES[-1]}`, one per core: how it is deployed "
+        "on this machine, docs/operations.md), each on a fresh database, POSTing Standard "
+        f"Webhooks-signed deliveries to a webhook channel, every {DUPLICATE_EVERY}th a "
+        "redelivery of the previous webhook-id; and against a bare Starlette JSON endpoint "
+        "under uvicorn with the same number of processes in the same run. Each accepted "
+        "delivery is verified (timestamp window, HMAC), deduplicated, stored and its "
+        "processing job enqueued in one transaction (one statement). Then "
+        f"{job_count} no-op jobs are enqueued and drained by the product's `Worker` "
+        "(batch 50, concurrency 20) in the same process. Lost/duplicated are counted in the "
+        "database afterwards.",
+        ".venv/bin/python -m bench p7",
+        rows,
         notes=[
             f"machine load average (1 min) when the run started: {load_before:.1f} on "
             f"{os.cpu_count()} cores (other processes share the machine, and PostgreSQL runs on "
             "it too; an accepted delivery to a channel the process has seen is 1 database round "
             "trip — `parley_inbound_receive`: secret check, insert, enqueue, durable commit — "
             "plus a coalesced worker wake-up at most every 20 ms; decision 0008)",
-            f"ingress outcomes: {json.dumps(outcomes, sort_keys=True)}; stored {events} events "
-            f"({distinct} distinct webhook-ids), {queued} processing jobs queued",
+            *(
+                f"ingress outcomes, {r.processes} process(es): "
+                f"{json.dumps(r.outcomes, sort_keys=True)}; stored {r.events} events "
+                f"({r.distinct} distinct webhook-ids), {r.queued} processing jobs queued"
+                for r in runs
+            ),
         ],
     )
 

@@ -109,7 +109,7 @@ def parley_worker(data_dir: Path, *, extra_env: dict[str, str] | None = None) ->
 
 
 @contextmanager
-def baseline_serve() -> Iterator[Served]:
+def baseline_serve(workers: int = 1) -> Iterator[Served]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -121,6 +121,8 @@ def baseline_serve() -> Iterator[Served]:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env=clean_env(),

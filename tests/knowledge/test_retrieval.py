@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -219,15 +220,39 @@ async def test_source_filter_is_honoured_by_both_legs(
     assert {x.chunk_id for x in kw} | {x.chunk_id for x in dense} <= set(a_ids)
 
 
-async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
-    client: httpx.AsyncClient, hybrid: Runtime
+async def test_workspaces_spread_over_the_vector_shards(
+    client: httpx.AsyncClient, hybrid: Runtime, admin_conn: asyncpg.Connection
 ) -> None:
-    """The large tenant's vectors fill the HNSW candidate list for this query; the iterative
-    scan must keep walking until the small tenant's chunks are found, and the other tenant's
-    rows must never come back. (For so small a tenant the planner would rather read its rows
-    by key and sort them; `enable_sort = off` makes it walk the HNSW graph, the plan a small
-    tenant gets once the large ones make key reads costlier.)"""
+    """Workspaces created one after another get different shards (round robin), and each
+    one's vectors live in its own shard's partition only."""
+    tenants = [await new_tenant(client) for _ in range(4)]
+    shards = [
+        await admin_conn.fetchval("SELECT vector_shard FROM tenants WHERE id = $1", t)
+        for t in tenants
+    ]
+    assert len(set(shards)) == 4
+    assert all(0 <= s < 16 for s in shards)
+    await add_source(hybrid, tenants[0], "Policies", DOCS)
+    rows = await admin_conn.fetch(
+        "SELECT tableoid::regclass::text AS part, count(*) AS n FROM kb_vectors "
+        "WHERE tenant_id = $1 GROUP BY 1",
+        tenants[0],
+    )
+    assert [(r["part"], r["n"]) for r in rows] == [(f"kb_vectors_s{shards[0]:02d}", len(DOCS))]
+
+
+async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
+    client: httpx.AsyncClient, hybrid: Runtime, admin_conn: asyncpg.Connection
+) -> None:
+    """Two workspaces in one shard (more workspaces than shards): the large one's vectors fill
+    the HNSW candidate list for this query; the iterative scan must keep walking until the
+    small tenant's chunks are found, and the other tenant's rows must never come back. (For so
+    small a tenant the planner would rather read its rows by key and sort them;
+    `enable_sort = off` makes it walk the HNSW graph, the plan a small tenant gets once the
+    large ones make key reads costlier.)"""
     large, small = await new_tenant(client), await new_tenant(client)
+    shard = await admin_conn.fetchval("SELECT vector_shard FROM tenants WHERE id = $1", large)
+    await admin_conn.execute("UPDATE tenants SET vector_shard = $1 WHERE id = $2", shard, small)
     filler = [f"Refund policy {letters(i)} for a car {letters(i * 7 + 3)}" for i in range(1500)]
     await add_source(hybrid, large, "Large", filler)
     _, small_ids = await add_source(
@@ -246,15 +271,17 @@ async def test_small_tenant_among_a_large_one_gets_its_own_chunks_only(
             r[0]
             for r in await s.execute(
                 text(
-                    "EXPLAIN SELECT chunk_id FROM kb_vectors WHERE tenant_id = :t AND dims = 384 "
-                    "AND model = :m ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) "
-                    "LIMIT 10"
+                    "EXPLAIN SELECT chunk_id FROM kb_vectors WHERE shard = :shard "
+                    "AND tenant_id = :t AND dims = 384 AND model = :m "
+                    "ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) LIMIT 10"
                 ),
-                {"t": small, "m": embedder.model, "q": vectors.literal(qv)},
+                {"shard": shard, "t": small, "m": embedder.model, "q": vectors.literal(qv)},
             )
         )
     assert sorted(d.chunk_id for d in dense) == sorted(small_ids)
-    assert "ix_kb_vectors_hnsw_384" in plan  # the filtered query walks the HNSW index
+    # The filtered query walks the shard's HNSW index (an index scan ordered by distance).
+    assert f"on kb_vectors_s{shard:02d}" in plan
+    assert "Order By: ((embedding)::vector(384) <=>" in plan, plan
     result = await search(hybrid, small, "refund policy for a car or a dog", k=10)
     assert {h.chunk_id for h in result.items} <= set(small_ids)
     assert result.items[0].chunk_id == small_ids[0]
@@ -342,3 +369,34 @@ async def test_local_sentence_transformers_embedder_runs_offline(
     assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2]) + 0.2
     again = await embedder.embed([texts[0]])
     assert again[0] == pytest.approx(vecs[0], abs=1e-5)
+
+
+async def test_the_database_fuses_exactly_as_fuse_does(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    """`parley_kb_search` fuses in SQL (one round trip); `retrieval.fuse` is the same
+    arithmetic in Python, which the P5 benchmark tunes. Both must rank and score alike."""
+    tenant = await new_tenant(client)
+    texts = DOCS + [f"Refund {letters(i)} shipping {letters(i * 3)} gift" for i in range(40)]
+    await add_source(hybrid, tenant, "Policies", texts)
+    embedder = embedder_for(hybrid)
+    assert embedder is not None
+    weight = hybrid.settings.parley_hybrid_bm25_weight
+    for query in ("refund within days", "gift card shipping", "email support weekdays"):
+        qv = (await embedder.embed([query]))[0]
+        async with tenant_session(hybrid.db, tenant) as s:
+            keyword = await bm25.search(s, tenant, query, k=retrieval.CANDIDATES, cfg=CFG)
+            dense = await vectors.search(
+                s, tenant, qv, k=retrieval.CANDIDATES, model=embedder.model
+            )
+        expected = retrieval.fuse(keyword, dense, weight=weight)[:10]
+        result = await search(hybrid, tenant, query, k=10)
+        assert [(h.chunk_id, h.score) for h in result.items] == [
+            (f.chunk_id, round(f.score, 6)) for f in expected
+        ]
+        assert [h.relevance for h in result.items] == [f.relevance for f in expected]
+        assert result.detail["candidates"] == {
+            "bm25": len(keyword),
+            "vector": len(dense),
+            "fused": 10,
+        }

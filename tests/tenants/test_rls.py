@@ -5,6 +5,7 @@ a stale tenant context."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import uuid
 from typing import Any
@@ -103,15 +104,50 @@ async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection)
     by_name = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows}
     for table in TENANT_TABLES:
         assert by_name[table] == (True, True), table
-    # The vector table exists only where pgvector does; where it does, RLS is forced too.
-    if VECTOR_TABLE in by_name:
-        assert by_name[VECTOR_TABLE] == (True, True)
+    # The vector table exists only where pgvector does; where it does, RLS is forced on it
+    # (a partitioned table) and on each of its shards, which the app role cannot reach.
+    vector_tables = set(await _vector_partitions(admin_conn))
+    parent = await admin_conn.fetchrow(
+        "SELECT relkind, relrowsecurity, relforcerowsecurity FROM pg_class "
+        "WHERE relname = $1 AND relnamespace = 'public'::regnamespace",
+        VECTOR_TABLE,
+    )
+    if parent is not None:
+        assert tuple(parent) == (b"p", True, True)
+        assert len(vector_tables) == 16
+        for part in vector_tables:
+            assert by_name[part] == (True, True), part
+        vector_tables.add(VECTOR_TABLE)
     # Conversely: every table with a tenant_id column is in the list.
     cols = await admin_conn.fetch(
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
     )
-    assert {c["table_name"] for c in cols} - {VECTOR_TABLE} == set(TENANT_TABLES)
+    assert {c["table_name"] for c in cols} - vector_tables == set(TENANT_TABLES)
+
+
+async def _vector_partitions(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass($1)",
+        VECTOR_TABLE,
+    )
+    return [r["relname"] for r in rows]
+
+
+async def test_the_app_role_cannot_reach_a_vector_shard_directly(
+    admin_conn: asyncpg.Connection, app_conn: asyncpg.Connection
+) -> None:
+    """Only the partitioned table is granted: a shard read directly would skip nothing (its
+    own policy still applies), but the app has no business there."""
+    parts = await _vector_partitions(admin_conn)
+    if not parts:
+        if not os.environ.get("TEST_DATABASE_URL"):
+            pytest.fail("the embedded PostgreSQL must have pgvector, so kb_vectors")
+        pytest.skip("this external PostgreSQL has no pgvector: kb_vectors does not exist")
+    for part in parts:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app_conn.fetchval(f"SELECT count(*) FROM {part}")
 
 
 async def test_app_role_cannot_bypass(

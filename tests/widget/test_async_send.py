@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from parley.kit.db import TenantId, create_database, tenant_session
-from parley.kit.jobs import enqueue
+from parley.kit.jobs import asyncpg_dsn, enqueue
 from parley.llm.turns import TURN_JOB
 from tests.conftest import (
     DatabaseUnderTest,
@@ -248,3 +248,49 @@ async def test_a_key_left_open_after_its_turn_succeeded_is_answered_from_the_led
         assert state == "completed"
         assert len(await _history(client, s)) == 2
         assert len(fake_openai.calls_for(text)) == 1
+
+
+async def test_an_async_send_wakes_the_workers_once_without_a_notify_per_insert(
+    client: httpx.AsyncClient, test_db: DatabaseUnderTest, admin_conn: asyncpg.Connection
+) -> None:
+    """The send's transaction enqueues its turn quietly (a notifying commit holds a
+    database-wide lock through its WAL flush: decision 0008, migration 0013); the API then
+    wakes the workers with one nudge. pgqueuer's per-insert trigger would add a second
+    insert notification."""
+    from pgqueuer.domain.settings import db_settings
+
+    owner = await register(client, "async-quiet")
+    w = await create_widget(client, owner)
+    s = await widget_session(client, w.widget_key)
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    conn = await asyncpg.connect(asyncpg_dsn(test_db.app_url))
+    try:
+        await conn.add_listener(
+            db_settings().channel, lambda *args: received.put_nowait(json.loads(str(args[-1])))
+        )
+        # Other tests' workers share this database: start from a quiet channel.
+        for _ in range(50):
+            try:
+                await asyncio.wait_for(received.get(), timeout=0.3)
+            except TimeoutError:
+                break
+        sent = await client.post(
+            "/v1/widget/messages",
+            json={"content": "a quiet question"},
+            headers={**s.headers, **ASYNC, "Idempotency-Key": "quiet-1"},
+        )
+        assert sent.status_code == 202, sent.text
+        first = await asyncio.wait_for(received.get(), timeout=5)
+        await asyncio.sleep(0.5)  # anything else the send caused has arrived by now
+        later = [received.get_nowait() for _ in range(received.qsize())]
+    finally:
+        await conn.close()
+    inserts = [n for n in [first, *later] if n.get("operation") == "insert"]
+    assert len(inserts) == 1, [first, *later]
+    # The turn was enqueued all the same (still queued, or already taken by a worker).
+    jobs = await admin_conn.fetchval(
+        "SELECT count(*) FROM pgqueuer_log WHERE entrypoint = $1 AND status = 'queued' "
+        "AND created > now() - interval '1 minute'",
+        TURN_JOB,
+    )
+    assert jobs >= 1

@@ -2,9 +2,10 @@
 
 Lexemes come from `to_tsvector` with the configured text-search configuration (stemming and
 stop words per language). The index (see `parley.models.knowledge`) is maintained by
-`index_version()` / `drop_version()` inside the ingestion job's transaction, and scored by
-`search()` in one statement that reads the postings' primary key only. Constants are bound as
-float8: a decimal literal would make PostgreSQL compute in `numeric`, several times slower.
+`index_version()` / `drop_version()` inside the ingestion job's transaction, and scored in one
+statement, the SQL function `parley_kb_bm25` (migration 0012), that reads the postings' primary
+key only. Constants are float8: a decimal literal would make PostgreSQL compute in `numeric`,
+several times slower.
 """
 
 from __future__ import annotations
@@ -72,41 +73,11 @@ UPDATE kb_stats SET
 WHERE tenant_id = :tenant_id AND (SELECT count(*) FROM terms) >= 0
 """
 
+# The scoring statement is the SQL function `parley_kb_bm25` (migration 0012), shared with
+# `parley_kb_search`, which runs it as the keyword leg of a hybrid search.
 _SEARCH = """
-WITH q AS (
-    SELECT DISTINCT lexeme FROM unnest(to_tsvector(CAST(:cfg AS regconfig), :query))
-),
-s AS (
-    SELECT chunks::float8 AS n,
-           greatest(total_length::float8 / greatest(chunks, 1)::float8, 1.0::float8) AS avgdl
-    FROM kb_stats WHERE tenant_id = :tenant_id
-),
-w AS (
-    SELECT q.lexeme, coalesce(t.df, 0) AS df,
-           ln(1.0::float8 + (s.n - coalesce(t.df, 0)::float8 + 0.5::float8)
-                          / (coalesce(t.df, 0)::float8 + 0.5::float8)) AS idf
-    FROM q CROSS JOIN s
-    LEFT JOIN kb_terms t ON t.tenant_id = :tenant_id AND t.lexeme = q.lexeme
-),
-ceiling AS (
-    SELECT greatest(sum(idf), 1e-9::float8) AS c FROM w
-),
-scored AS (
-    SELECT p.chunk_id,
-           sum(w.idf * p.tf::float8 * (CAST(:k1 AS float8) + 1.0::float8)
-               / (p.tf::float8 + CAST(:k1 AS float8) * (1.0::float8 - CAST(:b AS float8)
-                  + CAST(:b AS float8) * p.dl::float8 / s.avgdl))) AS score
-    FROM w
-    JOIN kb_postings p ON p.tenant_id = :tenant_id AND p.lexeme = w.lexeme
-    CROSS JOIN s
-    WHERE w.df > 0
-      AND (CAST(:sources AS uuid[]) IS NULL OR p.source_id = ANY(CAST(:sources AS uuid[])))
-    GROUP BY p.chunk_id
-)
-SELECT scored.chunk_id, scored.score, least(scored.score / ceiling.c, 1.0::float8) AS coverage
-FROM scored CROSS JOIN ceiling
-ORDER BY scored.score DESC, scored.chunk_id
-LIMIT :k
+SELECT chunk_id, score, coverage
+FROM parley_kb_bm25(:tenant_id, :query, :cfg, CAST(:sources AS uuid[]), :k, :k1, :b)
 """
 
 

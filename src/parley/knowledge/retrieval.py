@@ -28,14 +28,16 @@ from parley.knowledge.bm25 import Scored
 from parley.knowledge.embeddings import EmbeddingsError, embedder_for
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from parley.kit.db import TenantId
     from parley.kit.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-CANDIDATES = 100  # per leg, before fusion
+CANDIDATES = 100  # BM25 candidates before fusion (its cost hardly depends on this)
+# Vector candidates before fusion: the HNSW walk's cost grows with it (ef_search ≥ this).
+VECTOR_CANDIDATES = 50
 
 Normalisation = Literal["minmax", "max"]
 # Per-leg score normalisation before the convex combination; min-max won on SciFact train
@@ -143,50 +145,18 @@ def rrf(keyword: list[Scored], dense: list[Scored], *, k: int = RRF_K) -> list[F
     return fused
 
 
-_HYDRATE = """
-SELECT c.id, c.source_id, c.text, c.page, c.heading, s.title, s.url
-FROM kb_chunks c JOIN kb_sources s ON s.tenant_id = c.tenant_id AND s.id = c.source_id
-WHERE c.tenant_id = :tenant_id AND c.id = ANY(CAST(:ids AS uuid[]))
-"""
-
-
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-async def hydrate(session: AsyncSession, tenant_id: TenantId, ranked: list[Fused]) -> list[Hit]:
-    """Chunk text and source title for ranked chunk ids, in the ranked order."""
-    if not ranked:
-        return []
-    rows = await session.execute(
-        text(_HYDRATE), {"tenant_id": tenant_id, "ids": [f.chunk_id for f in ranked]}
-    )
-    by_id = {r.id: r for r in rows}
-    hits: list[Hit] = []
-    for f in ranked:
-        r = by_id.get(f.chunk_id)
-        if r is None:
-            continue
-        hits.append(
-            Hit(
-                chunk_id=f.chunk_id,
-                source_id=r.source_id,
-                title=r.title,
-                text=r.text,
-                score=round(f.score, 6),
-                url=r.url,
-                page=r.page,
-                heading=r.heading,
-                bm25_score=_rounded(f.bm25),
-                vector_score=_rounded(f.vector),
-                relevance=f.relevance,
-            )
-        )
-    return hits
+_SEARCH = text(
+    "SELECT * FROM parley_kb_search(:tenant_id, :query, :cfg, CAST(:sources AS uuid[]), :k, "
+    ":pool, :vector_pool, :k1, :b, :vector, :dims, :model, :weight, :ef, :max_tuples)"
+)
 
 
 async def search(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     runtime: Runtime,
     tenant_id: TenantId,
     query: str,
@@ -194,10 +164,13 @@ async def search(
     k: int,
     source_ids: list[uuid.UUID] | None = None,
 ) -> SearchResult:
-    """The top `k` passages for `query` among the tenant's (or the given sources') chunks."""
+    """The top `k` passages for `query` among the tenant's (or the given sources') chunks.
+
+    One round trip: `parley_kb_search` (migration 0012) runs both legs, fuses them with the
+    arithmetic of `fuse()` and returns the passages. It binds the tenant itself, so it also
+    serves a caller without a transaction (`kit.db.single_statement`)."""
     started = time.perf_counter()
     settings = runtime.settings
-    cfg = settings.parley_text_search_config
     notice = _notice(runtime)
     embedder = embedder_for(runtime)
     query_vector: list[float] | None = None
@@ -207,31 +180,64 @@ async def search(
         except EmbeddingsError as exc:
             log.warning("knowledge.search.embeddings_failed", tenant_id=str(tenant_id))
             notice = f"{exc.detail} Retrieval fell back to keyword-only (BM25)."
+    hybrid = query_vector is not None and embedder is not None
+    pool = max(k, CANDIDATES)
+    vector_pool = max(k, VECTOR_CANDIDATES)
+    weight = settings.parley_hybrid_bm25_weight
+    rows = (
+        await session.execute(
+            _SEARCH,
+            {
+                "tenant_id": tenant_id,
+                "query": query,
+                "cfg": settings.parley_text_search_config,
+                "sources": source_ids,
+                "k": k,
+                "pool": pool,
+                "vector_pool": vector_pool,
+                "k1": bm25.K1,
+                "b": bm25.B,
+                "vector": vectors.literal(query_vector) if query_vector is not None else None,
+                "dims": len(query_vector) if query_vector is not None else None,
+                "model": embedder.model if embedder is not None else None,
+                "weight": weight,
+                "ef": vectors.ef_search(vector_pool),
+                "max_tuples": vectors.MAX_SCAN_TUPLES,
+            },
+        )
+    ).all()
+    items = [
+        Hit(
+            chunk_id=r.r_chunk_id,
+            source_id=r.r_source_id,
+            title=r.r_title,
+            text=r.r_text,
+            score=round(r.r_score, 6),
+            url=r.r_url,
+            page=r.r_page,
+            heading=r.r_heading,
+            bm25_score=_rounded(r.r_bm25),
+            vector_score=_rounded(r.r_vector),
+            relevance=Fused(r.r_chunk_id, r.r_score, r.r_bm25, r.r_vector, r.r_coverage).relevance,
+        )
+        for r in rows
+    ]
+    keyword_candidates = rows[0].r_bm25_candidates if rows else 0
     detail: dict[str, Any]
-    if query_vector is None or embedder is None:
-        keyword = await bm25.search(session, tenant_id, query, k=k, cfg=cfg, source_ids=source_ids)
-        ranked = [Fused(s.chunk_id, s.score, bm25=s.score, coverage=s.coverage) for s in keyword]
-        mode = "keyword"
-        detail = {"mode": mode, "candidates": {"bm25": len(keyword)}, "notice": notice}
-    else:
-        pool = max(k, CANDIDATES)
-        keyword = await bm25.search(
-            session, tenant_id, query, k=pool, cfg=cfg, source_ids=source_ids
-        )
-        dense = await vectors.search(
-            session, tenant_id, query_vector, k=pool, model=embedder.model, source_ids=source_ids
-        )
-        weight = settings.parley_hybrid_bm25_weight
-        ranked = fuse(keyword, dense, weight=weight)[:k]
-        mode = "hybrid"
+    if hybrid and embedder is not None:
         detail = {
-            "mode": mode,
+            "mode": "hybrid",
             "fusion": {"method": "convex", "normalisation": NORMALISATION, "bm25_weight": weight},
-            "candidates": {"bm25": len(keyword), "vector": len(dense), "fused": len(ranked)},
+            "candidates": {
+                "bm25": keyword_candidates,
+                "vector": rows[0].r_vector_candidates if rows else 0,
+                "fused": len(items),
+            },
             "embedder": {"name": embedder.name, "model": embedder.model},
             "notice": None,
         }
-    items = await hydrate(session, tenant_id, ranked)
+    else:
+        detail = {"mode": "keyword", "candidates": {"bm25": keyword_candidates}, "notice": notice}
     detail["hits"] = [
         {
             "chunk_id": str(h.chunk_id),
@@ -243,7 +249,7 @@ async def search(
     ]
     return SearchResult(
         items=items,
-        mode=mode,
+        mode=str(detail["mode"]),
         latency_ms=(time.perf_counter() - started) * 1000,
         detail=detail,
     )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     text,
@@ -43,6 +44,11 @@ class Tenant(Base):
     plan: Mapped[str] = mapped_column(String(40), server_default="free")
     created_at: Mapped[datetime] = utcnow_column()
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Which shard of `kb_vectors` holds this workspace's vectors (migration 0012): assigned
+    # round robin at creation, so workspaces spread evenly over the shards.
+    vector_shard: Mapped[int] = mapped_column(
+        SmallInteger, server_default=text("(nextval('tenant_vector_shard_seq') % 16)")
+    )
 
 
 class User(Base):

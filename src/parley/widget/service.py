@@ -24,6 +24,7 @@ from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
 from parley.kit.errors import NotFound, TenantSuspended
 from parley.kit.ids import new_id
+from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import SSE_CONNECTIONS
 from parley.kit.pagination import Page
 from parley.kit.ratelimit import enforce
@@ -362,6 +363,7 @@ async def enqueue_message(
         return Queued(response["message"], op, response["reply"])
     user_json = message_row_json(found["message"])
     if claimed.outcome == "new":
+        worker_nudge(runtime).poke()  # its turn was enqueued without a NOTIFY (migration 0013)
         await runtime.broker.publish(
             topic(caller.tenant_id, caller.conversation_id),
             {"type": "message.created", "message": user_json},
