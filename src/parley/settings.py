@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     )
     parley_embeddings_api_key: SecretStr | None = None
     parley_hybrid_bm25_weight: float = Field(
-        default=0.6,
+        default=0.55,
         ge=0,
         le=1,
         description="BM25's weight in convex fusion with vectors (tuned on SciFact train, P5).",

@@ -141,6 +141,50 @@ async def test_faq_pairs_are_answered_whole(client: httpx.AsyncClient, worker: N
     assert "7 to 10 days" in top["text"]
 
 
+async def test_a_sources_chunks_are_listed_in_order_a_page_at_a_time(
+    client: httpx.AsyncClient, worker: None, admin_conn: asyncpg.Connection
+) -> None:
+    owner = await register(client, "kb-chunks")
+    pairs = [
+        {"question": f"Question number {i}?", "answer": f"Answer number {i}."} for i in range(5)
+    ]
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+        json={"type": "faq", "pairs": pairs},
+        headers=owner.headers,
+    )
+    assert resp.status_code == 202, resp.text
+    assert (await wait_job(client, owner, resp.json()["job"]["id"]))["status"] == "succeeded"
+    url = f"/v1/tenants/{owner.tenant_id}/knowledge/sources/{resp.json()['id']}/chunks"
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = await client.get(url, params=params, headers=owner.headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert set(body) == {"items", "next_cursor"}
+        assert len(body["items"]) <= 2
+        seen += body["items"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    stored = await admin_conn.fetch(
+        "SELECT id, ordinal FROM kb_chunks WHERE source_id = $1 ORDER BY ordinal",
+        uuid.UUID(resp.json()["id"]),
+    )
+    assert [(c["id"], c["ordinal"]) for c in seen] == [(str(r["id"]), r["ordinal"]) for r in stored]
+    assert len(seen) == 5
+    assert pages == 3
+    assert "Question number 0?" in seen[0]["text"]
+    bad = await client.get(url, params={"cursor": "not-a-cursor"}, headers=owner.headers)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert bad.json()["code"] == "invalid_cursor"
+
+
 async def test_files_are_uploaded_extracted_and_refused_clearly(
     client: httpx.AsyncClient, worker: None, admin_conn: asyncpg.Connection
 ) -> None:

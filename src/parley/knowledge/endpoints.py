@@ -129,17 +129,17 @@ async def get_source(scope: Reader, source_id: uuid.UUID) -> SourceOut:
 
 @router.get(
     "/sources/{source_id}/chunks",
-    response_model=list[ChunkOut],
-    summary="The chunks of a source's active index version, in order",
+    response_model=Page[ChunkOut],
+    summary="The chunks of a source's active index version, in order (cursor-paged)",
 )
 async def list_chunks(
     scope: Reader,
     source_id: uuid.UUID,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> list[ChunkOut]:
+) -> Page[ChunkOut]:
     return await service.list_chunks(
-        scope.session, scope.tenant_id, source_id, after=after, limit=limit
+        scope.session, scope.tenant_id, source_id, cursor=cursor, limit=limit
     )
 
 

@@ -20,7 +20,14 @@ from parley.bots.schemas import BotConfig
 from parley.kit import jobs
 from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
-from parley.kit.pagination import Page, after_id, page_by_id
+from parley.kit.pagination import (
+    InvalidCursor,
+    Page,
+    after_id,
+    decode_cursor,
+    encode_cursor,
+    page_by_id,
+)
 from parley.kit.ssrf import check_url
 from parley.knowledge import repository as repo
 from parley.knowledge import retrieval
@@ -278,16 +285,26 @@ async def list_chunks(
     tenant_id: TenantId,
     source_id: uuid.UUID,
     *,
-    after: int,
+    cursor: str | None,
     limit: int,
-) -> list[ChunkOut]:
+) -> Page[ChunkOut]:
+    """One page of the active version's chunks in order; the cursor is the last ordinal."""
     source = await repo.get_source(session, tenant_id, source_id)
     if source is None:
         raise SourceNotFound()
+    key = decode_cursor(cursor)
+    try:
+        after = int(key[0]) if key is not None else -1
+    except (ValueError, TypeError, IndexError) as exc:
+        raise InvalidCursor() from exc
     rows = await repo.chunks_of(
-        session, tenant_id, source_id, source.active_version, after=after, limit=limit
+        session, tenant_id, source_id, source.active_version, after=after, limit=limit + 1
     )
-    return [ChunkOut.model_validate(c) for c in rows]
+    items = [ChunkOut.model_validate(c) for c in rows[:limit]]
+    more = len(rows) > limit and items
+    return Page[ChunkOut](
+        items=items, next_cursor=encode_cursor([items[-1].ordinal]) if more else None
+    )
 
 
 async def get_job(session: AsyncSession, tenant_id: TenantId, job_id: uuid.UUID) -> JobOut:
