@@ -6,11 +6,19 @@ import uuid
 
 from parley.kit.db import Database, TenantId, tenant_session
 from parley.kit.ids import new_id
-from parley.models import AutomationRule, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from parley.models import (
+    AutomationRule,
+    EmittedEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from parley.webhooks.events import emitted_id
 
 
 async def seed_webhook_rows(db: Database, tenant_id: str) -> None:
-    """One endpoint, one delivery with one logged attempt, and one automation rule."""
+    """One endpoint, one delivery with one logged attempt, one automation rule and one emitted
+    event."""
     tid = TenantId(uuid.UUID(tenant_id))
     async with tenant_session(db, tid) as session:
         endpoint = WebhookEndpoint(
@@ -53,5 +61,14 @@ async def seed_webhook_rows(db: Database, tenant_id: str) -> None:
                 event="message.created",
                 condition={"type": "always"},
                 action={"type": "request_handoff"},
+            )
+        )
+        subject = new_id()
+        session.add(
+            EmittedEvent(
+                tenant_id=tid,
+                id=emitted_id("message.created", subject),
+                event="message.created",
+                subject_id=subject,
             )
         )

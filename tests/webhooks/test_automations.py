@@ -262,3 +262,70 @@ async def test_the_compat_api_emits_the_same_events(
         ("message.created", "assistant"),
         ("message.created", "user"),
     ]
+
+
+async def test_a_rerun_emit_job_applies_the_rules_once(
+    wh_client: httpx.AsyncClient, wh_app: Any, receiver: Receiver, admin_conn: asyncpg.Connection
+) -> None:
+    """The job that turns a stored message into `message.created` deliveries and rule actions
+    can run again after a crash between its commit and its acknowledgement: the
+    `emitted_events` row written in the same transaction as the actions stops the second run."""
+    from parley.kit.jobs import JobContext
+    from parley.webhooks.tasks import EMIT_MESSAGE_JOB, emit_message
+
+    owner = await register(wh_client, "auto-rerun")
+    called = await make_hook(wh_client, owner, receiver.url("/called"), ["usage.threshold"])
+    await _rule(
+        wh_client,
+        owner,
+        condition={"type": "message_contains", "value": "refund"},
+        action={"type": "call_webhook", "webhook_id": called["id"]},
+    )
+    await _rule(
+        wh_client,
+        owner,
+        condition={"type": "message_contains", "value": "refund"},
+        action={"type": "request_handoff"},
+    )
+    w = await create_widget(wh_client, owner)
+    s = await widget_session(wh_client, w.widget_key)
+    sent = await wh_client.post(
+        "/v1/widget/messages", json={"content": "a refund please"}, headers=s.headers
+    )
+    assert sent.status_code == 201, sent.text
+    payload = {
+        "tenant_id": owner.tenant_id,
+        "event": "message.created",
+        "message_id": sent.json()["message"]["id"],
+        "fallback": False,
+    }
+    runtime = wh_app.state.runtime
+    for attempt in range(2):  # the first run, then the re-run of the same job
+        await emit_message(
+            JobContext(
+                db=runtime.db,
+                job_id=0,
+                entrypoint=EMIT_MESSAGE_JOB,
+                attempt=attempt,
+                payload=payload,
+                runtime_=runtime,
+            )
+        )
+    tid = uuid.UUID(owner.tenant_id)
+    rows = await admin_conn.fetch(
+        "SELECT endpoint_id, event_type FROM webhook_deliveries WHERE tenant_id = $1", tid
+    )
+    # The rule's call: one delivery of the triggering event to the endpoint, not two.
+    assert [(str(r["endpoint_id"]), r["event_type"]) for r in rows] == [
+        (called["id"], "message.created")
+    ]
+    handoff = await admin_conn.fetchval(
+        "SELECT handoff_requested_at FROM conversations WHERE tenant_id = $1", tid
+    )
+    assert handoff is not None
+    emitted = await admin_conn.fetchval(
+        "SELECT count(*) FROM emitted_events WHERE tenant_id = $1 AND subject_id = $2",
+        tid,
+        uuid.UUID(payload["message_id"]),
+    )
+    assert emitted == 1

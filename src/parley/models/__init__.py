@@ -25,6 +25,7 @@ from parley.models.identity import (
 )
 from parley.models.integrations import (
     AutomationRule,
+    EmittedEvent,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -49,6 +50,7 @@ __all__ = [
     "BotVersion",
     "Channel",
     "Conversation",
+    "EmittedEvent",
     "IdempotencyKey",
     "InboundEvent",
     "Invitation",

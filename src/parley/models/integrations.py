@@ -122,4 +122,23 @@ class AutomationRule(TenantScoped, Base):
     updated_at: Mapped[datetime] = utcnow_column()
 
 
-__all__ = ["AutomationRule", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint"]
+class EmittedEvent(TenantScoped, Base):
+    """An event that was turned into deliveries and rule actions, stored in the same
+    transaction as they are: a re-run of the job that emits it (a crash between its commit and
+    its acknowledgement) finds this row and does nothing. `id` is derived from the event and
+    its subject (`webhooks.events.emitted_id`), so the primary key is the dedupe key."""
+
+    __tablename__ = "emitted_events"
+
+    event: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+__all__ = [
+    "AutomationRule",
+    "EmittedEvent",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from parley.models import Conversation, Message
+
+_EMITTED = uuid.UUID("5d0c7f3e-8a51-4f0e-9a5c-2f1f6a3c9b10")  # namespace of emitted-event ids
+
+
+def emitted_id(event: str, subject_id: uuid.UUID) -> uuid.UUID:
+    """The dedupe key of an event about one subject (`emitted_events.id`)."""
+    return uuid.uuid5(_EMITTED, f"{event}:{subject_id}")
 
 
 def conversation_started(c: Conversation) -> dict[str, Any]:

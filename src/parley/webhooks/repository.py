@@ -8,10 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, literal, null, select, text, union_all
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.models import AutomationRule, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from parley.models import (
+    AutomationRule,
+    EmittedEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from parley.webhooks import events
 
 
 async def endpoint(
@@ -161,17 +169,20 @@ async def dead_letter_total(session: AsyncSession) -> int:
     return int(await session.scalar(text("SELECT parley_webhook_dead_letters()")) or 0)
 
 
-async def has_deliveries_for_message(
-    session: AsyncSession, tenant_id: TenantId, event_type: str, message_id: uuid.UUID
+async def mark_emitted(
+    session: AsyncSession, tenant_id: TenantId, event: str, subject_id: uuid.UUID
 ) -> bool:
-    """Whether `event_type` for this message was already turned into deliveries."""
-    found = await session.execute(
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.tenant_id == tenant_id,
-            WebhookDelivery.event_type == event_type,
-            WebhookDelivery.payload["data"]["message_id"].astext == str(message_id),
+    """Record that `event` about `subject_id` is being emitted in this transaction; False when
+    it already was (then the caller does nothing)."""
+    inserted = await session.execute(
+        pg_insert(EmittedEvent)
+        .values(
+            tenant_id=tenant_id,
+            id=events.emitted_id(event, subject_id),
+            event=event,
+            subject_id=subject_id,
         )
-        .limit(1)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        .returning(EmittedEvent.id)
     )
-    return found.first() is not None
+    return inserted.first() is not None

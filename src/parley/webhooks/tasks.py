@@ -27,7 +27,7 @@ async def emit_message(ctx: JobContext) -> None:
     message_id = uuid.UUID(str(ctx.payload["message_id"]))
     event = str(ctx.payload.get("event") or "message.created")
     async with ctx.tenant_session() as session:
-        if await repo.has_deliveries_for_message(session, ctx.tenant_id, event, message_id):
+        if not await repo.mark_emitted(session, ctx.tenant_id, event, message_id):
             return  # a re-run after a crash between commit and acknowledgement
         message = await conv_repo.get_message(session, ctx.tenant_id, message_id)
         if message is None:
