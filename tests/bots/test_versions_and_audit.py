@@ -295,3 +295,33 @@ async def test_retrieval_and_handoff_settings_are_versioned(client: httpx.AsyncC
         f"{base}/versions", json={"retrieval": {"top_k": 0}}, headers=owner.headers
     )
     assert_problem(bad, 422, "validation_failed")
+
+
+async def test_audit_log_pages_by_sequence_and_refuses_a_forged_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    import base64
+    import json
+
+    owner = await register(client, "audit-pages")
+    url = f"/v1/tenants/{owner.tenant_id}/audit-log"
+    for i in range(3):  # three configuration changes, three entries
+        made = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/bots", json={"name": f"Bot {i}"}, headers=owner.headers
+        )
+        assert made.status_code == 201, made.text
+    first = (await client.get(url, params={"limit": 2}, headers=owner.headers)).json()
+    second = (
+        await client.get(
+            url, params={"limit": 2, "cursor": first["next_cursor"]}, headers=owner.headers
+        )
+    ).json()
+    seqs = [e["seq"] for e in first["items"] + second["items"]]
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(set(seqs)) == len(seqs) >= 3
+    # A well-formed cursor holding something other than a sequence number: 422, not 500.
+    forged = base64.urlsafe_b64encode(json.dumps(["x"]).encode()).decode().rstrip("=")
+    bad = await client.get(url, params={"cursor": forged}, headers=owner.headers)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert bad.json()["code"] == "invalid_cursor"

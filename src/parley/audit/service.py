@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
 from parley.kit.ids import new_id
-from parley.kit.pagination import Page, decode_cursor, encode_cursor
+from parley.kit.pagination import Page, after_int, page_by_key
 from parley.models import AuditEntry
 
 GENESIS = "0" * 64
@@ -124,30 +124,29 @@ async def list_entries(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[AuditEntryOut]:
     """Newest first; the cursor is the last sequence number seen."""
-    key = decode_cursor(cursor)
+    before = after_int(cursor)
     query = (
         select(AuditEntry)
         .where(AuditEntry.tenant_id == tenant_id)
         .order_by(AuditEntry.seq.desc())
         .limit(limit + 1)
     )
-    if key:
-        query = query.where(AuditEntry.seq < int(key[0]))
+    if before is not None:
+        query = query.where(AuditEntry.seq < before)
     rows = list((await session.execute(query)).scalars())
-    items = [
-        AuditEntryOut(
-            id=e.id,
-            seq=e.seq,
-            actor=e.actor,
-            action=e.action,
-            target_type=e.target_type,
-            target_id=e.target_id,
-            before=e.before,
-            after=e.after,
-            created_at=e.created_at,
-            hash=e.hash,
-        )
-        for e in rows[:limit]
-    ]
-    nxt = encode_cursor([items[-1].seq]) if len(rows) > limit and items else None
-    return Page[AuditEntryOut](items=items, next_cursor=nxt)
+    return page_by_key(rows, limit, _entry_out, lambda e: e.seq)
+
+
+def _entry_out(e: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=e.id,
+        seq=e.seq,
+        actor=e.actor,
+        action=e.action,
+        target_type=e.target_type,
+        target_id=e.target_id,
+        before=e.before,
+        after=e.after,
+        created_at=e.created_at,
+        hash=e.hash,
+    )

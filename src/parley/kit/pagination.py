@@ -66,10 +66,29 @@ def after_id(cursor: str | None) -> uuid.UUID | None:
 R = TypeVar("R")
 
 
+def after_int(cursor: str | None) -> int | None:
+    """The integer key (a sequence number, an ordinal) a `next_cursor` made by `page_by_key`
+    points after."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    if not key or not isinstance(key[0], int) or isinstance(key[0], bool):
+        raise InvalidCursor()
+    return key[0]
+
+
+def page_by_key(
+    rows: Sequence[R], limit: int, to_item: Callable[[R], T], key_of: Callable[[T], str | int]
+) -> Page[T]:
+    """A page from `limit + 1` rows fetched in key order (the extra row says there is more);
+    the cursor holds the last item's key."""
+    items = [to_item(r) for r in rows[:limit]]
+    nxt = encode_cursor([key_of(items[-1])]) if len(rows) > limit and items else None
+    return Page[T](items=items, next_cursor=nxt)
+
+
 def page_by_id(
     rows: Sequence[R], limit: int, to_item: Callable[[R], T], id_of: Callable[[T], uuid.UUID]
 ) -> Page[T]:
-    """A page from `limit + 1` rows fetched in id order (the extra row says there is more)."""
-    items = [to_item(r) for r in rows[:limit]]
-    nxt = encode_cursor([str(id_of(items[-1]))]) if len(rows) > limit and items else None
-    return Page[T](items=items, next_cursor=nxt)
+    """`page_by_key` keyed by id (read back with `after_id`)."""
+    return page_by_key(rows, limit, to_item, lambda item: str(id_of(item)))

@@ -85,8 +85,12 @@ class Fused:
 
     @property
     def relevance(self) -> float:
-        semantic = (self.vector or 0.0) * VECTOR_RELEVANCE_SCALE
-        return round(min(1.0, max(self.coverage, semantic)), 6)
+        return relevance(self.coverage, self.vector)
+
+
+def relevance(coverage: float, cosine: float | None) -> float:
+    """`Hit.relevance`: the keyword coverage or the scaled cosine, whichever is higher."""
+    return round(min(1.0, max(coverage, (cosine or 0.0) * VECTOR_RELEVANCE_SCALE)), 6)
 
 
 def normalised(scores: list[float], how: Normalisation) -> list[float]:
@@ -218,7 +222,7 @@ async def search(
             heading=r.r_heading,
             bm25_score=_rounded(r.r_bm25),
             vector_score=_rounded(r.r_vector),
-            relevance=Fused(r.r_chunk_id, r.r_score, r.r_bm25, r.r_vector, r.r_coverage).relevance,
+            relevance=relevance(r.r_coverage, r.r_vector),
         )
         for r in rows
     ]

@@ -20,14 +20,7 @@ from parley.bots.schemas import BotConfig
 from parley.kit import jobs
 from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
-from parley.kit.pagination import (
-    InvalidCursor,
-    Page,
-    after_id,
-    decode_cursor,
-    encode_cursor,
-    page_by_id,
-)
+from parley.kit.pagination import Page, after_id, after_int, page_by_id, page_by_key
 from parley.kit.ssrf import check_url
 from parley.knowledge import repository as repo
 from parley.knowledge import retrieval
@@ -292,19 +285,16 @@ async def list_chunks(
     source = await repo.get_source(session, tenant_id, source_id)
     if source is None:
         raise SourceNotFound()
-    key = decode_cursor(cursor)
-    try:
-        after = int(key[0]) if key is not None else -1
-    except (ValueError, TypeError, IndexError) as exc:
-        raise InvalidCursor() from exc
+    after = after_int(cursor)
     rows = await repo.chunks_of(
-        session, tenant_id, source_id, source.active_version, after=after, limit=limit + 1
+        session,
+        tenant_id,
+        source_id,
+        source.active_version,
+        after=-1 if after is None else after,
+        limit=limit + 1,
     )
-    items = [ChunkOut.model_validate(c) for c in rows[:limit]]
-    more = len(rows) > limit and items
-    return Page[ChunkOut](
-        items=items, next_cursor=encode_cursor([items[-1].ordinal]) if more else None
-    )
+    return page_by_key(rows, limit, ChunkOut.model_validate, lambda c: c.ordinal)
 
 
 async def get_job(session: AsyncSession, tenant_id: TenantId, job_id: uuid.UUID) -> JobOut:

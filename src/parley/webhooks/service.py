@@ -20,7 +20,7 @@ from parley.kit import jobs
 from parley.kit.db import TenantId
 from parley.kit.errors import Conflict, NotFound
 from parley.kit.ids import new_id
-from parley.kit.pagination import Page, after_id, encode_cursor, page_by_id
+from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import check_url
 from parley.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -308,13 +308,8 @@ async def _deliveries_page(
         before=after_id(cursor),
         limit=limit + 1,
     )
-    page = list(rows[:limit])
-    attempts = await repo.attempts_for(session, tenant_id, [d.id for d in page])
-    items = [delivery_out(d, attempts[d.id]) for d in page]
-    more = len(rows) > limit and items
-    return Page[DeliveryOut](
-        items=items, next_cursor=encode_cursor([str(items[-1].id)]) if more else None
-    )
+    attempts = await repo.attempts_for(session, tenant_id, [d.id for d in rows[:limit]])
+    return page_by_id(rows, limit, lambda d: delivery_out(d, attempts[d.id]), lambda d: d.id)
 
 
 async def list_deliveries(
