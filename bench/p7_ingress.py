@@ -306,7 +306,8 @@ def run(quick: bool = False) -> Section:
         "redelivery of the previous webhook-id; and against a bare Starlette JSON endpoint "
         "under uvicorn with the same number of processes in the same run. Each accepted "
         "delivery is verified (timestamp window, HMAC), deduplicated, stored and its "
-        "processing job enqueued in one transaction (one statement). Then "
+        "processing job enqueued in one transaction (one statement), answered ahead of the FastAPI "
+        "stack (decision 0010). Then "
         f"{job_count} no-op jobs are enqueued and drained by the product's `Worker` "
         "(batch 50, concurrency 20) in the same process. Lost/duplicated are counted in the "
         "database afterwards.",

@@ -23,6 +23,7 @@ from parley.automations.endpoints import router as automations_router
 from parley.bots.endpoints import router as bots_router
 from parley.channels.endpoints import router as channels_router
 from parley.channels.inbound_endpoints import router as channel_ingress_router
+from parley.channels.ingress_fastpath import IngressFastPath
 from parley.compat.endpoints import router as compat_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
@@ -155,7 +156,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     install_error_handlers(app)
     # The hot paths first, since routes match in order: the widget's requests, then channel
-    # ingress (SPEC P7; its `/v1/channels/` prefix overlaps no other router).
+    # ingress (answered by IngressFastPath; registered for the OpenAPI document and for the
+    # requests the fast path passes on).
     for router in (
         widget_router,
         channel_ingress_router,
@@ -197,6 +199,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: channel ingress answers here, before the stack above (SPEC P7).
+    app.add_middleware(IngressFastPath)
     return app
 
 

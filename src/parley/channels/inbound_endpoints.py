@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from parley.channels import ingress
+from parley.channels.ingress_fastpath import ANSWERS
 from parley.channels.schemas import InboundAccepted
 from parley.channels.service import ChannelNotFound
 from parley.kit.errors import TenantSuspended, merge_responses
@@ -21,14 +22,9 @@ from parley.kit.runtime import get_runtime
 
 router = APIRouter(prefix="/v1/channels", tags=["channel ingress"])
 
-_ANSWERS = {
-    outcome: InboundAccepted(status=outcome).model_dump_json().encode()
-    for outcome in ("accepted", "duplicate", "ignored")
-}
-
 
 def _answer(outcome: ingress.Outcome) -> Response:
-    return Response(_ANSWERS[outcome], media_type="application/json")
+    return Response(ANSWERS[outcome], media_type="application/json")
 
 
 def _headers(*specs: tuple[str, int, str]) -> dict[str, Any]:

@@ -149,6 +149,34 @@ def merge_responses(*errors: type[ParleyError]) -> dict[int | str, dict[str, Any
     return out
 
 
+def problem_document(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 body every error answer carries, for handlers and for the ASGI paths that
+    answer without a Request (body limit, channel ingress)."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "trace_id": current_trace_id(),
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return body
+
+
 def problem_response(
     request: Request,
     *,
@@ -160,19 +188,15 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "trace_id": current_trace_id(),
-        "instance": request.url.path,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    if extra:
-        body.update({k: v for k, v in extra.items() if k not in body})
+    body = problem_document(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+        extra=extra,
+    )
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

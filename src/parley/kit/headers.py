@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_HEADERS = [
+SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), geolocation=(), microphone=()"),
 ]
-_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
 class SecurityHeadersMiddleware:
@@ -31,9 +31,9 @@ class SecurityHeadersMiddleware:
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 existing = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [h for h in _HEADERS if h[0] not in existing]
-                if is_api and _API_CSP[0] not in existing:
-                    extra.append(_API_CSP)
+                extra = [h for h in SECURITY_HEADERS if h[0] not in existing]
+                if is_api and API_CSP[0] not in existing:
+                    extra.append(API_CSP)
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 

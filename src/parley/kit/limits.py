@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 
-from parley.kit.errors import PROBLEM_JSON, TYPE_BASE
-from parley.kit.requestid import current_trace_id
+from parley.kit.errors import PROBLEM_JSON, problem_document
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,15 +37,13 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, scope: Scope, send: Send, max_bytes: int) -> None:
         body = json.dumps(
-            {
-                "type": TYPE_BASE + "payload_too_large",
-                "title": "The request body is too large",
-                "status": 413,
-                "detail": f"The request body exceeds {max_bytes} bytes.",
-                "code": "payload_too_large",
-                "trace_id": current_trace_id(),
-                "instance": scope.get("path", ""),
-            }
+            problem_document(
+                status=413,
+                code="payload_too_large",
+                title="The request body is too large",
+                detail=f"The request body exceeds {max_bytes} bytes.",
+                instance=scope.get("path", ""),
+            )
         ).encode()
         await send(
             {

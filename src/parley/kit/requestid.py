@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 import structlog
@@ -40,6 +40,25 @@ def trace_id_from_headers(traceparent: str | None, request_id: str | None) -> st
     return uuid.uuid4().hex
 
 
+def bind_trace_id(trace_id: str) -> Token[str]:
+    """Make `trace_id` the current request's, in problem bodies and in every log line."""
+    structlog.contextvars.bind_contextvars(trace_id=trace_id)
+    return _trace_id.set(trace_id)
+
+
+def unbind_trace_id(token: Token[str]) -> None:
+    structlog.contextvars.unbind_contextvars("trace_id")
+    _trace_id.reset(token)
+
+
+def id_headers(trace_id: str, operation_id: str | None) -> list[tuple[bytes, bytes]]:
+    """The response headers that echo the request's ids (an unsafe operation id is dropped)."""
+    out = [(b"x-request-id", trace_id.encode())]
+    if operation_id and _REQUEST_ID.match(operation_id):
+        out.append((b"x-operation-id", operation_id.encode()))
+    return out
+
+
 class RequestIdMiddleware:
     """Pure ASGI middleware (works for streaming responses too)."""
 
@@ -53,19 +72,15 @@ class RequestIdMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         trace_id = trace_id_from_headers(headers.get("traceparent"), headers.get("x-request-id"))
         operation_id = headers.get("x-operation-id")
-        token = _trace_id.set(trace_id)
-        structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        token = bind_trace_id(trace_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = [(b"x-request-id", trace_id.encode())]
-                if operation_id and _REQUEST_ID.match(operation_id):
-                    extra.append((b"x-operation-id", operation_id.encode()))
+                extra = id_headers(trace_id, operation_id)
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.unbind_contextvars("trace_id")
-            _trace_id.reset(token)
+            unbind_trace_id(token)
