@@ -1,51 +1,23 @@
 """SPEC P7 / decision 0008: a webhook delivery to a channel this process has seen is one
 database round trip (check the secret, store, enqueue — one statement, its own transaction), a
 redelivery too, and a forged one none; the coalesced wake-up of the workers comes after.
-Counted underneath the app: every statement SQLAlchemy sends (with BEGIN and COMMIT/ROLLBACK
-for its transactions, as in the widget's test) plus every statement sent on the asyncpg driver
-itself."""
+Counted underneath the app as in the widget's test: every statement SQLAlchemy sends (with
+BEGIN and COMMIT/ROLLBACK for its transactions) plus every statement sent on the hot paths'
+own asyncpg pool."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import event
 
 from tests.channels.helpers import event_counts, make_channel, message_body, signed_headers
 from tests.conftest import assert_problem, register
-from tests.widget.test_send_round_trips import round_trips
+from tests.widget.test_send_round_trips import driver_statements, round_trips
 
 HOOK_URL = "https://93.184.215.14/ingress-hook"  # a public literal: no DNS at creation
-
-
-@contextmanager
-def driver_statements(app: Any) -> Iterator[list[str]]:
-    """Statements sent on the asyncpg connections themselves (not through SQLAlchemy)."""
-    engine = app.state.runtime.db.engine.sync_engine
-    sent: list[str] = []
-    watched: list[Any] = []
-
-    def log(record: Any) -> None:
-        sent.append(record.query)
-
-    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        driver = dbapi_connection.driver_connection
-        if driver not in watched:
-            driver.add_query_logger(log)
-            watched.append(driver)
-
-    event.listen(engine, "checkout", on_checkout)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "checkout", on_checkout)
-        for driver in watched:
-            driver.remove_query_logger(log)
 
 
 async def test_a_delivery_to_a_known_channel_is_one_round_trip(
@@ -63,11 +35,11 @@ async def test_a_delivery_to_a_known_channel_is_one_round_trip(
     assert first.json()["status"] == "accepted"
 
     body, headers = delivery(f"msg_{uuid.uuid4().hex}", "second")
-    with round_trips(app) as orm, driver_statements(app) as raw:
+    with round_trips(app) as every, driver_statements(app) as raw:
         resp = await client.post(ch.inbound_path, content=body, headers=headers)
     assert resp.status_code == 200
     assert resp.json() == {"ok": True, "status": "accepted"}
-    assert orm == [], orm  # no BEGIN, no COMMIT: the statement is its own transaction
+    assert every == raw, every  # no BEGIN, no COMMIT: the statement is its own transaction
     stored = [q for q in raw if "pg_notify" not in q]
     assert len(stored) == 1, raw
     assert "parley_inbound_receive" in stored[0]
@@ -75,19 +47,19 @@ async def test_a_delivery_to_a_known_channel_is_one_round_trip(
     # interval however many deliveries arrive (the first may still be in flight here).
     assert len(raw) - len(stored) <= 1, raw
 
-    with round_trips(app) as orm, driver_statements(app) as raw:
+    with round_trips(app) as every:
         again = await client.post(ch.inbound_path, content=body, headers=headers)
     assert again.json()["status"] == "duplicate"
-    assert len(orm) + len([q for q in raw if "pg_notify" not in q]) == 1, (orm, raw)
+    assert len([q for q in every if "pg_notify" not in q]) == 1, every
 
     forged_body, forged_headers = delivery(f"msg_{uuid.uuid4().hex}", "forged")
     forged_headers["webhook-signature"] = signed_headers(
         ch.secret, b"something else", msg_id=forged_headers["webhook-id"]
     )["webhook-signature"]
-    with round_trips(app) as orm, driver_statements(app) as raw:
+    with round_trips(app) as every:
         refused = await client.post(ch.inbound_path, content=forged_body, headers=forged_headers)
     assert_problem(refused, 401, "invalid_signature")
-    assert (orm, [q for q in raw if "pg_notify" not in q]) == ([], []), (orm, raw)
+    assert [q for q in every if "pg_notify" not in q] == [], every
 
     assert await event_counts(admin_conn, ch.channel_id) == {"received": 2}
     jobs = await admin_conn.fetchval(

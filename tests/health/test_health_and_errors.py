@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from parley.kit import migrate
-from tests.conftest import assert_problem, make_settings, register
+from tests.conftest import (
+    assert_problem,
+    create_widget,
+    make_settings,
+    register,
+    widget_session,
+)
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -180,3 +186,29 @@ async def test_text_the_database_cannot_store_is_a_422(client: httpx.AsyncClient
         headers={**acct.headers, "content-type": "application/json"},
     )
     assert_problem(resp, 422)
+
+
+async def test_a_chat_message_the_database_cannot_store_is_a_422_and_stores_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """The send path's statement runs on the hot paths' own asyncpg pool: its driver errors
+    are answered like SQLAlchemy's."""
+    owner = await register(client, "nul-chat")
+    w = await create_widget(client, owner)
+    s = await widget_session(client, w.widget_key)
+    resp = await client.post(
+        "/v1/widget/messages",
+        json={"content": "before\u0000after"},
+        headers={**s.headers, "Idempotency-Key": "nul-1"},
+    )
+    assert_problem(resp, 422, "invalid_text")
+    page = await client.get(
+        f"/v1/widget/conversations/{s.conversation_id}/messages", headers=s.headers
+    )
+    assert page.json()["items"] == []
+    ok = await client.post(
+        "/v1/widget/messages",
+        json={"content": "fine"},
+        headers={**s.headers, "Idempotency-Key": "nul-1"},
+    )
+    assert ok.status_code == 201, ok.text

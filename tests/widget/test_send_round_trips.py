@@ -1,6 +1,8 @@
 """SPEC P3: at most 3 database round trips per chat send. Counted underneath the app: every
 statement SQLAlchemy sends, plus BEGIN and COMMIT/ROLLBACK for each transaction that is not
-in autocommit (the asyncpg dialect sends those as statements of their own)."""
+in autocommit (the asyncpg dialect sends those as statements of their own), plus every
+statement the hot paths send on their own asyncpg pool (`kit.db.driver_statement`, each its
+own transaction)."""
 
 from __future__ import annotations
 
@@ -38,11 +40,29 @@ def round_trips(app: Any) -> Iterator[list[str]]:
     event.listen(engine, "commit", on_end)
     event.listen(engine, "rollback", on_end)
     try:
-        yield trips
+        with driver_statements(app) as driver:
+            yield trips
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "commit", on_end)
         event.remove(engine, "rollback", on_end)
+    trips.extend(driver)
+
+
+@contextmanager
+def driver_statements(app: Any) -> Iterator[list[str]]:
+    """Statements sent through `driver_statement` (the hot paths' asyncpg pool)."""
+    loggers = app.state.runtime.db.driver_loggers
+    sent: list[str] = []
+
+    def log(record: Any) -> None:
+        sent.append(record.query)
+
+    loggers.append(log)
+    try:
+        yield sent
+    finally:
+        loggers.remove(log)
 
 
 async def _send(client: httpx.AsyncClient, headers: dict[str, str], **extra: str) -> httpx.Response:

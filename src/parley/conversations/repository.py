@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import column, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.kit.db import Database, TenantId, single_statement
+from parley.kit.db import Database, TenantId, driver_statement
 from parley.models import Conversation, Message, MessageFeedback, Visitor
 
 
@@ -195,17 +195,12 @@ async def tenant_status(session: AsyncSession, tenant_id: TenantId) -> str | Non
 
 BOT_NOT_FOUND = "PA404"  # SQLSTATE parley_chat_send raises when the bot has no published version
 
-_CHAT_SEND = text(
-    "SELECT parley_chat_send(:tenant_id, :scope, :key, :request_hash, :operation_id, "
-    ":message_id, :turn_id, :conversation_id, :bot_id, :content, :now, :lease, :retention, "
-    ":history_limit, :job)"
-).columns(column("result", JSONB))
-
-_CHAT_FINISH = text(
-    "SELECT parley_chat_finish(:tenant_id, :operation_id, :scope, :key, :conversation_id, "
-    ":reply_id, :content, :version_id, :now, :model, :cost_usd, :prompt_tokens, "
-    ":completion_tokens, :latency_ms, :ttft_ms, :response, :summary, :summary_upto, "
-    ":citations, :fallback)"
+_CHAT_SEND = (
+    "SELECT parley_chat_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+)
+_CHAT_FINISH = (
+    "SELECT parley_chat_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "$15, $16::jsonb, $17, $18, $19::jsonb, $20)"
 )
 
 
@@ -231,28 +226,26 @@ async def chat_send(
     """Claim the idempotency key, store the user message and either enqueue the turn (`job`)
     or claim its ledger row and read what the prompt needs — in one round trip. The result's
     `outcome` is new, takeover, replay, in_progress, stored_reply, reused or suspended."""
-    async with single_statement(db) as conn:
-        result = await conn.execute(
+    async with driver_statement(db) as conn:
+        result = await conn.fetchval(
             _CHAT_SEND,
-            {
-                "tenant_id": tenant_id,
-                "scope": scope,
-                "key": key,
-                "request_hash": request_hash,
-                "operation_id": operation_id,
-                "message_id": message_id,
-                "turn_id": turn_id,
-                "conversation_id": conversation_id,
-                "bot_id": bot_id,
-                "content": content,
-                "now": now,
-                "lease": lease,
-                "retention": retention,
-                "history_limit": history_limit,
-                "job": job,
-            },
+            tenant_id,
+            scope,
+            key,
+            request_hash,
+            operation_id,
+            message_id,
+            turn_id,
+            conversation_id,
+            bot_id,
+            content,
+            now,
+            lease,
+            retention,
+            history_limit,
+            job,
         )
-        found: dict[str, Any] = result.scalar_one()
+    found: dict[str, Any] = json.loads(result)
     return found
 
 
@@ -281,37 +274,33 @@ async def chat_finish(
     """Store the reply (with its citations), close the ledger row and the idempotency key,
     touch the conversation (and keep the rolling summary the turn extended, if any), and hand
     `message.created` to webhooks when the workspace listens: one round trip."""
-    async with single_statement(db) as conn:
+    async with driver_statement(db) as conn:
         await conn.execute(
             _CHAT_FINISH,
-            {
-                "tenant_id": tenant_id,
-                "operation_id": operation_id,
-                "scope": scope,
-                "key": key,
-                "conversation_id": conversation_id,
-                "reply_id": uuid.UUID(reply["id"]),
-                "content": reply["content"],
-                "version_id": version_id,
-                "now": now,
-                "model": model,
-                "cost_usd": cost_usd,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "latency_ms": latency_ms,
-                "ttft_ms": ttft_ms,
-                "response": json.dumps(response),
-                "summary": summary,
-                "summary_upto": summary_upto,
-                "citations": json.dumps(reply.get("citations") or []),
-                "fallback": fallback,
-            },
+            tenant_id,
+            operation_id,
+            scope,
+            key,
+            conversation_id,
+            uuid.UUID(reply["id"]),
+            reply["content"],
+            version_id,
+            now,
+            model,
+            cost_usd,
+            prompt_tokens,
+            completion_tokens,
+            latency_ms,
+            ttft_ms,
+            json.dumps(response),
+            summary,
+            summary_upto,
+            json.dumps(reply.get("citations") or []),
+            fallback,
         )
 
 
-_CHAT_HISTORY = text(
-    "SELECT parley_chat_history(:tenant_id, :conversation_id, :before, :limit)"
-).columns(column("result", JSONB))
+_CHAT_HISTORY = "SELECT parley_chat_history($1, $2, $3, $4)"
 
 
 async def chat_history(
@@ -322,15 +311,7 @@ async def chat_history(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Message rows newest first, older than `before`: one round trip."""
-    async with single_statement(db) as conn:
-        result = await conn.execute(
-            _CHAT_HISTORY,
-            {
-                "tenant_id": tenant_id,
-                "conversation_id": conversation_id,
-                "before": before,
-                "limit": limit,
-            },
-        )
-        rows: list[dict[str, Any]] = result.scalar_one()
+    async with driver_statement(db) as conn:
+        result = await conn.fetchval(_CHAT_HISTORY, tenant_id, conversation_id, before, limit)
+    rows: list[dict[str, Any]] = json.loads(result)
     return rows

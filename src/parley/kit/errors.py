@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -294,6 +295,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return await _unexpected(request, exc)
 
     app.add_exception_handler(DBAPIError, _database_or_text)
+    app.add_exception_handler(asyncpg.PostgresError, _database_or_text)  # driver_statement
     app.add_exception_handler(UnicodeEncodeError, _database_or_text)
 
     @app.exception_handler(Exception)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig, Theme
@@ -272,8 +272,8 @@ async def _claim_and_store(
                 history_limit=HISTORY_ROWS,
                 job=job,
             )
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == conv_repo.BOT_NOT_FOUND:
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == conv_repo.BOT_NOT_FOUND:
                 raise BotNotFound("This chat's bot no longer exists.") from exc
             raise
         outcome = str(found["outcome"])
@@ -329,6 +329,10 @@ async def send_message(
 
     async def on_delta(chunk: str) -> None:
         deltas.put_nowait(chunk)
+        # Let the SSE relay write this delta now: a provider whose chunks are already
+        # buffered would otherwise be read to the end (and the reply stored) before the
+        # visitor saw the first token.
+        await asyncio.sleep(0)
 
     async def run() -> TurnOutcome:
         try:
