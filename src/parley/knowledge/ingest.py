@@ -6,6 +6,10 @@ one is complete. The version before is kept for `restore`; older ones are remove
 Failures the content itself causes (corrupt or unsupported file, a URL that is refused or too
 large) fail the job at once with a clear error; transient ones (storage, network, database)
 are retried by the job system, and the job shows `failed` only after the last attempt.
+
+The transaction that records a job's final status also emits `knowledge.job.completed`
+(`announce`), at most once per job row, so a retried or re-run job never announces twice and
+every re-index, being a new job, announces its own outcome.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from parley.knowledge import repository as repo
 from parley.knowledge.chunking import heading_prefix
 from parley.knowledge.storage import MissingObject, key_for, storage_for
 from parley.models import KnowledgeChunk, KnowledgeJob, KnowledgeSource
+from parley.webhooks import events as webhook_events
+from parley.webhooks import repository as webhooks_repo
+from parley.webhooks import service as webhooks
 
 if TYPE_CHECKING:
     import uuid
@@ -41,14 +48,41 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 INSERT_BATCH = 500
+JOB_COMPLETED = "knowledge.job.completed"
+FAILED = "ingestion_failed"  # the error code when no more specific one applies
 
 
 class _Permanent(Exception):
-    """The content cannot be ingested; retrying will not help."""
+    """The content cannot be ingested; retrying will not help. `code` is the stable code the
+    `knowledge.job.completed` event reports (an extraction error's own, where there is one)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
+
+
+async def announce(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    job: KnowledgeJob,
+    source: KnowledgeSource | None,
+    *,
+    error_code: str | None = None,
+) -> bool:
+    """Emit `knowledge.job.completed` for a job that just finished, in the caller's
+    transaction (the one recording its final status). The `emitted_events` marker is keyed by
+    the job row, so this job never announces twice (False then) while a later job of the same
+    source announces its own outcome."""
+    if not await webhooks_repo.mark_emitted(session, tenant_id, JOB_COMPLETED, job.id):
+        return False
+    await webhooks.emit(
+        session,
+        tenant_id,
+        JOB_COMPLETED,
+        webhook_events.knowledge_job_completed(job, source, error_code=error_code),
+    )
+    return True
 
 
 async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **values: Any) -> None:
@@ -83,12 +117,12 @@ async def _load(
         except OutboundFailed:
             raise  # transient: retried
         except ParleyError as exc:
-            raise _Permanent(exc.detail or exc.title) from exc
+            raise _Permanent(exc.detail or exc.title, exc.code) from exc
         if response.status_code >= 400:
             message = f"The URL answered HTTP {response.status_code}."
             if response.status_code >= 500 or response.status_code == 429:
                 raise OutboundFailed(message)
-            raise _Permanent(message)
+            raise _Permanent(message, "url_http_error")
         content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
         name = response.url.rsplit("/", 1)[-1] or "index.html"
         # Kept as the original too (the swap records the key), so deletion removes it.
@@ -214,16 +248,19 @@ async def _store_and_swap(
         job.progress = 1.0
         job.error = None
         job.finished_at = datetime.now(UTC)
+        await announce(session, tenant_id, job, source)
         return len(rows)
 
 
-async def _fail(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, message: str) -> None:
+async def _fail(
+    runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, message: str, code: str
+) -> None:
     from parley.kit.db import tenant_session
 
     async with tenant_session(runtime.db, tenant_id) as session:
         job = await repo.get_job(session, tenant_id, job_id, lock=True)
-        if job is None:
-            return
+        if job is None or job.status in ("succeeded", "failed"):
+            return  # finished already (its outcome recorded and announced): never overwrite it
         job.status = "failed"
         job.error = message[:2000]
         job.finished_at = datetime.now(UTC)
@@ -233,6 +270,7 @@ async def _fail(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, messag
             if not source.active_version:  # a re-index failure keeps the source serving
                 source.status = "failed"
             source.updated_at = datetime.now(UTC)
+        await announce(session, tenant_id, job, source, error_code=code)
 
 
 async def run(ctx: JobContext) -> None:
@@ -266,9 +304,11 @@ async def run(ctx: JobContext) -> None:
         except ParleyError as exc:  # extraction's own errors: corrupt, unsupported, empty
             if isinstance(exc, OutboundFailed):
                 raise
-            raise _Permanent(exc.detail or exc.title) from exc
+            raise _Permanent(exc.detail or exc.title, exc.code) from exc
         except MissingObject as exc:
-            raise _Permanent("The original file is missing from storage.") from exc
+            raise _Permanent(
+                "The original file is missing from storage.", "original_missing"
+            ) from exc
         await _set_job(runtime, tenant_id, job_id, progress=0.4)
         from parley.knowledge.chunking import chunk
 
@@ -279,16 +319,18 @@ async def run(ctx: JobContext) -> None:
             overlap_tokens=min(s.parley_chunk_overlap_tokens, s.parley_chunk_tokens // 4),
         )
         if not chunks:
-            raise _Permanent("The document has no text to index.")
+            raise _Permanent("The document has no text to index.", "empty_document")
         await _set_job(runtime, tenant_id, job_id, progress=0.6)
         count = await _store_and_swap(runtime, tenant_id, job_id, chunks, document.title)
     except _Permanent as exc:
-        await _fail(runtime, tenant_id, job_id, exc.message)
+        await _fail(runtime, tenant_id, job_id, exc.message, exc.code)
         log.info("knowledge.ingest.failed", tenant_id=str(tenant_id), job_id=str(job_id))
         return
     except Exception as exc:
         if ctx.final_attempt:
-            await _fail(runtime, tenant_id, job_id, f"Ingestion failed: {type(exc).__name__}.")
+            await _fail(
+                runtime, tenant_id, job_id, f"Ingestion failed: {type(exc).__name__}.", FAILED
+            )
         else:
             await _set_job(runtime, tenant_id, job_id, error=f"Retrying: {type(exc).__name__}")
         raise

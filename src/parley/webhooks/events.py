@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from parley.models import Conversation, Message
+from parley.models import Conversation, KnowledgeJob, KnowledgeSource, Message
 
 _EMITTED = uuid.UUID("5d0c7f3e-8a51-4f0e-9a5c-2f1f6a3c9b10")  # namespace of emitted-event ids
 
@@ -32,4 +32,27 @@ def message_created(m: Message, *, fallback: bool = False) -> dict[str, Any]:
         "text": m.content,
         "citations": list(m.citations or []),
         "fallback": fallback,
+    }
+
+
+def knowledge_job_completed(
+    job: KnowledgeJob, source: KnowledgeSource | None, *, error_code: str | None = None
+) -> dict[str, Any]:
+    """One ingestion run's outcome. `chunks` counts the version this job built (0 when it
+    failed); `source_status` says whether the source still serves (a failed re-index keeps the
+    previous version: `ready`)."""
+    failed = job.status == "failed"
+    return {
+        "job_id": str(job.id),
+        "source_id": str(job.source_id),
+        "kind": job.kind,
+        "status": job.status,
+        "index_version": job.index_version,
+        "chunks": 0 if failed or source is None else source.chunk_count,
+        "source_status": source.status if source is not None else None,
+        "error": (
+            {"code": error_code or "ingestion_failed", "message": job.error or ""}
+            if failed
+            else None
+        ),
     }
