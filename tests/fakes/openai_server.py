@@ -34,6 +34,8 @@ from starlette.routing import Route
 
 from tests.fakes.threaded import ThreadedServer
 
+PACED_DELAY = 0.025
+
 
 class FakeOpenAI:
     def __init__(self) -> None:
@@ -81,6 +83,10 @@ class FakeOpenAI:
             )
         user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         words = f"You said: {user}".split(" ")
+        delay = self.delay_per_chunk
+        if model == "fake-paced":  # a real model's pace: 40 tokens, one every 25 ms
+            words = (words * 40)[:40]
+            delay = PACED_DELAY
         if not body.get("stream"):
             return JSONResponse(_completion(model, " ".join(words)))
 
@@ -97,8 +103,8 @@ class FakeOpenAI:
                     await asyncio.sleep(3600)
                 text = word if i == 0 else " " + word
                 yield _chunk(model, {"content": text})
-                if self.delay_per_chunk:
-                    await asyncio.sleep(self.delay_per_chunk)
+                if delay:
+                    await asyncio.sleep(delay)
             yield _chunk(model, {}, finish="stop")
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {
