@@ -346,6 +346,9 @@ async def send_message(
     task = asyncio.create_task(run())
     _background.add(task)
     task.add_done_callback(_background.discard)
+    # Let it run now, up to its request to the provider: the response's headers and the
+    # first event are then written while the provider works, not before it is asked.
+    await asyncio.sleep(0)
     if claimed.outcome == "new":
         await runtime.broker.publish(
             topic(caller.tenant_id, caller.conversation_id),
