@@ -16,6 +16,7 @@ from parley.llm.credentials import ResolvedCredential
 from parley.llm.providers.extractive import ExtractiveProvider
 
 _extractive = ExtractiveProvider()
+_sdk_loaded: set[str] = set()
 
 
 def _platform_default(name: str, runtime: Runtime) -> tuple[str | None, str | None]:
@@ -69,7 +70,10 @@ def provider_for(
     if client is None:
         client = adapter(base_url=base, api_key=key)
         runtime.clients[cache_key] = client
-        # The SDK imported for it, and the client, live as long as the process: out of the
-        # collector's sight like everything loaded at start-up (app.py).
-        gc.freeze()
+        if name not in _sdk_loaded:
+            # The SDK imported for this first client lives as long as the process: out of
+            # the collector's sight like everything loaded at start-up (app.py). Once per
+            # provider, as freezing also keeps whatever garbage exists at that moment.
+            _sdk_loaded.add(name)
+            gc.freeze()
     return client
