@@ -55,3 +55,31 @@ def test_cli_reports_invalid_settings_clearly(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "PARLEY_WORKER_CONCURRENCY" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_plans_parse_from_json_and_unknown_plans_are_unlimited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert default.plan_limits("free").monthly_conversations == 1_000
+    assert default.plan_limits("free").monthly_tokens == 1_000_000
+    assert default.plan_limits("enterprise").monthly_conversations is None
+    assert default.plan_limits("enterprise").monthly_tokens is None
+
+    monkeypatch.setenv(
+        "PARLEY_PLANS", '{"pro": {"monthly_conversations": 50000, "monthly_tokens": null}}'
+    )
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.plan_limits("pro").monthly_conversations == 50_000
+    assert s.plan_limits("pro").monthly_tokens is None
+    assert s.plan_limits("free").monthly_conversations is None  # the table was replaced
+
+    for bad, message in (
+        ("not json", "must be JSON"),
+        ('{"Pro": {}}', "plan name"),
+        ('{"pro": {"monthly_tokens": 0}}', "greater than or equal to 1"),
+        ('{"pro": {"monthly_tokns": 5}}', "Extra inputs"),
+    ):
+        monkeypatch.setenv("PARLEY_PLANS", bad)
+        with pytest.raises(ValidationError, match=message):
+            Settings(_env_file=None)  # type: ignore[call-arg]

@@ -5,12 +5,31 @@ Every field here is documented in `.env.example`; a test keeps the two in step.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class PlanLimits(BaseModel):
+    """One plan's monthly limits; `None` is unlimited. Alerts only (`usage.threshold` at 80 % and
+    100 %); nothing is refused yet (docs/decisions/0012-usage-thresholds.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monthly_conversations: int | None = Field(default=None, ge=1)
+    monthly_tokens: int | None = Field(default=None, ge=1)
+
+
+UNLIMITED = PlanLimits()
+"""The limits of a plan `PARLEY_PLANS` does not list."""
+
+
+def _default_plans() -> dict[str, PlanLimits]:
+    return {"free": PlanLimits(monthly_conversations=1_000, monthly_tokens=1_000_000)}
 
 
 class Settings(BaseSettings):
@@ -90,6 +109,14 @@ class Settings(BaseSettings):
     parley_webhook_breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
     parley_webhook_max_in_flight: int = Field(default=4, ge=1, le=1000)
     parley_webhook_rotation_window_seconds: float = Field(default=86_400.0, ge=0)
+
+    # --- plans and usage -----------------------------------------------------------------
+    parley_plans: Annotated[dict[str, PlanLimits], NoDecode] = Field(
+        default_factory=_default_plans,
+        description='JSON {"plan": {"monthly_conversations": n|null, "monthly_tokens": n|null}}; '
+        "replaces the whole table. A plan not listed is unlimited.",
+    )
+
     # --- channels (Telegram, webhook) -------------------------------------------------------
     parley_telegram_api_base_url: str = Field(
         default="https://api.telegram.org",
@@ -183,6 +210,35 @@ class Settings(BaseSettings):
                 'must be JSON like {"openai:gpt-4o": {"input": 2.5, "output": 10}}'
             ) from exc
         return value
+
+    @field_validator("parley_plans", mode="before")
+    @classmethod
+    def _plans_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(
+                    'must be JSON like {"free": {"monthly_conversations": 1000, '
+                    '"monthly_tokens": 1000000}}'
+                ) from exc
+        return value
+
+    @field_validator("parley_plans")
+    @classmethod
+    def _plan_names(cls, value: dict[str, PlanLimits]) -> dict[str, PlanLimits]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+                raise ValueError(
+                    f"plan name {name!r}: lower-case letters, digits, '-' and '_', at most 40"
+                )
+        return value
+
+    def plan_limits(self, plan: str) -> PlanLimits:
+        """The limits of `plan` (unlimited when `PARLEY_PLANS` does not list it)."""
+        return self.parley_plans.get(plan, UNLIMITED)
 
     @field_validator("parley_secret_keys")
     @classmethod

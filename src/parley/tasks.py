@@ -3,7 +3,15 @@
 from parley.auth import tasks as auth_tasks
 from parley.channels import tasks as channel_tasks
 from parley.knowledge import tasks as knowledge_tasks
+from parley.usage import tasks as usage_tasks
 from parley.webhooks import tasks as webhooks_tasks
 from parley.widget import tasks as widget_tasks
 
-__all__ = ["auth_tasks", "channel_tasks", "knowledge_tasks", "webhooks_tasks", "widget_tasks"]
+__all__ = [
+    "auth_tasks",
+    "channel_tasks",
+    "knowledge_tasks",
+    "usage_tasks",
+    "webhooks_tasks",
+    "widget_tasks",
+]

@@ -7,7 +7,10 @@ from typing import Any
 
 from parley.models import Conversation, KnowledgeJob, KnowledgeSource, Message
 
+USAGE_THRESHOLD = "usage.threshold"
+
 _EMITTED = uuid.UUID("5d0c7f3e-8a51-4f0e-9a5c-2f1f6a3c9b10")  # namespace of emitted-event ids
+_USAGE = uuid.UUID("9b7e2c41-3f6a-4d8e-b5a0-7c1d2e9f4a63")  # namespace of usage-threshold subjects
 
 
 def emitted_id(event: str, subject_id: uuid.UUID) -> uuid.UUID:
@@ -55,4 +58,25 @@ def knowledge_job_completed(
             if failed
             else None
         ),
+    }
+
+
+def usage_threshold_subject(metric: str, period: str, threshold_percent: int) -> uuid.UUID:
+    """The subject of one `usage.threshold` alert (its `emitted_events` row, with the tenant):
+    one per metric, calendar month and level."""
+    return uuid.uuid5(_USAGE, f"{metric}:{period}:{threshold_percent}")
+
+
+def usage_threshold(
+    *, metric: str, period: str, threshold_percent: int, used: int, limit: int, plan: str
+) -> dict[str, Any]:
+    """A workspace's month-to-date usage of `metric` reached `threshold_percent` of its plan's
+    limit. `period` is the calendar month (UTC), `YYYY-MM`."""
+    return {
+        "metric": metric,
+        "period": period,
+        "threshold_percent": threshold_percent,
+        "used": used,
+        "limit": limit,
+        "plan": plan,
     }

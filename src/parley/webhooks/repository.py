@@ -186,3 +186,18 @@ async def mark_emitted(
         .returning(EmittedEvent.id)
     )
     return inserted.first() is not None
+
+
+async def emitted_among(
+    session: AsyncSession, tenant_id: TenantId, event: str, subject_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `subject_ids` already had `event` emitted (a read; `mark_emitted` decides)."""
+    if not subject_ids:
+        return set()
+    by_id = {events.emitted_id(event, s): s for s in subject_ids}
+    rows = await session.execute(
+        select(EmittedEvent.id).where(
+            EmittedEvent.tenant_id == tenant_id, EmittedEvent.id.in_(list(by_id))
+        )
+    )
+    return {by_id[i] for i in rows.scalars()}
