@@ -11,9 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from parley.kit.jobs import asyncpg_dsn
 from parley.kit.runtime import Runtime
 from tests.conftest import DatabaseUnderTest, make_settings
 from tests.webhooks.receiver import Receiver
@@ -31,6 +33,18 @@ CRASH = {
     "parley_webhook_max_in_flight": 2,
     "parley_webhook_retry_schedule": ",".join(["0.1"] * 20),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _no_foreign_inbound_jobs(test_db: DatabaseUnderTest) -> None:
+    """These tests judge how soon their worker delivers; channel-processing jobs another
+    package left queued for a retry (callbacks to hosts these tests cannot reach) would take
+    its slots first. Removed before each module (tests/channels also removes its own)."""
+    conn = await asyncpg.connect(asyncpg_dsn(test_db.admin_url))
+    try:
+        await conn.execute("DELETE FROM pgqueuer WHERE entrypoint = 'channels.process_inbound'")
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")
