@@ -36,13 +36,13 @@ CRASH = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-async def _no_foreign_inbound_jobs(test_db: DatabaseUnderTest) -> None:
-    """These tests judge how soon their worker delivers; channel-processing jobs another
-    package left queued for a retry (callbacks to hosts these tests cannot reach) would take
-    its slots first. Removed before each module (tests/channels also removes its own)."""
+async def _an_empty_queue(test_db: DatabaseUnderTest) -> None:
+    """These tests judge how soon their worker delivers. Jobs other modules left queued (their
+    retries, emissions for workspaces whose receivers are gone) would take its slots first,
+    so each module starts with an empty queue (tests/channels also removes its own)."""
     conn = await asyncpg.connect(asyncpg_dsn(test_db.admin_url))
     try:
-        await conn.execute("DELETE FROM pgqueuer WHERE entrypoint = 'channels.process_inbound'")
+        await conn.execute("DELETE FROM pgqueuer")
     finally:
         await conn.close()
 
