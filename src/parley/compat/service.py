@@ -19,14 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.bots import repository as bots_repo
 from parley.compat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from parley.conversations import repository as conv_repo
+from parley.conversations.started import start_conversation
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import NotFound, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
-from parley.models import Channel, Conversation, Visitor
-from parley.webhooks import events as webhook_events
-from parley.webhooks import service as webhooks
+from parley.models import Channel, Visitor
 from parley.widget import service as chat
 from parley.widget.auth import WidgetCaller
 
@@ -96,21 +95,8 @@ async def _resolve(
         await session.flush()
     conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
     if conversation is None:
-        conversation = Conversation(
-            tenant_id=tenant_id,
-            id=new_id(),
-            bot_id=bot_id,
-            channel_id=channel.id,
-            visitor_id=visitor.id,
-            status="open",
-        )
-        session.add(conversation)
-        await session.flush()
-        await webhooks.emit(
-            session,
-            tenant_id,
-            "conversation.started",
-            webhook_events.conversation_started(conversation),
+        conversation = await start_conversation(
+            session, tenant_id, bot_id=bot_id, channel_id=channel.id, visitor_id=visitor.id
         )
     return WidgetCaller(
         tenant_id=tenant_id,

@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import message_json
+from parley.conversations.started import start_conversation
 from parley.kit.db import TenantId
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
 from parley.llm.turns import PreparedTurn, TurnInput, TurnOutcome, prepare_turn, run_turn
-from parley.models import Conversation, Message, Visitor
+from parley.models import Message, Visitor
 from parley.webhooks import events as webhook_events
 from parley.webhooks import service as webhooks
 
@@ -53,21 +54,8 @@ async def contact_conversation(
     visitor.last_seen_at = datetime.now(UTC)
     conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
     if conversation is None or conversation.bot_id != bot_id:
-        conversation = Conversation(
-            tenant_id=tenant_id,
-            id=new_id(),
-            bot_id=bot_id,
-            channel_id=channel_id,
-            visitor_id=visitor.id,
-            status="open",
-        )
-        session.add(conversation)
-        await session.flush()
-        await webhooks.emit(
-            session,
-            tenant_id,
-            "conversation.started",
-            webhook_events.conversation_started(conversation),
+        conversation = await start_conversation(
+            session, tenant_id, bot_id=bot_id, channel_id=channel_id, visitor_id=visitor.id
         )
     return conversation.id
 

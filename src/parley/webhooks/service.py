@@ -24,7 +24,6 @@ from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import check_url
 from parley.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from parley.usage import repository as usage_repo
 from parley.webhooks import repository as repo
 from parley.webhooks.schemas import (
     AttemptOut,
@@ -42,9 +41,6 @@ from parley.webhooks.signing import new_secret
 log = structlog.get_logger(__name__)
 
 DELIVER_JOB = "webhooks.deliver"
-# Events that mean a metric of the plan grew, so a `usage.threshold` check is requested with
-# them (the chat writers' `message.created` request theirs in SQL: migration 0015).
-USAGE_GROWS_ON = frozenset({"conversation.started"})
 
 
 class WebhookNotFound(NotFound):
@@ -426,12 +422,7 @@ async def emit(
     matching automation rule calls), in the caller's transaction; returns the delivery ids.
 
     One query finds the subscribed endpoints and the rules; a tenant with neither pays that
-    single round trip. `data` must be JSON-serialisable (ids as strings).
-
-    A `conversation.started` also asks for a usage threshold check (one more statement; it
-    queues a job only for a workspace listening to `usage.threshold`)."""
-    if event_type in USAGE_GROWS_ON:
-        await usage_repo.request_check(session, tenant_id)
+    single round trip. `data` must be JSON-serialisable (ids as strings)."""
     endpoint_ids, rules = await repo.targets(session, tenant_id, event_type)
     follow_ups: list[tuple[str, dict[str, Any]]] = []
     if rules:

@@ -20,6 +20,7 @@ from parley.bots.service import BotNotFound
 from parley.channels.origins import is_allowed
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import MessageOut, message_json, message_row_json
+from parley.conversations.started import start_conversation
 from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
 from parley.kit.errors import NotFound, TenantSuspended
@@ -41,9 +42,7 @@ from parley.llm.turns import (
     run_turn,
     topic,
 )
-from parley.models import Channel, Conversation, Visitor
-from parley.webhooks import events as webhook_events
-from parley.webhooks import service as webhooks
+from parley.models import Channel, Visitor
 from parley.widget.auth import (
     OriginNotAllowed,
     WidgetCaller,
@@ -138,21 +137,12 @@ async def create_session(
         if conversation is None:
             conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
         if conversation is None or conversation.bot_id != channel.bot_id:
-            conversation = Conversation(
-                tenant_id=tenant_id,
-                id=new_id(),
+            conversation = await start_conversation(
+                session,
+                tenant_id,
                 bot_id=channel.bot_id,
                 channel_id=channel.id,
                 visitor_id=visitor.id,
-                status="open",
-            )
-            session.add(conversation)
-            await session.flush()
-            await webhooks.emit(
-                session,
-                tenant_id,
-                "conversation.started",
-                webhook_events.conversation_started(conversation),
             )
 
         token, exp = issue_widget_token(
