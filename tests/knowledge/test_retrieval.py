@@ -400,3 +400,59 @@ async def test_the_database_fuses_exactly_as_fuse_does(
             "vector": len(dense),
             "fused": 10,
         }
+
+
+async def test_a_search_runs_its_generic_plan_and_the_vector_leg_its_own(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    """Migration 0016: the search statement is planned once per connection (planning it for
+    every call was a seventh of a search's server time); the HNSW query keeps the planner's
+    choice. Results stay those the tests above check."""
+    tenant = await new_tenant(client)
+    await add_source(hybrid, tenant, "Policies", DOCS)
+    first = await search(hybrid, tenant, "refund for an unused item")
+    async with tenant_session(hybrid.db, tenant) as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT proname, proconfig FROM pg_proc "
+                    "WHERE proname IN ('parley_kb_search', 'parley_kb_nearest')"
+                )
+            )
+        ).all()
+    config = {r.proname: r.proconfig for r in rows}
+    assert config["parley_kb_search"] == ["plan_cache_mode=force_generic_plan"]
+    assert config["parley_kb_nearest"] == ["plan_cache_mode=auto"]
+    again = [await search(hybrid, tenant, "refund for an unused item") for _ in range(6)]
+    assert all([h.chunk_id for h in r.items] == [h.chunk_id for h in first.items] for r in again)
+
+
+async def test_a_search_on_the_driver_pool_finds_what_a_session_finds(
+    client: httpx.AsyncClient, hybrid: Runtime
+) -> None:
+    """Given the `Database`, the search runs on the driver pool (the endpoint and the turns do
+    so), as one statement or with its legs at once on two connections: same passages, scores
+    and trace as inside a transaction either way, and still only the tenant's."""
+    tenant = await new_tenant(client)
+    other = await new_tenant(client)
+    # Ties on purpose (identical chunks): the Python fusion must order them as the statement.
+    a, _ = await add_source(hybrid, tenant, "A", [*DOCS, DOCS[0], DOCS[0]])
+    b, _ = await add_source(hybrid, tenant, "B", [d.replace("30", "60") for d in DOCS])
+    await add_source(hybrid, other, "Other", DOCS)
+    for sources in (None, [a]):
+        for k in (3, 10):
+            in_session = await search(hybrid, tenant, "refund within days", k=k, source_ids=sources)
+            assert len(in_session.items) == min(k, 6 if sources else 10)  # A has 6, B 4
+            for parallel in (False, True):
+                pooled = await retrieval.search(
+                    hybrid.db, hybrid, tenant, "refund within days", k=k, source_ids=sources,
+                    parallel=parallel,
+                )  # fmt: skip
+                assert pooled.mode == in_session.mode == "hybrid"
+                assert [dataclasses.asdict(h) for h in pooled.items] == [
+                    dataclasses.asdict(h) for h in in_session.items
+                ], (sources, k, parallel)
+                assert pooled.detail["hits"] == in_session.detail["hits"]
+                assert pooled.detail["candidates"] == in_session.detail["candidates"]
+                assert {h.source_id for h in pooled.items} <= ({a} if sources else {a, b})
+                assert all(isinstance(h.chunk_id, uuid.UUID) for h in pooled.items)

@@ -35,7 +35,7 @@ async def passages_for_turn(
 ) -> list[Passage]:
     """The passages the model gets (best first), logged in the caller's transaction."""
     result = await retrieval.search(
-        session,
+        runtime.db,  # read-only and committed data: the driver pool, outside the transaction
         runtime,
         tenant_id,
         query,

@@ -419,7 +419,7 @@ async def search(
 ) -> SearchOut:
     source_ids, _ = await _bot_sources(session, tenant_id, body.bot_id)
     result = await retrieval.search(
-        session, runtime, tenant_id, body.query, k=body.k, source_ids=source_ids
+        runtime.db, runtime, tenant_id, body.query, k=body.k, source_ids=source_ids
     )
     return SearchOut(
         items=[_item(h) for h in result.items],
@@ -441,7 +441,7 @@ async def quality_check(
     results: list[QualityResult] = []
     for question in body.questions:
         result = await retrieval.search(
-            session, runtime, tenant_id, question, k=body.k, source_ids=source_ids
+            runtime.db, runtime, tenant_id, question, k=body.k, source_ids=source_ids
         )
         relevant = [h for h in result.items if h.relevance >= RELEVANCE_THRESHOLD]
         results.append(
