@@ -22,6 +22,25 @@ async def make_hook(
     return body
 
 
+async def call_webhook_rule(
+    client: httpx.AsyncClient, owner: Account, name: str, event: str, hook_id: str
+) -> dict[str, Any]:
+    """An automation rule that calls the webhook `hook_id` on every `event` (`always`)."""
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/automations",
+        json={
+            "name": name,
+            "event": event,
+            "condition": {"type": "always"},
+            "action": {"type": "call_webhook", "webhook_id": hook_id},
+        },
+        headers=owner.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
 async def deliveries(
     client: httpx.AsyncClient, owner: Account, hook_id: str, status: str | None = None
 ) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from parley.knowledge.service import INGEST_JOB
 from parley.knowledge.tasks import ingest_source
 from tests.conftest import Account, register
 from tests.webhooks.conftest import WorkerFactory, wait_for
-from tests.webhooks.helpers import deliveries, make_hook
+from tests.webhooks.helpers import call_webhook_rule, deliveries, make_hook
 from tests.webhooks.receiver import Receiver
 
 EVENT = "knowledge.job.completed"
@@ -141,17 +141,7 @@ async def test_a_failed_ingestion_is_announced_with_its_error_also_to_a_rules_we
     hook = await make_hook(wh_client, owner, receiver.url("/kb-fail"), [EVENT])
     # Not subscribed to the event: an automation rule on it calls this endpoint.
     called = await make_hook(wh_client, owner, receiver.url("/kb-rule"), ["usage.threshold"])
-    rule = await wh_client.post(
-        f"/v1/tenants/{owner.tenant_id}/automations",
-        json={
-            "name": "ingestion outcomes to ops",
-            "event": EVENT,
-            "condition": {"type": "always"},
-            "action": {"type": "call_webhook", "webhook_id": called["id"]},
-        },
-        headers=owner.headers,
-    )
-    assert rule.status_code == 201, rule.text
+    await call_webhook_rule(wh_client, owner, "ingestion outcomes to ops", EVENT, called["id"])
     # Looks like a PDF (so the upload is accepted), is not one: the job fails for good.
     broken = await wh_client.post(
         f"/v1/tenants/{owner.tenant_id}/knowledge/sources",

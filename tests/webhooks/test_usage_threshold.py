@@ -23,7 +23,7 @@ from parley.usage.service import CHECK_JOB
 from parley.usage.tasks import check_thresholds
 from tests.conftest import Account, create_widget, register, widget_session
 from tests.webhooks.conftest import WorkerFactory, wait_for
-from tests.webhooks.helpers import deliveries, make_hook
+from tests.webhooks.helpers import call_webhook_rule, deliveries, make_hook
 from tests.webhooks.receiver import Receiver
 
 EVENT = "usage.threshold"
@@ -170,17 +170,7 @@ async def test_tokens_announced_through_a_rule_on_the_event(
     owner = await register(wh_client, "usage-tokens")
     await _set_plan(wh_client, admin_conn, owner, "usage-tokens")
     other = await make_hook(wh_client, owner, receiver.url("/rule"), ["handoff.requested"])
-    rule = await wh_client.post(
-        f"/v1/tenants/{owner.tenant_id}/automations",
-        json={
-            "name": "usage to ops",
-            "event": EVENT,
-            "condition": {"type": "always"},
-            "action": {"type": "call_webhook", "webhook_id": other["id"]},
-        },
-        headers=owner.headers,
-    )
-    assert rule.status_code == 201, rule.text
+    await call_webhook_rule(wh_client, owner, "usage to ops", EVENT, other["id"])
     w = await create_widget(wh_client, owner)  # extractive bot: it reports approximate tokens
     s = await widget_session(wh_client, w.widget_key)
     await _chat(wh_client, s.headers, "What are your opening hours?")
@@ -241,19 +231,9 @@ async def test_a_workspace_that_does_not_listen_gets_no_check_queued(
         headers=owner.headers,
     )
     assert off.status_code == 200, off.text
-    rule = await wh_client.post(
-        f"/v1/tenants/{owner.tenant_id}/automations",
-        json={
-            "name": "off",
-            "event": EVENT,
-            "condition": {"type": "always"},
-            "action": {"type": "call_webhook", "webhook_id": disabled["id"]},
-        },
-        headers=owner.headers,
-    )
-    assert rule.status_code == 201, rule.text
+    rule = await call_webhook_rule(wh_client, owner, "off", EVENT, disabled["id"])
     rule_off = await wh_client.patch(
-        f"/v1/tenants/{owner.tenant_id}/automations/{rule.json()['id']}",
+        f"/v1/tenants/{owner.tenant_id}/automations/{rule['id']}",
         json={"enabled": False},
         headers=owner.headers,
     )
