@@ -170,7 +170,7 @@ _KEYWORD_LEG = (
 )
 _VECTOR_LEG = "SELECT chunk_id, score FROM parley_kb_vector_leg($1, $2, $3, $4, $5, $6, $7, $8)"
 _PASSAGES = "SELECT * FROM parley_kb_passages($1, $2)"
-_searching = 0  # hybrid searches running in this process (see `_in_parallel`)
+_searching = 0  # searches running on the driver pool in this process (see `_in_parallel`)
 _DRIVER_SEARCH = (
     "SELECT * FROM parley_kb_search($1, $2, $3, $4::uuid[], $5, $6, $7, $8, $9, $10, $11, $12, "
     "$13, $14, $15)"
