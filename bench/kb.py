@@ -88,7 +88,6 @@ class BenchDb:
 async def bench_database(pool_size: int = 10) -> AsyncIterator[BenchDb]:
     with tempfile.TemporaryDirectory(prefix="parley-bench-kb-") as d:
         data_dir = Path(d)
-        (data_dir / "pg").mkdir()
         server = embedded_pg.tuned_server(data_dir / "pg")  # sized as the product's is
         try:
             sock = server.get_postmaster_info().socket_dir

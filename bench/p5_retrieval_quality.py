@@ -194,11 +194,10 @@ async def product_runs(
     """The product's `retrieval.search()` end to end (k = 100), and the modes it reported."""
     runs: dict[str, list[uuid.UUID]] = {}
     modes: set[str] = set()
-    async with tenant_session(bench.db, tenant) as s:
-        for qid, q in sorted(queries.items()):
-            result = await retrieval.search(s, runtime, tenant, q, k=K)
-            runs[qid] = [h.chunk_id for h in result.items]
-            modes.add(result.mode)
+    for qid, q in sorted(queries.items()):
+        result = await retrieval.search(bench.db, runtime, tenant, q, k=K)
+        runs[qid] = [h.chunk_id for h in result.items]
+        modes.add(result.mode)
     return runs, modes
 
 

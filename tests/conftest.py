@@ -81,7 +81,6 @@ def server_admin_url(data_dir: Path) -> Iterator[str]:
         return
     from parley.kit import embedded_pg
 
-    (data_dir / "pg").mkdir(parents=True, exist_ok=True)
     server = embedded_pg.tuned_server(data_dir / "pg")  # as the product runs it
     socket_dir = server.get_postmaster_info().socket_dir
     yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"

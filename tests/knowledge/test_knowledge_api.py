@@ -470,3 +470,24 @@ async def test_another_workspace_never_sees_the_knowledge(
         headers=b.headers,
     )
     assert_problem(resp, 404)
+
+
+async def test_a_search_postgresql_cannot_read_is_a_422_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """The search runs on the driver pool: a query text PostgreSQL refuses (a NUL character)
+    is answered as the rest of the API answers it, a 422 problem, not a 500."""
+    owner = await register(client, "kb-search-nul")
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/knowledge/search",
+        json={"query": "refund\u0000policy"},
+        headers=owner.headers,
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    quality = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/knowledge/quality-check",
+        json={"questions": ["refund\u0000policy"]},
+        headers=owner.headers,
+    )
+    assert quality.status_code == 422, quality.text

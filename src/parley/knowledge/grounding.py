@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from parley.kit.db import tenant_session
 from parley.kit.ids import new_id
 from parley.knowledge import retrieval
 from parley.knowledge.service import RELEVANCE_THRESHOLD, SUPPORT_THRESHOLD
@@ -13,15 +14,12 @@ from parley.llm.base import Passage
 from parley.models import RetrievalLog
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from parley.bots.schemas import BotConfig
     from parley.kit.db import TenantId
     from parley.kit.runtime import Runtime
 
 
 async def passages_for_turn(
-    session: AsyncSession,
     runtime: Runtime,
     tenant_id: TenantId,
     *,
@@ -33,9 +31,11 @@ async def passages_for_turn(
     message_id: uuid.UUID | None,
     operation_id: uuid.UUID | None,
 ) -> list[Passage]:
-    """The passages the model gets (best first), logged in the caller's transaction."""
+    """The passages the model gets (best first). The search runs on the driver pool; the
+    retrieval log is written afterwards in a tenant transaction of its own, so no transaction
+    is held open while the search runs."""
     result = await retrieval.search(
-        runtime.db,  # read-only and committed data: the driver pool, outside the transaction
+        runtime.db,
         runtime,
         tenant_id,
         query,
@@ -45,30 +45,31 @@ async def passages_for_turn(
     usable = [h for h in result.items if h.score >= config.retrieval.min_score]
     answerable = any(h.relevance >= RELEVANCE_THRESHOLD for h in usable)
     chosen = [h for h in usable if h.relevance >= SUPPORT_THRESHOLD] if answerable else []
-    session.add(
-        RetrievalLog(
-            tenant_id=tenant_id,
-            id=new_id(),
-            bot_id=bot_id,
-            bot_version_id=bot_version_id,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            operation_id=operation_id,
-            query=query,
-            mode=result.mode,
-            chunk_ids=[h.chunk_id for h in result.items],
-            scores=[h.score for h in result.items],
-            detail={
-                "selected": [str(h.chunk_id) for h in chosen],
-                "relevance": [round(h.relevance, 4) for h in result.items],
-                "threshold": RELEVANCE_THRESHOLD,
-                "support_threshold": SUPPORT_THRESHOLD,
-                "min_score": config.retrieval.min_score,
-                **{k: v for k, v in result.detail.items() if k != "notice"},
-            },
-            latency_ms=round(result.latency_ms, 3),
+    async with tenant_session(runtime.db, tenant_id) as session:
+        session.add(
+            RetrievalLog(
+                tenant_id=tenant_id,
+                id=new_id(),
+                bot_id=bot_id,
+                bot_version_id=bot_version_id,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                operation_id=operation_id,
+                query=query,
+                mode=result.mode,
+                chunk_ids=[h.chunk_id for h in result.items],
+                scores=[h.score for h in result.items],
+                detail={
+                    "selected": [str(h.chunk_id) for h in chosen],
+                    "relevance": [round(h.relevance, 4) for h in result.items],
+                    "threshold": RELEVANCE_THRESHOLD,
+                    "support_threshold": SUPPORT_THRESHOLD,
+                    "min_score": config.retrieval.min_score,
+                    **{k: v for k, v in result.detail.items() if k != "notice"},
+                },
+                latency_ms=round(result.latency_ms, 3),
+            )
         )
-    )
     return [
         Passage(
             source_id=str(h.source_id),

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from sqlalchemy import text
 
 from parley.kit.db import Database, driver_statement
 from parley.knowledge import bm25, vectors
@@ -31,8 +30,6 @@ from parley.knowledge.embeddings import EmbeddingsError, embedder_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from parley.kit.db import TenantId
     from parley.kit.runtime import Runtime
@@ -158,27 +155,36 @@ def _rounded(value: float | None) -> float | None:
 
 
 _PARAMS = (
-    "tenant_id", "query", "cfg", "sources", "k", "pool", "vector_pool", "k1", "b", "vector",
-    "dims", "model", "weight", "ef", "max_tuples",
-)  # fmt: skip
-_SEARCH = text(
-    "SELECT * FROM parley_kb_search(:tenant_id, :query, :cfg, CAST(:sources AS uuid[]), :k, "
-    ":pool, :vector_pool, :k1, :b, :vector, :dims, :model, :weight, :ef, :max_tuples)"
+    "tenant_id",
+    "query",
+    "cfg",
+    "sources",
+    "k",
+    "pool",
+    "vector_pool",
+    "k1",
+    "b",
+    "vector",
+    "dims",
+    "model",
+    "weight",
+    "ef",
+    "max_tuples",
+)  # fmt: skip  (parley_kb_search's arguments, in order)
+_SEARCH = (
+    "SELECT * FROM parley_kb_search($1, $2, $3, $4::uuid[], $5, $6, $7, $8, $9, $10, $11, $12, "
+    "$13, $14, $15)"
 )
 _KEYWORD_LEG = (
     "SELECT chunk_id, score, coverage FROM parley_kb_keyword_leg($1, $2, $3, $4, $5, $6, $7)"
 )
 _VECTOR_LEG = "SELECT chunk_id, score FROM parley_kb_vector_leg($1, $2, $3, $4, $5, $6, $7, $8)"
 _PASSAGES = "SELECT * FROM parley_kb_passages($1, $2)"
-_searching = 0  # searches running on the driver pool in this process (see `_in_parallel`)
-_DRIVER_SEARCH = (
-    "SELECT * FROM parley_kb_search($1, $2, $3, $4::uuid[], $5, $6, $7, $8, $9, $10, $11, $12, "
-    "$13, $14, $15)"
-)
+_searching = 0  # searches running in this process (see `_in_parallel`)
 
 
 async def search(
-    session: AsyncSession | AsyncConnection | Database,
+    db: Database,
     runtime: Runtime,
     tenant_id: TenantId,
     query: str,
@@ -190,12 +196,11 @@ async def search(
     """The top `k` passages for `query` among the tenant's (or the given sources') chunks.
 
     One round trip: `parley_kb_search` (migration 0012) runs both legs, fuses them with the
-    arithmetic of `fuse()` and returns the passages. It binds the tenant itself, so it also
-    serves a caller without a transaction: given the `Database`, the search runs on the hot
-    paths' driver pool (`kit.db.driver_statement`), which costs a quarter of the Python time
-    of a SQLAlchemy statement (P4); a session or connection runs it in the caller's
-    transaction. On the driver pool, a hybrid search runs its two legs at once when `parallel`
-    says so, or by default when no other search is running in the process (`_in_parallel`)."""
+    arithmetic of `fuse()` and returns the passages. It binds the tenant itself and reads only
+    committed data, so it runs outside any transaction, on the hot paths' driver pool
+    (`kit.db.driver_statement`: a quarter of the Python time of a SQLAlchemy statement, P4).
+    A hybrid search runs its two legs at once instead when `parallel` says so, or by default
+    when no other search is running in the process (`_in_parallel`)."""
     started = time.perf_counter()
     settings = runtime.settings
     notice = _notice(runtime)
@@ -228,25 +233,13 @@ async def search(
         "ef": vectors.ef_search(vector_pool),
         "max_tuples": vectors.MAX_SCAN_TUPLES,
     }
-    rows: list[Mapping[Any, Any]]
     global _searching
-    if parallel is None:
-        parallel = _searching == 0
-    if isinstance(session, Database) and hybrid and parallel:
-        _searching += 1
-        try:
-            rows = await _in_parallel(session, params)
-        finally:
-            _searching -= 1
-    elif isinstance(session, Database):
-        _searching += 1
-        try:
-            async with driver_statement(session) as conn:
-                rows = list(await conn.fetch(_DRIVER_SEARCH, *(params[p] for p in _PARAMS)))
-        finally:
-            _searching -= 1
-    else:
-        rows = [r._mapping for r in (await session.execute(_SEARCH, params)).all()]
+    two_legs = hybrid and (_searching == 0 if parallel is None else parallel)
+    _searching += 1
+    try:
+        rows = await (_in_parallel(db, params) if two_legs else _one_statement(db, params))
+    finally:
+        _searching -= 1
     items = [
         Hit(
             chunk_id=r["r_chunk_id"],
@@ -296,7 +289,12 @@ async def search(
     )
 
 
-async def _in_parallel(db: Database, params: dict[str, Any]) -> list[Mapping[Any, Any]]:
+async def _one_statement(db: Database, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+    async with driver_statement(db) as conn:
+        return list(await conn.fetch(_SEARCH, *(params[p] for p in _PARAMS)))
+
+
+async def _in_parallel(db: Database, params: dict[str, Any]) -> list[Mapping[str, Any]]:
     """`parley_kb_search` in three statements: both legs at once on two connections, fused here
     with `fuse()` (the statement's arithmetic, `test_the_database_fuses_exactly_as_fuse_does`),
     then the passages of the top `k`. When the process runs no other search, its second core

@@ -404,19 +404,17 @@ async def _run_turn(
     config, history = prepared.config, prepared.history
     passages: list[Passage] = []
     if prepared.has_knowledge:  # ground the answer; the retrieval log is written here too
-        async with tenant_session(runtime.db, turn.tenant_id) as session:
-            passages = await passages_for_turn(
-                session,
-                runtime,
-                turn.tenant_id,
-                config=config,
-                query=turn.user_text,
-                bot_id=turn.bot_id,
-                bot_version_id=prepared.version_id,
-                conversation_id=turn.conversation_id,
-                message_id=turn.user_message_id,
-                operation_id=turn.operation_id,
-            )
+        passages = await passages_for_turn(
+            runtime,
+            turn.tenant_id,
+            config=config,
+            query=turn.user_text,
+            bot_id=turn.bot_id,
+            bot_version_id=prepared.version_id,
+            conversation_id=turn.conversation_id,
+            message_id=turn.user_message_id,
+            operation_id=turn.operation_id,
+        )
     request = TurnRequest(
         system=system_prompt(config.instructions, passages, prepared.summary),
         messages=history_messages(history, turn.user_text, budget_chars=10**9),
