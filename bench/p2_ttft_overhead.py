@@ -163,7 +163,7 @@ async def _measure_paced(
 
 def run(quick: bool = False) -> Section:
     data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-p2-"))
-    seq_rounds, conc_rounds, paced_rounds = (20, 2, 2) if quick else (100, 6, 8)
+    seq_rounds, conc_rounds, paced_rounds = (20, 2, 2) if quick else (300, 6, 8)
     try:
         with (
             fake_openai_process() as fake,
