@@ -171,6 +171,21 @@ class Settings(BaseSettings):
         le=1,
         description="BM25's weight in convex fusion with vectors (tuned on SciFact train, P5).",
     )
+    parley_reranker: Literal["none", "http"] = Field(
+        default="none",
+        description="`http`: reorder the fused candidates with a `/rerank` server (Cohere, Jina, "
+        "vLLM, Infinity, llama.cpp…).",
+    )
+    parley_reranker_base_url: str | None = Field(
+        default=None, description="The reranking API's base URL; `/rerank` is appended."
+    )
+    parley_reranker_api_key: SecretStr | None = None
+    parley_reranker_model: str | None = Field(
+        default=None, description="Sent as `model`; some servers serve one model and need none."
+    )
+    parley_rerank_candidates: int = Field(
+        default=20, ge=2, le=100, description="Fused candidates the reranker reorders."
+    )
 
     # --- LLM provider defaults (names the provider SDKs read themselves) ------------------
     openai_base_url: str | None = None
@@ -275,6 +290,12 @@ class Settings(BaseSettings):
     def _production_needs_keys(self) -> Settings:
         if self.parley_env == "production" and self.parley_secret_keys is None:
             raise ValueError("PARLEY_SECRET_KEYS must be set when PARLEY_ENV=production")
+        return self
+
+    @model_validator(mode="after")
+    def _reranker_needs_a_server(self) -> Settings:
+        if self.parley_reranker == "http" and not self.parley_reranker_base_url:
+            raise ValueError("PARLEY_RERANKER_BASE_URL must be set when PARLEY_RERANKER=http")
         return self
 
     @property

@@ -13,6 +13,12 @@ Every request body is recorded in `calls`.
 `/v1/embeddings` answers in OpenAI's wire format with deterministic vectors: a hashed bag of
 "concepts" (each word mapped through a small synonym table, so "reimbursement" and "refund"
 land on the same dimension) — a stand-in for a semantic model. `fake-embed-500` answers 500.
+
+`/v1/rerank` answers as Cohere's and Jina's rerank APIs do (`{"results": [{"index",
+"relevance_score"}]}`, best first, `top_n` of them): a document containing the whole query as a
+phrase scores 0.9 plus a little per query word, one containing only some of its words
+0.5 × the share it has. `fake-rerank-500` answers 500; `fake-rerank-garbage` answers
+an index that is not one of the documents.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/rerank", self.rerank, methods=["POST"]),
                 Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
                 Route("/{version}/models/{target:path}", self.gemini_generate, methods=["POST"]),
             ]
@@ -157,6 +164,30 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def rerank(self, request: Request) -> Response:
+        body = await request.json()
+        body["_authorization"] = request.headers.get("authorization")
+        self.calls.append(body)
+        model = body.get("model")
+        if model == "fake-rerank-500":
+            return JSONResponse({"message": "reranker overloaded"}, status_code=500)
+        query, documents = str(body["query"]).lower(), [str(d) for d in body["documents"]]
+        if model == "fake-rerank-garbage":
+            return JSONResponse({"results": [{"index": len(documents), "relevance_score": 1.0}]})
+        words = set(re.findall(r"[a-z0-9]+", query))
+
+        def score(doc: str) -> float:
+            text = doc.lower()
+            share = len(words & set(re.findall(r"[a-z0-9]+", text))) / max(len(words), 1)
+            return 0.9 + 0.1 * share if query in text else 0.5 * share
+
+        scored = sorted(
+            ({"index": i, "relevance_score": score(d)} for i, d in enumerate(documents)),
+            key=lambda r: (-float(r["relevance_score"]), int(r["index"])),
+        )
+        top = int(body.get("top_n") or len(documents))
+        return JSONResponse({"id": "rerank-1", "results": scored[:top], "meta": {}})
 
     async def anthropic_messages(self, request: Request) -> Response:
         """Anthropic Messages API: `event:`-typed SSE (message_start … message_stop)."""

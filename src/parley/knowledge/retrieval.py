@@ -16,6 +16,8 @@ and the result says so (`mode = "keyword"`, `detail["notice"]`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from parley.kit.db import Database, driver_statement
 from parley.knowledge import bm25, vectors
 from parley.knowledge.bm25 import Scored
 from parley.knowledge.embeddings import EmbeddingsError, embedder_for
+from parley.knowledge.rerank import Reranker, RerankError, reranker_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,6 +65,8 @@ class Hit:
     heading: str | None = None
     bm25_score: float | None = None  # the leg's raw score; None when that leg missed it
     vector_score: float | None = None  # cosine similarity
+    # With a reranker: the fusion's score (then `score` is the reranker's, which orders).
+    fused_score: float | None = None
     # 0..1: how well the passage answers the question — its BM25 coverage of the question's
     # terms (`bm25.Scored.coverage`) or its scaled cosine similarity, whichever is higher.
     # `knowledge.service.RELEVANCE_THRESHOLD` decides "answerable".
@@ -200,7 +205,8 @@ async def search(
     committed data, so it runs outside any transaction, on the hot paths' driver pool
     (`kit.db.driver_statement`: a quarter of the Python time of a SQLAlchemy statement, P4).
     A hybrid search runs its two legs at once instead when `parallel` says so, or by default
-    when no other search is running in the process (`_in_parallel`)."""
+    when no other search is running in the process (`_in_parallel`). With a reranker, the
+    first `PARLEY_RERANK_CANDIDATES` fused passages are reordered by its scores (`_rerank`)."""
     started = time.perf_counter()
     settings = runtime.settings
     notice = _notice(runtime)
@@ -213,7 +219,9 @@ async def search(
             log.warning("knowledge.search.embeddings_failed", tenant_id=str(tenant_id))
             notice = f"{exc.detail} Retrieval fell back to keyword-only (BM25)."
     hybrid = query_vector is not None and embedder is not None
-    pool = max(k, CANDIDATES)
+    reranker = reranker_for(runtime) if query.strip() else None
+    fetched = max(k, settings.parley_rerank_candidates) if reranker is not None else k
+    pool = max(fetched, CANDIDATES)
     vector_pool = max(k, VECTOR_CANDIDATES)
     weight = settings.parley_hybrid_bm25_weight
     params: dict[str, Any] = {
@@ -221,7 +229,7 @@ async def search(
         "query": query,
         "cfg": settings.parley_text_search_config,
         "sources": source_ids,
-        "k": k,
+        "k": fetched,
         "pool": pool,
         "vector_pool": vector_pool,
         "k1": bm25.K1,
@@ -256,6 +264,16 @@ async def search(
         )
         for r in rows
     ]
+    reranked: dict[str, Any] | None = None
+    if reranker is not None and items:
+        try:
+            items = await _rerank(reranker, query, items)
+            reranked = {"model": reranker.model, "candidates": len(items)}
+        except RerankError as exc:
+            log.warning("knowledge.search.rerank_failed", tenant_id=str(tenant_id))
+            failed = f"{exc.detail} The results are in the fusion's order."
+            notice = f"{notice} {failed}" if notice else failed
+    items = items[:k]
     keyword_candidates = rows[0]["r_bm25_candidates"] if rows else 0
     detail: dict[str, Any]
     if hybrid and embedder is not None:
@@ -268,16 +286,19 @@ async def search(
                 "fused": len(items),
             },
             "embedder": {"name": embedder.name, "model": embedder.model},
-            "notice": None,
+            "notice": notice,  # hybrid: None unless the reranker failed
         }
     else:
         detail = {"mode": "keyword", "candidates": {"bm25": keyword_candidates}, "notice": notice}
+    if reranker is not None:
+        detail["rerank"] = reranked  # None: the reranker failed (see the notice)
     detail["hits"] = [
         {
             "chunk_id": str(h.chunk_id),
             "score": h.score,
             "bm25": h.bm25_score,
             "vector": h.vector_score,
+            **({"fused": h.fused_score} if reranked is not None else {}),
         }
         for h in items
     ]
@@ -287,6 +308,23 @@ async def search(
         latency_ms=(time.perf_counter() - started) * 1000,
         detail=detail,
     )
+
+
+async def _rerank(reranker: Reranker, query: str, items: list[Hit]) -> list[Hit]:
+    """The fused candidates in the reranker's order, each scored by it; ties keep the fusion's
+    order, so the ranking stays deterministic."""
+    scores = await reranker.rerank(
+        query, [vectors.chunk_text(h.heading or "", h.text) for h in items]
+    )
+    order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+    return [
+        dataclasses.replace(
+            items[i],
+            score=round(scores[i], 6) if math.isfinite(scores[i]) else 0.0,
+            fused_score=items[i].score,
+        )
+        for i in order
+    ]
 
 
 async def _one_statement(db: Database, params: dict[str, Any]) -> list[Mapping[str, Any]]:
