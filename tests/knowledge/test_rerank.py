@@ -136,19 +136,24 @@ async def test_the_search_endpoint_returns_the_reranked_order(
     app: Any,
     data_dir: Path,
     fake_openai: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     owner = await register(client, "rerank-api")
     runtime = reranking(app, data_dir, fake_openai)
     _, ids = await add_source(
         runtime, TenantId(uuid.UUID(owner.tenant_id)), "Help", [REPEATS, PHRASE]
     )
-    monkeypatch.setattr(app.state, "runtime", runtime)
-    resp = await client.post(
-        f"/v1/tenants/{owner.tenant_id}/knowledge/search",
-        json={"query": QUERY, "k": 5},
-        headers=owner.headers,
-    )
+    served = app.state.runtime
+    # Not monkeypatch: it cannot read a Starlette `State`'s attribute, and its undo would
+    # delete the app's runtime instead of restoring it.
+    app.state.runtime = runtime
+    try:
+        resp = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/knowledge/search",
+            json={"query": QUERY, "k": 5},
+            headers=owner.headers,
+        )
+    finally:
+        app.state.runtime = served
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert [i["chunk_id"] for i in body["items"]] == [str(ids[1]), str(ids[0])]

@@ -79,11 +79,7 @@ class ChannelKeys:
 
 
 def channel_keys(runtime: Runtime) -> ChannelKeys:
-    keys = runtime.clients.get("channel_keys")
-    if not isinstance(keys, ChannelKeys):
-        keys = ChannelKeys()
-        runtime.clients["channel_keys"] = keys
-    return keys
+    return runtime.client("channel_keys", ChannelKeys)
 
 
 async def channel_key(

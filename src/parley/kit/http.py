@@ -58,18 +58,16 @@ class OutboundResponse:
 
 def client_for(runtime: Runtime) -> httpx.AsyncClient:
     """The process's shared outbound client (never module-global: one per runtime)."""
-    client = runtime.clients.get("outbound")
-    if client is None:
-        client = httpx.AsyncClient(
+    return runtime.client(
+        "outbound",
+        lambda: httpx.AsyncClient(
             follow_redirects=False,
             timeout=DEFAULT_TIMEOUT,
             trust_env=False,
             headers={"User-Agent": "Parley/1 (+https://parley.dev/bot)"},
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
-        runtime.clients["outbound"] = client
-    assert isinstance(client, httpx.AsyncClient)
-    return client
+        ),
+    )
 
 
 async def _resolve_checked(host: str, port: int) -> str:

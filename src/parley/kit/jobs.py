@@ -214,11 +214,7 @@ class WorkerNudge:
 
 def worker_nudge(runtime: Runtime) -> WorkerNudge:
     """The process's nudge (one per runtime)."""
-    nudge = runtime.clients.get("worker_nudge")
-    if not isinstance(nudge, WorkerNudge):
-        nudge = WorkerNudge(runtime.db)
-        runtime.clients["worker_nudge"] = nudge
-    return nudge
+    return runtime.client("worker_nudge", lambda: WorkerNudge(runtime.db))
 
 
 async def queue_counts(session: AsyncSession) -> dict[str, dict[str, int]]:

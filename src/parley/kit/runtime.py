@@ -6,8 +6,9 @@ through `RuntimeDep`; nothing request-specific lives here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from parley.kit.db import Database
     from parley.kit.security import Keyring
     from parley.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,6 +32,16 @@ class Runtime:
     info: dict[str, Any] = field(default_factory=dict)
     clients: dict[str, Any] = field(default_factory=dict)  # outbound clients, per process
     caches: dict[str, Any] = field(default_factory=dict)  # immutable data, per process
+
+    def client(self, key: str, build: Callable[[], T]) -> T:
+        """The process's client under `key`, built by `build` on first use. Built once per
+        runtime, never per module, so a test's runtime and the app's never share one; the
+        lifespan closes every one that has `aclose`."""
+        found = self.clients.get(key)
+        if found is None:
+            found = self.clients[key] = build()
+        made: T = found
+        return made
 
 
 def get_runtime(request: Request) -> Runtime:

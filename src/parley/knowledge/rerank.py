@@ -113,15 +113,14 @@ def reranker_for(runtime: Runtime) -> Reranker | None:
     settings = runtime.settings
     if settings.parley_reranker == "none" or not settings.parley_reranker_base_url:
         return None
-    cached = runtime.clients.get(CACHE_KEY)
-    if cached is not None:
-        reranker: Reranker = cached
-        return reranker
     key = settings.parley_reranker_api_key
-    reranker = HttpReranker(
-        base_url=settings.parley_reranker_base_url,
-        api_key=key.get_secret_value() if key is not None else None,
-        model=settings.parley_reranker_model,
-    )
-    runtime.clients[CACHE_KEY] = reranker
-    return reranker
+    base_url = settings.parley_reranker_base_url
+
+    def build() -> Reranker:
+        return HttpReranker(
+            base_url=base_url,
+            api_key=key.get_secret_value() if key is not None else None,
+            model=settings.parley_reranker_model,
+        )
+
+    return runtime.client(CACHE_KEY, build)

@@ -15,6 +15,7 @@ from parley.kit.errors import ParleyError
 
 if TYPE_CHECKING:
     from parley.kit.runtime import Runtime
+    from parley.settings import Settings
 
 CACHE_KEY = "knowledge.embedder"
 
@@ -57,22 +58,19 @@ def embedder_for(runtime: Runtime) -> Embedder | None:
     settings = runtime.settings
     if settings.parley_embeddings == "none" or not runtime.pgvector:
         return None
-    cached = runtime.clients.get(CACHE_KEY)
-    if cached is not None:
-        embedder: Embedder = cached
-        return embedder
+    return runtime.client(CACHE_KEY, lambda: _build(settings))
+
+
+def _build(settings: Settings) -> Embedder:
     if settings.parley_embeddings == "openai":
         from parley.knowledge.embeddings.openai import OpenAIEmbedder
 
         key = settings.parley_embeddings_api_key or settings.openai_api_key
-        embedder = OpenAIEmbedder(
+        return OpenAIEmbedder(
             model=settings.parley_embedding_model,
             base_url=settings.parley_embeddings_base_url or settings.openai_base_url,
             api_key=key.get_secret_value() if key is not None else None,
         )
-    else:
-        from parley.knowledge.embeddings.local import LocalEmbedder
+    from parley.knowledge.embeddings.local import LocalEmbedder
 
-        embedder = LocalEmbedder(settings.parley_embedding_model)
-    runtime.clients[CACHE_KEY] = embedder
-    return embedder
+    return LocalEmbedder(settings.parley_embedding_model)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from parley.kit.db import TenantId
     from parley.kit.runtime import Runtime
+    from parley.settings import Settings
 
 
 class MissingObject(LookupError):
@@ -38,20 +39,16 @@ def tenant_prefix(tenant_id: TenantId) -> str:
 
 def storage_for(runtime: Runtime) -> Storage:
     """The configured storage, one per process."""
-    cached = runtime.clients.get("storage")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    s = runtime.settings
-    store: Storage
+    return runtime.client("storage", lambda: _build(runtime.settings))
+
+
+def _build(s: Settings) -> Storage:
     if s.parley_storage == "s3":
         from parley.knowledge.storage.s3 import S3Storage
 
         if not s.parley_s3_bucket:
             raise RuntimeError("PARLEY_S3_BUCKET is required when PARLEY_STORAGE=s3")
-        store = S3Storage(s.parley_s3_bucket, s.parley_s3_prefix, s.parley_s3_endpoint_url)
-    else:
-        from parley.knowledge.storage.local import LocalStorage
+        return S3Storage(s.parley_s3_bucket, s.parley_s3_prefix, s.parley_s3_endpoint_url)
+    from parley.knowledge.storage.local import LocalStorage
 
-        store = LocalStorage(s.data_dir / "files")
-    runtime.clients["storage"] = store
-    return store
+    return LocalStorage(s.data_dir / "files")
