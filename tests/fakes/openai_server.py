@@ -18,7 +18,7 @@ land on the same dimension) — a stand-in for a semantic model. `fake-embed-500
 "relevance_score"}]}`, best first, `top_n` of them): a document containing the whole query as a
 phrase scores 0.9 plus a little per query word, one containing only some of its words
 0.5 × the share it has. `fake-rerank-500` answers 500; `fake-rerank-garbage` answers
-an index that is not one of the documents.
+an index that is not one of the documents; `fake-rerank-partial` scores only the best one.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class FakeOpenAI:
             ({"index": i, "relevance_score": score(d)} for i, d in enumerate(documents)),
             key=lambda r: (-float(r["relevance_score"]), int(r["index"])),
         )
-        top = int(body.get("top_n") or len(documents))
+        top = 1 if model == "fake-rerank-partial" else int(body.get("top_n") or len(documents))
         return JSONResponse({"id": "rerank-1", "results": scored[:top], "meta": {}})
 
     async def anthropic_messages(self, request: Request) -> Response:

@@ -114,6 +114,18 @@ async def test_a_failing_reranker_keeps_the_fusion_order_and_says_so(
     assert "keyword-only" in result.detail["notice"]  # the notice it had stays
 
 
+async def test_a_passage_the_reranker_leaves_out_comes_after_the_ones_it_scored(
+    client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
+) -> None:
+    plain = runtime_with(app, data_dir, parley_embeddings="none")
+    tenant, ids = await _tenant_with_docs(client, plain)
+    runtime = reranking(app, data_dir, fake_openai, "fake-rerank-partial")
+    result = await search(runtime, tenant, QUERY, k=5)
+    assert [h.chunk_id for h in result.items] == [ids[1], ids[0]]
+    assert [h.score for h in result.items] == [1.0, 1.0]  # the lowest score it gave
+    assert result.detail["rerank"] == {"model": "fake-rerank-partial", "candidates": 2}
+
+
 async def test_an_unreachable_reranker_is_a_notice_not_an_error(
     client: httpx.AsyncClient, app: Any, data_dir: Path
 ) -> None:

@@ -317,10 +317,12 @@ async def _rerank(reranker: Reranker, query: str, items: list[Hit]) -> list[Hit]
         query, [vectors.chunk_text(h.heading or "", h.text) for h in items]
     )
     order = sorted(range(len(items)), key=lambda i: (-scores[i], i))
+    # A passage the server left out sorts last and shows the lowest score it gave.
+    floor = min((x for x in scores if math.isfinite(x)), default=0.0)
     return [
         dataclasses.replace(
             items[i],
-            score=round(scores[i], 6) if math.isfinite(scores[i]) else 0.0,
+            score=round(scores[i] if math.isfinite(scores[i]) else floor, 6),
             fused_score=items[i].score,
         )
         for i in order
