@@ -187,6 +187,8 @@ def test_scores_are_read_in_the_documents_order_from_each_known_answer_shape() -
         {"results": [{"index": 3, "relevance_score": 1.0}]},
         {"results": [{"index": 0, "relevance_score": "high"}]},
         {"results": [{"index": 0, "relevance_score": float("nan")}]},
+        {"results": [{"index": True, "relevance_score": 1.0}]},
+        {"results": [{"index": 0, "relevance_score": True}]},
         {"results": "none"},
         [{"index": 0, "score": 1.0}],
     ):

@@ -100,9 +100,13 @@ def scores_from(answer: Any, count: int) -> list[float]:
         if not isinstance(item, dict):
             raise ValueError("a result is not an object")
         index, score = item.get("index"), item.get("relevance_score", item.get("score"))
-        if not isinstance(index, int) or not 0 <= index < count:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
             raise ValueError(f"index {index!r} is not one of the {count} documents")
-        if not isinstance(score, int | float) or not math.isfinite(score):
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, int | float)
+            or not math.isfinite(score)
+        ):
             raise ValueError(f"document {index} has no finite score")
         scores[index] = float(score)
     return scores
