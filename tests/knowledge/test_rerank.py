@@ -14,7 +14,7 @@ import pytest
 
 from parley.kit.db import TenantId
 from parley.kit.runtime import Runtime
-from parley.knowledge.rerank import scores_from
+from parley.knowledge.rerank import BREAKER_FAILURES, scores_from
 from parley.settings import Settings
 from tests.conftest import make_settings, register
 from tests.knowledge.test_retrieval import add_source, runtime_with, search
@@ -112,6 +112,21 @@ async def test_a_failing_reranker_keeps_the_fusion_order_and_says_so(
     assert said in result.detail["notice"]
     assert "fusion's order" in result.detail["notice"]
     assert "keyword-only" in result.detail["notice"]  # the notice it had stays
+
+
+async def test_a_reranker_that_keeps_failing_is_skipped_instead_of_called_every_time(
+    client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
+) -> None:
+    plain = runtime_with(app, data_dir, parley_embeddings="none")
+    tenant, ids = await _tenant_with_docs(client, plain)
+    runtime = reranking(app, data_dir, fake_openai, "fake-rerank-500")
+    before = len(fake_openai.calls_for("fake-rerank-500"))
+    results = [await search(runtime, tenant, QUERY, k=5) for _ in range(BREAKER_FAILURES + 2)]
+    assert len(fake_openai.calls_for("fake-rerank-500")) - before == BREAKER_FAILURES
+    for result in results:  # every search still answers, in the fusion's order
+        assert [h.chunk_id for h in result.items] == [ids[0], ids[1]]
+    assert "answered 500" in results[BREAKER_FAILURES - 1].detail["notice"]
+    assert "skipped for up to 30 s" in results[-1].detail["notice"]
 
 
 async def test_a_passage_the_reranker_leaves_out_comes_after_the_ones_it_scored(

@@ -10,7 +10,9 @@ One adapter: the `/rerank` API that Cohere, Jina, Voyage, vLLM, Infinity and lla
 all speak (`{"model", "query", "documents", "top_n"}` → `{"results": [{"index",
 "relevance_score"}]}`; Voyage answers under `data`). The base URL is the operator's setting,
 not a tenant's, so it is not an SSRF surface. If the server fails, the search keeps the fused
-order and says so (`notice`), as it does when embeddings fail.
+order and says so (`notice`), as it does when embeddings fail. After repeated failures a
+circuit breaker (the providers' own, `llm.resilience`) skips it for a while, so a dead
+reranker does not add its timeout to every answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from parley.kit.errors import ParleyError
+from parley.llm.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from parley.kit.runtime import Runtime
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 CACHE_KEY = "knowledge.reranker"
 TIMEOUT_SECONDS = 10.0
 MAX_DOCUMENT_CHARS = 4_000  # a chunk is ~300 tokens; this only bounds a hostile one
+BREAKER_FAILURES = 5  # consecutive failures that open the breaker
+BREAKER_RESET_SECONDS = 30.0  # then one trial call after this long
 
 
 class RerankError(ParleyError):
@@ -59,6 +64,9 @@ class HttpReranker:
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         self.model = model
+        self.breaker = CircuitBreaker(
+            failure_threshold=BREAKER_FAILURES, reset_after=BREAKER_RESET_SECONDS
+        )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout
@@ -68,6 +76,20 @@ class HttpReranker:
         await self.client.aclose()
 
     async def rerank(self, query: str, documents: list[str]) -> list[float]:
+        if not self.breaker.allow():
+            raise RerankError(
+                f"The reranking server failed {self.breaker.failures} times in a row and is "
+                f"skipped for up to {BREAKER_RESET_SECONDS:.0f} s."
+            )
+        try:
+            scores = await self._call(query, documents)
+        except RerankError:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return scores
+
+    async def _call(self, query: str, documents: list[str]) -> list[float]:
         body: dict[str, Any] = {
             "query": query,
             "documents": [d[:MAX_DOCUMENT_CHARS] for d in documents],
@@ -115,6 +137,7 @@ def scores_from(answer: Any, count: int) -> list[float]:
 def reranker_for(runtime: Runtime) -> Reranker | None:
     """The process's reranker (built once, cached in `runtime.clients`), or None when off."""
     settings = runtime.settings
+    # Settings refuse `http` without a base URL; the second test narrows the type.
     if settings.parley_reranker == "none" or not settings.parley_reranker_base_url:
         return None
     key = settings.parley_reranker_api_key

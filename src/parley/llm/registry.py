@@ -65,15 +65,15 @@ def provider_for(
     else:
         key, base = _platform_default(name, runtime)
     fingerprint = hashlib.sha256(f"{name}|{base}|{key}".encode()).hexdigest()[:16]
-    cache_key = f"provider:{fingerprint}"
-    client = runtime.clients.get(cache_key)
-    if client is None:
+
+    def build() -> Provider:
         client = adapter(base_url=base, api_key=key)
-        runtime.clients[cache_key] = client
         if name not in _sdk_loaded:
             # The SDK imported for this first client lives as long as the process: out of
             # the collector's sight like everything loaded at start-up (app.py). Once per
             # provider, as freezing also keeps whatever garbage exists at that moment.
             _sdk_loaded.add(name)
             gc.freeze()
-    return client
+        return client
+
+    return runtime.client(f"provider:{fingerprint}", build)

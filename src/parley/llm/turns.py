@@ -291,15 +291,13 @@ class _Streamed:
 
 
 def breaker_for(runtime: Runtime, provider: Provider, model: str) -> CircuitBreaker:
-    key = f"breaker:{provider.name}:{id(provider)}:{model}"
-    breaker = runtime.clients.get(key)
-    if not isinstance(breaker, CircuitBreaker):
-        breaker = CircuitBreaker(
+    return runtime.client(
+        f"breaker:{provider.name}:{id(provider)}:{model}",
+        lambda: CircuitBreaker(
             failure_threshold=runtime.settings.parley_llm_breaker_failures,
             reset_after=runtime.settings.parley_llm_breaker_reset_seconds,
-        )
-        runtime.clients[key] = breaker
-    return breaker
+        ),
+    )
 
 
 async def _stream_with_fallbacks(
