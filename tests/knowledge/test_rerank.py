@@ -46,18 +46,19 @@ def reranking(app: Any, data_dir: Path, fake_openai: Any, model: str = "fake-rer
 
 
 async def _tenant_with_docs(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> tuple[TenantId, list[uuid.UUID]]:
+    client: httpx.AsyncClient, app: Any, data_dir: Path
+) -> tuple[Runtime, TenantId, list[uuid.UUID]]:
+    """A workspace with the documents above, and a keyword-only runtime with no reranker."""
+    plain = runtime_with(app, data_dir, parley_embeddings="none")
     tenant = TenantId(uuid.UUID((await register(client)).tenant_id))
-    _, ids = await add_source(runtime, tenant, "Help", [REPEATS, PHRASE, *OTHERS])
-    return tenant, ids
+    _, ids = await add_source(plain, tenant, "Help", [REPEATS, PHRASE, *OTHERS])
+    return plain, tenant, ids
 
 
 async def test_the_reranker_reorders_the_fused_candidates_and_the_trace_shows_both_scores(
     client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
 ) -> None:
-    plain = runtime_with(app, data_dir, parley_embeddings="none")
-    tenant, ids = await _tenant_with_docs(client, plain)
+    plain, tenant, ids = await _tenant_with_docs(client, app, data_dir)
     before = await search(plain, tenant, QUERY, k=5)
     assert [h.chunk_id for h in before.items] == [ids[0], ids[1]]  # BM25's order
     assert "rerank" not in before.detail
@@ -103,8 +104,7 @@ async def test_a_failing_reranker_keeps_the_fusion_order_and_says_so(
     model: str,
     said: str,
 ) -> None:
-    plain = runtime_with(app, data_dir, parley_embeddings="none")
-    tenant, ids = await _tenant_with_docs(client, plain)
+    _, tenant, ids = await _tenant_with_docs(client, app, data_dir)
     result = await search(reranking(app, data_dir, fake_openai, model), tenant, QUERY, k=5)
     assert [h.chunk_id for h in result.items] == [ids[0], ids[1]]
     assert all(h.fused_score is None for h in result.items)
@@ -117,8 +117,7 @@ async def test_a_failing_reranker_keeps_the_fusion_order_and_says_so(
 async def test_a_reranker_that_keeps_failing_is_skipped_instead_of_called_every_time(
     client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
 ) -> None:
-    plain = runtime_with(app, data_dir, parley_embeddings="none")
-    tenant, ids = await _tenant_with_docs(client, plain)
+    _, tenant, ids = await _tenant_with_docs(client, app, data_dir)
     runtime = reranking(app, data_dir, fake_openai, "fake-rerank-500")
     before = len(fake_openai.calls_for("fake-rerank-500"))
     results = [await search(runtime, tenant, QUERY, k=5) for _ in range(BREAKER_FAILURES + 2)]
@@ -132,8 +131,7 @@ async def test_a_reranker_that_keeps_failing_is_skipped_instead_of_called_every_
 async def test_a_passage_the_reranker_leaves_out_comes_after_the_ones_it_scored(
     client: httpx.AsyncClient, app: Any, data_dir: Path, fake_openai: Any
 ) -> None:
-    plain = runtime_with(app, data_dir, parley_embeddings="none")
-    tenant, ids = await _tenant_with_docs(client, plain)
+    _, tenant, ids = await _tenant_with_docs(client, app, data_dir)
     runtime = reranking(app, data_dir, fake_openai, "fake-rerank-partial")
     result = await search(runtime, tenant, QUERY, k=5)
     assert [h.chunk_id for h in result.items] == [ids[1], ids[0]]
@@ -144,8 +142,7 @@ async def test_a_passage_the_reranker_leaves_out_comes_after_the_ones_it_scored(
 async def test_an_unreachable_reranker_is_a_notice_not_an_error(
     client: httpx.AsyncClient, app: Any, data_dir: Path
 ) -> None:
-    plain = runtime_with(app, data_dir, parley_embeddings="none")
-    tenant, ids = await _tenant_with_docs(client, plain)
+    _, tenant, ids = await _tenant_with_docs(client, app, data_dir)
     runtime = runtime_with(
         app,
         data_dir,
