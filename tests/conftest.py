@@ -115,6 +115,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "redis_url": os.environ.get("REDIS_URL") or None,
         # Helpers register many users from one client; the limit has its own test.
         "parley_login_attempts_per_minute": 100_000,
+        # Voice uploads spool here, so a test can check that none is left behind.
+        "parley_voice_tmp_dir": str(data_dir / "voice-tmp"),
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -283,6 +285,7 @@ async def create_widget(
     origins: list[str] | None = None,
     bot: dict[str, Any] | None = None,
     theme: dict[str, Any] | None = None,
+    voice: bool = False,
 ) -> WidgetSetup:
     b = await client.post(
         f"/v1/tenants/{owner.tenant_id}/bots",
@@ -297,6 +300,8 @@ async def create_widget(
     }
     if theme is not None:
         body["theme"] = theme
+    if voice:
+        body["voice"] = True
     ch = await client.post(
         f"/v1/tenants/{owner.tenant_id}/channels", json=body, headers=owner.headers
     )

@@ -45,6 +45,7 @@ from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
+from parley.voice.endpoints import router as voice_router
 from parley.webhooks.endpoints import router as webhooks_router
 from parley.widget.cors import WidgetCORSMiddleware
 from parley.widget.endpoints import router as widget_router
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # requests the fast path passes on).
     for router in (
         widget_router,
+        voice_router,
         channel_ingress_router,
         health_router,
         auth_router,
@@ -190,7 +192,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         BodySizeLimitMiddleware,
         max_bytes=settings.parley_max_body_bytes,
         # File uploads: the file limit plus room for the multipart framing.
-        larger=((UPLOAD_PATH, settings.parley_knowledge_max_file_bytes + 65_536),),
+        larger=(
+            (UPLOAD_PATH, settings.parley_knowledge_max_file_bytes + 65_536),
+            # A voice upload: its own limit answers first, with `audio_too_large`.
+            (VOICE_PATH, settings.parley_voice_max_upload_bytes + 65_536),
+        ),
     )
     if settings.parley_cors_origins:
         app.add_middleware(
@@ -211,6 +217,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
 
 UPLOAD_PATH = r"/v1/tenants/[^/]+/knowledge/sources"
+VOICE_PATH = r"/v1/widget/voice$"
 
 
 def make_worker(runtime: Runtime) -> Worker:

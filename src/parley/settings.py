@@ -141,6 +141,33 @@ class Settings(BaseSettings):
         default=None, description='JSON {"provider:model": {"input": usd_per_1m, "output": …}}.'
     )
 
+    # --- Voice (SPEC C12; docs/voice.md) ----------------------------------------------------
+    parley_voice_max_upload_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024, description="Largest voice upload."
+    )
+    parley_voice_max_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Longest visitor utterance accepted."
+    )
+    parley_voice_formats: str = Field(
+        default="webm,ogg,wav,mp4,mp3",
+        description="Containers accepted for voice uploads (comma-separated PyAV format names).",
+    )
+    parley_voice_tmp_dir: str | None = Field(
+        default=None, description="Where uploads are spooled (default: the system temp dir)."
+    )
+    parley_voice_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    parley_voice_retries: int = Field(default=1, ge=0, le=5)
+    parley_voice_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    parley_voice_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    parley_voice_prices: str | None = Field(
+        default=None,
+        description='JSON {"provider:model": usd_per_minute} for speech-to-text and speech.',
+    )
+    openai_speech_base_url: str | None = Field(
+        default=None, description="Platform default for the OpenAI-compatible speech adapters."
+    )
+    openai_speech_api_key: SecretStr | None = None
+
     # --- Knowledge base ----------------------------------------------------------------------
     parley_text_search_config: str = Field(
         default="english",

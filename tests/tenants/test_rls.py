@@ -52,8 +52,16 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             headers=owner.headers,
         )
         await ingest_now(app, owner.tenant_id, source.json()["job"]["id"])
-        w = await create_widget(client, owner)
+        w = await create_widget(client, owner, voice=True)
         session = await widget_session(client, w.widget_key)
+        from tests.voice.helpers import spoken_wav  # a voice turn: a voice_turns row
+
+        spoke = await client.post(
+            "/v1/widget/voice",
+            content=spoken_wav("thank you for your help"),
+            headers={**session.headers, "Content-Type": "audio/wav"},
+        )
+        assert spoke.status_code == 201, spoke.text
         sent = await client.post(
             "/v1/widget/messages",
             json={"content": "hello"},

@@ -197,6 +197,10 @@ async def _put_credential(w: World) -> Call:
     return Call({"provider": "openai"}, {"api_key": "sk-matrix-key-0001"})
 
 
+async def _voice_settings(w: World) -> Call:
+    return Call({}, {"retain_audio": True})
+
+
 async def _stored_credential(w: World) -> Call:
     await w.client.put(
         f"/v1/tenants/{w.tenant_a()}/providers/anthropic",
@@ -411,6 +415,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/automations/{rule_id}"): Case(_rule, 200, foreign_param="rule_id"),
     ("PATCH", "/automations/{rule_id}"): Case(_patch_rule, 200, foreign_param="rule_id"),
     ("DELETE", "/automations/{rule_id}"): Case(_rule, 204, foreign_param="rule_id"),
+    ("GET", "/voice"): Case(_none, 200),
+    ("PUT", "/voice"): Case(_voice_settings, 200),
 }
 
 

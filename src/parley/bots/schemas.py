@@ -42,6 +42,22 @@ class HandoffRules(_Strict):
     message: str = Field(default="I'm connecting you with a member of our team.", max_length=500)
 
 
+class VoiceSettings(_Strict):
+    """How the bot listens and speaks (SPEC C12). The defaults run offline: pocketsphinx and
+    eSpeak NG ship inside their wheels; `openai` is any OpenAI-compatible speech server."""
+
+    stt_provider: Literal["pocketsphinx", "openai"] = "pocketsphinx"
+    stt_model: str = Field(default="en-us", max_length=120)
+    tts_provider: Literal["espeak", "openai"] = "espeak"
+    tts_model: str = Field(default="espeak-ng", max_length=120)
+    voice: str = Field(default="en-us+f2", max_length=80, pattern=r"^[A-Za-z0-9_+.-]+$")
+    language: str = Field(default="en", max_length=16, pattern=r"^[A-Za-z-]+$")
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
+    telegram_voice_reply: bool = Field(
+        default=False, description="Answer Telegram voice messages with a voice note too."
+    )
+
+
 class BotConfig(_Strict):
     instructions: str = Field(default="You are a helpful assistant.", max_length=20_000)
     provider: Provider = "extractive"
@@ -61,6 +77,7 @@ class BotConfig(_Strict):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     handoff: HandoffRules = Field(default_factory=HandoffRules)
     theme: Theme = Field(default_factory=Theme)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
 
 class BotCreate(_Strict):
@@ -90,6 +107,7 @@ class BotUpdate(_Strict):
     knowledge_source_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
     retrieval: RetrievalSettings | None = None
     theme: Theme | None = None
+    voice: VoiceSettings | None = None
 
 
 class BotOut(BaseModel):
@@ -117,6 +135,7 @@ class ConfigChanges(_Strict):
     retrieval: RetrievalSettings | None = None
     handoff: HandoffRules | None = None
     theme: Theme | None = None
+    voice: VoiceSettings | None = None
 
 
 class VersionOut(BaseModel):

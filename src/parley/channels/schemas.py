@@ -32,6 +32,7 @@ class WidgetChannelCreate(BaseModel):
     name: str = Field(default="Website widget", min_length=1, max_length=120)
     allowed_origins: list[str] = Field(min_length=1, max_length=50)
     theme: Theme | None = None
+    voice: bool = Field(default=False, description="Show the push-to-talk button (SPEC C12).")
 
     _origins = field_validator("allowed_origins")(_check_origins)
 
@@ -108,6 +109,7 @@ class ChannelUpdate(BaseModel):
     bot_id: uuid.UUID | None = None
     allowed_origins: list[str] | None = Field(default=None, min_length=1, max_length=50)
     theme: Theme | None = None
+    voice: bool | None = Field(default=None, description="Widget: push-to-talk on or off.")
 
     _origins = field_validator("allowed_origins")(
         lambda v: _check_origins(v) if v is not None else None

@@ -159,6 +159,7 @@ async def create_widget_channel(
         widget_key="wk_" + secrets.token_urlsafe(18),
         allowed_origins=body.allowed_origins,
         theme=(body.theme or Theme()).model_dump(exclude_none=True),
+        config={"voice": True} if body.voice else {},
     )
     session.add(ch)
     await session.flush()
@@ -247,6 +248,8 @@ async def update_channel(
         ch.allowed_origins = body.allowed_origins
     if body.theme is not None:
         ch.theme = body.theme.model_dump(exclude_none=True)
+    if body.voice is not None and ch.type == "widget":
+        ch.config = {**(ch.config or {}), "voice": body.voice}
     ch.updated_at = datetime.now(UTC)
     await session.flush()
     await session.refresh(ch)

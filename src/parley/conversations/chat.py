@@ -61,7 +61,12 @@ async def contact_conversation(
 
 
 async def add_user_message(
-    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, text: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    text: str,
+    *,
+    spoken: bool = False,
 ) -> Message:
     message = Message(
         tenant_id=tenant_id,
@@ -71,6 +76,7 @@ async def add_user_message(
         content=text.strip(),
         citations=[],
         created_at=datetime.now(UTC),
+        spoken=spoken,
     )
     session.add(message)
     await session.flush()

@@ -156,6 +156,15 @@ async def get_message(
     return result.scalar_one_or_none()
 
 
+async def mark_spoken(session: AsyncSession, tenant_id: TenantId, message_id: uuid.UUID) -> None:
+    """A voice turn's transcript: the visitor said this message rather than typed it."""
+    await session.execute(
+        update(Message)
+        .where(Message.tenant_id == tenant_id, Message.id == message_id)
+        .values(spoken=True)
+    )
+
+
 async def touch_conversation(
     session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
 ) -> None:

@@ -26,6 +26,7 @@ class MessageOut(BaseModel):
     content: str
     citations: list[Citation] = Field(default_factory=list)
     created_at: datetime
+    spoken: bool = Field(default=False, description="A voice turn's transcript.")
 
 
 def message_out(m: Message) -> MessageOut:
@@ -36,6 +37,7 @@ def message_out(m: Message) -> MessageOut:
         content=m.content,
         citations=[Citation.model_validate(c) for c in (m.citations or [])],
         created_at=m.created_at,
+        spoken=m.spoken,
     )
 
 

@@ -95,6 +95,32 @@ LLM_TOKENS = Counter(
 LLM_ERRORS = Counter(
     "parley_llm_errors_total", "Failed LLM turns by provider.", ["provider"], registry=REGISTRY
 )
+VOICE_TURNS = Counter(
+    "parley_voice_turns_total",
+    "Voice turns by channel and outcome (succeeded, interrupted, failed).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+VOICE_STT_SECONDS = Histogram(
+    "parley_voice_transcription_seconds",
+    "Speech-to-text time per utterance, by provider.",
+    ["provider"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+VOICE_TTS_SECONDS = Histogram(
+    "parley_voice_synthesis_seconds",
+    "Text-to-speech time per sentence, by provider.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+VOICE_FAILURES = Counter(
+    "parley_voice_failures_total",
+    "Voice failures by kind (the problem code: audio_too_large, speech_unavailable…).",
+    ["kind"],
+    registry=REGISTRY,
+)
 SSE_CONNECTIONS = Gauge(
     "parley_sse_connections", "Open server-sent-event streams.", ["stream"], registry=REGISTRY
 )

@@ -20,7 +20,8 @@ from parley.kit.runtime import Runtime
 from parley.kit.ssrf import check_url
 from parley.models import ProviderCredential
 
-ProviderName = Literal["openai", "anthropic", "gemini"]
+# `openai-speech`: the OpenAI-compatible speech server of the voice adapters (voice/registry.py).
+ProviderName = Literal["openai", "anthropic", "gemini", "openai-speech"]
 
 
 class CredentialNotFound(NotFound):

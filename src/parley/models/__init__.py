@@ -39,6 +39,7 @@ from parley.models.knowledge import (
     KnowledgeTerm,
     RetrievalLog,
 )
+from parley.models.voice import VoiceTurn
 
 __all__ = [
     "ApiKey",
@@ -70,6 +71,7 @@ __all__ = [
     "TenantScoped",
     "User",
     "Visitor",
+    "VoiceTurn",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

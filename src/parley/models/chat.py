@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -150,6 +151,8 @@ class Message(TenantScoped, Base):
     citations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     bot_version_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = utcnow_column()
+    # The visitor said it (a voice turn's transcript) rather than typed it.
+    spoken: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class MessageFeedback(Base):

@@ -49,6 +49,8 @@ class Tenant(Base):
     vector_shard: Mapped[int] = mapped_column(
         SmallInteger, server_default=text("(nextval('tenant_vector_shard_seq') % 16)")
     )
+    # Keep visitors' voice recordings (voice_turns.audio); off: audio is never stored.
+    voice_retention: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class User(Base):

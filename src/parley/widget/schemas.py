@@ -23,6 +23,7 @@ class BotInfo(BaseModel):
     name: str
     greeting: str
     theme: Theme
+    voice: bool = Field(default=False, description="The channel offers push-to-talk.")
 
 
 class SessionResponse(BaseModel):

@@ -165,7 +165,12 @@ async def create_session(
             expires_at=datetime.fromtimestamp(exp, UTC),
             conversation_id=conversation.id,
             visitor_token=visitor_token,
-            bot=BotInfo(name=bot.name, greeting=greeting, theme=theme),
+            bot=BotInfo(
+                name=bot.name,
+                greeting=greeting,
+                theme=theme,
+                voice=bool((channel.config or {}).get("voice")),
+            ),
         )
 
 
@@ -232,6 +237,7 @@ async def _claim_and_store(
     idem_key: str | None,
     scope_prefix: str,
     job: str | None,
+    spoken: bool = False,
 ) -> _Claimed:
     """One round trip (`parley_chat_send`); a duplicate of a request still running waits for
     it a little (synchronous sends), then gives up with 409."""
@@ -267,6 +273,12 @@ async def _claim_and_store(
                 raise BotNotFound("This chat's bot no longer exists.") from exc
             raise
         outcome = str(found["outcome"])
+        if spoken and outcome == "new":  # a voice turn's transcript (SPEC C12)
+            async with tenant_session(runtime.db, caller.tenant_id) as session:
+                await conv_repo.mark_spoken(
+                    session, caller.tenant_id, uuid.UUID(str(found["message"]["id"]))
+                )
+            found["message"]["spoken"] = True
         if outcome == "suspended":
             raise TenantSuspended()
         if outcome == "reused":
@@ -288,10 +300,12 @@ async def send_message(
     *,
     scope_prefix: str = "widget",
     history: list[tuple[str, str]] | None = None,
+    spoken: bool = False,
 ) -> Started | Replayed:
     """Store the user message and start the assistant turn. `history` replaces the stored
-    conversation as the prompt's history (the OpenAI-compatible API, whose clients send it)."""
-    claimed = await _claim_and_store(runtime, caller, content, idem_key, scope_prefix, None)
+    conversation as the prompt's history (the OpenAI-compatible API, whose clients send it);
+    `spoken` marks the message as a voice turn's transcript."""
+    claimed = await _claim_and_store(runtime, caller, content, idem_key, scope_prefix, None, spoken)
     found = claimed.found
     if claimed.outcome == "replay":
         response = found["response"]

@@ -1,0 +1,1 @@
+"""Speech-to-text adapters (the port is `base.py`)."""

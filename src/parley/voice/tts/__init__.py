@@ -1,0 +1,1 @@
+"""Text-to-speech adapters (the port is `base.py`)."""

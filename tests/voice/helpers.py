@@ -1,0 +1,57 @@
+"""Audio for the voice tests, made by the offline text-to-speech (so no recording is checked
+in) and packed into the containers browsers and Telegram send."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tempfile
+
+import av
+
+from parley.bots.schemas import VoiceSettings
+from parley.voice.audio import TMP_PREFIX, Pcm, ogg_opus, resample, wav_bytes
+from parley.voice.service import choice_of
+from parley.voice.tts.espeak import speak
+
+
+@functools.cache
+def spoken(text: str, rate: int = 16_000) -> Pcm:
+    return resample(speak(text, choice_of(VoiceSettings())), rate)
+
+
+def spoken_wav(text: str) -> bytes:
+    return wav_bytes(spoken(text))
+
+
+def spoken_ogg(text: str) -> bytes:
+    return ogg_opus(spoken(text))
+
+
+def spoken_webm(text: str) -> bytes:
+    """WebM/Opus, what Chromium's MediaRecorder sends."""
+    pcm = spoken(text, 48_000)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm") as out:
+        stream = out.add_stream("libopus", rate=48_000)
+        stream.layout = "mono"
+        frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm.data) // 2)
+        frame.planes[0].update(pcm.data)
+        frame.sample_rate = pcm.rate
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000, frame_size=960)
+        for piece in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(piece):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def silence_wav(seconds: float) -> bytes:
+    return wav_bytes(Pcm(b"\x00\x00" * int(16_000 * seconds), 16_000))
+
+
+def leftover_temp_files(directory: str | None = None) -> list[str]:
+    where = directory or tempfile.gettempdir()
+    return [n for n in os.listdir(where) if n.startswith(TMP_PREFIX)]
