@@ -2,7 +2,10 @@
 with a JSON body, answering `{"ok": true, "result": …}` or
 `{"ok": false, "error_code": …, "description": …}`. Every call is recorded.
 
-Implemented methods: `setWebhook`, `deleteWebhook`, `getWebhookInfo`, `sendMessage`.
+Implemented methods: `setWebhook`, `deleteWebhook`, `getWebhookInfo`, `sendMessage`,
+`getFile` (a `File` with `file_path`, for files put there with `add_file`), the file download
+`GET /file/bot<token>/<file_path>`, and `sendVoice` (multipart/form-data with the OGG note as
+`voice`; the uploads are kept in `voices`).
 Knobs: `rejected_tokens` (answer 401 Unauthorized), `blocked_chats` (sendMessage answers 403
 "bot was blocked by the user"), `fail_sends` (the next N sendMessage calls answer 502).
 """
@@ -16,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.threaded import ThreadedServer
@@ -37,6 +40,8 @@ class FakeTelegram:
     rejected_tokens: set[str] = field(default_factory=set)
     blocked_chats: set[int] = field(default_factory=set)
     fail_sends: int = 0
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id → (path, data)
+    voices: list[bytes] = field(default_factory=list)
     _next_message_id: int = 1
 
     def __post_init__(self) -> None:
@@ -44,7 +49,12 @@ class FakeTelegram:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 self.port = int(s.getsockname()[1])
-        self.app = Starlette(routes=[Route("/bot{token}/{method}", self.api, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self.api, methods=["POST"]),
+                Route("/file/bot{token}/{path:path}", self.download, methods=["GET"]),
+            ]
+        )
 
     @property
     def base_url(self) -> str:
@@ -67,9 +77,52 @@ class FakeTelegram:
             {"ok": False, "error_code": code, "description": description}, status_code=code
         )
 
+    def add_file(self, file_id: str, data: bytes) -> str:
+        path = f"voice/file_{len(self.files)}.oga"
+        self.files[file_id] = (path, data)
+        return path
+
+    async def download(self, request: Request) -> Response:
+        path = request.path_params["path"]
+        for stored_path, data in self.files.values():
+            if stored_path == path:
+                return Response(data, media_type="application/octet-stream")
+        return self._error(404, "Not Found")
+
+    async def _send_voice(self, token: str, request: Request) -> JSONResponse:
+        form = await request.form()
+        upload: Any = form.get("voice")
+        data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
+        chat_id = int(str(form.get("chat_id", "0")))
+        self.calls.append(Call(token, "sendVoice", {"chat_id": chat_id, "bytes": len(data)}))
+        if not data:
+            return self._error(400, "Bad Request: there is no voice in the request")
+        self.voices.append(data)
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        return JSONResponse(
+            {
+                "ok": True,
+                "result": {
+                    "message_id": message_id,
+                    "date": int(time.time()),
+                    "chat": {"id": chat_id, "type": "private"},
+                    "voice": {
+                        "file_id": f"voice-{message_id}",
+                        "file_unique_id": f"u{message_id}",
+                        "duration": 1,
+                        "mime_type": "audio/ogg",
+                        "file_size": len(data),
+                    },
+                },
+            }
+        )
+
     async def api(self, request: Request) -> JSONResponse:
         token = request.path_params["token"]
         method = request.path_params["method"]
+        if method == "sendVoice" and token not in self.rejected_tokens:
+            return await self._send_voice(token, request)
         try:
             body = await request.json()
         except ValueError:
@@ -89,6 +142,21 @@ class FakeTelegram:
             hook = self.webhooks.get(token, {})
             return JSONResponse(
                 {"ok": True, "result": {"url": hook.get("url", ""), "pending_update_count": 0}}
+            )
+        if method == "getFile":
+            found = self.files.get(str(body.get("file_id")))
+            if found is None:
+                return self._error(400, "Bad Request: invalid file_id")
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "result": {
+                        "file_id": body["file_id"],
+                        "file_unique_id": "u" + str(body["file_id"]),
+                        "file_size": len(found[1]),
+                        "file_path": found[0],
+                    },
+                }
             )
         if method == "sendMessage":
             if self.fail_sends > 0:

@@ -200,10 +200,11 @@ async def receive_telegram(
         update = telegram.parse_update(body)
         if update is None:
             raise InvalidEvent("The body is not a Telegram update.")
-        if update.chat_id is None or update.text is None:
-            return None  # not a text message: acknowledged, not stored
+        if update.chat_id is None or (update.text is None and update.voice_file_id is None):
+            return None  # not a text or voice message: acknowledged, not stored
         payload = json.dumps(json.loads(body))
-        return str(update.update_id), str(update.chat_id), update.text, payload
+        # A voice message is stored without text; processing transcribes it (voice/telegram.py).
+        return str(update.update_id), str(update.chat_id), update.text or "", payload
 
     try:
         _check_size(runtime, body)

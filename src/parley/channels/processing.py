@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from parley.kit.metrics import CHANNEL_SENDS
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import UnsafeUrl
 from parley.models import Channel, InboundEvent
+from parley.voice import telegram as voice_telegram
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,9 @@ class _Target:
     config: dict[str, Any]
     token_encrypted: str | None
     secret_encrypted: str | None
+    tenant_id: TenantId | None = None
+    bot_id: uuid.UUID | None = None
+    payload: dict[str, Any] = field(default_factory=dict)  # the update (a voice message?)
 
 
 async def _note_error(
@@ -83,6 +87,12 @@ async def process_event(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
 
 
 async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
+    try:  # a Telegram voice message gets its text first (voice/telegram.py)
+        if await voice_telegram.transcribe_event(runtime, tenant_id, event_id) != "ready":
+            return "failed"
+    except voice_telegram.VoiceRetryLater as exc:
+        await _note_error(runtime, tenant_id, event_id, str(exc))
+        raise RetryLater(str(exc)) from exc
     turn = prepared = None
     async with tenant_session(runtime.db, tenant_id) as session:
         ev = (
@@ -116,13 +126,25 @@ async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -
                 message = await conv_repo.get_message(session, tenant_id, ev.user_message_id)
             if message is None:
                 message = await chat.add_user_message(
-                    session, tenant_id, ev.conversation_id, ev.text
+                    session,
+                    tenant_id,
+                    ev.conversation_id,
+                    ev.text,
+                    spoken=telegram.voice_file_id(dict(ev.payload or {})) is not None,
                 )
                 ev.user_message_id = message.id
             turn, prepared = await chat.prepare_channel_turn(
                 session, runtime, tenant_id, ch.bot_id, message, ev.id, f"inbound:{ch.id}"
             )
-        target = _Target(ch.type, dict(ch.config or {}), ch.token_encrypted, ch.secret_encrypted)
+        target = _Target(
+            ch.type,
+            dict(ch.config or {}),
+            ch.token_encrypted,
+            ch.secret_encrypted,
+            tenant_id,
+            ch.bot_id,
+            dict(ev.payload or {}),
+        )
         conversation_id, contact = ev.conversation_id, ev.external_user_id
         already_sent = ev.reply_sent_at is not None
 
@@ -195,18 +217,27 @@ async def _send(
         if target.token_encrypted is None:
             raise _Refused("no_bot_token")
         token = runtime.keyring.decrypt(target.token_encrypted)
+        base = telegram.base_url(runtime, target.config)
         try:
-            await telegram.send_message(
-                runtime,
-                telegram.base_url(runtime, target.config),
-                token,
-                int(contact),
-                reply["content"],
-            )
+            await telegram.send_message(runtime, base, token, int(contact), reply["content"])
         except telegram.TelegramError as exc:
             if exc.retryable:
                 raise RetryLater(f"telegram_{exc.status or 'unreachable'}") from exc
             raise _Refused(f"telegram_{exc.status}: {exc.description}") from exc
+        if target.tenant_id is not None and target.bot_id is not None:
+            try:  # the voice note follows the text, best effort: the answer is already there
+                await voice_telegram.send_voice_reply(
+                    runtime,
+                    target.tenant_id,
+                    target.bot_id,
+                    target.payload,
+                    base,
+                    token,
+                    int(contact),
+                    reply,
+                )
+            except telegram.TelegramError as exc:
+                log.warning("channels.voice_reply_failed", reason=exc.description[:80])
         return
     if target.type == "webhook":
         if target.secret_encrypted is None:

@@ -95,7 +95,7 @@ class Heard:
     kept_format: str | None
 
 
-async def _credential(
+async def credential_for(
     runtime: Runtime, tenant_id: TenantId, voice: VoiceSettings
 ) -> ResolvedCredential | None:
     if "openai" not in (voice.stt_provider, voice.tts_provider):
@@ -186,7 +186,7 @@ async def _widget_context(
     if not channel_config.get("voice"):
         raise VoiceDisabled()
     voice = BotConfig.model_validate(bot_config).voice
-    return voice, keep, await _credential(runtime, caller.tenant_id, voice)
+    return voice, keep, await credential_for(runtime, caller.tenant_id, voice)
 
 
 async def start_widget_turn(
