@@ -14,7 +14,7 @@ from importlib import resources
 
 import rjsmin
 
-FILES = ("parley.js", "ui.js")
+FILES = ("parley.js", "ui.js", "voice.js")  # voice.js: loaded on the first press of talk
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@
     "min-height:40px;max-height:120px}.s{border:0;border-radius:8px;background:var(--pc,#1f6feb);" +
     "color:#fff;padding:0 14px;cursor:pointer}.sr{position:absolute;width:1px;height:1px;overflow:hidden;" +
     "clip:rect(0 0 0 0)}:focus-visible{outline:3px solid #000;outline-offset:1px}" +
+    ".v{border:1px solid #ccd;border-radius:8px;background:#fff;cursor:pointer;padding:0 10px}" +
+    ".v[aria-pressed=true]{background:#ffd9d9;border-color:#a40000}.v[hidden]{display:none}" +
     "@media (max-width:480px){.p{inset:0;width:100vw;max-width:100vw;height:100dvh;max-height:100dvh;" +
     "border-radius:0}}" }));
 
@@ -53,8 +55,11 @@
   const more = el("button", { class: "more", type: "button", text: "Load earlier messages", hidden: "" });
   const err = el("div", { class: "e", role: "alert" });
   const box = el("textarea", { id: "pm", rows: "1", maxlength: "4000", placeholder: "Type a message…" });
+  // Push to talk (SPEC C12): shown when the channel turns voice on; voice.js loads on first press.
+  const mic = el("button", { class: "v", type: "button", "aria-label": "Talk (press to start, press again to send)", "aria-pressed": "false", hidden: "" });
+  mic.innerHTML = "<svg viewBox='0 0 24 24' width=18 height=18 fill=currentColor aria-hidden=true><path d='M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11z'/></svg>";
   const form = el("form", {},
-    el("label", { class: "sr", for: "pm", text: "Message" }), box,
+    el("label", { class: "sr", for: "pm", text: "Message" }), box, mic,
     el("button", { class: "s", type: "submit", "aria-label": "Send", text: "Send" }));
   const panel = el("div", { class: "p", role: "dialog", "aria-label": "Chat", hidden: "" },
     el("div", { class: "h" }, title,
@@ -172,6 +177,7 @@
     save({ visitor_token: b.visitor_token, conversation_id: b.conversation_id });
     title.textContent = b.bot.name;
     theme(b.bot.theme || {});
+    b.bot.voice ? mic.removeAttribute("hidden") : mic.setAttribute("hidden", "");
     if (!greeted && b.bot.greeting) { greeted = true; log.prepend(el("div", { class: "m bot", text: b.bot.greeting })); }
     return session;
   };
@@ -287,6 +293,20 @@
     showError("Network problem — your message was not lost.", () => { pending.remove(); send(text); });
   };
 
+  let voiceLoading = null;
+  mic.onclick = async () => {
+    if (!c.voice) {
+      voiceLoading = voiceLoading || new Promise((ok, no) => {
+        c.k = { ensure, sse, add, bubble, fill, showError, shown, log, uuid, base, root, mic, err };
+        const e = d.createElement("script");
+        e.src = base + "/widget/v1/voice.js";
+        e.onload = ok; e.onerror = no;
+        d.head.appendChild(e);
+      });
+      try { await voiceLoading; } catch { voiceLoading = null; return showError("Voice is unavailable right now."); }
+    }
+    c.voice.press();
+  };
   form.onsubmit = (e) => { e.preventDefault(); const t = box.value; box.value = ""; send(t); };
   box.onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } };
   panel.onkeydown = (e) => { if (e.key === "Escape") api.close(); };
