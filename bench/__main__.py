@@ -19,6 +19,8 @@ MODULES = {
     "p4": "bench.p4_retrieval_latency",
     "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
+    "p9": "bench.p9_voice_latency",
+    "voice_wer": "bench.voice_quality",
 }
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.audit import service as audit
 from parley.bots.schemas import BotConfig, VoiceSettings
 from parley.bots.service import BotNotFound
+from parley.conversations import repository as conv_repo
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.metrics import SSE_CONNECTIONS, VOICE_FAILURES, VOICE_TURNS
 from parley.kit.runtime import Runtime
@@ -299,6 +300,7 @@ async def _record_widget_turn(runtime: Runtime, turn: VoiceTurn) -> None:
     message_id = uuid.UUID(str(turn.outcome.user_message["id"]))
     try:
         async with tenant_session(runtime.db, turn.caller.tenant_id) as session:
+            await conv_repo.mark_spoken(session, turn.caller.tenant_id, message_id)
             repo.add_turn(
                 session,
                 turn.caller.tenant_id,

@@ -273,11 +273,9 @@ async def _claim_and_store(
                 raise BotNotFound("This chat's bot no longer exists.") from exc
             raise
         outcome = str(found["outcome"])
-        if spoken and outcome == "new":  # a voice turn's transcript (SPEC C12)
-            async with tenant_session(runtime.db, caller.tenant_id) as session:
-                await conv_repo.mark_spoken(
-                    session, caller.tenant_id, uuid.UUID(str(found["message"]["id"]))
-                )
+        if spoken and outcome == "new":
+            # A voice turn's transcript (SPEC C12). The row is marked with the voice ledger,
+            # off the clock (voice/service.py); the JSON says so from the first event on.
             found["message"]["spoken"] = True
         if outcome == "suspended":
             raise TenantSuspended()
