@@ -54,4 +54,6 @@ def silence_wav(seconds: float) -> bytes:
 
 def leftover_temp_files(directory: str | None = None) -> list[str]:
     where = directory or tempfile.gettempdir()
+    if not os.path.isdir(where):
+        return []
     return [n for n in os.listdir(where) if n.startswith(TMP_PREFIX)]
