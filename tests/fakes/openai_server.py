@@ -10,6 +10,9 @@ Behaviour is chosen by the requested model name:
 - `fake-break`: sends two chunks, then drops the connection.
 Every request body is recorded in `calls`.
 
+`/v1/audio/transcriptions` and `/v1/audio/speech` answer as OpenAI's audio API does
+(`tests/fakes/speech_server.py`).
+
 `/v1/embeddings` answers in OpenAI's wire format with deterministic vectors: a hashed bag of
 "concepts" (each word mapped through a small synonym table, so "reimbursement" and "refund"
 land on the same dimension) — a stand-in for a semantic model. `fake-embed-500` answers 500.
@@ -38,12 +41,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.speech_server import SpeechRoutes
 from tests.fakes.threaded import ThreadedServer
 
 PACED_DELAY = 0.025
 
 
-class FakeOpenAI:
+class FakeOpenAI(SpeechRoutes):
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.delay_per_chunk = 0.0
@@ -54,6 +58,7 @@ class FakeOpenAI:
                 Route("/v1/rerank", self.rerank, methods=["POST"]),
                 Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
                 Route("/{version}/models/{target:path}", self.gemini_generate, methods=["POST"]),
+                *self.speech_routes(),  # /v1/audio/transcriptions and /v1/audio/speech
             ]
         )
         self.port = _free_port()

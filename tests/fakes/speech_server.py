@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import struct
 from typing import Any
 
@@ -23,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.openai_server import _free_port
 from tests.fakes.threaded import ThreadedServer
 
 RATE = 24_000
@@ -36,28 +36,17 @@ def _error(status: int) -> JSONResponse:
     )
 
 
-class FakeSpeech:
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.transcript = "what are your opening hours"
-        self.app = Starlette(
-            routes=[
-                Route("/v1/audio/transcriptions", self.transcriptions, methods=["POST"]),
-                Route("/v1/audio/speech", self.speech, methods=["POST"]),
-            ]
-        )
-        self.port = _free_port()
+class SpeechRoutes:
+    """The two audio endpoints; `FakeOpenAI` serves them too, next to chat completions."""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    calls: list[dict[str, Any]]
+    transcript = "what are your opening hours"
 
-    def start(self) -> None:
-        self._runner = ThreadedServer(self.app, self.port)
-        self._runner.start()
-
-    def stop(self) -> None:
-        self._runner.stop()
+    def speech_routes(self) -> list[Route]:
+        return [
+            Route("/v1/audio/transcriptions", self.transcriptions, methods=["POST"]),
+            Route("/v1/audio/speech", self.speech, methods=["POST"]),
+        ]
 
     async def transcriptions(self, request: Request) -> Response:
         form = await request.form()
@@ -105,3 +94,25 @@ class FakeSpeech:
                 await asyncio.sleep(0)
 
         return StreamingResponse(pieces(), media_type="audio/pcm")
+
+
+class FakeSpeech(SpeechRoutes):
+    """The audio endpoints alone, on their own port."""
+
+    def __init__(self) -> None:
+        self.calls = []
+        self.app = Starlette(routes=self.speech_routes())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        self._runner = ThreadedServer(self.app, self.port)
+        self._runner.start()
+
+    def stop(self) -> None:
+        self._runner.stop()

@@ -35,6 +35,15 @@ def _runtime(app: Any) -> Any:
     return app.state.runtime
 
 
+async def _forget(app: Any, client: Any) -> None:
+    """Close a client the registry cached for this test (its keep-alive connections would hold
+    the fake server's shutdown), and drop it from the shared runtime."""
+    clients = _runtime(app).clients
+    for key in [k for k, v in clients.items() if v is client]:
+        del clients[key]
+    await client.aclose()
+
+
 async def test_openai_transcription_sends_a_wav_and_reads_the_text(
     app: Any, speech: FakeSpeech
 ) -> None:
@@ -51,6 +60,7 @@ async def test_openai_transcription_sends_a_wav_and_reads_the_text(
     assert call["language"] == "en"
     assert call["filename"] == "speech.wav"
     assert call["authorization"] == "Bearer sk-workspace-speech"
+    await _forget(app, stt)
 
 
 async def test_openai_speech_streams_pcm_pieces(app: Any, speech: FakeSpeech) -> None:
@@ -68,6 +78,7 @@ async def test_openai_speech_streams_pcm_pieces(app: Any, speech: FakeSpeech) ->
     call = speech.calls[-1]
     assert call["response_format"] == "pcm"
     assert (call["voice"], call["speed"], call["model"]) == ("alloy", 1.25, "fake-tts")
+    await _forget(app, tts)
 
 
 async def test_failures_retry_then_open_the_breaker(app: Any, speech: FakeSpeech) -> None:

@@ -263,3 +263,40 @@ async def test_upload_over_the_size_limit(client: httpx.AsyncClient, app: Any) -
     assert_problem(resp, 413, "audio_too_large")
     assert await _messages(client, ws) == []
     assert leftover_temp_files(_tmp_dir(app)) == []
+
+
+async def test_openai_compatible_speech_end_to_end(
+    client: httpx.AsyncClient, fake_openai: Any, admin_conn: Any
+) -> None:
+    """The bot's voice settings point at an OpenAI-compatible speech server (here the
+    platform default, the local fake): its transcript is the message, its speech the audio."""
+    setup, ws = await _voice_widget(client)
+    voice = {
+        "stt_provider": "openai",
+        "stt_model": "fake-whisper",
+        "tts_provider": "openai",
+        "tts_model": "fake-tts",
+        "voice": "alloy",
+    }
+    patched = await client.patch(
+        f"/v1/tenants/{setup.owner.tenant_id}/bots/{setup.bot_id}",
+        json={"voice": voice},
+        headers=setup.owner.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    resp = await _post(client, ws, spoken_webm(SENTENCE), "audio/webm")
+    assert resp.status_code == 201, resp.text
+    events = parse_sse(resp.text)
+    assert events[0][1]["text"] == fake_openai.transcript
+    audio = [d for n, d, _ in events if n == "audio"]
+    assert audio
+    with wave.open(io.BytesIO(base64.b64decode(audio[0]["data"]))) as w:
+        assert w.getframerate() == 24_000  # the server's PCM, as it streamed
+    calls = [c for c in fake_openai.calls if c.get("path") == "transcriptions"]
+    assert calls[-1]["model"] == "fake-whisper"
+    assert calls[-1]["authorization"] == "Bearer sk-test"  # the platform key
+    row = await admin_conn.fetchrow(
+        "SELECT stt_provider, stt_model, tts_provider FROM voice_turns WHERE tenant_id = $1",
+        uuid.UUID(setup.owner.tenant_id),
+    )
+    assert tuple(row) == ("openai", "fake-whisper", "openai")
