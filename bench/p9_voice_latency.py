@@ -8,7 +8,6 @@ decode → PocketSphinx → the fake LLM's stream → eSpeak NG → WAV bytes.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ import httpx
 
 from bench.procs import fake_openai_process, parley_serve, stop_embedded_pg
 from bench.report import Row, Section, median, pct
-from bench.setup_tenant import ORIGIN
+from bench.setup_tenant import make_widget, visitor
 
 UTTERANCE = "what are your opening hours on saturday"
 SECONDS = 3.0  # the utterance, padded with silence to a three-second recording
@@ -29,30 +28,14 @@ SECONDS = 3.0  # the utterance, padded with silence to a three-second recording
 def recording() -> bytes:
     """A three-second WebM/Opus recording (what Chromium's MediaRecorder sends), spoken by the
     offline text-to-speech."""
-    import av
-
     from parley.bots.schemas import VoiceSettings
-    from parley.voice.audio import resample
+    from parley.voice.audio import Pcm, opus, resample
     from parley.voice.service import choice_of
     from parley.voice.tts.espeak import speak
 
-    pcm = resample(speak(UTTERANCE, choice_of(VoiceSettings())), 48_000)
-    total = int(48_000 * SECONDS) * 2
-    data = (pcm.data + b"\x00" * total)[:total]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="webm") as out:
-        stream = out.add_stream("libopus", rate=48_000)
-        stream.layout = "mono"
-        frame = av.AudioFrame(format="s16", layout="mono", samples=len(data) // 2)
-        frame.planes[0].update(data)
-        frame.sample_rate = 48_000
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000, frame_size=960)
-        for piece in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(piece):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
+    pcm = resample(speak(UTTERANCE, choice_of(VoiceSettings())), 16_000)
+    total = int(16_000 * SECONDS) * 2
+    return opus(Pcm((pcm.data + b"\x00" * total)[:total], 16_000), "webm")
 
 
 async def _direct(client: httpx.AsyncClient, fake: str, audio: bytes) -> float:
@@ -103,43 +86,9 @@ async def _parley(client: httpx.AsyncClient, headers: dict[str, str], audio: byt
 
 
 async def _setup(client: httpx.AsyncClient) -> dict[str, str]:
-    import secrets
-
-    reg = await client.post(
-        "/v1/auth/register",
-        json={
-            "email": f"bench-{secrets.token_hex(4)}@example.com",
-            "password": "bench passphrase " + secrets.token_hex(4),
-            "tenant_name": "Bench voice",
-        },
-    )
-    reg.raise_for_status()
-    owner = {"Authorization": f"Bearer {reg.json()['access_token']}"}
-    tid = reg.json()["tenant"]["id"]
-    bot = await client.post(
-        f"/v1/tenants/{tid}/bots",
-        json={"name": "Voice", "provider": "openai", "model": "fake-echo"},
-        headers=owner,
-    )
-    bot.raise_for_status()
-    ch = await client.post(
-        f"/v1/tenants/{tid}/channels",
-        json={
-            "type": "widget",
-            "bot_id": bot.json()["id"],
-            "allowed_origins": [ORIGIN],
-            "voice": True,
-        },
-        headers=owner,
-    )
-    ch.raise_for_status()
-    s = await client.post(
-        "/v1/widget/session",
-        json={"widget_key": ch.json()["widget_key"]},
-        headers={"Origin": ORIGIN},
-    )
-    s.raise_for_status()
-    return {"Authorization": f"Bearer {s.json()['token']}", "Origin": ORIGIN}
+    w = await make_widget(client, {"provider": "openai", "model": "fake-echo"}, voice=True)
+    headers, _ = await visitor(client, w.widget_key)
+    return headers
 
 
 async def _measure(base: str, fake: str, rounds: int) -> tuple[list[float], list[float]]:

@@ -18,7 +18,9 @@ class BenchWidget:
     widget_key: str
 
 
-async def make_widget(client: httpx.AsyncClient, bot: dict[str, Any]) -> BenchWidget:
+async def make_widget(
+    client: httpx.AsyncClient, bot: dict[str, Any], **channel: Any
+) -> BenchWidget:
     reg = await client.post(
         "/v1/auth/register",
         json={
@@ -35,7 +37,12 @@ async def make_widget(client: httpx.AsyncClient, bot: dict[str, Any]) -> BenchWi
     b.raise_for_status()
     ch = await client.post(
         f"/v1/tenants/{tid}/channels",
-        json={"type": "widget", "bot_id": b.json()["id"], "allowed_origins": [ORIGIN]},
+        json={
+            "type": "widget",
+            "bot_id": b.json()["id"],
+            "allowed_origins": [ORIGIN],
+            **channel,
+        },
         headers=headers,
     )
     ch.raise_for_status()

@@ -4,14 +4,11 @@ in) and packed into the containers browsers and Telegram send."""
 from __future__ import annotations
 
 import functools
-import io
 import os
 import tempfile
 
-import av
-
 from parley.bots.schemas import VoiceSettings
-from parley.voice.audio import TMP_PREFIX, Pcm, ogg_opus, resample, wav_bytes
+from parley.voice.audio import TMP_PREFIX, Pcm, ogg_opus, opus, resample, wav_bytes
 from parley.voice.service import choice_of
 from parley.voice.tts.espeak import speak
 
@@ -31,21 +28,7 @@ def spoken_ogg(text: str) -> bytes:
 
 def spoken_webm(text: str) -> bytes:
     """WebM/Opus, what Chromium's MediaRecorder sends."""
-    pcm = spoken(text, 48_000)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="webm") as out:
-        stream = out.add_stream("libopus", rate=48_000)
-        stream.layout = "mono"
-        frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm.data) // 2)
-        frame.planes[0].update(pcm.data)
-        frame.sample_rate = pcm.rate
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000, frame_size=960)
-        for piece in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(piece):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
+    return opus(spoken(text), "webm")
 
 
 def silence_wav(seconds: float) -> bytes:

@@ -168,10 +168,11 @@ def wav_bytes(pcm: Pcm) -> bytes:
     return buf.getvalue()
 
 
-def ogg_opus(pcm: Pcm) -> bytes:
-    """An OGG/Opus voice note (what Telegram's sendVoice plays as a voice message)."""
+def opus(pcm: Pcm, container: str = "ogg") -> bytes:
+    """Opus in OGG (what Telegram's sendVoice plays as a voice message) or WebM (what
+    browsers' MediaRecorder makes), mono at 48 kHz."""
     buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as out:
+    with av.open(buf, "w", format=container) as out:
         stream = out.add_stream("libopus", rate=48_000)
         stream.layout = "mono"
         for frame in _resampled(pcm, 48_000, frame_size=960):
@@ -180,3 +181,7 @@ def ogg_opus(pcm: Pcm) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+def ogg_opus(pcm: Pcm) -> bytes:
+    return opus(pcm, "ogg")

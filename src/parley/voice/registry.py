@@ -5,6 +5,8 @@ The offline adapters hold process-wide engines of their own (see their modules).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from parley.kit.runtime import Runtime
 from parley.llm.credentials import ResolvedCredential
@@ -13,6 +15,7 @@ from parley.voice.stt.pocketsphinx_stt import PocketSphinxSTT
 from parley.voice.tts.base import TextToSpeech
 from parley.voice.tts.espeak import EspeakTTS
 
+T = TypeVar("T")
 CREDENTIAL = "openai-speech"  # the provider_credentials row the OpenAI speech adapters use
 
 _pocketsphinx = PocketSphinxSTT()
@@ -32,8 +35,16 @@ def _endpoint(
     return (key.get_secret_value() if key else None), base
 
 
-def _fingerprint(kind: str, key: str | None, base: str | None) -> str:
-    return kind + ":" + hashlib.sha256(f"{base}|{key}".encode()).hexdigest()[:16]
+def _remote(
+    kind: str,
+    runtime: Runtime,
+    credential: ResolvedCredential | None,
+    build: Callable[..., T],
+) -> T:
+    key, base = _endpoint(runtime, credential)
+    timeout = runtime.settings.parley_voice_timeout_seconds
+    fingerprint = kind + ":" + hashlib.sha256(f"{base}|{key}".encode()).hexdigest()[:16]
+    return runtime.client(fingerprint, lambda: build(base_url=base, api_key=key, timeout=timeout))
 
 
 def stt_for(
@@ -41,14 +52,9 @@ def stt_for(
 ) -> SpeechToText:
     if name != "openai":
         return _pocketsphinx
-    from parley.voice.stt.openai_stt import OpenAISTT
+    from parley.voice.stt.openai_stt import OpenAISTT  # the SDK loads on first use
 
-    key, base = _endpoint(runtime, credential)
-    timeout = runtime.settings.parley_voice_timeout_seconds
-    return runtime.client(
-        _fingerprint("stt", key, base),
-        lambda: OpenAISTT(base_url=base, api_key=key, timeout=timeout),
-    )
+    return _remote("stt", runtime, credential, OpenAISTT)
 
 
 def tts_for(
@@ -56,11 +62,6 @@ def tts_for(
 ) -> TextToSpeech:
     if name != "openai":
         return _espeak
-    from parley.voice.tts.openai_tts import OpenAITTS
+    from parley.voice.tts.openai_tts import OpenAITTS  # the SDK loads on first use
 
-    key, base = _endpoint(runtime, credential)
-    timeout = runtime.settings.parley_voice_timeout_seconds
-    return runtime.client(
-        _fingerprint("tts", key, base),
-        lambda: OpenAITTS(base_url=base, api_key=key, timeout=timeout),
-    )
+    return _remote("tts", runtime, credential, OpenAITTS)
