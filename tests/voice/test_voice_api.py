@@ -206,13 +206,31 @@ def _corrupt() -> bytes:
     [
         (b"", "audio/wav", 422, "audio_empty"),
         (silence_wav(0.02), "audio/wav", 422, "audio_empty"),
-        (b"%PDF-1.7\n" + b"x" * 2000, "audio/wav", 422, "audio_corrupt"),
+        (b"%PDF-1.7\n" + b"x" * 2000, "audio/wav", 415, "audio_unsupported"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\xff" * 500, "audio/wav", 422, "audio_corrupt"),
+        # A playlist would have FFmpeg open other files and URLs: never probed, refused.
+        (
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n",
+            "audio/wav",
+            415,
+            "audio_unsupported",
+        ),
         (_corrupt(), "audio/webm", 422, "audio_corrupt"),
         (silence_wav(31), "audio/wav", 413, "audio_too_long"),
         (silence_wav(2), "audio/wav", 422, "speech_not_recognised"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/png", 415, "audio_unsupported"),
     ],
-    ids=["zero-bytes", "no-samples", "not-audio", "corrupt-stream", "too-long", "silence", "png"],
+    ids=[
+        "zero-bytes",
+        "no-samples",
+        "not-audio",
+        "broken-wav",
+        "playlist",
+        "corrupt-stream",
+        "too-long",
+        "silence",
+        "png",
+    ],
 )
 async def test_bad_input_gets_a_problem_and_stores_nothing(
     client: httpx.AsyncClient, app: Any, body: bytes, mime: str, status: int, code: str

@@ -87,23 +87,48 @@ async def spooled(
         path.unlink(missing_ok=True)  # noqa: ASYNC240  (one unlink; not worth a thread)
 
 
-def _container_name(container: av.container.InputContainer) -> set[str]:
-    return {n.strip().lower() for n in str(container.format.name).split(",")}
+# The containers a voice upload may use, by the names the settings list, with the FFmpeg
+# demuxer each is opened with. The demuxer is chosen from the file's first bytes, never by
+# FFmpeg's own probing: that would also accept playlists (HLS, concat) that make FFmpeg open
+# other files and URLs.
+DEMUXERS = {"webm": "matroska", "ogg": "ogg", "wav": "wav", "mp4": "mov", "mp3": "mp3"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The container of a file from its first bytes (one of `DEMUXERS`' keys), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, which WebM is
+        return "webm"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def _head(source: Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source[:16]
+    with source.open("rb") as f:
+        return f.read(16)
 
 
 def decode(source: Path | bytes, limits: Limits) -> Pcm:
     """Decode to 16 kHz mono PCM, refusing containers not on the list, audio longer than the
     limit (decoding stops there) and anything FFmpeg cannot read. Runs in a worker thread."""
+    kind = sniff(_head(source))
+    if kind is None or kind not in limits.formats:
+        accepted = ", ".join(sorted(limits.formats & DEMUXERS.keys()))
+        raise UnsupportedAudio(f"Accepted containers: {accepted}.")
     handle: str | io.BytesIO = str(source) if isinstance(source, Path) else io.BytesIO(source)
     try:
-        container = av.open(handle, "r", metadata_errors="ignore")
+        container = av.open(handle, "r", format=DEMUXERS[kind], metadata_errors="ignore")
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise CorruptAudio("The file is not audio FFmpeg can read.") from exc
     with container:
-        if not _container_name(container) & limits.formats:
-            raise UnsupportedAudio(
-                f"Accepted containers: {', '.join(sorted(limits.formats))}.",
-            )
         if not container.streams.audio:
             raise UnsupportedAudio("The file has no audio track.")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=STT_RATE)
