@@ -86,13 +86,25 @@ async def process_event(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
         return await _process(runtime, tenant_id, event_id)
 
 
+class _Untranscribed(Exception):
+    """A Telegram voice message without its transcript yet (the event's text is empty)."""
+
+
 async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
-    try:  # a Telegram voice message gets its text first (voice/telegram.py)
+    try:
+        return await _process_once(runtime, tenant_id, event_id)
+    except _Untranscribed:
+        pass
+    try:  # the voice message gets its text (voice/telegram.py), then goes on as a text one
         if await voice_telegram.transcribe_event(runtime, tenant_id, event_id) != "ready":
             return "failed"
     except voice_telegram.VoiceRetryLater as exc:
         await _note_error(runtime, tenant_id, event_id, str(exc))
         raise RetryLater(str(exc)) from exc
+    return await _process_once(runtime, tenant_id, event_id)
+
+
+async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
     turn = prepared = None
     async with tenant_session(runtime.db, tenant_id) as session:
         ev = (
@@ -111,6 +123,8 @@ async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -
         ).scalar_one_or_none()
         if ch is None:
             return "gone"
+        if not ev.text and ev.user_message_id is None:
+            raise _Untranscribed()  # rolls this transaction back: nothing was written yet
         ev.attempts += 1
         ev.status = "processing"
         reply = None

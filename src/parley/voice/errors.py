@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from parley.kit.errors import ParleyError
+from typing import Any
+
+from parley.kit.errors import TYPE_BASE, ParleyError
 
 
 class VoiceError(ParleyError):
-    """Base of the voice problems; `kind` labels the failures metric."""
+    """Base of the voice problems; the code also labels the failures metric."""
 
     status = 422
     code = "voice_error"
     title = "The audio could not be used"
+
+    def problem(self) -> dict[str, Any]:
+        """The problem as an SSE `error` event carries it (the answer has started by then)."""
+        return {
+            "type": TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
 
 
 class EmptyAudio(VoiceError):

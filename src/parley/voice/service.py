@@ -50,6 +50,9 @@ from parley.widget.auth import WidgetCaller
 log = structlog.get_logger(__name__)
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
 def limits(runtime: Runtime) -> Limits:
     s = runtime.settings
     return Limits.parse(
@@ -279,21 +282,16 @@ async def stream_widget_turn(runtime: Runtime, turn: VoiceTurn) -> AsyncIterator
     except VoiceError as exc:  # synthesis failed mid-way: say so, end the stream cleanly
         turn.status, turn.error = "failed", exc.code
         failed(exc.code)
-        yield sse_event(
-            "error",
-            {
-                "type": f"https://parley.dev/problems/{exc.code}",
-                "title": exc.title,
-                "status": exc.status,
-                "detail": exc.detail,
-                "code": exc.code,
-            },
-        )
+        yield sse_event("error", exc.problem())
     finally:
         SSE_CONNECTIONS.labels("voice").dec()
         VOICE_TURNS.labels("widget", turn.status).inc()
-        # Shielded: a barge-in cancels this generator, and the ledger must still be written.
-        await asyncio.shield(_record_widget_turn(runtime, turn))
+        # Shielded, on a task kept referenced: a barge-in cancels this generator, and the
+        # ledger must still be written.
+        record = asyncio.create_task(_record_widget_turn(runtime, turn))
+        _background.add(record)
+        record.add_done_callback(_background.discard)
+        await asyncio.shield(record)
 
 
 async def _record_widget_turn(runtime: Runtime, turn: VoiceTurn) -> None:

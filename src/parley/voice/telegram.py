@@ -69,8 +69,10 @@ async def transcribe_event(runtime: Runtime, tenant_id: TenantId, event_id: uuid
             return "ready"
         ev, ch = row
         file_id = telegram.voice_file_id(dict(ev.payload or {}))
-        if ch.type != "telegram" or file_id is None or ev.text or ev.user_message_id:
-            return "ready"
+        if ev.text or ev.user_message_id:
+            return "ready"  # another run transcribed it
+        if ch.type != "telegram" or file_id is None:
+            return await _fail(runtime, tenant_id, event_id, "no_text")
         token = runtime.keyring.decrypt(ch.token_encrypted) if ch.token_encrypted else None
         base = telegram.base_url(runtime, dict(ch.config or {}))
         bot_id, channel_id, contact = ch.bot_id, ch.id, ev.external_user_id
