@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,7 +176,6 @@ class VoiceTurn:
     reply_id: uuid.UUID | None = None
     status: str = "interrupted"
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def _widget_context(
