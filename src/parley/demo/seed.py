@@ -39,14 +39,7 @@ class DemoResult:
     password: str | None
     tenant_id: uuid.UUID | None
     widget_key: str | None = None
-
-    def describe(self, base: str) -> list[str]:
-        lines = [f"  Demo page:     {base}/demo", f"  Console login: {self.email}"]
-        if self.created:
-            lines.append(f"  Password (shown once): {self.password}")
-        else:
-            lines.append("  (existing demo account; its password was printed when it was created)")
-        return lines
+    pages: int = 0
 
 
 def docs_dir() -> Path | None:
@@ -96,11 +89,21 @@ def read_demo_key(settings: Settings) -> str | None:
     return str(json.loads(path.read_text())["widget_key"]) if path.exists() else None
 
 
+def demo_tenant(settings: Settings) -> str | None:
+    """The demo workspace's id, as recorded by an earlier `--demo` start."""
+    path = demo_marker(settings)
+    return str(json.loads(path.read_text()).get("tenant_id")) if path.exists() else None
+
+
 def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
     """Seed (or refresh) the demo and record its widget key for `/demo`."""
     import asyncio
 
-    result = asyncio.run(seed_demo(settings, app_url, base, read_demo_key(settings)))
+    import structlog
+
+    # The banner says what was created; the per-object events would only repeat it.
+    with structlog.contextvars.bound_contextvars(quiet=True):
+        result = asyncio.run(seed_demo(settings, app_url, base, read_demo_key(settings)))
     if result.widget_key is not None:
         demo_marker(settings).write_text(
             json.dumps({"tenant_id": str(result.tenant_id), "widget_key": result.widget_key})
@@ -148,8 +151,8 @@ async def seed_demo(
                     ),
                     actor=principal.actor,
                 )
-                await _seed_docs(session, runtime, tid, principal)
-                return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key)
+                pages = await _seed_docs(session, runtime, tid, principal)
+                return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key, pages)
         if existing_key is not None:
             key = existing_key
             async with request_transaction(runtime.db) as session:
