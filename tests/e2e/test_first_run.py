@@ -168,7 +168,8 @@ def test_sigterm_stops_the_embedded_database_and_a_crash_leaves_one_that_starts(
     first = start_serve(tmp_path)
     first.wait_for_banner()
     postmaster = first.postmaster_pid()
-    assert postmaster is not None and alive(postmaster)
+    assert postmaster is not None
+    assert alive(postmaster)
     # A crash (SIGKILL: nothing runs) leaves the database running...
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert alive(postmaster)
