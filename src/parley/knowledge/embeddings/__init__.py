@@ -71,6 +71,8 @@ def _build(settings: Settings) -> Embedder:
             base_url=settings.parley_embeddings_base_url or settings.openai_base_url,
             api_key=key.get_secret_value() if key is not None else None,
         )
+    from parley.knowledge.embeddings.batching import CoalescingEmbedder
     from parley.knowledge.embeddings.local import LocalEmbedder
 
-    return LocalEmbedder(settings.parley_embedding_model)
+    # The model is loaded on first use (in a worker thread), never at start-up (SPEC P8).
+    return CoalescingEmbedder(LocalEmbedder(settings.parley_embedding_model))

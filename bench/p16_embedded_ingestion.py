@@ -1,0 +1,97 @@
+"""P16 (first half) — ingestion with local embeddings, next to keyword-only on the same corpus.
+
+The corpus is Parley's own `docs/` (what the demo indexes), uploaded three times over as
+Markdown and indexed by the product's job worker at its production concurrency. Three runs on
+one fresh database, each in its own workspace: keyword-only (`PARLEY_EMBEDDINGS=none`); local
+embeddings as before issue 14 (each job embeds its chunks 32 at a time, one job's batch after
+another's); and as now (jobs' chunks merged into shared batches of up to 128 by
+`CoalescingEmbedder`). The model is loaded once before the timed runs; its load time is shown
+apart (a server pays it once, on the first document or query, never at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bench.demo_corpus import bench_runtime, pages, ready_sources, run_worker_until_idle, upload
+from bench.kb import bench_database
+from bench.report import Row, Section
+from parley.knowledge.embeddings import CACHE_KEY
+
+COMMAND = ".venv/bin/python -m bench p16"
+
+
+async def _measure(quick: bool) -> Section:
+    from parley.knowledge.embeddings.batching import CoalescingEmbedder
+    from parley.knowledge.embeddings.local import LocalEmbedder
+
+    copies = 1 if quick else 3
+    rows: list[Row] = []
+    notes: list[str] = []
+    async with bench_database(pool_size=30) as bench:
+        model = LocalEmbedder("all-MiniLM-L6-v2")
+        started = time.perf_counter()
+        await model.warm()
+        load = time.perf_counter() - started
+        runs = {
+            "keyword-only": None,
+            "local embeddings, per-job batches of 32 (before)": model,
+            "local embeddings, batched across jobs (now)": CoalescingEmbedder(model),
+        }
+        rates: dict[str, float] = {}
+        for label, embedder in runs.items():
+            runtime = bench_runtime(
+                bench, parley_embeddings="none" if embedder is None else "local"
+            )
+            if embedder is not None:
+                runtime.clients[CACHE_KEY] = embedder
+            tenant = await bench.tenant(label[:20])
+            docs = await upload(runtime, tenant, copies)
+            seconds = await run_worker_until_idle(runtime)
+            ready, chunks, vectors = await ready_sources(bench, tenant)
+            assert ready == docs, f"{label}: {ready} of {docs} documents ready"
+            assert (vectors == chunks) if embedder is not None else vectors == 0
+            rates[label] = docs / seconds
+            notes.append(
+                f"{label}: {docs} documents, {chunks} chunks, {vectors} vectors in {seconds:.1f} s"
+            )
+        base = rates["keyword-only"]
+        for label, rate in rates.items():
+            rows.append(
+                Row(
+                    metric=f"documents/s, {label}",
+                    measured=f"{rate:.1f}",
+                    baseline=f"{base:.1f} (keyword-only)",
+                    ratio=f"{rate / base:.2f}",
+                    target="reported",
+                )
+            )
+        before = rates["local embeddings, per-job batches of 32 (before)"]
+        now = rates["local embeddings, batched across jobs (now)"]
+        rows.append(
+            Row(
+                metric="batched across jobs vs per-job batches",
+                measured=f"{now:.1f}/s",
+                baseline=f"{before:.1f}/s",
+                ratio=f"{now / before:.2f}",
+                target="≥ 1",
+                ok=now >= before * 0.95,
+            )
+        )
+        notes.append(
+            f"Corpus: {len(pages())} pages of docs/ × {copies}. Model load (first use, not in "
+            f"the rates): {load:.1f} s."
+        )
+    return Section(
+        id="P16",
+        title="Ingestion with local embeddings (documents/s)",
+        method=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+        command=COMMAND,
+        rows=rows,
+        notes=notes,
+    )
+
+
+def run(quick: bool = False) -> Section:
+    return asyncio.run(_measure(quick))
