@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p7 p8 p10 …] [--quick]`."""
+"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p7 p8 p10 p16 q1 …] [--quick]`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ MODULES = {
     "p4": "bench.p4_retrieval_latency",
     "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
+    "p16": "bench.p16_embedded_ingestion",
+    "q1": "bench.q1_answer_quality",
 }
 
 

@@ -60,12 +60,16 @@ class LocalEmbedder:
         if self._st is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
             except ImportError as exc:
                 raise EmbeddingsError(
                     f"Local embeddings need sentence-transformers: {EXTRA_HINT}."
                 ) from exc
+            # A server's log is no terminal: no "Loading weights" progress bar in it.
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             st = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
             dims = st.get_embedding_dimension()
             if dims is None:

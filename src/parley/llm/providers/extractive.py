@@ -84,9 +84,13 @@ MAX_WORDS = 50
 """An answer's length cap (a single longer sentence is kept whole)."""
 RANK_BONUS = 0.2
 """A nudge towards the passage retrieval ranked higher (1st: +0.2, 2nd: +0.1…)."""
+WORD_COST = 0.004
+"""What each word beyond a window's first sentence costs (in share of the question)."""
+MAX_EXTRA = 1
+"""How many windows from elsewhere may join the best one."""
 SECOND_SHARE = 0.7
 """A second passage's window joins the answer when it scores this close to the best one."""
-MIN_COVERAGE = 0.3
+MIN_COVERAGE = 0.4
 """Below this share of the question's terms, no sentence answers it."""
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -104,7 +108,7 @@ def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-_SUFFIXES = ("ing", "ed", "ly", "es", "s")
+_SUFFIXES = ("ing", "ed", "ly", "s")
 
 
 def _stem(word: str) -> str:
@@ -165,7 +169,7 @@ def prose_blocks(text: str) -> list[str]:
 
 
 _INLINE_CODE = re.compile(r"`[^`]*`")
-MAX_CODE_SPANS = 5
+MAX_CODE_SPANS = 7
 
 
 def _codeish(text: str) -> bool:
@@ -253,7 +257,7 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
             shape = _shape(candidates[window[0]][3], candidates[window[-1]][3], size, len(window))
             added = size - lengths[i]  # words beyond the first sentence must earn their place
             windows.append(
-                (coverage * shape - 0.004 * added + RANK_BONUS / n, coverage, list(window))
+                (coverage * shape - WORD_COST * added + RANK_BONUS / n, coverage, list(window))
             )
             if len(window) == 3:
                 break
@@ -261,21 +265,23 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
             if follow is None:
                 break
             window.append(follow)
-    windows.sort(key=lambda w: (-w[0], w[2]))
-    value, coverage, chosen = windows[0]
-    if coverage < MIN_COVERAGE:
+    # Only windows that cover enough of the question compete; none: nothing answers it.
+    windows = sorted((w for w in windows if w[1] >= MIN_COVERAGE), key=lambda w: (-w[0], w[2]))
+    if not windows:
         return []
+    value, _, chosen = windows[0]
     # A close second from elsewhere (another passage or paragraph) is kept when both fit in
     # MAX_WORDS: two short sentences that answer are better than one that may not.
     size = sum(lengths[j] for j in chosen)
     where = {candidates[j][:2] for j in chosen}
+    extra = 0
     for other_value, _, other in windows[1:]:
-        if other_value < SECOND_SHARE * value:
+        if other_value < SECOND_SHARE * value or extra == MAX_EXTRA:
             break
-        if where.isdisjoint(candidates[j][:2] for j in other):
-            if size + sum(lengths[j] for j in other) <= MAX_WORDS:
-                chosen = chosen + other
-            break
+        places = {candidates[j][:2] for j in other}
+        more = sum(lengths[j] for j in other)
+        if where.isdisjoint(places) and size + more <= MAX_WORDS:
+            chosen, size, where, extra = chosen + other, size + more, where | places, extra + 1
     return [(candidates[j][0], candidates[j][3]) for j in chosen]
 
 
