@@ -13,12 +13,11 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.kb import ROOT, BenchDb
+from bench.kb import BenchDb
 from parley.auth.access import Principal
+from parley.demo.seed import doc_pages, upload_pages
 from parley.kit.db import TenantId, platform_session, tenant_session
 from parley.kit.runtime import Runtime
-
-DOCS = ROOT / "docs"
 
 
 def quiet_logs() -> None:
@@ -29,29 +28,23 @@ def quiet_logs() -> None:
 
 
 def pages() -> list[Path]:
-    return sorted(p for p in DOCS.rglob("*.md") if p.stat().st_size > 0)
+    return doc_pages()
 
 
 async def upload(runtime: Runtime, tenant_id: TenantId, copies: int = 1) -> int:
     """Every docs page (`copies` times, titled apart) as a Markdown upload; the number queued."""
-    from parley.knowledge import service
-
     principal = Principal(kind="api_key", api_key_id=uuid.uuid4())  # no user row needed
     count = 0
     async with tenant_session(runtime.db, tenant_id) as session:
         for copy in range(copies):
-            for page in pages():
-                await service.upload_source(
-                    session,
-                    runtime,
-                    tenant_id,
-                    principal,
-                    data=page.read_bytes(),
-                    filename=page.name,
-                    content_type="text/markdown",
-                    title=f"{page.stem} ({copy + 1})" if copies > 1 else None,
-                )
-                count += 1
+            count += await upload_pages(
+                session,
+                runtime,
+                tenant_id,
+                principal,
+                pages(),
+                title=lambda page, n=copy: f"{page.stem} ({n + 1})" if copies > 1 else None,
+            )
     return count
 
 

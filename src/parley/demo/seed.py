@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,23 @@ def docs_dir() -> Path | None:
     return candidate if (candidate / "index.md").exists() else None
 
 
-async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Principal) -> int:
-    """The demo bot's knowledge: every page of Parley's documentation, as Markdown uploads
-    (ingested by the worker once the server runs)."""
+def doc_pages() -> list[Path]:
+    """The Markdown pages of `docs/` (none outside a source checkout)."""
+    folder = docs_dir()
+    return sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0) if folder else []
+
+
+async def upload_pages(
+    session: Any,
+    runtime: Any,
+    tenant_id: Any,
+    principal: Principal,
+    pages: list[Path],
+    title: Callable[[Path], str | None] = lambda _: None,
+) -> int:
+    """Upload each page as a Markdown file (ingested by the worker); how many were queued."""
     from parley.knowledge import service as knowledge
 
-    folder = docs_dir()
-    if folder is None:
-        return 0
-    pages = sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0)
     for page in pages:
         await knowledge.upload_source(
             session,
@@ -66,9 +75,14 @@ async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Prin
             data=page.read_bytes(),
             filename=page.name,
             content_type="text/markdown",
-            title=None,
+            title=title(page),
         )
     return len(pages)
+
+
+async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Principal) -> int:
+    """The demo bot's knowledge: every page of Parley's documentation."""
+    return await upload_pages(session, runtime, tenant_id, principal, doc_pages())
 
 
 def _origins(base: str) -> list[str]:
