@@ -5,11 +5,13 @@ stood in for by a recorder of the batches it is given (the wrapper is what is te
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from parley.knowledge.embeddings import Embedder
+from parley.knowledge.embeddings import CACHE_KEY, Embedder, embedder_for
 from parley.knowledge.embeddings.batching import CoalescingEmbedder
+from tests.knowledge.test_retrieval import require_pgvector, runtime_with
 
 
 class Model:
@@ -94,3 +96,75 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others() -> None:
     assert await kept == [[3.0]] * 5
     assert model.calls[1] == ["ccc"] * 5
     assert await embedder.embed([]) == []
+
+
+async def test_an_ingestion_job_embeds_before_its_transaction_and_stores_every_vector(
+    app: Any, client: Any, data_dir: Any, fake_openai: Any
+) -> None:
+    """Through the real job, with the OpenAI-compatible fake as the embedder: every chunk gets
+    its vector, computed by the job before it opens the transaction that swaps the version in
+    (so the BM25 index's locks are not held while a model runs)."""
+    from sqlalchemy import text
+
+    from parley.kit.db import tenant_session
+    from parley.kit.jobs import JobContext
+    from parley.knowledge import ingest
+    from tests.conftest import register
+
+    owner = await register(client, "embed-job")
+    body = "\n\n".join(f"Paragraph {i} says refunds take {i} days by post." for i in range(40))
+    resp = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+        json={"type": "text", "title": "Refunds", "text": body},
+        headers=owner.headers,
+    )
+    assert resp.status_code == 202, resp.text
+    require_pgvector(app)
+    hybrid = runtime_with(
+        app,
+        data_dir,
+        parley_embeddings="openai",
+        parley_embedding_model="fake-embed",
+        parley_embeddings_base_url=fake_openai.base_url,
+        parley_embeddings_api_key="sk-embed",
+    )
+    seen: list[bool] = []
+    inner = embedder_for(hybrid)
+    assert inner is not None
+
+    class Watch:
+        """Records whether a transaction of the job was open when the model was called."""
+
+        name, model, batch_size = inner.name, inner.model, inner.batch_size
+        dims = inner.dims
+
+        async def embed(self, texts: list[str]) -> list[list[float]]:
+            async with tenant_session(hybrid.db, owner.tenant_id) as s:
+                locked = await s.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                        "WHERE a.state = 'idle in transaction' AND l.relation = "
+                        "'kb_chunks'::regclass"
+                    )
+                )
+            seen.append(bool(locked))
+            return await inner.embed(texts)
+
+    hybrid.clients[CACHE_KEY] = Watch()
+    ctx = JobContext(
+        db=hybrid.db,
+        job_id=0,
+        entrypoint="knowledge.ingest",
+        attempt=0,
+        payload={"tenant_id": owner.tenant_id, "job_id": resp.json()["job"]["id"]},
+        runtime_=hybrid,
+        max_attempts=1,
+    )
+    await ingest.run(ctx)
+    assert seen
+    assert not any(seen)
+    async with tenant_session(hybrid.db, owner.tenant_id) as s:
+        chunks = await s.scalar(text("SELECT count(*) FROM kb_chunks"))
+        stored = await s.scalar(text("SELECT count(*) FROM kb_vectors"))
+    assert chunks
+    assert stored == chunks
