@@ -130,3 +130,9 @@ async def test_the_provider_streams_the_composed_answer_and_counts_tokens() -> N
     events = [e async for e in ExtractiveProvider().stream(request)]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == compose(request)
+
+
+def test_a_sentence_two_overlapping_chunks_share_is_said_once() -> None:
+    same = "Refunds are paid within 14 days to the card that paid."
+    reply = ask("When are refunds paid?", same, f"Returns need a receipt. {same}")
+    assert reply.count("Refunds are paid") == 1

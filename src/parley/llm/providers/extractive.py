@@ -204,7 +204,7 @@ def _sentences(passages: list[Passage]) -> list[tuple[int, int, int, str]]:
     return out
 
 
-def _shape(first: str, last: str, words: int, size: int) -> float:
+def _shape(last: str, words: int, size: int) -> float:
     """Fragments, run-ons and windows that end by announcing a list or a block count less."""
     shape = 1.0
     if size == 1 and words < 6:
@@ -254,7 +254,7 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
             covered = set().union(*(terms[j] for j in window))
             context = titled[n - 1] - covered
             coverage = (len(covered) + 0.5 * len(context)) / total
-            shape = _shape(candidates[window[0]][3], candidates[window[-1]][3], size, len(window))
+            shape = _shape(candidates[window[-1]][3], size, len(window))
             added = size - lengths[i]  # words beyond the first sentence must earn their place
             windows.append(
                 (coverage * shape - WORD_COST * added + RANK_BONUS / n, coverage, list(window))
@@ -274,14 +274,17 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
     # MAX_WORDS: two short sentences that answer are better than one that may not.
     size = sum(lengths[j] for j in chosen)
     where = {candidates[j][:2] for j in chosen}
+    said = {candidates[j][3] for j in chosen}  # overlapping chunks repeat sentences
     extra = 0
     for other_value, _, other in windows[1:]:
         if other_value < SECOND_SHARE * value or extra == MAX_EXTRA:
             break
         places = {candidates[j][:2] for j in other}
         more = sum(lengths[j] for j in other)
-        if where.isdisjoint(places) and size + more <= MAX_WORDS:
+        new = said.isdisjoint(candidates[j][3] for j in other)
+        if new and where.isdisjoint(places) and size + more <= MAX_WORDS:
             chosen, size, where, extra = chosen + other, size + more, where | places, extra + 1
+            said |= {candidates[j][3] for j in other}
     return [(candidates[j][0], candidates[j][3]) for j in chosen]
 
 
