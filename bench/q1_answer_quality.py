@@ -54,6 +54,23 @@ def score(items: list[dict[str, Any]], replies: list[str], fallback: str) -> dic
     }
 
 
+def _differences(items: list[dict[str, Any]], old: list[str], new: list[str]) -> list[str]:
+    """The questions whose gold only one of the two replies contains, named."""
+    only_old, only_new = [], []
+    for item, o, n in zip(items, old, new, strict=True):
+        if not item["gold"]:
+            continue
+        gold = item["gold"].lower()
+        if gold in o.lower() and gold not in n.lower():
+            only_old.append(f"“{item['q']}” ({item['gold']})")
+        if gold in n.lower() and gold not in o.lower():
+            only_new.append(f"“{item['q']}” ({item['gold']})")
+    return [
+        f"Gold only in the old reply: {', '.join(only_old) or 'none'}.",
+        f"Gold only in the new reply: {', '.join(only_new) or 'none'}.",
+    ]
+
+
 async def _measure() -> tuple[Section, list[dict[str, Any]]]:
     from parley.bots.schemas import DEFAULT_FALLBACK
 
@@ -140,6 +157,7 @@ async def _measure() -> tuple[Section, list[dict[str, Any]]]:
             f"{answerable} answerable and {len(items) - answerable} unanswerable questions; "
             f"retrieval `{'hybrid, local embeddings' if mode == 'local' else 'keyword-only'}` "
             "(what `make run` uses on this install).",
+            *_differences(items, old_replies, new_replies),
         ],
     )
     detail = [
