@@ -33,6 +33,19 @@ from parley.settings import local_embeddings_installed
 QA = Path(__file__).resolve().parent / "data" / "demo_qa.json"
 COMMAND = ".venv/bin/python -m bench q1"
 _CITATION = re.compile(r"\[\d+\]")
+NOTES = [
+    (
+        "The selection's constants were tuned on this same set (it is a development set, not a "
+        "held-out one); the gold phrases were written from the docs before that."
+    ),
+    (
+        "To answer in its own words rather than quote, give the bot a generative model: `PATCH "
+        '/v1/tenants/{t}/bots/{bot}` with `{"provider": "openai", "model": "…"}` and '
+        "`OPENAI_BASE_URL`/`OPENAI_API_KEY` for any OpenAI-compatible server (Ollama, vLLM, "
+        "OpenAI…), or `anthropic`/`gemini`; see "
+        "[bots.md](bots.md#switching-to-a-generative-model)."
+    ),
+]
 
 
 def words(reply: str) -> int:
@@ -158,6 +171,7 @@ async def _measure() -> tuple[Section, list[dict[str, Any]]]:
             f"retrieval `{'hybrid, local embeddings' if mode == 'local' else 'keyword-only'}` "
             "(what `make run` uses on this install).",
             *_differences(items, old_replies, new_replies),
+            *NOTES,
         ],
     )
     detail = [
