@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p7 p8 p10 …] [--quick]`."""
+"""Run the benchmarks: `python -m bench [p1 p2 p3 p6 p7 p8 p10 p16 q1 …] [--quick]`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ MODULES = {
     "p10": "bench.p10_idle_rss",
     "p9": "bench.p9_voice_latency",
     "voice_wer": "bench.voice_quality",
+    "p16": "bench.p16_embedded_ingestion",
+    "q1": "bench.q1_answer_quality",
 }
 
 

@@ -59,6 +59,7 @@ class BenchDb:
             "parley_env": "test",
             "parley_secret_keys": "bench-secret-key-" + "x" * 40,
             "parley_log_level": "warning",
+            "parley_embeddings": "none",
         }
         base.update(overrides)
         settings = Settings(_env_file=None, **base)  # type: ignore[call-arg]

@@ -113,6 +113,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "parley_log_format": "console",
         "parley_log_level": "warning",
         "redis_url": os.environ.get("REDIS_URL") or None,
+        # Pinned: `auto` would load the local model (torch) in every test; a test that wants
+        # vectors asks for them.
+        "parley_embeddings": "none",
         # Helpers register many users from one client; the limit has its own test.
         "parley_login_attempts_per_minute": 100_000,
         # Voice uploads spool here, so a test can check that none is left behind.

@@ -6,7 +6,7 @@ import asyncio
 import getpass
 import signal
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,14 +18,19 @@ app = typer.Typer(help="Parley: multi-tenant AI chat assistants.", no_args_is_he
 def _settings() -> Settings:
     from pydantic import ValidationError
 
+    from parley.kit.logging import database_log, log_to_file
+
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         typer.secho("Invalid settings:", fg="red", err=True)
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
             typer.secho(f"  {name}: {err['msg']}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    # Before anything imports Alembic (it logs its plugins at import) or starts PostgreSQL.
+    log_to_file(database_log(settings.data_dir))
+    return settings
 
 
 @app.command()
@@ -42,33 +47,93 @@ def serve(
 
     settings = _settings()
     configure_logging(settings.parley_log_level, settings.parley_log_format)
+    _exit_cleanly_on_sigterm()
     from parley.kit import bootstrap
 
     target = bootstrap.prepare(settings)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     base = settings.parley_public_url or f"http://{shown_host}:{port}"
-    lines = [
-        f"Parley is starting on {base}",
-        f"  API docs: {base}/docs",
-        f"  Health:   {base}/readyz",
-    ]
+    banner = _banner(settings, target, base, demo)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": settings.parley_log_level,
+        "log_config": None,  # our handlers render uvicorn's records (JSON or readable)
+        "proxy_headers": True,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    try:
+        if workers > 1:  # uvicorn's supervisor: no single server to watch, announce first
+            typer.echo(banner.text(), nl=False)
+            uvicorn.run("parley.app:create_app", **options)
+        else:
+            server = uvicorn.Server(uvicorn.Config("parley.app:create_app", **options))
+            _serve_then_announce(server, banner.text())
+    finally:
+        bootstrap.shutdown(target)
+
+
+def _serve_then_announce(server: Any, text: str) -> None:
+    """Run uvicorn and print the banner once it accepts connections (so its URLs work when a
+    person reads them); a start that fails prints no banner."""
+    import threading
+    import time
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    threading.Thread(target=announce, daemon=True, name="parley-banner").start()
+    server.run()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (systemd, Docker, Kubernetes, `kill`) ends the process as Ctrl-C does: through
+    `SystemExit`, so the `finally` blocks and exit handlers run and the embedded PostgreSQL
+    this process started is stopped. uvicorn catches the signal while it serves, shuts down
+    gracefully, then raises it again: it lands here."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _banner(settings: Settings, target: Any, base: str, demo: bool) -> Any:
+    from parley.banner import Banner, retrieval_line
+    from parley.kit.logging import database_log
+
+    banner = Banner(
+        base=base,
+        database=(
+            f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+            if target.embedded is not None
+            else "external PostgreSQL (DATABASE_URL)"
+        ),
+        database_log=database_log(settings.data_dir) if target.embedded is not None else None,
+        retrieval=retrieval_line(
+            settings.parley_embeddings, settings.embeddings, settings.parley_embedding_model
+        ),
+        demo=demo,
+    )
     if demo:
-        from parley.demo.seed import run_demo_seed
+        from parley.demo.seed import DEMO_EMAIL, demo_tenant, run_demo_seed
+        from parley.kit.logging import quiet_tenant
 
         result = run_demo_seed(settings, target.app_url, base)
-        lines += result.describe(base)
-    typer.echo("\n".join(lines), err=False)
-    uvicorn.run(
-        "parley.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.parley_log_level,
-        proxy_headers=True,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+        banner.login_email = DEMO_EMAIL
+        banner.password = result.password if result.created else None
+        banner.knowledge_pages = result.pages
+        tenant = result.tenant_id or demo_tenant(settings)
+        if tenant is not None:
+            quiet_tenant(tenant)
+    return banner
 
 
 @app.command()

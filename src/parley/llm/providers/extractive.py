@@ -1,9 +1,12 @@
-"""The built-in offline provider: answers by quoting the sentences of the retrieved passages
-that best match the question, each cited `[n]`, or with the bot's fallback text when nothing
-relevant was retrieved. No network, deterministic.
+"""The built-in offline provider: answers with the one or two sentences of the retrieved
+passages that best answer the question, each cited `[n]`, or with the bot's fallback text when
+nothing relevant was retrieved. No network, deterministic.
 
 Passages reach it only when retrieval judged them relevant (see `knowledge.grounding`), so an
-empty list means "nothing in the knowledge base answers this" and the bot says so.
+empty list means "nothing in the knowledge base answers this" and the bot says so. It reads
+only prose: table rows, headings, code blocks (also those a chunk boundary cut open) and
+code-like lines are never quoted. Measured on a question set of Parley's own docs by
+`python -m bench q1` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from parley.llm.base import Passage, StreamEvent, TextDelta, TurnRequest, Usage
 
 _WORDS = re.compile(r"\S+\s*")
 _TERMS = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}")
 _STOP = frozenset(
     {
         "a",
@@ -78,51 +80,222 @@ _STOP = frozenset(
         "your",
     }
 )
-MAX_SENTENCES = 3
-MAX_SENTENCE_CHARS = 400
+MAX_WORDS = 50
+"""An answer's length cap (a single longer sentence is kept whole)."""
+RANK_BONUS = 0.2
+"""A nudge towards the passage retrieval ranked higher (1st: +0.2, 2nd: +0.1…)."""
+WORD_COST = 0.004
+"""What each word beyond a window's first sentence costs (in share of the question)."""
+MAX_EXTRA = 1
+"""How many windows from elsewhere may join the best one."""
+SECOND_SHARE = 0.7
+"""A second passage's window joins the answer when it scores this close to the best one."""
+MIN_COVERAGE = 0.4
+"""Below this share of the question's terms, no sentence answers it."""
+
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_TABLE = re.compile(r"^\s*\|")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
+_RULE = re.compile(r"^\s{0,3}([-=*_]\s*){3,}$")
+_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=`|[\"'(\[*]?[A-Z0-9])")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+_CODE_CHARS = frozenset("{}[]()<>=;$\\|/\"'`_#@")
 
 
 def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-def _stems(text: str) -> set[str]:
-    """Crude stems: lower-case words without stop words, cut to 6 letters."""
-    return {w[:6] for w in (m.group(0).lower() for m in _TERMS.finditer(text)) if w not in _STOP}
+_SUFFIXES = ("ing", "ed", "ly", "s")
 
 
-def _candidates(passages: list[Passage]) -> list[tuple[int, int, str]]:
-    """(passage number, position, sentence) for every sentence of every passage."""
+def _stem(word: str) -> str:
+    """A crude stem: a common English suffix off a longer word, then cut to 6 letters, so
+    signs/signed/signing and token/tokens meet."""
+    if len(word) > 4 and not word.endswith("ss"):
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+    return word[:6]
+
+
+def stems(text: str) -> set[str]:
+    """Crude stems of the words of `text`, without stop words."""
+    return {_stem(w) for w in (m.group(0).lower() for m in _TERMS.finditer(text)) if w not in _STOP}
+
+
+def prose_blocks(text: str) -> list[str]:
+    """The paragraphs and list items of a passage, each as one line; code fences, tables,
+    headings, rules and indented code are left out. A chunk may start inside a code block
+    whose opening fence is in the previous chunk: an odd number of fences where the first
+    closes a block is detected by what precedes it looking like code."""
+    lines = text.splitlines()
+    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+    in_fence = False
+    if len(fences) % 2 == 1:
+        before = [line for line in lines[: fences[0]] if line.strip()]
+        in_fence = bool(before) and sum(map(_codeish, before)) * 2 >= len(before)
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            blocks.append(" ".join(current))
+            current.clear()
+
+    for line in lines:
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            flush()
+            continue
+        stripped = line.strip()
+        if in_fence or not stripped:
+            flush()
+            continue
+        if _TABLE.match(line) or _HEADING.match(line) or _RULE.match(line):
+            flush()
+            continue
+        if line.startswith(("    ", "\t")) and not current:
+            continue  # indented code
+        if _ITEM.match(line):
+            flush()
+            stripped = _ITEM.sub("", line, count=1).strip()
+        current.append(stripped)
+    flush()
+    return blocks
+
+
+_INLINE_CODE = re.compile(r"`[^`]*`")
+MAX_CODE_SPANS = 7
+
+
+def _codeish(text: str) -> bool:
+    """A line or sentence that is mostly code, a command, JSON or a URL, not prose. Inline
+    code in a sentence (`PARLEY_DATA_DIR`, `make run`) counts as one word."""
+    if len(_INLINE_CODE.findall(text)) > MAX_CODE_SPANS:  # a list of fields or names
+        return True
+    stripped = _INLINE_CODE.sub("x", text.strip())
+    if not stripped:
+        return False
+    symbols = sum(1 for ch in stripped if ch in _CODE_CHARS)
+    letters = sum(1 for ch in stripped if ch.isalpha())
+    return letters < 3 or symbols / max(1, len(stripped)) > 0.12
+
+
+def _plain(sentence: str) -> str:
+    """Markdown links as their text, bold markers dropped, whitespace collapsed."""
+    sentence = _LINK.sub(r"\1", sentence)
+    sentence = _EMPHASIS.sub(r"\2", sentence)
+    return " ".join(sentence.split())
+
+
+def _sentences(passages: list[Passage]) -> list[tuple[int, int, int, str]]:
+    """(passage number, block, position, sentence) for every prose sentence."""
     out = []
     for n, passage in enumerate(passages, start=1):
-        for pos, raw in enumerate(_SENTENCES.split(passage.text)):
-            sentence = " ".join(raw.split())
-            if len(sentence) < 3:
-                continue
-            if len(sentence) > MAX_SENTENCE_CHARS:
-                sentence = sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
-            out.append((n, pos, sentence))
+        for b, block in enumerate(prose_blocks(passage.text)):
+            for pos, raw in enumerate(_SPLIT.split(block)):
+                sentence = _plain(raw)
+                if len(sentence.split()) >= 3 and not _codeish(sentence):
+                    out.append((n, b, pos, sentence))
     return out
+
+
+def _shape(last: str, words: int, size: int) -> float:
+    """Fragments, run-ons and windows that end by announcing a list or a block count less."""
+    shape = 1.0
+    if size == 1 and words < 6:
+        shape *= 0.7
+    if size == 1 and words > 45:
+        shape *= 0.8
+    if last.endswith(":"):
+        shape *= 0.6
+    return shape
+
+
+def _next(
+    candidates: list[tuple[int, int, int, str]], at: dict[tuple[int, int, int], int], j: int
+) -> int | None:
+    """The sentence after `j` in its paragraph; after a sentence that ends with a colon, the
+    first sentence of the next block (the list item it announces)."""
+    n, b, pos, sentence = candidates[j]
+    follow = at.get((n, b, pos + 1))
+    if follow is None and sentence.endswith(":"):
+        follow = at.get((n, b + 1, 0))
+    return follow
+
+
+def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
+    """The sentences to answer with, as (passage number, sentence), in reading order: the
+    window of one to three consecutive sentences of one paragraph that covers most of the
+    question's terms (those of the passage's title count half), a longer window winning only
+    when it adds enough, plus a close second window from elsewhere when both fit;
+    empty when no window covers `MIN_COVERAGE` of the question's terms."""
+    wanted = stems(question)
+    candidates = _sentences(passages)
+    if not wanted or not candidates:
+        return []
+    terms = [stems(c[3]) & wanted for c in candidates]
+    total = len(wanted)
+    # A passage's title says what its sentences are about: its terms count half.
+    titled = [stems(p.title) & wanted for p in passages]
+    lengths = [len(c[3].split()) for c in candidates]
+    at = {c[:3]: i for i, c in enumerate(candidates)}
+    windows: list[tuple[float, float, list[int]]] = []
+    for i, (n, _, _, _) in enumerate(candidates):
+        window = [i]
+        while True:
+            size = sum(lengths[j] for j in window)
+            if size > MAX_WORDS and len(window) > 1:
+                break
+            covered = set().union(*(terms[j] for j in window))
+            context = titled[n - 1] - covered
+            coverage = (len(covered) + 0.5 * len(context)) / total
+            shape = _shape(candidates[window[-1]][3], size, len(window))
+            added = size - lengths[i]  # words beyond the first sentence must earn their place
+            windows.append(
+                (coverage * shape - WORD_COST * added + RANK_BONUS / n, coverage, list(window))
+            )
+            if len(window) == 3:
+                break
+            follow = _next(candidates, at, window[-1])
+            if follow is None:
+                break
+            window.append(follow)
+    # Only windows that cover enough of the question compete; none: nothing answers it.
+    windows = sorted((w for w in windows if w[1] >= MIN_COVERAGE), key=lambda w: (-w[0], w[2]))
+    if not windows:
+        return []
+    value, _, chosen = windows[0]
+    # A close second from elsewhere (another passage or paragraph) is kept when both fit in
+    # MAX_WORDS: two short sentences that answer are better than one that may not.
+    size = sum(lengths[j] for j in chosen)
+    where = {candidates[j][:2] for j in chosen}
+    said = {candidates[j][3] for j in chosen}  # overlapping chunks repeat sentences
+    extra = 0
+    for other_value, _, other in windows[1:]:
+        if other_value < SECOND_SHARE * value or extra == MAX_EXTRA:
+            break
+        places = {candidates[j][:2] for j in other}
+        more = sum(lengths[j] for j in other)
+        new = said.isdisjoint(candidates[j][3] for j in other)
+        if new and where.isdisjoint(places) and size + more <= MAX_WORDS:
+            chosen, size, where, extra = chosen + other, size + more, where | places, extra + 1
+            said |= {candidates[j][3] for j in other}
+    return [(candidates[j][0], candidates[j][3]) for j in chosen]
 
 
 def compose(request: TurnRequest) -> str:
     if not request.passages:
         return request.fallback_text
     question = request.messages[-1].content if request.messages else ""
-    wanted = _stems(question)
-    scored = []
-    for n, pos, sentence in _candidates(request.passages):
-        overlap = len(wanted & _stems(sentence))
-        if overlap:
-            # More matching terms first, then the better-ranked passage, then document order.
-            scored.append((-overlap, n, pos, sentence))
-    if not scored:  # relevant by retrieval, but no sentence shares a term: quote the best one
-        first = _candidates(request.passages[:1])
-        scored = [(0, n, pos, s) for n, pos, s in first[:2]]
-    best = sorted(scored)[:MAX_SENTENCES]
-    best.sort(key=lambda item: (item[1], item[2]))  # read in passage and document order
-    lines = [f"{sentence} [{n}]" for _, n, _, sentence in best]
-    return "\n\n".join(lines)
+    picked = choose(question, request.passages)
+    if not picked:
+        return request.fallback_text
+    return " ".join(f"{sentence} [{n}]" for n, sentence in picked)
 
 
 class ExtractiveProvider:

@@ -1,0 +1,189 @@
+"""Q1 — answer quality of the offline `extractive` provider on the demo's knowledge.
+
+A question set of our own (`bench/data/demo_qa.json`: questions a newcomer asks the demo bot,
+each with a gold phrase from Parley's `docs/`, and a few that nothing in the docs answers).
+The docs are ingested as the demo does (`bench.demo_corpus`); every question goes through the
+product's grounding (`passages_for_turn`: retrieval plus the relevance gate), and both the old
+sentence choice (`bench/extractive_v0.py`, the code before issue 14, kept only here) and the
+current one (`parley.llm.providers.extractive`) answer from the same passages in the same run.
+A reply *contains the gold* when the gold phrase appears in it (case-insensitive); a question
+nothing answers is *declined* when the reply is the bot's fallback text. Words exclude the
+`[n]` citation marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench import extractive_v0
+from bench.demo_corpus import bench_runtime, run_worker_until_idle, upload
+from bench.kb import bench_database
+from bench.report import Row, Section
+from parley.bots.schemas import BotConfig
+from parley.knowledge.grounding import passages_for_turn
+from parley.llm.base import ChatMessage, TurnRequest
+from parley.llm.providers import extractive
+from parley.settings import local_embeddings_installed
+
+QA = Path(__file__).resolve().parent / "data" / "demo_qa.json"
+COMMAND = ".venv/bin/python -m bench q1"
+_CITATION = re.compile(r"\[\d+\]")
+NOTES = [
+    (
+        "The selection's constants were tuned on this same set (it is a development set, not a "
+        "held-out one); the gold phrases were written from the docs before that."
+    ),
+    (
+        "To answer in its own words rather than quote, give the bot a generative model: `PATCH "
+        '/v1/tenants/{t}/bots/{bot}` with `{"provider": "openai", "model": "…"}` and '
+        "`OPENAI_BASE_URL`/`OPENAI_API_KEY` for any OpenAI-compatible server (Ollama, vLLM, "
+        "OpenAI…), or `anthropic`/`gemini`; see "
+        "[bots.md](bots.md#switching-to-a-generative-model)."
+    ),
+]
+
+
+def words(reply: str) -> int:
+    return len(_CITATION.sub("", reply).split())
+
+
+def score(items: list[dict[str, Any]], replies: list[str], fallback: str) -> dict[str, float]:
+    answerable = [(i, r) for i, r in zip(items, replies, strict=True) if i["gold"]]
+    unanswerable = [r for i, r in zip(items, replies, strict=True) if not i["gold"]]
+    answered = [r for _, r in answerable if r != fallback]
+    return {
+        "contains": sum(i["gold"].lower() in r.lower() for i, r in answerable) / len(answerable),
+        "declined": sum(r == fallback for r in unanswerable) / max(1, len(unanswerable)),
+        "median_words": statistics.median(words(r) for r in answered) if answered else 0.0,
+        "p90_words": sorted(words(r) for r in answered)[int(0.9 * (len(answered) - 1))]
+        if answered
+        else 0.0,
+        "fallback_on_answerable": sum(r == fallback for _, r in answerable) / len(answerable),
+    }
+
+
+def _differences(items: list[dict[str, Any]], old: list[str], new: list[str]) -> list[str]:
+    """The questions whose gold only one of the two replies contains, named."""
+    only_old, only_new = [], []
+    for item, o, n in zip(items, old, new, strict=True):
+        if not item["gold"]:
+            continue
+        gold = item["gold"].lower()
+        if gold in o.lower() and gold not in n.lower():
+            only_old.append(f"“{item['q']}” ({item['gold']})")
+        if gold in n.lower() and gold not in o.lower():
+            only_new.append(f"“{item['q']}” ({item['gold']})")
+    return [
+        f"Gold only in the old reply: {', '.join(only_old) or 'none'}.",
+        f"Gold only in the new reply: {', '.join(only_new) or 'none'}.",
+    ]
+
+
+async def _measure() -> tuple[Section, list[dict[str, Any]]]:
+    from parley.bots.schemas import DEFAULT_FALLBACK
+
+    items: list[dict[str, Any]] = json.loads(QA.read_text())["items"]
+    mode = "local" if local_embeddings_installed("all-MiniLM-L6-v2") else "none"
+    config = BotConfig()
+    old_replies: list[str] = []
+    new_replies: list[str] = []
+    retrieved: list[list[dict[str, Any]]] = []
+    async with bench_database(pool_size=30) as bench:
+        runtime = bench_runtime(bench, parley_embeddings=mode)
+        tenant = await bench.tenant("demo-qa")
+        await upload(runtime, tenant)
+        await run_worker_until_idle(runtime)
+        for item in items:
+            passages = await passages_for_turn(
+                runtime,
+                tenant,
+                config=config,
+                query=item["q"],
+                bot_id=None,
+                bot_version_id=None,
+                conversation_id=None,
+                message_id=None,
+                operation_id=None,
+            )
+            request = TurnRequest(
+                system="",
+                messages=[ChatMessage(role="user", content=item["q"])],
+                model="extractive",
+                temperature=0.0,
+                max_tokens=512,
+                fallback_text=DEFAULT_FALLBACK,
+                passages=passages,
+            )
+            retrieved.append([{"title": p.title, "text": p.text} for p in passages])
+            old_replies.append(extractive_v0.compose(request))
+            new_replies.append(extractive.compose(request))
+    old = score(items, old_replies, DEFAULT_FALLBACK)
+    new = score(items, new_replies, DEFAULT_FALLBACK)
+    answerable = sum(1 for i in items if i["gold"])
+    rows = [
+        Row(
+            "reply contains the gold answer",
+            f"{new['contains']:.0%}",
+            f"{old['contains']:.0%} (before)",
+            f"{new['contains'] / old['contains']:.2f}" if old["contains"] else "—",
+            "≥ before",
+            new["contains"] >= old["contains"],
+        ),
+        Row(
+            "median words of an answer",
+            f"{new['median_words']:.0f}",
+            f"{old['median_words']:.0f} (before)",
+            f"{new['median_words'] / old['median_words']:.2f}" if old["median_words"] else "—",
+            "< 60",
+            new["median_words"] < 60,
+        ),
+        Row(
+            "90th percentile words",
+            f"{new['p90_words']:.0f}",
+            f"{old['p90_words']:.0f} (before)",
+        ),
+        Row(
+            "unanswerable questions declined",
+            f"{new['declined']:.0%}",
+            f"{old['declined']:.0%} (before)",
+            target="reported",
+        ),
+        Row(
+            "answerable questions declined",
+            f"{new['fallback_on_answerable']:.0%}",
+            f"{old['fallback_on_answerable']:.0%} (before)",
+            target="reported",
+        ),
+    ]
+    section = Section(
+        id="Q1",
+        title="Extractive answers on the demo's knowledge",
+        method=(__doc__ or "").split("\n\n", 1)[1].strip(),
+        command=COMMAND,
+        rows=rows,
+        notes=[
+            f"{answerable} answerable and {len(items) - answerable} unanswerable questions; "
+            f"retrieval `{'hybrid, local embeddings' if mode == 'local' else 'keyword-only'}` "
+            "(what `make run` uses on this install).",
+            *_differences(items, old_replies, new_replies),
+            *NOTES,
+        ],
+    )
+    detail = [
+        {"q": i["q"], "gold": i["gold"], "old": o, "new": n, "passages": r}
+        for i, o, n, r in zip(items, old_replies, new_replies, retrieved, strict=True)
+    ]
+    return section, detail
+
+
+def run(quick: bool = False) -> Section:
+    section, detail = asyncio.run(_measure())
+    out = Path(__file__).resolve().parent.parent / "test-artifacts" / "q1_replies.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(detail, indent=1))
+    return section

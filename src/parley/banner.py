@@ -1,0 +1,71 @@
+"""What `parley serve` prints for a person once the server is up: what started, where, and the
+one-time demo login. All its wording is here, so a new surface (the console, when it exists)
+changes one place; nothing in it may promise a page the server does not serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parley import __version__
+
+LOGIN_LABEL = "Admin login (API)"
+"""The demo account signs in through `POST /v1/auth/login` (there is no console page yet)."""
+LOGIN_HINT = "sign in with POST /v1/auth/login, see {base}/docs"
+WIDTH = 19
+
+
+@dataclass
+class Banner:
+    base: str
+    database: str  # "embedded PostgreSQL (<data dir>)" or "external PostgreSQL"
+    database_log: Path | None
+    retrieval: str  # "hybrid (local embeddings, …)" or "keyword-only (…)"
+    answers: str = "extractive (offline: quotes your documents; see docs/bots.md)"
+    demo: bool = False
+    login_email: str | None = None
+    password: str | None = None  # only on the start that created the account
+    knowledge_pages: int = 0
+    extra: list[tuple[str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        rows: list[tuple[str, str]] = []
+        if self.demo:
+            rows.append(("Demo page", f"{self.base}/demo"))
+        rows += [("API docs", f"{self.base}/docs"), ("Health", f"{self.base}/readyz")]
+        groups = [rows]
+        if self.demo and self.login_email:
+            login = [(LOGIN_LABEL, self.login_email)]
+            if self.password is not None:
+                login.append(("Password", f"{self.password}   (shown once, not stored in clear)"))
+            else:
+                login.append(("Password", "printed when the account was created"))
+            login.append(("", LOGIN_HINT.format(base=self.base)))
+            groups.append(login)
+        about = [("Database", self.database)]
+        if self.database_log is not None:
+            about.append(("Database log", str(self.database_log)))
+        about += [("Retrieval", self.retrieval), ("Answers", self.answers)]
+        if self.demo and self.knowledge_pages:
+            about.append(
+                ("Demo knowledge", f"{self.knowledge_pages} pages of Parley's docs, indexing now")
+            )
+        groups.append(about + self.extra)
+        out = [f"Parley {__version__} is running on {self.base}  (stop: Ctrl-C)"]
+        for group in groups:
+            out.append("")
+            out += [f"  {label:<{WIDTH}}{value}".rstrip() for label, value in group]
+        return out
+
+    def text(self) -> str:
+        return "\n".join(self.lines()) + "\n"
+
+
+def retrieval_line(setting: str, resolved: str, model: str) -> str:
+    """How retrieval will run, and why (`auto` says what it resolved to)."""
+    why = f"PARLEY_EMBEDDINGS={setting}"
+    if resolved == "none":
+        return f"keyword-only (BM25; {why})"
+    if resolved == "local":
+        return f"hybrid: BM25 + local embeddings {model} ({why})"
+    return f"hybrid: BM25 + {resolved} embeddings {model} ({why})"

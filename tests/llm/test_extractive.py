@@ -1,0 +1,138 @@
+"""The offline provider's sentence choice (issue 14): it quotes prose that answers, short,
+with its citation; never a table row, a heading or code (also code a chunk boundary cut open);
+and says the fallback when nothing answers."""
+
+from __future__ import annotations
+
+from parley.llm.base import ChatMessage, Passage, TextDelta, TurnRequest
+from parley.llm.providers.extractive import ExtractiveProvider, compose, prose_blocks
+
+FALLBACK = "Nothing in the knowledge base answers this."
+
+
+def ask(question: str, *texts: str, titles: tuple[str, ...] = ()) -> str:
+    passages = [
+        Passage(source_id=str(i), title=titles[i] if i < len(titles) else f"Doc {i}", text=t)
+        for i, t in enumerate(texts)
+    ]
+    return compose(
+        TurnRequest(
+            system="",
+            messages=[ChatMessage(role="user", content=question)],
+            model="extractive",
+            temperature=0.0,
+            max_tokens=256,
+            fallback_text=FALLBACK,
+            passages=passages,
+        )
+    )
+
+
+INSTALL = """# Getting started
+
+| command | what it does |
+| --- | --- |
+| `make run` | installs and starts Parley with a demo |
+| `make test` | runs the linters and the tests |
+
+To install Parley, run `make run` in a clone: it installs everything and starts the server.
+It needs Python 3.11 and `make`.
+
+```sh
+make run
+PORT=9000 make run   # install on another port
+```
+"""
+
+
+def test_the_answer_is_the_prose_sentence_not_the_table_heading_or_code() -> None:
+    reply = ask("How do I install Parley?", INSTALL)
+    assert reply.startswith("To install Parley, run `make run` in a clone")
+    assert reply.endswith("[1]")
+    for markup in ("|", "# Getting", "```", "PORT=9000", "command | what"):
+        assert markup not in reply
+    assert len(reply.split()) < 60
+
+
+def test_a_code_block_cut_open_by_a_chunk_boundary_is_not_read_as_prose() -> None:
+    # The chunk starts inside a fence opened in the previous chunk: code, then its closing
+    # fence, then prose.
+    chunk = (
+        'client = OpenAI(base_url="https://parley.example.com/v1/compat", api_key="prl_x")\n'
+        "print(client.models.list())  # the bots of the workspace\n"
+        "```\n\n"
+        "The bot id is the model name, and an API key with the chat scope names the workspace."
+    )
+    assert prose_blocks(chunk) == [
+        "The bot id is the model name, and an API key with the chat scope names the workspace."
+    ]
+    reply = ask("What is the model name of a bot in the compat API?", chunk)
+    assert reply.startswith("The bot id is the model name")
+    assert "OpenAI(" not in reply
+    # And a fence opened but not closed inside the chunk: what follows it is code.
+    assert prose_blocks("Run this:\n\n```sh\nmake run\nmake test") == ["Run this:"]
+
+
+def test_headings_and_list_markers_and_links_are_not_quoted_as_markup() -> None:
+    text = (
+        "## Passwords\n\n"
+        "- Passwords are hashed with **argon2id** and checked in constant time.\n"
+        "- See [auth.md](auth.md) for the rules on length.\n"
+    )
+    reply = ask("How are passwords hashed?", text)
+    assert reply == "Passwords are hashed with argon2id and checked in constant time. [1]"
+
+
+def test_the_best_passage_is_cited_by_its_number() -> None:
+    reply = ask(
+        "How long is a widget token valid?",
+        "Widgets load fast. The loader is small.",
+        "A widget token is valid for 15 minutes and bound to one origin.",
+    )
+    assert reply == "A widget token is valid for 15 minutes and bound to one origin. [2]"
+
+
+def test_a_short_lead_in_sentence_brings_the_list_item_it_announces() -> None:
+    text = "There are two inbound channels:\n\n- Telegram, through a bot token.\n- Webhook."
+    reply = ask("Which inbound channels are there?", text)
+    assert "Telegram" in reply
+
+
+def test_nothing_relevant_says_so_plainly() -> None:
+    # Retrieval found nothing: the fallback.
+    assert ask("What is the capital of Australia?") == FALLBACK
+    # Passages, but no prose sentence covers the question: the fallback, not a stray quote.
+    assert ask("What is the capital of Australia?", INSTALL) == FALLBACK
+    # Only a table mentions it: tables are never quoted, so nothing answers.
+    table = "| setting | default |\n| --- | --- |\n| `PARLEY_ACCESS_TOKEN_TTL` | 900 |\n"
+    assert ask("What is the default access token ttl?", table) == FALLBACK
+
+
+def test_answers_are_short_and_deterministic() -> None:
+    long_paragraph = " ".join(
+        f"Sentence {i} talks about retries and backoff for webhook deliveries." for i in range(30)
+    )
+    first = ask("How are webhook deliveries retried?", long_paragraph)
+    assert first == ask("How are webhook deliveries retried?", long_paragraph)
+    assert len(first.replace("[1]", "").split()) <= 50
+
+
+async def test_the_provider_streams_the_composed_answer_and_counts_tokens() -> None:
+    request = TurnRequest(
+        system="s",
+        messages=[ChatMessage(role="user", content="How do I install Parley?")],
+        model="extractive",
+        temperature=0.0,
+        max_tokens=256,
+        fallback_text=FALLBACK,
+        passages=[Passage(source_id="1", title="Start", text=INSTALL)],
+    )
+    events = [e async for e in ExtractiveProvider().stream(request)]
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text == compose(request)
+
+
+def test_a_sentence_two_overlapping_chunks_share_is_said_once() -> None:
+    same = "Refunds are paid within 14 days to the card that paid."
+    reply = ask("When are refunds paid?", same, f"Returns need a receipt. {same}")
+    assert reply.count("Refunds are paid") == 1
