@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import SchemaItem
 
 from parley.migrations.rls import enable_tenant_rls, execute_script, grant
 
@@ -167,7 +168,7 @@ $fn$;
 # parley_chat_send: after the user message is stored, who answers it.
 _SEND_ANCHOR = """    IF p_job IS NOT NULL THEN
         -- 3a."""
-_SEND_HELD = """    -- 2b. A person holds the conversation, or this message asked for one (migration 0019):
+_SEND_HELD = """    -- 2b. A person holds the conversation, or this message asked for one (0019):
     -- no turn. The key completes now with no reply; the caller announces a new handoff.
     v_handling := CASE WHEN v_outcome = 'new'
         THEN parley_inbox_user_message(p_tenant, p_conversation, p_content, v_version.config)
@@ -184,7 +185,8 @@ _SEND_HELD = """    -- 2b. A person holds the conversation, or this message aske
                 'reply', NULL, 'handling', v_handling)
         WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
         RETURN jsonb_build_object('outcome', 'held', 'handling', v_handling,
-                                  'operation_id', p_operation, 'message', to_jsonb(v_message));
+                                  'operation_id', p_operation, 'message', to_jsonb(v_message),
+                                  'config', v_version.config);
     END IF;
 
 """
@@ -309,7 +311,7 @@ def upgrade() -> None:
     add("visitors", sa.Column("email", sa.String(320), nullable=True))
     add("visitors", sa.Column("page_url", sa.Text(), nullable=True))
 
-    for table, extra in (
+    tables: list[tuple[str, list[SchemaItem]]] = [
         (
             "conversation_notes",
             [
@@ -328,8 +330,9 @@ def upgrade() -> None:
                 sa.Column("reason", sa.String(40), nullable=True),
             ],
         ),
-    ):
-        fks = [
+    ]
+    for table, extra in tables:
+        fks: list[SchemaItem] = [
             sa.ForeignKeyConstraint(
                 ["tenant_id", "conversation_id"],
                 ["conversations.tenant_id", "conversations.id"],
@@ -411,7 +414,9 @@ def downgrade() -> None:
         "ix_conversations_handoff_status",
     ):
         op.drop_index(name, table_name="conversations")
-    op.drop_constraint(op.f("fk_conversations_assignee_id_users"), "conversations", type_="foreignkey")
+    op.drop_constraint(
+        op.f("fk_conversations_assignee_id_users"), "conversations", type_="foreignkey"
+    )
     op.drop_constraint(op.f("ck_conversations_handoff_status"), "conversations", type_="check")
     for column in (
         "resolution_ms",
