@@ -64,6 +64,11 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             json={"rating": "up"},
             headers=session.headers,
         )
+        # The inbox: a timeline row (taking the conversation) and a note.
+        staff = f"/v1/tenants/{owner.tenant_id}/conversations/{session.conversation_id}"
+        assert (await client.post(f"{staff}/assign", headers=owner.headers)).status_code == 200
+        note = await client.post(f"{staff}/notes", json={"body": "rls"}, headers=owner.headers)
+        assert note.status_code == 201, note.text
         await seed_webhook_rows(app.state.runtime.db, owner.tenant_id)
         # A webhook channel with one stored inbound event.
         from tests.channels.helpers import message_body, signed_headers

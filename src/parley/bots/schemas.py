@@ -101,6 +101,7 @@ class BotUpdate(_Strict):
     max_tokens: int | None = Field(default=None, ge=16, le=16_000)
     knowledge_source_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
     retrieval: RetrievalSettings | None = None
+    handoff: HandoffRules | None = None
     theme: Theme | None = None
 
 

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, literal_column, select, text, update
+from sqlalchemy import Select, Text, cast, func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -388,7 +390,7 @@ def conversations_query(
     if f.unassigned:
         query = query.where(Conversation.assignee_id.is_(None))
     if f.tag is not None:
-        query = query.where(Conversation.tags.contains([f.tag]))
+        query = query.where(Conversation.tags.op("@>")(cast(pg_array([f.tag]), PG_ARRAY(Text))))
     if f.since is not None:
         query = query.where(Conversation.id >= id_floor(f.since))
     if f.until is not None:
