@@ -261,7 +261,9 @@ async def delete_note(scope: Agent, conversation_id: uuid.UUID, note_id: uuid.UU
     responses=merge_responses(Unprocessable),
 )
 async def add_tag(scope: Agent, conversation_id: uuid.UUID, tag: Tag) -> list[str]:
-    return await service.add_tag(scope.session, scope.tenant_id, conversation_id, tag)
+    return await service.add_tag(
+        scope.session, scope.tenant_id, scope.principal, conversation_id, tag
+    )
 
 
 @router.delete(
@@ -270,7 +272,9 @@ async def add_tag(scope: Agent, conversation_id: uuid.UUID, tag: Tag) -> list[st
     summary="Remove a tag",
 )
 async def remove_tag(scope: Agent, conversation_id: uuid.UUID, tag: Tag) -> list[str]:
-    return await service.remove_tag(scope.session, scope.tenant_id, conversation_id, tag)
+    return await service.remove_tag(
+        scope.session, scope.tenant_id, scope.principal, conversation_id, tag
+    )
 
 
 @router.get(

@@ -601,29 +601,58 @@ async def delete_note(
     )
 
 
+async def _set_tags(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    conversation: Conversation,
+    tags: list[str],
+    action: str,
+) -> list[str]:
+    before = list(conversation.tags or [])
+    conversation.tags = tags
+    await session.flush()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action=action,
+        target_type="conversation",
+        target_id=conversation.id,
+        before={"tags": before},
+        after={"tags": tags},
+    )
+    return tags
+
+
 async def add_tag(
-    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, tag: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    tag: str,
 ) -> list[str]:
     conversation, _ = await _conversation(session, tenant_id, conversation_id, lock=True)
     tags = list(conversation.tags or [])
-    if tag not in tags:
-        if len(tags) >= MAX_TAGS:
-            raise TooManyTags()
-        conversation.tags = [*tags, tag]
-        await session.flush()
-    return list(conversation.tags)
+    if len(tags) >= MAX_TAGS and tag not in tags:
+        raise TooManyTags()
+    new = tags if tag in tags else [*tags, tag]
+    return await _set_tags(session, tenant_id, principal, conversation, new, "conversation.tag")
 
 
 async def remove_tag(
-    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, tag: str
+    session: AsyncSession,
+    tenant_id: TenantId,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    tag: str,
 ) -> list[str]:
     conversation, _ = await _conversation(session, tenant_id, conversation_id, lock=True)
     tags = list(conversation.tags or [])
     if tag not in tags:
         raise TagNotFound()
-    conversation.tags = [t for t in tags if t != tag]
-    await session.flush()
-    return list(conversation.tags)
+    new = [t for t in tags if t != tag]
+    return await _set_tags(session, tenant_id, principal, conversation, new, "conversation.untag")
 
 
 # --- workspace settings -------------------------------------------------------------------
