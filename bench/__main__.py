@@ -19,6 +19,8 @@ MODULES = {
     "p4": "bench.p4_retrieval_latency",
     "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
+    "p11": "bench.p11_inbox_list",
+    "p12": "bench.p12_operator_reply",
 }
 
 

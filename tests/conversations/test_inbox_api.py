@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 
 from parley.kit.ids import id_floor
@@ -373,3 +374,14 @@ async def test_another_workspaces_ids_are_not_found(client: httpx.AsyncClient) -
     assert reply["id"] in {
         m["id"] for m in (await client.get(box.conv(conv, "/messages"), headers=h)).json()["items"]
     }
+
+
+async def test_the_search_index_holds_the_workspace_token(admin_conn: asyncpg.Connection) -> None:
+    """`ix_messages_fts` (left out of the autogenerate comparison) is the GIN index over the
+    workspace token and the text that the staff search is planned on."""
+    definition = await admin_conn.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_fts'"
+    )
+    assert "USING gin" in definition
+    assert "replace((tenant_id)::text" in definition
+    assert "|| content)" in definition

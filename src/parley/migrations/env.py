@@ -20,10 +20,17 @@ target_metadata = Base.metadata
 EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors")
 
 
+# Expression indexes whose text autogenerate cannot normalise to match PostgreSQL's (it
+# reports a spurious drop and re-create); tests/conversations checks this one by hand.
+UNCOMPARED_INDEXES = ("ix_messages_fts",)
+
+
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     if type_ == "table" and name and name.startswith(EXTERNAL_PREFIXES):
+        return False
+    if type_ == "index" and name in UNCOMPARED_INDEXES:
         return False
     return not (
         type_ == "index"

@@ -26,6 +26,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.models.base import Base, TenantScoped, utcnow_column
 
+# The document the staff search reads (migration 0019): the workspace's token, then the text.
+# Written as PostgreSQL prints it back, so the migration check sees the same index.
+FTS_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, ((('t'::text || replace((tenant_id)::text, '-'::text, "
+    "''::text)) || ' '::text) || content))"
+)
+
 
 class Bot(TenantScoped, Base):
     __tablename__ = "bots"
@@ -171,7 +178,7 @@ class Message(TenantScoped, Base):
         Index("ix_messages_conversation", "tenant_id", "conversation_id", "id"),
         Index(
             "ix_messages_fts",
-            text("to_tsvector('simple'::regconfig, content)"),
+            text(FTS_DOCUMENT),
             postgresql_using="gin",
         ),
     )
