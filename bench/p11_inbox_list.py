@@ -33,7 +33,6 @@ from parley.kit.db import TenantId, tenant_session
 from parley.kit.ids import id_floor
 from parley.kit.pagination import encode_cursor
 from parley.models import Conversation
-from parley.models.chat import FTS_DOCUMENT
 
 TENANTS = 10
 CONVERSATIONS = 100_000
@@ -92,14 +91,14 @@ async def _load(bench: BenchDb, tenants: int, conversations: int) -> list[Tenant
     ids = []
     conn = await asyncpg.connect(bench.admin_dsn)
     try:
-        await conn.execute("DROP INDEX ix_messages_fts")
+        await conn.execute("DROP INDEX ix_message_search_doc")
         await conn.execute("SET maintenance_work_mem = '512MB'")
         for i in range(tenants):
             tid = await bench.tenant(f"inbox-{i}")
             ids.append(tid)
             await conn.execute(_load_sql(tid, uuid.uuid4(), conversations))
             print(f"   p11: workspace {i + 1}/{tenants} loaded", flush=True)
-        await conn.execute(f"CREATE INDEX ix_messages_fts ON messages USING gin (({FTS_DOCUMENT}))")
+        await conn.execute("CREATE INDEX ix_message_search_doc ON message_search USING gin (doc)")
         print("   p11: FTS index built", flush=True)
         await conn.execute("VACUUM ANALYZE")
     finally:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+import pytest
 
 from parley.kit.ids import id_floor
 from parley.kit.jobs import JobContext
@@ -376,12 +377,13 @@ async def test_another_workspaces_ids_are_not_found(client: httpx.AsyncClient) -
     }
 
 
-async def test_the_search_index_holds_the_workspace_token(admin_conn: asyncpg.Connection) -> None:
-    """`ix_messages_fts` (left out of the autogenerate comparison) is the GIN index over the
-    workspace token and the text that the staff search is planned on."""
-    definition = await admin_conn.fetchval(
-        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_fts'"
-    )
-    assert "USING gin" in definition
-    assert "replace((tenant_id)::text" in definition
-    assert "|| content)" in definition
+async def test_the_search_copy_is_out_of_the_app_roles_reach(
+    app_conn: asyncpg.Connection, admin_conn: asyncpg.Connection
+) -> None:
+    """`message_search` has no policy, so the app role has no privilege on it: it reaches it
+    only through `parley_inbox_search`, which reads the workspace the transaction is bound to."""
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_conn.fetchval("SELECT count(*) FROM message_search")
+    assert await admin_conn.fetchval("SELECT count(*) FROM message_search") > 0
+    # Unbound: nothing, whatever the words.
+    assert await app_conn.fetch("SELECT parley_inbox_search('hello')") == []

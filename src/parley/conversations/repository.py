@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, literal_column, select, text, update
+from sqlalchemy import Select, Text, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnClause
 
 from parley.conversations.schemas import message_json
 from parley.kit.db import Database, TenantId, driver_statement
@@ -32,7 +31,6 @@ from parley.models import (
     Tenant,
     Visitor,
 )
-from parley.models.chat import FTS_DOCUMENT
 
 ANSWERING_ROLES = ("owner", "admin", "editor", "agent")  # who counts as staff on line
 
@@ -359,19 +357,6 @@ class ConversationFilters:
     q: str | None = None
 
 
-# The index expression of `ix_messages_fts`, word for word (the planner matches it as written).
-_FTS: ColumnClause[Any] = literal_column(
-    FTS_DOCUMENT.replace("(tenant_id)", "(messages.tenant_id)").replace(
-        "|| content)", "|| messages.content)"
-    )
-)
-
-
-def tenant_token(tenant_id: TenantId) -> str:
-    """The workspace's own lexeme in every searched document."""
-    return "t" + tenant_id.hex
-
-
 def searchable(q: str) -> bool:
     """A query with at least one word (an empty tsquery would match the whole workspace)."""
     return any(ch.isalnum() for ch in q)
@@ -417,13 +402,8 @@ def conversations_query(
     if f.unanswered:
         query = query.where(Conversation.fallback_count > 0)
     if f.q:
-        words = func.websearch_to_tsquery(literal_column("'simple'::regconfig"), f.q)
-        own = func.to_tsquery(literal_column("'simple'::regconfig"), tenant_token(tenant_id))
-        matches = (
-            select(Message.conversation_id)
-            .where(Message.tenant_id == tenant_id, _FTS.op("@@")(words.op("&&")(own)))
-            .scalar_subquery()
-        )
+        # Conversation ids of the bound workspace whose messages match (migration 0019).
+        matches = select(func.parley_inbox_search(f.q)).scalar_subquery()
         query = query.where(Conversation.id.in_(matches))
     return query
 
@@ -435,12 +415,8 @@ async def list_conversations(
     after: uuid.UUID | None,
     limit: int,
 ) -> list[tuple[Conversation, str]]:
-    if f.q is not None:
-        if not searchable(f.q):
-            return []
-        # A generic plan cannot know how rare the words are and scans every conversation;
-        # planning each search for its own words is cheaper by orders of magnitude (P11).
-        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    if f.q is not None and not searchable(f.q):
+        return []
     rows = await session.execute(conversations_query(tenant_id, f, after, limit))
     return [(row[0], str(row[1])) for row in rows.all()]
 

@@ -26,13 +26,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.models.base import Base, TenantScoped, utcnow_column
 
-# The document the staff search reads (migration 0019): the workspace's token, then the text.
-# Written as PostgreSQL prints it back, so the migration check sees the same index.
-FTS_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, ((('t'::text || replace((tenant_id)::text, '-'::text, "
-    "''::text)) || ' '::text) || content))"
-)
-
 
 class Bot(TenantScoped, Base):
     __tablename__ = "bots"
@@ -176,11 +169,6 @@ class Message(TenantScoped, Base):
         ),
         CheckConstraint("role IN ('user', 'assistant', 'operator')", name="role"),
         Index("ix_messages_conversation", "tenant_id", "conversation_id", "id"),
-        Index(
-            "ix_messages_fts",
-            text(FTS_DOCUMENT),
-            postgresql_using="gin",
-        ),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column()

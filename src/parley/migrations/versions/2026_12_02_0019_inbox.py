@@ -10,8 +10,8 @@
   message. `visitors` keeps the channel identity, an email left and the page URL.
 - The `agent` role. Staff presence (`memberships.inbox_seen_at`) and the workspace's inbox
   settings (`tenants.inbox_settings`: hours, offline message).
-- Full-text search over messages: a GIN index on the message text with the workspace's own
-  token in the same document (`FTS_DOCUMENT`; the embedded PostgreSQL has no btree_gin).
+- Full-text search over messages: `message_search` (a trigger-kept tsvector per message, GIN)
+  read through `parley_inbox_search` (see `SEARCH` below for why it is not a policy table).
 - `parley_chat_send` no longer starts a turn while a person holds the conversation, and applies
   the bot's handoff phrases to the message it stores (`parley_inbox_user_message`, which the
   channel path calls too); `parley_chat_finish` counts fallbacks, applies the N-fallbacks rule
@@ -226,13 +226,54 @@ def _finish_0019() -> str:
     return body.replace(_FINISH_ANCHOR, _FINISH_INBOX + _FINISH_ANCHOR, 1)
 
 
-# The searched document: the workspace's own token, then the text. Without btree_gin (not in
-# the embedded PostgreSQL) this is how one GIN index answers "this workspace AND these words"
-# inside the index (GIN's fast scan skips through the workspace's long posting list using the
-# rare words'), instead of fetching every workspace's matches and filtering them.
-FTS_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, 't' || replace(tenant_id::text, '-', '') || ' ' || content)"
-)
+# Full-text search. Under row-level security PostgreSQL evaluates the policy before any
+# qual that is not leakproof, and `@@` is not: a GIN index on `messages` cannot be used by
+# the app role, so every search would compute a tsvector per message of the workspace. The
+# searchable copy lives in `message_search`, which has no policy and no grant to the app role:
+# a trigger fills it, and `parley_inbox_search` (SECURITY DEFINER) reads it for the workspace
+# the transaction is bound to (`app.tenant_id`, the setting the policies read), returning
+# conversation ids only. The workspace's own lexeme is in every document, so one GIN index
+# answers "this workspace AND these words" inside the index. See decision 0022.
+SEARCH = """
+CREATE TABLE message_search (
+    tenant_id uuid NOT NULL,
+    message_id uuid NOT NULL,
+    conversation_id uuid NOT NULL,
+    doc tsvector NOT NULL,
+    CONSTRAINT pk_message_search PRIMARY KEY (tenant_id, message_id),
+    CONSTRAINT fk_message_search_message FOREIGN KEY (tenant_id, message_id)
+        REFERENCES messages (tenant_id, id) ON DELETE CASCADE
+);
+REVOKE ALL ON message_search FROM PUBLIC;
+CREATE FUNCTION parley_search_doc(p_tenant uuid, p_content text) RETURNS tsvector
+LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT to_tsvector('simple'::regconfig, p_content)
+           || ('t' || replace(p_tenant::text, '-', ''))::tsvector
+$fn$;
+CREATE FUNCTION parley_message_searchable() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
+BEGIN
+    INSERT INTO message_search (tenant_id, message_id, conversation_id, doc)
+    VALUES (NEW.tenant_id, NEW.id, NEW.conversation_id,
+            parley_search_doc(NEW.tenant_id, NEW.content));
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER messages_searchable AFTER INSERT ON messages
+FOR EACH ROW EXECUTE FUNCTION parley_message_searchable();
+INSERT INTO message_search (tenant_id, message_id, conversation_id, doc)
+SELECT tenant_id, id, conversation_id, parley_search_doc(tenant_id, content) FROM messages;
+CREATE INDEX ix_message_search_doc ON message_search USING gin (doc);
+CREATE FUNCTION parley_inbox_search(p_query text) RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
+    SELECT DISTINCT s.conversation_id FROM message_search s
+    WHERE s.tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
+      AND s.doc @@ (websearch_to_tsquery('simple'::regconfig, p_query)
+                    && to_tsquery('simple'::regconfig, 't' || replace(
+                        nullif(current_setting('app.tenant_id', true), ''), '-', '')))
+$fn$;
+REVOKE ALL ON FUNCTION parley_inbox_search(text) FROM PUBLIC;
+"""
 
 ROLES_NEW = "('owner', 'admin', 'editor', 'agent', 'viewer')"
 INVITABLE_NEW = "('admin', 'editor', 'agent', 'viewer')"
@@ -296,12 +337,6 @@ def upgrade() -> None:
         "ix_conversations_tags",
         "conversations",
         ["tags"],
-        postgresql_using="gin",
-    )
-    op.create_index(
-        "ix_messages_fts",
-        "messages",
-        [sa.text(FTS_DOCUMENT)],
         postgresql_using="gin",
     )
 
@@ -382,6 +417,8 @@ def upgrade() -> None:
         enable_tenant_rls(table)
         grant("SELECT, INSERT, UPDATE, DELETE", table)
 
+    execute_script(SEARCH)
+    grant("EXECUTE", "FUNCTION parley_inbox_search(text)")
     execute_script(USER_MESSAGE)
     execute_script(HANDLING_TRIGGER)
     execute_script(AFTER_FALLBACK)
@@ -413,7 +450,11 @@ def downgrade() -> None:
         op.drop_column(table, column)
     op.drop_constraint(op.f("fk_messages_author_id_users"), "messages", type_="foreignkey")
     op.drop_column("messages", "author_id")
-    op.drop_index("ix_messages_fts", table_name="messages")
+    op.execute("DROP FUNCTION parley_inbox_search(text)")
+    op.execute("DROP TRIGGER messages_searchable ON messages")
+    op.execute("DROP FUNCTION parley_message_searchable()")
+    op.drop_table("message_search")
+    op.execute("DROP FUNCTION parley_search_doc(uuid, text)")
     for name in (
         "ix_conversations_tags",
         "ix_conversations_channel",
