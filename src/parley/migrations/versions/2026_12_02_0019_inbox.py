@@ -32,7 +32,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import SchemaItem
 
-from parley.migrations.rls import enable_tenant_rls, execute_script, grant
+from parley.migrations.rls import CURRENT_TENANT, enable_tenant_rls, execute_script, grant
 
 revision: str = "0019_inbox"
 down_revision: str | None = "0016_search_plans"
@@ -234,7 +234,7 @@ def _finish_0019() -> str:
 # the transaction is bound to (`app.tenant_id`, the setting the policies read), returning
 # conversation ids only. The workspace's own lexeme is in every document, so one GIN index
 # answers "this workspace AND these words" inside the index. See decision 0022.
-SEARCH = """
+SEARCH = f"""
 CREATE TABLE message_search (
     tenant_id uuid NOT NULL,
     message_id uuid NOT NULL,
@@ -267,10 +267,10 @@ CREATE INDEX ix_message_search_doc ON message_search USING gin (doc);
 CREATE FUNCTION parley_inbox_search(p_query text) RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
     SELECT DISTINCT s.conversation_id FROM message_search s
-    WHERE s.tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
+    WHERE s.tenant_id = {CURRENT_TENANT}
       AND s.doc @@ (websearch_to_tsquery('simple'::regconfig, p_query)
-                    && to_tsquery('simple'::regconfig, 't' || replace(
-                        nullif(current_setting('app.tenant_id', true), ''), '-', '')))
+                    && to_tsquery('simple'::regconfig,
+                                  't' || replace(({CURRENT_TENANT})::text, '-', '')))
 $fn$;
 REVOKE ALL ON FUNCTION parley_inbox_search(text) FROM PUBLIC;
 """
