@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -194,23 +194,21 @@ async def assign(
     return out
 
 
-_TRANSITIONS: dict[str, Any] = {
-    "unassign": (service.unassign, "Back to the queue (waiting); the bot stays silent"),
-    "handback": (service.hand_back, "Hand back to the bot"),
-    "resolve": (service.resolve, "Resolve (closes the conversation)"),
-    "reopen": (service.reopen, "Reopen a resolved conversation (to the bot)"),
+_SUMMARIES = {
+    "unassign": "Back to the queue (waiting); the bot stays silent",
+    "handback": "Hand back to the bot",
+    "resolve": "Resolve (closes the conversation)",
+    "reopen": "Reopen a resolved conversation (to the bot)",
 }
 
 
 def _transition_route(name: str) -> None:
-    change, summary = _TRANSITIONS[name]
-
     async def route(
         request: Request, background: BackgroundTasks, scope: Agent, conversation_id: uuid.UUID
     ) -> ConversationSummary:
         pending = Pending()
-        out: ConversationSummary = await change(
-            scope.session, scope.tenant_id, scope.principal, conversation_id, pending
+        out = await service.transition(
+            scope.session, scope.tenant_id, scope.principal, conversation_id, name, pending
         )
         _flush_after_commit(background, request, pending)
         return out
@@ -221,12 +219,12 @@ def _transition_route(name: str) -> None:
         route,
         methods=["POST"],
         response_model=ConversationSummary,
-        summary=summary,
+        summary=_SUMMARIES[name],
         responses=merge_responses(Conflict),
     )
 
 
-for _name in _TRANSITIONS:
+for _name in service.TRANSITIONS:
     _transition_route(_name)
 
 

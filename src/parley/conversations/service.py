@@ -331,86 +331,40 @@ async def assign(
     )
 
 
-async def unassign(
+# The moves a person makes besides assigning: (target status, allowed from, audit reason).
+TRANSITIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    # Back to the queue: the bot stays silent, another person may take it.
+    "unassign": ("waiting", ("assigned",), "unassign"),
+    "handback": ("bot", ("waiting", "assigned"), "hand_back"),
+    "resolve": ("resolved", ("bot", "waiting", "assigned"), "resolve"),
+    # A resolved conversation goes back to the bot (assign it to take it yourself).
+    "reopen": ("bot", ("resolved",), "reopen"),
+}
+
+
+async def transition(
     session: AsyncSession,
     tenant_id: TenantId,
     principal: Principal,
     conversation_id: uuid.UUID,
+    name: str,
     pending: Pending,
 ) -> ConversationSummary:
-    """Back to the queue (`waiting`): the bot stays silent, another person may take it."""
+    """Unassign, hand back, resolve or reopen (`TRANSITIONS`); resolving keeps the assignee."""
+    status, allowed_from, reason = TRANSITIONS[name]
+    assignee = None
+    if status == "resolved":
+        conversation, _ = await _conversation(session, tenant_id, conversation_id)
+        assignee = conversation.assignee_id
     return await _change(
         session,
         tenant_id,
         principal,
         conversation_id,
-        status="waiting",
-        assignee=None,
-        allowed_from=("assigned",),
-        reason="unassign",
-        pending=pending,
-    )
-
-
-async def hand_back(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    principal: Principal,
-    conversation_id: uuid.UUID,
-    pending: Pending,
-) -> ConversationSummary:
-    """The bot answers again."""
-    return await _change(
-        session,
-        tenant_id,
-        principal,
-        conversation_id,
-        status="bot",
-        assignee=None,
-        allowed_from=("waiting", "assigned"),
-        reason="hand_back",
-        pending=pending,
-    )
-
-
-async def resolve(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    principal: Principal,
-    conversation_id: uuid.UUID,
-    pending: Pending,
-) -> ConversationSummary:
-    conversation, _ = await _conversation(session, tenant_id, conversation_id)
-    return await _change(
-        session,
-        tenant_id,
-        principal,
-        conversation_id,
-        status="resolved",
-        assignee=conversation.assignee_id,
-        allowed_from=("bot", "waiting", "assigned"),
-        reason="resolve",
-        pending=pending,
-    )
-
-
-async def reopen(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    principal: Principal,
-    conversation_id: uuid.UUID,
-    pending: Pending,
-) -> ConversationSummary:
-    """A resolved conversation goes back to the bot (assign it to take it yourself)."""
-    return await _change(
-        session,
-        tenant_id,
-        principal,
-        conversation_id,
-        status="bot",
-        assignee=None,
-        allowed_from=("resolved",),
-        reason="reopen",
+        status=status,
+        assignee=assignee,
+        allowed_from=allowed_from,
+        reason=reason,
         pending=pending,
     )
 
