@@ -233,6 +233,7 @@ def run(quick: bool = False) -> Section:
         f"{info['tenants']} workspaces × {info['conversations']:,} conversations × "
         f"{MESSAGES_PER} messages, loaded in {info['load_s']:.0f} s (set-based SQL; FTS index "
         "built after the load).",
+        f"Load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "Matches in one workspace (first page of up to 200): "
         + ", ".join(f"{k[5:]} → {v}" for k, v in info.items() if k.startswith("hits:")),
     ]

@@ -207,5 +207,14 @@ def run(quick: bool = False) -> Section:
                 added <= 20,
             ),
         ],
-        [f"{rounds} rounds of each, alternating, one visitor stream open on instance B."],
+        [
+            f"{rounds} rounds of each, alternating, one visitor stream open on instance B; "
+            f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+            "The visitor's held send is one round trip (`parley_chat_send`, asynchronous "
+            "commit); the operator's reply is about twelve statements through the ORM (the "
+            "door's member check, the conversation lock, the idempotency claim and finish, the "
+            "message, the audit chain's lock/read/append, the webhook check, a durable "
+            "commit), so the difference is round trips times the scheduling delay of a "
+            "crowded machine.",
+        ],
     )
