@@ -23,6 +23,8 @@ MODULES = {
     "voice_wer": "bench.voice_quality",
     "p16": "bench.p16_embedded_ingestion",
     "q1": "bench.q1_answer_quality",
+    "p11": "bench.p11_inbox_list",
+    "p12": "bench.p12_operator_reply",
 }
 
 

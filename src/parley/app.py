@@ -26,6 +26,7 @@ from parley.channels.endpoints import router as channels_router
 from parley.channels.inbound_endpoints import router as channel_ingress_router
 from parley.channels.ingress_fastpath import IngressFastPath
 from parley.compat.endpoints import router as compat_router
+from parley.conversations.endpoints import router as conversations_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
 from parley.kit.db import Database, create_database, platform_session
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         compat_router,
         webhooks_router,
         automations_router,
+        conversations_router,
         widget_static_router,
         demo_router,
         admin_router,

@@ -157,6 +157,9 @@ async def test_hostile_tokens_are_refused_everywhere(
         "webhook_id": str(uuid.uuid4()),
         "delivery_id": str(uuid.uuid4()),
         "rule_id": str(uuid.uuid4()),
+        "conversation_id": str(uuid.uuid4()),
+        "note_id": str(uuid.uuid4()),
+        "tag": "vip",
     }
     accepted = []
     for name, token in tokens.items():

@@ -147,6 +147,7 @@ async def test_every_configuration_route_writes_exactly_one_audit_entry(
         "/knowledge/quality-check",
         "/knowledge/sources/{source_id}/reindex",
         "/knowledge/sources/{source_id}/restore",
+        "/conversations/{conversation_id}/typing",  # a signal to the visitor, not stored
     }
     mutating = [
         (m, s)

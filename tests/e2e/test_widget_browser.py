@@ -240,3 +240,39 @@ async def test_answers_from_knowledge_show_their_sources_and_keep_them_after_rel
         .first.wait_for(timeout=15_000)
     )
     await context.close()
+
+
+async def test_talk_to_a_person_and_the_operators_reply(
+    browser: Any, live_server: LiveServer, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    """The widget's handoff: the button, the offline message with an email field, then a
+    person's typing and reply arriving live."""
+    allowed, _ = host_sites
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as c:
+        owner = await register(c, "browser-inbox")
+        w = await create_widget(c, owner, origins=[allowed.origin])
+        allowed.pages["/inbox"] = _page_html(live_server, w.widget_key)
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(allowed.origin + "/inbox")
+        await _open(page)
+        await page.get_by_role("button", name="Talk to a person").click()
+        log = page.get_by_role("log")
+        await log.get_by_text("Nobody from our team is available").wait_for(timeout=15_000)
+        await page.get_by_role("textbox", name="Your email").wait_for()
+        await shot(page, "widget-handoff-offline")
+
+        staff = f"/v1/tenants/{owner.tenant_id}/conversations"
+        (conv,) = (await c.get(staff, headers=owner.headers)).json()["items"]
+        await c.post(f"{staff}/{conv['id']}/assign", headers=owner.headers)
+        await page.get_by_text("You're talking to a person.").wait_for(timeout=15_000)
+        await c.post(f"{staff}/{conv['id']}/typing", headers=owner.headers)
+        await page.get_by_text("Someone is typing…").wait_for(timeout=15_000)
+        await c.post(
+            f"{staff}/{conv['id']}/messages",
+            json={"content": "Hello, **Sam** here."},
+            headers=owner.headers,
+        )
+        await log.get_by_text("here.", exact=False).wait_for(timeout=15_000)
+        await shot(page, "widget-operator-reply")
+        await context.close()

@@ -72,6 +72,11 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             json={"rating": "up"},
             headers=session.headers,
         )
+        # The inbox: a timeline row (taking the conversation) and a note.
+        staff = f"/v1/tenants/{owner.tenant_id}/conversations/{session.conversation_id}"
+        assert (await client.post(f"{staff}/assign", headers=owner.headers)).status_code == 200
+        note = await client.post(f"{staff}/notes", json={"body": "rls"}, headers=owner.headers)
+        assert note.status_code == 201, note.text
         await seed_webhook_rows(app.state.runtime.db, owner.tenant_id)
         # A webhook channel with one stored inbound event.
         from tests.channels.helpers import message_body, signed_headers
@@ -103,7 +108,9 @@ def test_the_tenant_table_list_is_complete() -> None:
     assert set(TENANT_TABLES) >= {"memberships", "invitations", "api_keys"}
 
 
-async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection) -> None:
+async def test_every_tenant_table_has_forced_rls(
+    admin_conn: asyncpg.Connection, test_db: DatabaseUnderTest
+) -> None:
     rows = await admin_conn.fetch(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -131,7 +138,17 @@ async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection)
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
     )
-    assert {c["table_name"] for c in cols} - vector_tables == set(TENANT_TABLES)
+    # The one exception: the staff search's private copy (migration 0019, decision 0022) has
+    # no policy, and the app role has no privilege on it at all (reached only through
+    # `parley_inbox_search`, bound to the transaction's workspace).
+    private = {"message_search"}
+    assert {c["table_name"] for c in cols} - vector_tables - private == set(TENANT_TABLES)
+    for table in private:
+        assert not await admin_conn.fetchval(
+            "SELECT has_table_privilege($1, $2, 'SELECT, INSERT, UPDATE, DELETE')",
+            test_db.app_role,
+            table,
+        )
 
 
 async def _vector_partitions(conn: asyncpg.Connection) -> list[str]:

@@ -22,7 +22,9 @@ from tests.conftest import (
     create_api_key,
     create_widget,
     register,
+    widget_session,
 )
+from tests.conversations.factories import create_conversation
 from tests.routes import access_of, api_routes
 
 TENANT_PREFIX = "/v1/tenants/{tenant_id}"
@@ -320,6 +322,83 @@ async def _patch_rule(w: World) -> Call:
     return Call({"rule_id": await _fresh_rule(w)}, {"enabled": False})
 
 
+# --- the inbox (conversations for staff) ---------------------------------------------------
+
+
+async def _fresh_conversation(w: World, status: str = "bot") -> str:
+    """A new widget conversation of tenant A, moved to `status` by A's owner."""
+    if "channel_id" not in w.cache:
+        widget = await create_widget(w.client, w.a["owner"])
+        w.cache["channel_id"], w.cache["bot_id"] = widget.channel_id, widget.bot_id
+    app = w.client._transport.app  # type: ignore[attr-defined]
+    conv = await create_conversation(
+        app.state.runtime.db, w.tenant_a(), w.cache["channel_id"], w.cache["bot_id"]
+    )
+    base = f"/v1/tenants/{w.tenant_a()}/conversations/{conv}"
+    h = w.a["owner"].headers
+    if status in ("assigned", "resolved"):
+        assert (await w.client.post(f"{base}/assign", headers=h)).status_code == 200
+    if status == "resolved":
+        assert (await w.client.post(f"{base}/resolve", headers=h)).status_code == 200
+    return conv
+
+
+async def _conv(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w)})
+
+
+async def _conv_assigned(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w, "assigned")})
+
+
+async def _conv_resolved(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w, "resolved")})
+
+
+async def _reply(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w)}, {"content": "Hello"})
+
+
+async def _assign(w: World) -> Call:
+    return Call(
+        {"conversation_id": await _fresh_conversation(w)}, {"user_id": w.a["owner"].user_id}
+    )
+
+
+async def _create_note(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w)}, {"body": "A note"})
+
+
+async def _note(w: World) -> Call:
+    conv = await _fresh_conversation(w)
+    note = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/conversations/{conv}/notes",
+        json={"body": "n"},
+        headers=w.a["owner"].headers,
+    )
+    return Call({"conversation_id": conv, "note_id": note.json()["id"]})
+
+
+async def _tag(w: World) -> Call:
+    return Call({"conversation_id": await _fresh_conversation(w), "tag": "vip"})
+
+
+async def _tagged(w: World) -> Call:
+    conv = await _fresh_conversation(w)
+    await w.client.put(
+        f"/v1/tenants/{w.tenant_a()}/conversations/{conv}/tags/vip", headers=w.a["owner"].headers
+    )
+    return Call({"conversation_id": conv, "tag": "vip"})
+
+
+async def _replay_events(w: World) -> Call:
+    return Call({}, params={"follow": "false"})
+
+
+async def _put_inbox_settings(w: World) -> Call:
+    return Call({}, {"offline_message": "Back soon."})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -417,6 +496,47 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "/automations/{rule_id}"): Case(_rule, 204, foreign_param="rule_id"),
     ("GET", "/voice"): Case(_none, 200),
     ("PUT", "/voice"): Case(_voice_settings, 200),
+    ("GET", "/conversations"): Case(_none, 200),
+    ("GET", "/conversations/{conversation_id}"): Case(_conv, 200, foreign_param="conversation_id"),
+    ("GET", "/conversations/{conversation_id}/messages"): Case(
+        _conv, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/messages"): Case(
+        _reply, 201, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/typing"): Case(
+        _conv, 204, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/assign"): Case(
+        _assign, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/unassign"): Case(
+        _conv_assigned, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/handback"): Case(
+        _conv_assigned, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/resolve"): Case(
+        _conv, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/reopen"): Case(
+        _conv_resolved, 200, foreign_param="conversation_id"
+    ),
+    ("POST", "/conversations/{conversation_id}/notes"): Case(
+        _create_note, 201, foreign_param="conversation_id"
+    ),
+    ("DELETE", "/conversations/{conversation_id}/notes/{note_id}"): Case(
+        _note, 204, foreign_param="note_id"
+    ),
+    ("PUT", "/conversations/{conversation_id}/tags/{tag}"): Case(
+        _tag, 200, foreign_param="conversation_id"
+    ),
+    ("DELETE", "/conversations/{conversation_id}/tags/{tag}"): Case(
+        _tagged, 200, foreign_param="conversation_id"
+    ),
+    ("GET", "/inbox/events"): Case(_replay_events, 200),
+    ("GET", "/inbox/settings"): Case(_none, 200),
+    ("PUT", "/inbox/settings"): Case(_put_inbox_settings, 200),
 }
 
 
@@ -424,11 +544,17 @@ CASES: dict[tuple[str, str], Case] = {
 async def world(client: httpx.AsyncClient) -> World:
     owner = await register(client, "owner")
     accounts = {"owner": owner}
-    for role in ("admin", "editor", "viewer"):
+    for role in ("admin", "editor", "agent", "viewer"):
         accounts[role] = await add_member(client, owner, role)
     b_owner = await register(client, "b-owner")
     b_key = (await create_api_key(client, b_owner, ["admin"]))["key"]
     w = World(client=client, a=accounts, b_owner=b_owner, b_key=b_key)
+    b_conv = await widget_session(client, (await create_widget(client, b_owner)).widget_key)
+    b_note = await client.post(
+        f"/v1/tenants/{b_owner.tenant_id}/conversations/{b_conv.conversation_id}/notes",
+        json={"body": "B's note"},
+        headers=b_owner.headers,
+    )
     # Resources in B whose ids we try through A's paths.
     b_member = await add_member(client, b_owner, "viewer")
     inv = await client.post(
@@ -448,6 +574,8 @@ async def world(client: httpx.AsyncClient) -> World:
         f"/v1/tenants/{b_owner.tenant_id}/automations", json=_rule_body(), headers=b_owner.headers
     )
     w.b_ids = {
+        "conversation_id": b_conv.conversation_id,
+        "note_id": b_note.json()["id"],
         "source_id": b_source.json()["id"],
         "job_id": b_source.json()["job"]["id"],
         "webhook_id": b_hook,

@@ -46,7 +46,14 @@ async def test_session_contract(client: httpx.AsyncClient, widget: WidgetSetup) 
     )
     assert resp.status_code == 201
     body = resp.json()
-    assert set(body) == {"token", "expires_at", "conversation_id", "visitor_token", "bot"}
+    assert set(body) == {
+        "token",
+        "expires_at",
+        "conversation_id",
+        "visitor_token",
+        "bot",
+        "handoff_status",
+    }
     assert body["bot"]["name"] == "Helper"
     assert body["bot"]["greeting"] == "Hello there!"
     assert body["bot"]["theme"]["color"] == "#112233"

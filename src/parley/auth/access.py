@@ -8,8 +8,17 @@ from typing import Literal
 
 from parley.kit.db import TenantId, UserId
 
-ROLE_RANK = {"viewer": 1, "editor": 2, "admin": 3, "owner": 4}
-SCOPES = ("chat", "bots:read", "bots:write", "knowledge:write", "conversations:read", "admin")
+# `agent` reads and answers conversations and changes no configuration (docs/auth.md).
+ROLE_RANK = {"viewer": 1, "agent": 2, "editor": 3, "admin": 4, "owner": 5}
+SCOPES = (
+    "chat",
+    "bots:read",
+    "bots:write",
+    "knowledge:write",
+    "conversations:read",
+    "conversations:write",
+    "admin",
+)
 
 API_KEY_PREFIX = "prl_"
 ACCESS_AUDIENCE = "parley:console"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, literal, not_, select, update
+from sqlalchemy import func, literal, not_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
@@ -56,15 +56,22 @@ async def add_tag(
 async def request_handoff(
     session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
 ) -> bool:
-    """Set `handoff_requested_at` if it is not set yet; True when this call set it."""
+    """Move a conversation the bot handles to the staff queue (`waiting`; the timeline
+    trigger of migration 0019 records the rule as the reason); True when this call moved it."""
+    await session.execute(
+        text(
+            "SELECT set_config('parley.actor', 'automation', true), "
+            "set_config('parley.handoff_reason', 'automation', true)"
+        )
+    )
     result = await session.execute(
         update(Conversation)
         .where(
             Conversation.tenant_id == tenant_id,
             Conversation.id == conversation_id,
-            Conversation.handoff_requested_at.is_(None),
+            Conversation.handoff_status.in_(("bot", "resolved")),
         )
-        .values(handoff_requested_at=func.now())
+        .values(handoff_status="waiting", handoff_requested_at=func.now())
         .returning(Conversation.id)
     )
     return result.first() is not None

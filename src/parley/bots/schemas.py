@@ -25,6 +25,9 @@ class Theme(_Strict):
     position: Literal["right", "left"] | None = None
     title: str | None = Field(default=None, max_length=80)
     greeting: str | None = Field(default=None, max_length=500)
+    handoff_button: bool | None = Field(
+        default=None, description="Show the widget's “Talk to a person” button (default on)."
+    )
 
 
 class RetrievalSettings(_Strict):
@@ -38,6 +41,15 @@ class HandoffRules(_Strict):
     keywords: list[str] = Field(default_factory=list, max_length=50)
     on_no_answer: bool = Field(
         default=False, description="Hand off when nothing relevant is found."
+    )
+    after_fallbacks: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="Hand off after this many fallback answers in a row.",
+    )
+    on_negative_feedback: bool = Field(
+        default=False, description="Hand off when the visitor rates an answer down."
     )
     message: str = Field(default="I'm connecting you with a member of our team.", max_length=500)
 
@@ -106,6 +118,7 @@ class BotUpdate(_Strict):
     max_tokens: int | None = Field(default=None, ge=16, le=16_000)
     knowledge_source_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
     retrieval: RetrievalSettings | None = None
+    handoff: HandoffRules | None = None
     theme: Theme | None = None
     voice: VoiceSettings | None = None
 

@@ -27,8 +27,9 @@ import structlog
 from sqlalchemy import select, text, update
 
 from parley.channels import signatures, telegram
-from parley.conversations import chat
+from parley.conversations import chat, handoff
 from parley.conversations import repository as conv_repo
+from parley.conversations.events import Pending, publish_visitor_message
 from parley.conversations.schemas import message_json
 from parley.kit.db import TenantId, platform_session, tenant_session
 from parley.kit.http import OutboundFailed, OutboundTooLarge, fetch
@@ -106,6 +107,9 @@ async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -
 
 async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
     turn = prepared = None
+    held = False
+    fresh_message: dict[str, Any] | None = None
+    pending = Pending()
     async with tenant_session(runtime.db, tenant_id) as session:
         ev = (
             await session.execute(
@@ -138,6 +142,7 @@ async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
             message = None
             if ev.user_message_id is not None:
                 message = await conv_repo.get_message(session, tenant_id, ev.user_message_id)
+            new = message is None
             if message is None:
                 message = await chat.add_user_message(
                     session,
@@ -147,9 +152,21 @@ async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
                     spoken=telegram.voice_file_id(dict(ev.payload or {})) is not None,
                 )
                 ev.user_message_id = message.id
-            turn, prepared = await chat.prepare_channel_turn(
-                session, runtime, tenant_id, ch.bot_id, message, ev.id, f"inbound:{ch.id}"
+                fresh_message = message_json(message)
+            handling = await chat.handling_after_message(
+                session, tenant_id, ev.conversation_id, ch.bot_id, message, new=new
             )
+            if handling == "requested":  # a handoff phrase: the announcement is the reply
+                said = await handoff.announce_in(session, tenant_id, ev.conversation_id, pending)
+                if said.message is not None:
+                    reply = await conv_repo.get_message(session, tenant_id, said.message.id)
+                    ev.reply_message_id = said.message.id
+            elif handling in ("waiting", "assigned"):
+                held = True
+            else:
+                turn, prepared = await chat.prepare_channel_turn(
+                    session, runtime, tenant_id, ch.bot_id, message, ev.id, f"inbound:{ch.id}"
+                )
         target = _Target(
             ch.type,
             dict(ch.config or {}),
@@ -161,7 +178,15 @@ async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
         )
         conversation_id, contact = ev.conversation_id, ev.external_user_id
         already_sent = ev.reply_sent_at is not None
+        if held:  # a person holds the conversation: stored, no turn, nothing to send
+            ev.status = "done"
+            ev.processed_at = datetime.now(UTC)
 
+    await pending.flush(runtime)
+    if fresh_message is not None:
+        await publish_visitor_message(runtime, tenant_id, fresh_message)
+    if held:
+        return "done"
     if reply is not None:
         reply_json = message_json(reply)
     else:
@@ -301,3 +326,41 @@ async def send_callback(
         raise RetryLater(f"callback_{exc.code}") from exc
     if not 200 <= response.status_code < 300:
         raise RetryLater(f"callback_http_{response.status_code}")
+
+
+async def deliver_message(runtime: Runtime, tenant_id: TenantId, message_id: uuid.UUID) -> str:
+    """Send a person's reply (`conversations.service.operator_reply`) to the contact on a
+    Telegram or webhook channel. A job: a failure that may pass is retried (RetryLater); the
+    webhook callback's `webhook-id` is the message id, so a receiver drops a repeat."""
+    async with tenant_session(runtime.db, tenant_id) as session:
+        message = await conv_repo.get_message(session, tenant_id, message_id)
+        if message is None:
+            return "gone"
+        conversation = await conv_repo.conversation(session, tenant_id, message.conversation_id)
+        if conversation is None:
+            return "gone"
+        ch = (
+            await session.execute(
+                select(Channel).where(
+                    Channel.tenant_id == tenant_id, Channel.id == conversation.channel_id
+                )
+            )
+        ).scalar_one_or_none()
+        visitor = await conv_repo.visitor(session, tenant_id, conversation.visitor_id)
+        if ch is None or not visitor.external_id:
+            return "gone"
+        target = _Target(ch.type, dict(ch.config or {}), ch.token_encrypted, ch.secret_encrypted)
+        contact, payload = visitor.external_id, message_json(message)
+    try:
+        await _send(runtime, target, conversation.id, contact, payload)
+    except _Refused as exc:
+        CHANNEL_SENDS.labels(target.type, "refused").inc()
+        log.warning(
+            "channels.operator_reply_refused",
+            tenant_id=str(tenant_id),
+            message_id=str(message_id),
+            reason=exc.reason[:100],
+        )
+        return "refused"
+    CHANNEL_SENDS.labels(target.type, "sent").inc()
+    return "sent"

@@ -9,7 +9,8 @@ import structlog
 from sqlalchemy import delete
 
 from parley.channels.ingress import PROCESS_JOB
-from parley.channels.processing import process_event
+from parley.channels.processing import deliver_message, process_event
+from parley.conversations.service import DELIVER_JOB
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.models import InboundEvent
@@ -25,6 +26,15 @@ async def process_inbound(ctx: JobContext) -> None:
         raise RuntimeError("channel jobs need a worker built with the runtime")
     status = await process_event(ctx.runtime, ctx.tenant_id, uuid.UUID(ctx.payload["event_id"]))
     log.debug("channels.event_processed", event_id=ctx.payload["event_id"], status=status)
+
+
+@REGISTRY.job(DELIVER_JOB, max_attempts=10, concurrency_limit=8)
+async def deliver_operator_message(ctx: JobContext) -> None:
+    """A person's reply to a Telegram or webhook-channel contact."""
+    if ctx.runtime is None:
+        raise RuntimeError("channel jobs need a worker built with the runtime")
+    status = await deliver_message(ctx.runtime, ctx.tenant_id, uuid.UUID(ctx.payload["message_id"]))
+    log.debug("channels.operator_message", message_id=ctx.payload["message_id"], status=status)
 
 
 @REGISTRY.job("channels.purge_inbound_events", max_attempts=3)

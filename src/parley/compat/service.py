@@ -21,7 +21,7 @@ from parley.compat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from parley.conversations import repository as conv_repo
 from parley.conversations.started import start_conversation
 from parley.kit.db import TenantId, tenant_session
-from parley.kit.errors import NotFound, Unprocessable
+from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
@@ -33,6 +33,11 @@ from parley.widget.auth import WidgetCaller
 class ModelNotFound(NotFound):
     code = "model_not_found"
     title = "No bot with this id in the workspace"
+
+
+class HandedOff(Conflict):
+    code = "conversation_handed_off"
+    title = "A person handles this conversation; the bot does not answer until it is handed back"
 
 
 class NoUserMessage(Unprocessable):
@@ -125,9 +130,12 @@ async def complete(
     api_key_id: uuid.UUID,
 ) -> chat.Started | chat.Replayed:
     text, history = split_messages(body)
-    return await chat.send_message(
+    outcome = await chat.send_message(
         runtime, caller, text, idem_key, scope_prefix=f"api:{api_key_id}", history=history
     )
+    if isinstance(outcome, chat.Held):  # the message is stored; staff see it in the inbox
+        raise HandedOff()
+    return outcome
 
 
 def completion_json(model: str, reply: dict[str, Any], usage: tuple[int, int]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ async def contact_conversation(
         )
     ).scalar_one()
     visitor.last_seen_at = datetime.now(UTC)
+    visitor.external_id = contact[:255]
     conversation = await conv_repo.latest_open_conversation(session, tenant_id, visitor.id)
     if conversation is None or conversation.bot_id != bot_id:
         conversation = await start_conversation(
@@ -121,3 +122,24 @@ async def run_channel_turn(
 ) -> TurnOutcome:
     """Run the turn without streaming (channels get the whole reply); never raises."""
     return await run_turn(runtime, turn, prepared, _discard)
+
+
+async def handling_after_message(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    message: Message,
+    *,
+    new: bool,
+) -> str:
+    """Who answers a channel message: `bot`, `waiting`/`assigned` (a person holds the
+    conversation; no turn), or `requested` (a new message matched a handoff phrase). The same
+    database rule the widget's send function applies (migration 0019)."""
+    if new:
+        return await conv_repo.user_message_handling(
+            session, tenant_id, conversation_id, bot_id, message.content
+        )
+    conversation = await conv_repo.conversation(session, tenant_id, conversation_id)
+    status = conversation.handoff_status if conversation is not None else "bot"
+    return "bot" if status == "resolved" else status

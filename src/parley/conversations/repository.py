@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, Text, cast, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.conversations.schemas import message_json
 from parley.kit.db import Database, TenantId, driver_statement
-from parley.models import Conversation, Message, MessageFeedback, Visitor
+from parley.kit.ids import id_floor
+from parley.models import (
+    Channel,
+    Conversation,
+    ConversationEvent,
+    ConversationNote,
+    LlmTurn,
+    Membership,
+    Message,
+    MessageFeedback,
+    RetrievalLog,
+    Tenant,
+    Visitor,
+)
+
+ANSWERING_ROLES = ("owner", "admin", "editor", "agent")  # who counts as staff on line
 
 
 async def visitor_by_token(
@@ -324,3 +343,404 @@ async def chat_history(
         result = await conn.fetchval(_CHAT_HISTORY, tenant_id, conversation_id, before, limit)
     rows: list[dict[str, Any]] = json.loads(result)
     return rows
+
+
+# --- the staff inbox -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    """What the staff list filters on; every field optional (docs/inbox.md)."""
+
+    channel_type: str | None = None
+    channel_id: uuid.UUID | None = None
+    bot_id: uuid.UUID | None = None
+    handoff_status: str | None = None
+    assignee_id: uuid.UUID | None = None
+    unassigned: bool = False
+    tag: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    feedback: str | None = None
+    unanswered: bool = False
+    q: str | None = None
+
+
+def searchable(q: str) -> bool:
+    """A query with at least one word (an empty tsquery would match the whole workspace)."""
+    return any(ch.isalnum() for ch in q)
+
+
+def conversations_query(
+    tenant_id: TenantId, f: ConversationFilters, after: uuid.UUID | None, limit: int
+) -> Select[Conversation, str]:
+    """Newest first, keyset-paged on the id. A date range is an id range (UUIDv7 ids start
+    with their creation time), so it rides the same `(tenant_id, …, id)` indexes."""
+    query = (
+        select(Conversation, Channel.type)
+        .join(
+            Channel,
+            (Channel.tenant_id == Conversation.tenant_id) & (Channel.id == Conversation.channel_id),
+        )
+        .where(Conversation.tenant_id == tenant_id)
+        .order_by(Conversation.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Conversation.id < after)
+    if f.channel_type is not None:
+        query = query.where(Channel.type == f.channel_type)
+    if f.channel_id is not None:
+        query = query.where(Conversation.channel_id == f.channel_id)
+    if f.bot_id is not None:
+        query = query.where(Conversation.bot_id == f.bot_id)
+    if f.handoff_status is not None:
+        query = query.where(Conversation.handoff_status == f.handoff_status)
+    if f.assignee_id is not None:
+        query = query.where(Conversation.assignee_id == f.assignee_id)
+    if f.unassigned:
+        query = query.where(Conversation.assignee_id.is_(None))
+    if f.tag is not None:
+        query = query.where(Conversation.tags.op("@>")(cast(pg_array([f.tag]), PG_ARRAY(Text))))
+    if f.since is not None:
+        query = query.where(Conversation.id >= id_floor(f.since))
+    if f.until is not None:
+        query = query.where(Conversation.id < id_floor(f.until))
+    if f.feedback is not None:
+        query = query.where(Conversation.last_feedback == f.feedback)
+    if f.unanswered:
+        query = query.where(Conversation.fallback_count > 0)
+    if f.q:
+        # Conversation ids of the bound workspace whose messages match (migration 0019).
+        matches = select(func.parley_inbox_search(f.q)).scalar_subquery()
+        query = query.where(Conversation.id.in_(matches))
+    return query
+
+
+async def list_conversations(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    f: ConversationFilters,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[tuple[Conversation, str]]:
+    if f.q is not None and not searchable(f.q):
+        return []
+    rows = await session.execute(conversations_query(tenant_id, f, after, limit))
+    return [(row[0], str(row[1])) for row in rows.all()]
+
+
+async def conversation_with_channel(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, *, lock: bool = False
+) -> tuple[Conversation, str] | None:
+    query = (
+        select(Conversation, Channel.type)
+        .join(
+            Channel,
+            (Channel.tenant_id == Conversation.tenant_id) & (Channel.id == Conversation.channel_id),
+        )
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+    )
+    if lock:
+        query = query.with_for_update(of=Conversation)
+    row = (await session.execute(query)).first()
+    return (row[0], str(row[1])) if row is not None else None
+
+
+async def visitor(session: AsyncSession, tenant_id: TenantId, visitor_id: uuid.UUID) -> Visitor:
+    return (
+        await session.execute(
+            select(Visitor).where(Visitor.tenant_id == tenant_id, Visitor.id == visitor_id)
+        )
+    ).scalar_one()
+
+
+async def notes(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> list[ConversationNote]:
+    rows = await session.execute(
+        select(ConversationNote)
+        .where(
+            ConversationNote.tenant_id == tenant_id,
+            ConversationNote.conversation_id == conversation_id,
+        )
+        .order_by(ConversationNote.id)
+        .limit(500)
+    )
+    return list(rows.scalars())
+
+
+async def note(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, note_id: uuid.UUID
+) -> ConversationNote | None:
+    return (
+        await session.execute(
+            select(ConversationNote).where(
+                ConversationNote.tenant_id == tenant_id,
+                ConversationNote.conversation_id == conversation_id,
+                ConversationNote.id == note_id,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def timeline(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> list[ConversationEvent]:
+    rows = await session.execute(
+        select(ConversationEvent)
+        .where(
+            ConversationEvent.tenant_id == tenant_id,
+            ConversationEvent.conversation_id == conversation_id,
+        )
+        .order_by(ConversationEvent.id)
+        .limit(500)
+    )
+    return list(rows.scalars())
+
+
+async def feedback_of(
+    session: AsyncSession, tenant_id: TenantId, message_ids: list[uuid.UUID]
+) -> list[MessageFeedback]:
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(MessageFeedback).where(
+            MessageFeedback.tenant_id == tenant_id, MessageFeedback.message_id.in_(message_ids)
+        )
+    )
+    return list(rows.scalars())
+
+
+async def conversation_feedback(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> list[MessageFeedback]:
+    rows = await session.execute(
+        select(MessageFeedback)
+        .join(
+            Message,
+            (Message.tenant_id == MessageFeedback.tenant_id)
+            & (Message.id == MessageFeedback.message_id),
+        )
+        .where(MessageFeedback.tenant_id == tenant_id, Message.conversation_id == conversation_id)
+        .order_by(MessageFeedback.message_id)
+    )
+    return list(rows.scalars())
+
+
+async def turns_for_replies(
+    session: AsyncSession, tenant_id: TenantId, reply_ids: list[uuid.UUID]
+) -> list[LlmTurn]:
+    if not reply_ids:
+        return []
+    rows = await session.execute(
+        select(LlmTurn).where(
+            LlmTurn.tenant_id == tenant_id, LlmTurn.reply_message_id.in_(reply_ids)
+        )
+    )
+    return list(rows.scalars())
+
+
+async def retrievals_for_operations(
+    session: AsyncSession, tenant_id: TenantId, operation_ids: list[uuid.UUID]
+) -> list[RetrievalLog]:
+    if not operation_ids:
+        return []
+    rows = await session.execute(
+        select(RetrievalLog)
+        .where(RetrievalLog.tenant_id == tenant_id, RetrievalLog.operation_id.in_(operation_ids))
+        .order_by(RetrievalLog.id)
+    )
+    return list(rows.scalars())
+
+
+async def set_handling(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    *,
+    actor: str,
+    reason: str,
+    **values: Any,
+) -> None:
+    """Change who handles the conversation; the trigger of migration 0019 writes the timeline
+    row (with this actor and reason) and keeps the clocks."""
+    await session.execute(
+        text(
+            "SELECT set_config('parley.actor', :actor, true), "
+            "set_config('parley.handoff_reason', :reason, true)"
+        ),
+        {"actor": actor, "reason": reason},
+    )
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .values(**values)
+    )
+
+
+async def user_message_handling(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    conversation_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    content: str,
+) -> str:
+    """`parley_inbox_user_message` (migration 0019) for a message stored outside the chat
+    send function (the channels' jobs): bot, waiting, assigned or requested."""
+    result = await session.execute(
+        text(
+            "SELECT parley_inbox_user_message(:t, :c, :content, (SELECT config FROM bot_versions"
+            " WHERE tenant_id = :t AND bot_id = :b AND status = 'published'))"
+        ),
+        {"t": tenant_id, "c": conversation_id, "content": content, "b": bot_id},
+    )
+    return str(result.scalar_one())
+
+
+async def is_member(session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID) -> bool:
+    found = await session.execute(
+        select(Membership.user_id).where(
+            Membership.tenant_id == tenant_id, Membership.user_id == user_id
+        )
+    )
+    return found.first() is not None
+
+
+async def set_presence(
+    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID, online: bool
+) -> None:
+    await session.execute(
+        update(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+        .values(inbox_seen_at=func.now() if online else None)
+    )
+
+
+PRESENCE_TTL = timedelta(seconds=45)  # three missed heartbeats of a staff stream
+
+
+async def agents_online(session: AsyncSession, tenant_id: TenantId) -> bool:
+    found = await session.execute(
+        select(Membership.user_id)
+        .where(
+            Membership.tenant_id == tenant_id,
+            Membership.role.in_(ANSWERING_ROLES),
+            Membership.inbox_seen_at > func.now() - PRESENCE_TTL,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+async def inbox_settings(session: AsyncSession, tenant_id: TenantId) -> dict[str, Any]:
+    found = await session.execute(select(Tenant.inbox_settings).where(Tenant.id == tenant_id))
+    value = found.scalar_one_or_none()
+    return dict(value or {})
+
+
+async def save_inbox_settings(
+    session: AsyncSession, tenant_id: TenantId, settings: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(Tenant).where(Tenant.id == tenant_id).values(inbox_settings=settings)
+    )
+
+
+async def inbox_events_after(
+    session: AsyncSession, tenant_id: TenantId, after: uuid.UUID, limit: int
+) -> list[dict[str, Any]]:
+    """What the staff stream replays: conversations started, messages and timeline rows with
+    an id above `after`, in id order (three primary-key range reads)."""
+    out: list[dict[str, Any]] = []
+    for conv, channel_type in await session.execute(
+        select(Conversation, Channel.type)
+        .join(
+            Channel,
+            (Channel.tenant_id == Conversation.tenant_id) & (Channel.id == Conversation.channel_id),
+        )
+        .where(Conversation.tenant_id == tenant_id, Conversation.id > after)
+        .order_by(Conversation.id)
+        .limit(limit)
+    ):
+        out.append(
+            {
+                "type": "conversation.created",
+                "id": str(conv.id),
+                "data": {
+                    "conversation_id": str(conv.id),
+                    "channel_type": str(channel_type),
+                    "bot_id": str(conv.bot_id),
+                    "handoff_status": conv.handoff_status,
+                },
+            }
+        )
+    messages = await session.execute(
+        select(Message)
+        .where(Message.tenant_id == tenant_id, Message.id > after)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    for m in messages.scalars():
+        data = message_json(m)
+        data["author_id"] = str(m.author_id) if m.author_id else None
+        out.append({"type": "message.created", "id": str(m.id), "data": data})
+    changes = await session.execute(
+        select(ConversationEvent)
+        .where(ConversationEvent.tenant_id == tenant_id, ConversationEvent.id > after)
+        .order_by(ConversationEvent.id)
+        .limit(limit)
+    )
+    for e in changes.scalars():
+        out.append({"type": "conversation.updated", "id": str(e.id), "data": timeline_json(e)})
+    out.sort(key=lambda row: str(row["id"]))
+    return out
+
+
+def timeline_json(e: ConversationEvent) -> dict[str, Any]:
+    return {
+        "conversation_id": str(e.conversation_id),
+        "handoff_status": e.to_status,
+        "assignee_id": str(e.assignee_id) if e.assignee_id else None,
+        "kind": e.kind,
+        "actor": e.actor,
+        "from_status": e.from_status,
+        "reason": e.reason,
+        "created_at": e.created_at.isoformat() if e.created_at else None,
+    }
+
+
+async def note_feedback(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, rating: str
+) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .values(last_feedback=rating)
+    )
+
+
+async def set_visitor_email(
+    session: AsyncSession, tenant_id: TenantId, visitor_id: uuid.UUID, email: str
+) -> None:
+    await session.execute(
+        update(Visitor)
+        .where(Visitor.tenant_id == tenant_id, Visitor.id == visitor_id)
+        .values(email=email)
+    )
+
+
+async def published_config(
+    session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The published configuration of the conversation's bot."""
+    found = await session.execute(
+        text(
+            "SELECT v.config FROM conversations c JOIN bot_versions v"
+            " ON v.tenant_id = c.tenant_id AND v.bot_id = c.bot_id AND v.status = 'published'"
+            " WHERE c.tenant_id = :t AND c.id = :c"
+        ),
+        {"t": tenant_id, "c": conversation_id},
+    )
+    value = found.scalar_one_or_none()
+    return dict(value) if value is not None else None

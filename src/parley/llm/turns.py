@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.bots.schemas import BotConfig
 from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
+from parley.conversations.events import inbox_topic, staff_event, topic
 from parley.conversations.schemas import Citation, MessageOut, message_json
 from parley.kit import idempotency
 from parley.kit.db import TenantId, tenant_session
@@ -80,10 +81,6 @@ class TurnOutcome:
 
 
 Sink = Callable[[str], Awaitable[None]]
-
-
-def topic(tenant_id: TenantId, conversation_id: uuid.UUID) -> str:
-    return f"conv:{tenant_id}:{conversation_id}"
 
 
 class TurnFailed(Exception):
@@ -523,5 +520,8 @@ async def _run_turn(
     await runtime.broker.publish(
         topic(turn.tenant_id, turn.conversation_id),
         {"type": "message.created", "message": reply_json},
+    )
+    await runtime.broker.publish(
+        inbox_topic(turn.tenant_id), staff_event("message.created", reply_json["id"], reply_json)
     )
     return TurnOutcome(reply_json, None, usage.prompt_tokens, usage.completion_tokens)

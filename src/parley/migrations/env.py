@@ -17,7 +17,8 @@ target_metadata = Base.metadata
 # pgqueuer's tables are created by our migrations from the library's own DDL; they are not
 # described by our models, so autogenerate must not try to drop them.
 # `kb_vectors` exists only where pgvector does (migration 0007), so it has no model either.
-EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors")
+# `message_search` is the staff search's private copy, without a model (migration 0019).
+EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors", "message_search")
 
 
 def include_object(

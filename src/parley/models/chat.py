@@ -103,6 +103,11 @@ class Visitor(TenantScoped, Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = utcnow_column()
     last_seen_at: Mapped[datetime] = utcnow_column()
+    # What staff see of the contact: the channel's own id for it (Telegram chat id, the
+    # webhook channel's user id), an email the visitor left, the page the widget opened on.
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    page_url: Mapped[str | None] = mapped_column(Text)
 
 
 class Conversation(TenantScoped, Base):
@@ -118,7 +123,15 @@ class Conversation(TenantScoped, Base):
             ["tenant_id", "visitor_id"], ["visitors.tenant_id", "visitors.id"], ondelete="CASCADE"
         ),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint(
+            "handoff_status IN ('bot', 'waiting', 'assigned', 'resolved')", name="handoff_status"
+        ),
         Index("ix_conversations_visitor", "tenant_id", "visitor_id", "id"),
+        Index("ix_conversations_handoff_status", "tenant_id", "handoff_status", "id"),
+        Index("ix_conversations_assignee", "tenant_id", "assignee_id", "id"),
+        Index("ix_conversations_bot", "tenant_id", "bot_id", "id"),
+        Index("ix_conversations_channel", "tenant_id", "channel_id", "id"),
+        Index("ix_conversations_tags", "tags", postgresql_using="gin"),
     )
 
     bot_id: Mapped[uuid.UUID] = mapped_column()
@@ -131,6 +144,19 @@ class Conversation(TenantScoped, Base):
     summary_upto: Mapped[uuid.UUID | None] = mapped_column()
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     handoff_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who answers (docs/inbox.md): bot → waiting → assigned → resolved, or back to bot.
+    handoff_status: Mapped[str] = mapped_column(String(16), server_default="bot")
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    fallback_streak: Mapped[int] = mapped_column(Integer, server_default="0")
+    fallback_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_feedback: Mapped[str | None] = mapped_column(String(8))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Service figures, in milliseconds (kept by the database; migration 0019).
+    first_bot_reply_ms: Mapped[int | None] = mapped_column(Integer)
+    first_human_reply_ms: Mapped[int | None] = mapped_column(Integer)
+    resolution_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class Message(TenantScoped, Base):
@@ -153,6 +179,8 @@ class Message(TenantScoped, Base):
     created_at: Mapped[datetime] = utcnow_column()
     # The visitor said it (a voice turn's transcript) rather than typed it.
     spoken: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # The person who wrote an `operator` message.
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class MessageFeedback(Base):
@@ -219,9 +247,52 @@ class LlmTurn(TenantScoped, Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     ttft_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    fallback: Mapped[bool] = mapped_column(Boolean, server_default="false")
     reply_message_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = utcnow_column()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConversationNote(TenantScoped, Base):
+    """An internal note staff keep on a conversation; never shown to the visitor."""
+
+    __tablename__ = "conversation_notes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "conversation_id"],
+            ["conversations.tenant_id", "conversations.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_conversation_notes_conversation", "tenant_id", "conversation_id", "id"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class ConversationEvent(TenantScoped, Base):
+    """The timeline: one row per change of handler or assignee (written by a trigger)."""
+
+    __tablename__ = "conversation_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "conversation_id"],
+            ["conversations.tenant_id", "conversations.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_conversation_events_conversation", "tenant_id", "conversation_id", "id"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(80))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = utcnow_column()
 
 
 class ProviderCredential(TenantScoped, Base):
@@ -245,6 +316,8 @@ __all__ = [
     "BotVersion",
     "Channel",
     "Conversation",
+    "ConversationEvent",
+    "ConversationNote",
     "IdempotencyKey",
     "LlmTurn",
     "Message",

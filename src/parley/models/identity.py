@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -22,12 +23,13 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.kit.ids import new_id
 from parley.models.base import Base, TenantScoped, utcnow_column
 
-ROLES = ("owner", "admin", "editor", "viewer")
+ROLES = ("owner", "admin", "editor", "agent", "viewer")
 
 
 class Tenant(Base):
@@ -51,6 +53,8 @@ class Tenant(Base):
     )
     # Keep visitors' voice recordings (voice_turns.audio); off: audio is never stored.
     voice_retention: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # The inbox's workspace settings (hours, offline message; `conversations.schemas`).
+    inbox_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
 
 
 class User(Base):
@@ -98,6 +102,8 @@ class Membership(Base):
     )
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = utcnow_column()
+    # Staff presence: set while the member's inbox stream is open (docs/inbox.md).
+    inbox_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Invitation(TenantScoped, Base):

@@ -8,9 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-Role = Literal["owner", "admin", "editor", "viewer"]
-InvitableRole = Literal["admin", "editor", "viewer"]
-Scope = Literal["chat", "bots:read", "bots:write", "knowledge:write", "conversations:read", "admin"]
+Role = Literal["owner", "admin", "editor", "agent", "viewer"]
+InvitableRole = Literal["admin", "editor", "agent", "viewer"]
+Scope = Literal[
+    "chat",
+    "bots:read",
+    "bots:write",
+    "knowledge:write",
+    "conversations:read",
+    "conversations:write",
+    "admin",
+]
 
 
 class _Strict(BaseModel):

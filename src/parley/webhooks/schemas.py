@@ -12,6 +12,8 @@ EventType = Literal[
     "conversation.started",
     "message.created",
     "handoff.requested",
+    "conversation.assigned",
+    "conversation.resolved",
     "knowledge.job.completed",
     "usage.threshold",
 ]

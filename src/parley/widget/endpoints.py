@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from parley.conversations.schemas import MessageOut
+from parley.conversations.schemas import HandoffOutcome, MessageOut
 from parley.kit.errors import (
     Conflict,
     InvalidToken,
@@ -26,6 +26,7 @@ from parley.kit.sse import SSE_HEADERS
 from parley.widget import service
 from parley.widget.auth import OriginNotAllowed, WidgetVisitor, request_origin
 from parley.widget.schemas import (
+    ContactRequest,
     FeedbackRequest,
     FeedbackResponse,
     QueuedResponse,
@@ -111,6 +112,19 @@ async def send_message(
             headers={"Preference-Applied": "respond-async"},
         )
     outcome = await service.send_message(runtime, caller, body.content, idempotency_key)
+    if isinstance(outcome, service.Held) and "text/event-stream" not in request.headers.get(
+        "accept", ""
+    ):
+        said = outcome.handoff.message
+        return JSONResponse(
+            {
+                "message": outcome.user_message,
+                "reply": said.model_dump(mode="json") if said is not None else None,
+                "handoff_status": outcome.handoff.handoff_status,
+                "ask_email": outcome.handoff.ask_email,
+            },
+            status_code=201,
+        )
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
             service.stream_send(outcome),
@@ -118,6 +132,7 @@ async def send_message(
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
+    assert not isinstance(outcome, service.Held)
     message, reply, error = await service.finish_send(outcome)
     if reply is None:
         err = error or {}
@@ -188,3 +203,35 @@ async def feedback(
     return await service.feedback(
         get_runtime(request), caller, message_id, body.rating, body.comment
     )
+
+
+@router.post(
+    "/handoff",
+    response_model=HandoffOutcome,
+    summary="Ask for a person (the widget's “Talk to a person” button)",
+    responses=merge_responses(InvalidToken, NotFound),
+)
+async def request_handoff(request: Request, caller: WidgetVisitor) -> HandoffOutcome:
+    return await service.request_handoff(get_runtime(request), caller)
+
+
+@router.post(
+    "/contact",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Leave an email for the team (offered when nobody can take the conversation now)",
+    responses=merge_responses(InvalidToken, Unprocessable),
+)
+async def leave_contact(request: Request, caller: WidgetVisitor, body: ContactRequest) -> Response:
+    await service.leave_contact(get_runtime(request), caller, body.email)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/typing",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="The visitor is typing (shown to staff; not stored)",
+    responses=merge_responses(InvalidToken, TooManyRequests),
+)
+async def visitor_typing(request: Request, caller: WidgetVisitor) -> Response:
+    await service.visitor_typing(get_runtime(request), caller)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

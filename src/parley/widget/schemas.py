@@ -17,6 +17,9 @@ class SessionRequest(BaseModel):
     widget_key: str = Field(min_length=1, max_length=64)
     visitor_token: str | None = Field(default=None, max_length=128)
     conversation_id: uuid.UUID | None = None
+    page_url: str | None = Field(
+        default=None, max_length=2000, description="The page the widget opened on (staff see it)."
+    )
 
 
 class BotInfo(BaseModel):
@@ -32,6 +35,7 @@ class SessionResponse(BaseModel):
     conversation_id: uuid.UUID
     visitor_token: str
     bot: BotInfo
+    handoff_status: Literal["bot", "waiting", "assigned", "resolved"] = "bot"
 
 
 class WhoAmI(BaseModel):
@@ -50,7 +54,17 @@ class SendRequest(BaseModel):
 
 class SendResponse(BaseModel):
     message: MessageOut
-    reply: MessageOut
+    reply: MessageOut | None = Field(
+        description="The bot's answer; null while a person handles the conversation (their "
+        "reply arrives on the events stream), or the handoff announcement."
+    )
+    handoff_status: Literal["bot", "waiting", "assigned", "resolved"] | None = None
+    ask_email: bool = False
+
+
+class ContactRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class QueuedResponse(BaseModel):

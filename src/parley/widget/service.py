@@ -18,8 +18,15 @@ from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig, Theme
 from parley.bots.service import BotNotFound
 from parley.channels.origins import is_allowed
+from parley.conversations import handoff
 from parley.conversations import repository as conv_repo
-from parley.conversations.schemas import MessageOut, message_json, message_row_json
+from parley.conversations.events import Pending, inbox_topic, publish_visitor_message, topic
+from parley.conversations.schemas import (
+    HandoffOutcome,
+    MessageOut,
+    message_json,
+    message_row_json,
+)
 from parley.conversations.started import start_conversation
 from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
@@ -40,7 +47,6 @@ from parley.llm.turns import (
     finish_stored_reply,
     prepared_from_row,
     run_turn,
-    topic,
 )
 from parley.models import Channel, Visitor
 from parley.widget.auth import (
@@ -118,6 +124,8 @@ async def create_session(
             if visitor is not None:
                 visitor_token = body.visitor_token
                 visitor.last_seen_at = datetime.now(UTC)
+                if body.page_url:
+                    visitor.page_url = body.page_url
         if visitor is None:
             visitor_token = "vt_" + new_secret(24)
             visitor = Visitor(
@@ -125,6 +133,7 @@ async def create_session(
                 id=new_id(),
                 channel_id=channel.id,
                 token_hash=digest(visitor_token),
+                page_url=body.page_url,
             )
             session.add(visitor)
             await session.flush()
@@ -171,6 +180,7 @@ async def create_session(
                 theme=theme,
                 voice=bool((channel.config or {}).get("voice")),
             ),
+            handoff_status=conversation.handoff_status,
         )
 
 
@@ -199,6 +209,15 @@ class Queued:
     user_message: dict[str, Any]
     operation_id: uuid.UUID
     reply: dict[str, Any] | None = None
+
+
+@dataclass
+class Held:
+    """A person handles the conversation (or this message asked for one): the message is
+    stored and no turn runs. `handoff.message` is the announcement of a new handoff."""
+
+    user_message: dict[str, Any]
+    handoff: HandoffOutcome
 
 
 _background: set[asyncio.Task[Any]] = set()
@@ -299,12 +318,15 @@ async def send_message(
     scope_prefix: str = "widget",
     history: list[tuple[str, str]] | None = None,
     spoken: bool = False,
-) -> Started | Replayed:
+) -> Started | Replayed | Held:
     """Store the user message and start the assistant turn. `history` replaces the stored
     conversation as the prompt's history (the OpenAI-compatible API, whose clients send it);
     `spoken` marks the message as a voice turn's transcript."""
     claimed = await _claim_and_store(runtime, caller, content, idem_key, scope_prefix, None, spoken)
     found = claimed.found
+    held = await _held(runtime, caller, claimed)
+    if held is not None:
+        return held
     if claimed.outcome == "replay":
         response = found["response"]
         return Replayed(response["message"], response["reply"])
@@ -356,6 +378,7 @@ async def send_message(
             topic(caller.tenant_id, caller.conversation_id),
             {"type": "message.created", "message": user_json},
         )
+        await publish_visitor_message(runtime, caller.tenant_id, user_json)
     return Started(user_json, deltas, task)
 
 
@@ -367,6 +390,13 @@ async def enqueue_message(
     claimed = await _claim_and_store(runtime, caller, content, idem_key, "widget", TURN_JOB)
     found = claimed.found
     op = uuid.UUID(str(found["operation_id"]))
+    held = await _held(runtime, caller, claimed)
+    if held is not None:
+        return Queued(
+            held.user_message,
+            op,
+            held.handoff.message.model_dump(mode="json") if held.handoff.message else None,
+        )
     if claimed.outcome == "replay":
         response = found["response"]
         return Queued(response["message"], op, response["reply"])
@@ -377,12 +407,53 @@ async def enqueue_message(
             topic(caller.tenant_id, caller.conversation_id),
             {"type": "message.created", "message": user_json},
         )
+        await publish_visitor_message(runtime, caller.tenant_id, user_json)
     return Queued(user_json, op)
 
 
-async def stream_send(outcome: Started | Replayed) -> AsyncIterator[bytes]:
+async def _held(runtime: Runtime, caller: WidgetCaller, claimed: _Claimed) -> Held | None:
+    """The send path's answer when no turn runs: a person holds the conversation, or this
+    message asked for one (the phrase rules; then the visitor is told what happens next)."""
+    found = claimed.found
+    if claimed.outcome == "replay":
+        response = found["response"] or {}
+        if response.get("reply") is not None or "handling" not in response:
+            return None
+        status = "waiting" if response["handling"] == "requested" else response["handling"]
+        return Held(response["message"], HandoffOutcome.model_validate({"handoff_status": status}))
+    if claimed.outcome != "held":
+        return None
+    user_json = message_row_json(found["message"])
+    await runtime.broker.publish(
+        topic(caller.tenant_id, caller.conversation_id),
+        {"type": "message.created", "message": user_json},
+    )
+    await publish_visitor_message(runtime, caller.tenant_id, user_json)
+    if found["handling"] == "requested":
+        out = await handoff.announce_requested(
+            runtime, caller.tenant_id, caller.conversation_id, found.get("config"), "phrase"
+        )
+        return Held(user_json, out)
+    return Held(user_json, HandoffOutcome.model_validate({"handoff_status": found["handling"]}))
+
+
+async def stream_send(outcome: Started | Replayed | Held) -> AsyncIterator[bytes]:
     SSE_CONNECTIONS.labels("reply").inc()
     try:
+        if isinstance(outcome, Held):
+            yield sse_event("message.created", outcome.user_message, outcome.user_message["id"])
+            said = outcome.handoff.message
+            if said is not None:
+                reply = said.model_dump(mode="json")
+                yield sse_event("reply.completed", reply, reply["id"])
+            yield sse_event(
+                "conversation.status",
+                {
+                    "handoff_status": outcome.handoff.handoff_status,
+                    "ask_email": outcome.handoff.ask_email,
+                },
+            )
+            return
         if isinstance(outcome, Replayed):
             yield sse_event("message.created", outcome.user_message, outcome.user_message["id"])
             yield sse_event("reply.completed", outcome.reply, outcome.reply["id"])
@@ -405,6 +476,7 @@ async def stream_send(outcome: Started | Replayed) -> AsyncIterator[bytes]:
 async def finish_send(
     outcome: Started | Replayed,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """(message, reply, error) of a send whose turn ran (a `Held` send is answered as is)."""
     if isinstance(outcome, Replayed):
         return outcome.user_message, outcome.reply, None
     result = await asyncio.shield(outcome.task)  # a disconnect must not cancel the turn
@@ -473,6 +545,9 @@ async def _event_stream(
                 except TimeoutError:
                     yield sse_comment()
                     continue
+                if event.get("type") in ("typing", "conversation.status"):  # not stored
+                    yield sse_event(str(event["type"]), event.get("data") or {})
+                    continue
                 if event.get("type") == "reply.failed":  # an asynchronous send's turn failed
                     yield sse_event(
                         "reply.failed",
@@ -492,6 +567,7 @@ async def _event_stream(
 async def feedback(
     runtime: Runtime, caller: WidgetCaller, message_id: uuid.UUID, rating: str, comment: str | None
 ) -> FeedbackResponse:
+    pending = Pending()
     async with tenant_session(runtime.db, caller.tenant_id) as session:
         msg = await conv_repo.message_in_conversation(
             session, caller.tenant_id, caller.conversation_id, message_id
@@ -499,4 +575,51 @@ async def feedback(
         if msg is None or msg.role != "assistant":
             raise MessageNotFound()
         await conv_repo.upsert_feedback(session, caller.tenant_id, message_id, rating, comment)
+        found = await bots_repo.published(session, caller.tenant_id, caller.bot_id)
+        await handoff.on_feedback(
+            session,
+            caller.tenant_id,
+            caller.conversation_id,
+            rating,
+            found[1].config if found is not None else None,
+            pending,
+        )
+    await pending.flush(runtime)
     return FeedbackResponse.model_validate({"message_id": message_id, "rating": rating})
+
+
+# --- handoff, contact, typing -------------------------------------------------------------
+
+
+async def request_handoff(runtime: Runtime, caller: WidgetCaller) -> HandoffOutcome:
+    """The "Talk to a person" button (a channel may hide it: `theme.handoff_button`)."""
+    async with tenant_session(runtime.db, caller.tenant_id) as session:
+        found = await bots_repo.published(session, caller.tenant_id, caller.bot_id)
+    config = found[1].config if found is not None else None
+    return await handoff.visitor_request(runtime, caller.tenant_id, caller.conversation_id, config)
+
+
+async def leave_contact(runtime: Runtime, caller: WidgetCaller, email: str) -> None:
+    """The email a visitor leaves when nobody can take the conversation now."""
+    async with tenant_session(runtime.db, caller.tenant_id) as session:
+        await conv_repo.set_visitor_email(session, caller.tenant_id, caller.visitor_id, email)
+    await runtime.broker.publish(
+        inbox_topic(caller.tenant_id),
+        {
+            "type": "contact.updated",
+            "id": None,
+            "data": {"conversation_id": str(caller.conversation_id), "email": email},
+        },
+    )
+
+
+async def visitor_typing(runtime: Runtime, caller: WidgetCaller) -> None:
+    """Tell the staff stream the visitor is typing (not stored)."""
+    await runtime.broker.publish(
+        inbox_topic(caller.tenant_id),
+        {
+            "type": "typing",
+            "id": None,
+            "data": {"conversation_id": str(caller.conversation_id), "who": "visitor"},
+        },
+    )

@@ -8,12 +8,13 @@ import uuid
 import structlog
 
 from parley.conversations import repository as conv_repo
+from parley.conversations.events import topic
 from parley.conversations.schemas import message_json
 from parley.kit import idempotency
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.kit.runtime import Runtime
-from parley.llm.turns import TURN_JOB, TurnInput, prepare_turn, run_turn, topic
+from parley.llm.turns import TURN_JOB, TurnInput, prepare_turn, run_turn
 
 log = structlog.get_logger(__name__)
 

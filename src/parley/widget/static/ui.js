@@ -1,4 +1,5 @@
-/* Parley chat UI: sessions, streaming replies, history, live events, safe markdown, feedback.
+/* Parley chat UI: sessions, streaming replies, history, live events, safe markdown, feedback,
+   handoff to a person (button, status, typing both ways, an email when nobody is there).
    Every piece of message text reaches the DOM through textContent; nothing is parsed as HTML. */
 (() => {
   const P = window.Parley, c = P && P._c;
@@ -47,6 +48,8 @@
     "clip:rect(0 0 0 0)}:focus-visible{outline:3px solid #000;outline-offset:1px}" +
     ".v{border:1px solid #ccd;border-radius:8px;background:#fff;cursor:pointer;padding:0 10px}" +
     ".v[aria-pressed=true]{background:#ffd9d9;border-color:#a40000}.v[hidden]{display:none}" +
+    ".hp{background:#fff3;border:0;color:#fff;border-radius:6px;cursor:pointer;font-size:12px;padding:3px 8px}" +
+    ".t{font-size:12px;color:#555;padding:0 12px;min-height:16px}.t input{font:inherit;margin:0 4px}" +
     "@media (max-width:480px){.p{inset:0;width:100vw;max-width:100vw;height:100dvh;max-height:100dvh;" +
     "border-radius:0}}" }));
 
@@ -54,6 +57,8 @@
   const log = el("div", { class: "g", role: "log", "aria-live": "polite", "aria-label": "Messages" });
   const more = el("button", { class: "more", type: "button", text: "Load earlier messages", hidden: "" });
   const err = el("div", { class: "e", role: "alert" });
+  const st = el("div", { class: "t", "aria-live": "polite" });
+  const hp = el("button", { class: "hp", type: "button", text: "Talk to a person", hidden: "" });
   const box = el("textarea", { id: "pm", rows: "1", maxlength: "4000", placeholder: "Type a message…" });
   // Push to talk (SPEC C12): shown when the channel turns voice on; voice.js loads on first press.
   const mic = el("button", { class: "v", type: "button", "aria-label": "Talk (press to start, press again to send)", "aria-pressed": "false", hidden: "" });
@@ -62,13 +67,34 @@
     el("label", { class: "sr", for: "pm", text: "Message" }), box, mic,
     el("button", { class: "s", type: "submit", "aria-label": "Send", text: "Send" }));
   const panel = el("div", { class: "p", role: "dialog", "aria-label": "Chat", hidden: "" },
-    el("div", { class: "h" }, title,
+    el("div", { class: "h" }, title, hp,
       el("button", { class: "x", type: "button", "aria-label": "Close chat", text: "×", onclick: () => api.close() })),
-    log, err, form);
+    log, st, err, form);
   log.before(more);
   root.querySelector(".w").appendChild(panel);
 
   let session = null, starting = null, cursor = null, greeted = false, listening = false;
+  let human = "bot", typedAt = 0, typingOff = 0;
+  const SAY = { waiting: "Waiting for a person…", assigned: "You're talking to a person." };
+  const status = (h, askEmail) => {
+    human = h || "bot";
+    st.replaceChildren(SAY[human] || "");
+    if (askEmail) {
+      const inp = el("input", { type: "email", placeholder: "Your email", "aria-label": "Your email" });
+      st.replaceChildren("Leave your email:", inp, el("button", { type: "button", text: "Send", onclick: async () => {
+        try { await call("POST", "/v1/widget/contact", { email: inp.value }, null, true); st.replaceChildren("Thanks — we'll be in touch."); } catch {}
+      } }));
+    }
+  };
+  const typing = () => {
+    st.textContent = "Someone is typing…";
+    clearTimeout(typingOff);
+    typingOff = setTimeout(() => status(human), 4000);
+  };
+  const onEvent = (ev) => {
+    if (ev.event === "typing") typing();
+    else if (ev.event === "conversation.status") status(ev.data.handoff_status, ev.data.ask_email);
+  };
   const shown = new Map();
 
   // --- markdown subset, DOM only ---------------------------------------------------------
@@ -169,7 +195,7 @@
     const s = saved();
     const r = await fetch(base + "/v1/widget/session", {
       method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ widget_key: key, visitor_token: s.visitor_token, conversation_id: s.conversation_id }),
+      body: JSON.stringify({ widget_key: key, visitor_token: s.visitor_token, conversation_id: s.conversation_id, page_url: location.href.slice(0, 2000) }),
     });
     if (!r.ok) { const p = await r.json().catch(() => ({})); throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status }); }
     const b = await r.json();
@@ -178,6 +204,8 @@
     title.textContent = b.bot.name;
     theme(b.bot.theme || {});
     b.bot.voice ? mic.removeAttribute("hidden") : mic.setAttribute("hidden", "");
+    b.bot.theme && b.bot.theme.handoff_button === false ? hp.setAttribute("hidden", "") : hp.removeAttribute("hidden");
+    status(b.handoff_status);
     if (!greeted && b.bot.greeting) { greeted = true; log.prepend(el("div", { class: "m bot", text: b.bot.greeting })); }
     return session;
   };
@@ -240,7 +268,7 @@
           { Accept: "text/event-stream", ...(last ? { "Last-Event-ID": last } : {}) }, true);
         if (r.ok && r.body) {
           wait = 1000;
-          for await (const ev of sse(r)) if (ev.event === "message.created") { last = ev.id || last; add(ev.data); }
+          for await (const ev of sse(r)) if (ev.event === "message.created") { last = ev.id || last; add(ev.data); } else onEvent(ev);
         }
       } catch {}
       await sleep(wait);
@@ -278,6 +306,9 @@
             fill(reply, m);
             shown.set(m.id, reply);
             return;
+          } else if (ev.event === "conversation.status") {
+            if (reply) reply.remove();
+            return onEvent(ev);
           } else if (ev.event === "error") {
             if (reply) reply.remove();
             return showError(ev.data.detail || "The assistant could not answer.", () => { pending.remove(); send(text); });
@@ -306,6 +337,18 @@
       try { await voiceLoading; } catch { voiceLoading = null; return showError("Voice is unavailable right now."); }
     }
     c.voice.press();
+  };
+  hp.onclick = async () => {
+    try {
+      const o = await call("POST", "/v1/widget/handoff");
+      if (o.message) add(o.message);
+      status(o.handoff_status, o.ask_email);
+    } catch { showError("Could not reach the team right now.", null); }
+  };
+  box.oninput = () => {
+    if (human === "bot" || Date.now() - typedAt < 3000) return;
+    typedAt = Date.now();
+    call("POST", "/v1/widget/typing", null, null, true).catch(() => {});
   };
   form.onsubmit = (e) => { e.preventDefault(); const t = box.value; box.value = ""; send(t); };
   box.onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } };
