@@ -169,7 +169,7 @@ class VoiceTurn:
     voice: VoiceSettings
     credential: ResolvedCredential | None
     heard: Heard
-    outcome: widget_service.Started | widget_service.Replayed
+    outcome: widget_service.Started | widget_service.Replayed | widget_service.Held
     upload_done: float  # perf_counter at the end of the upload: P9's clock starts here
     spoken_seconds: float = 0.0
     first_audio_ms: int | None = None
@@ -241,8 +241,38 @@ async def stream_widget_turn(runtime: Runtime, turn: VoiceTurn) -> AsyncIterator
     seq = [0]
     try:
         yield sse_event("transcript", {"text": turn.heard.text, "message": outcome.user_message})
+        if isinstance(outcome, widget_service.Held):
+            # A person holds the conversation (or this message asked for one): no turn ran.
+            # What the visitor is told (the handoff or offline message) is spoken like a reply.
+            said = outcome.handoff.message
+            reply: dict[str, Any] | None = said.model_dump(mode="json") if said else None
+            if reply is not None:
+                yield sse_event("reply.completed", reply, reply["id"])
+                splitter = SentenceSplitter()
+                said_sentences = splitter.feed(str(reply["content"])) + splitter.flush()
+                async for event in _speak_events(runtime, turn, said_sentences, seq):
+                    yield event
+            yield sse_event(
+                "conversation.status",
+                {
+                    "handoff_status": outcome.handoff.handoff_status,
+                    "ask_email": outcome.handoff.ask_email,
+                },
+            )
+            if reply is not None:
+                turn.reply_id = uuid.UUID(str(reply["id"]))
+            turn.status = "succeeded"
+            yield sse_event(
+                "voice.completed",
+                {
+                    "input_seconds": round(turn.heard.seconds, 3),
+                    "output_seconds": round(turn.spoken_seconds, 3),
+                    "first_audio_ms": turn.first_audio_ms,
+                },
+            )
+            return
         if isinstance(outcome, widget_service.Replayed):
-            reply: dict[str, Any] | None = outcome.reply
+            reply = outcome.reply
             yield sse_event("reply.completed", outcome.reply, outcome.reply["id"])
             splitter = SentenceSplitter()
             text_sentences = splitter.feed(str(outcome.reply["content"])) + splitter.flush()
