@@ -17,11 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.p15_ingest_budgets import docx_flood
 
 from parley.kit.errors import ParleyError
 from parley.knowledge import isolated
-from parley.knowledge.extract import MAX_FILE_BYTES
+from parley.knowledge.errors import TextTooLarge
+from parley.knowledge.extract import MAX_FILE_BYTES, extract
 from tests.conftest import DatabaseUnderTest, make_settings, register
+from tests.knowledge.samples import make_pdf
 from tests.knowledge.test_knowledge_api import wait_job
 
 
@@ -53,6 +56,7 @@ def _at_limit(unit: str, tail: str = "") -> bytes:
         ("deep-sections.html", _at_limit("<section><b>"), {}, "ingest_html_too_deep"),
         ("wide.html", _at_limit("<span>x</span>"), {}, "ingest_too_many_elements"),
         ("paragraphs.html", _at_limit("<p>x"), {}, "ingest_too_many_elements"),
+        ("flood.docx", docx_flood(200_001), {}, "ingest_too_many_elements"),
         ("text.txt", b"word " * 2_000_000, {}, "ingest_text_too_large"),
         ("many.md", b"# Part\n\nSome words here.\n\n" * 20_000, {"max_chunks": 100},
          "ingest_too_many_chunks"),
@@ -66,6 +70,13 @@ async def test_each_bound_stops_a_file_with_its_own_code(
             data, filename=name, content_type=None, limits=_limits(**limits), seconds=60
         )
     assert caught.value.code == code, caught.value.detail
+
+
+def test_a_pdf_stops_being_read_at_the_text_bound() -> None:
+    """Pages are read until the text bound is crossed, not all of them first."""
+    pages = [(None, f"Page {n}. " + "Refunds are paid within five days. " * 30) for n in range(40)]
+    with pytest.raises(TextTooLarge, match="reached on page 3"):
+        extract(make_pdf(pages), filename="big.pdf", content_type=None, max_text_chars=2_500)
 
 
 async def test_a_file_within_bounds_is_extracted_in_the_child() -> None:

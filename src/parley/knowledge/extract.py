@@ -143,6 +143,7 @@ def extract(
         max_pdf_pages=max_pdf_pages,
         max_html_depth=max_html_depth,
         max_html_elements=max_html_elements,
+        max_text_chars=max_text_chars,
     )
     check_text_size(document, max_text_chars)
     return document
@@ -166,6 +167,7 @@ def _extract(
     max_pdf_pages: int,
     max_html_depth: int,
     max_html_elements: int,
+    max_text_chars: int,
 ) -> ExtractedDocument:
     if len(data) > max_bytes:
         raise FileTooLarge(f"The file is {len(data)} bytes; the limit is {max_bytes}")
@@ -174,7 +176,12 @@ def _extract(
     kind = detect_format(data, filename=filename, content_type=content_type)
     name_title = _filename_title(filename)
     if kind == "pdf":
-        return pdf.extract_pdf(data, filename_title=name_title, max_pages=max_pdf_pages)
+        return pdf.extract_pdf(
+            data,
+            filename_title=name_title,
+            max_pages=max_pdf_pages,
+            max_text_chars=max_text_chars,
+        )
     if kind == "docx":
         return word.extract_docx(
             data, filename_title=name_title, max_uncompressed_bytes=max_docx_uncompressed_bytes

@@ -1,8 +1,9 @@
 """Extraction and chunking in a separate process that is killed when its time is up.
 
 Parsing an upload is CPU-bound, and a hostile file can make it take minutes. Run in the worker's
-own process (even in a thread), it would hold the GIL and the event loop, so every other job —
-other workspaces' ingestions included — would wait. Here each file is parsed in a child forked
+own process, in a thread, it could not be stopped, and the Python-level parts (Markdown,
+chunking, PDF post-processing) hold the GIL that the event loop needs, so other jobs — other
+workspaces' ingestions included — would wait. Here each file is parsed in a child forked
 from a forkserver (the extraction modules are imported there once, so a child starts in
 milliseconds); the job waits for it without blocking the loop and kills it when the job's time
 budget runs out. The child reports its result as JSON (never pickle: it has just read hostile
@@ -140,8 +141,9 @@ async def extract_chunks(
             raise TimeBudgetExceeded(f"Extraction was stopped after {seconds:.0f} s.")
         raise by_code("corrupt_file")(f"The extraction process ended ({process.exitcode}).")
     answer = json.loads(raw)
-    if not answer["ok"]:
-        raise by_code(str(answer["code"]))(str(answer["detail"]))
+    if not answer["ok"]:  # the child's peak memory rides along (bench/ records it)
+        peak = {"peak_rss_kb": int(answer["peak_rss_kb"])}
+        raise by_code(str(answer["code"]))(str(answer["detail"]), extra=peak)
     chunks = [
         Chunk(ordinal=o, text=t, heading_path=list(h), page=p, token_count=n, body=b)
         for o, t, h, p, n, b in answer["chunks"]

@@ -2,8 +2,9 @@
 
 A .docx is a zip, so the archive is checked before python-docx inflates it: the sum of the
 members' declared sizes is capped (zipfile never inflates a member past its declared size,
-so the declared total bounds memory) and so is the member count. Headers, footers,
-footnotes and comments are not read.
+so the declared total bounds memory), and so are the member count and the number of
+paragraphs and table cells (counted in the raw XML before python-docx builds objects for
+them: `ingest_too_many_elements`). Headers, footers, footnotes and comments are not read.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from docx.text.paragraph import Paragraph
 
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
-from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument
+from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument, TooManyElements
 
 MAX_MEMBERS = 10_000
+MAX_BLOCKS = 200_000  # paragraphs and table cells: python-docx costs ~50 µs each
+# Any namespace prefix (or none): a hostile file need not call WordprocessingML `w:`.
+_BLOCK = re.compile(rb"<(?:[A-Za-z0-9_.-]+:)?(?:p|tc)[\s>/]")
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _MAX_TABLE_DEPTH = 5
 # What python-docx and lxml raise on malformed parts (hostile input reaches deep code paths).
@@ -63,6 +67,16 @@ def check_archive(data: bytes, *, max_uncompressed_bytes: int) -> None:
         )
     if "word/document.xml" not in {m.filename for m in members}:
         raise CorruptFile("The ZIP archive is not a Word document")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            body = archive.read("word/document.xml")
+        except (zipfile.BadZipFile, OSError, ValueError, zlib.error) as exc:
+            raise CorruptFile("The DOCX cannot be read") from exc
+    blocks = sum(1 for _ in _BLOCK.finditer(body))
+    if blocks > MAX_BLOCKS:
+        raise TooManyElements(
+            f"The DOCX has {blocks} paragraphs and table cells; the limit is {MAX_BLOCKS}"
+        )
 
 
 def extract_docx(
