@@ -80,7 +80,11 @@ async def resolve_checked(host: str, port: int, exceptions: Sequence[Network] = 
 
 
 async def check_url(
-    url: str, *, allow_private: bool, schemes: tuple[str, ...] = ("https", "http")
+    url: str,
+    *,
+    allow_private: bool,
+    schemes: tuple[str, ...] = ("https", "http"),
+    allowed_networks: Sequence[str] = (),
 ) -> str:
     """Validate `url` when it is saved (early feedback); returns it normalised (no trailing
     slash). The check that counts is the one when a connection is made
@@ -95,5 +99,9 @@ async def check_url(
     if parts.username or parts.password:
         raise UnsafeUrl("Credentials in the URL are not allowed.")
     if not allow_private:
-        await resolve_checked(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+        await resolve_checked(
+            parts.hostname,
+            port or (443 if parts.scheme == "https" else 80),
+            [ipaddress.ip_network(n) for n in allowed_networks],
+        )
     return url.strip().rstrip("/")

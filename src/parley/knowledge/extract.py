@@ -184,7 +184,10 @@ def _extract(
         )
     if kind == "docx":
         return word.extract_docx(
-            data, filename_title=name_title, max_uncompressed_bytes=max_docx_uncompressed_bytes
+            data,
+            filename_title=name_title,
+            max_uncompressed_bytes=max_docx_uncompressed_bytes,
+            max_text_chars=max_text_chars,
         )
     charset = declared_charset(content_type)
     if kind == "html":

@@ -21,7 +21,13 @@ from docx.text.paragraph import Paragraph
 
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
-from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument, TooManyElements
+from parley.knowledge.errors import (
+    CorruptFile,
+    DocumentTooLarge,
+    EmptyDocument,
+    TextTooLarge,
+    TooManyElements,
+)
 
 MAX_MEMBERS = 10_000
 MAX_BLOCKS = 200_000  # paragraphs and table cells: python-docx costs ~50 µs each
@@ -80,16 +86,20 @@ def check_archive(data: bytes, *, max_uncompressed_bytes: int) -> None:
 
 
 def extract_docx(
-    data: bytes, *, filename_title: str | None, max_uncompressed_bytes: int
+    data: bytes,
+    *,
+    filename_title: str | None,
+    max_uncompressed_bytes: int,
+    max_text_chars: int | None = None,
 ) -> ExtractedDocument:
     check_archive(data, max_uncompressed_bytes=max_uncompressed_bytes)
     try:
-        return _read(data, filename_title)
+        return _read(data, filename_title, max_text_chars)
     except _PARSE_ERRORS as exc:  # lxml's XMLSyntaxError is a SyntaxError
         raise CorruptFile("The DOCX cannot be read") from exc
 
 
-def _read(data: bytes, filename_title: str | None) -> ExtractedDocument:
+def _read(data: bytes, filename_title: str | None, max_text_chars: int | None) -> ExtractedDocument:
     document = docx.Document(io.BytesIO(data))
     blocks = document.iter_inner_content()
     core_title = one_line(document.core_properties.title or "")
@@ -105,14 +115,19 @@ def _read(data: bytes, filename_title: str | None) -> ExtractedDocument:
             sections.append(Section(heading_path=[h for _, h in path], text=body))
         paragraphs.clear()
 
+    chars = 0
+    styles: dict[str | None, tuple[int | None, bool]] = {}
     for block in blocks:
+        text = table_text(block) if isinstance(block, Table) else one_line(block.text)
+        chars += len(text)
+        if max_text_chars is not None and chars > max_text_chars:  # stop reading blocks
+            raise TextTooLarge(f"The DOCX holds more than {max_text_chars} characters of text.")
         if isinstance(block, Table):
-            paragraphs.append(table_text(block))
+            paragraphs.append(text)
             continue
-        text = one_line(block.text)
         if not text:
             continue
-        level, is_title = _heading_level(block)
+        level, is_title = _heading_level(block, styles)
         if is_title and title_style is None:
             title_style = text
         if level is None:
@@ -150,7 +165,20 @@ def table_text(table: Table, depth: int = 0) -> str:
     return "\n".join(rows)
 
 
-def _heading_level(paragraph: Paragraph) -> tuple[int | None, bool]:
+def _heading_level(
+    paragraph: Paragraph, cache: dict[str | None, tuple[int | None, bool]]
+) -> tuple[int | None, bool]:
+    """Per style id, looked up once: python-docx resolves a style (the default one too) by
+    scanning every style of the document, which cost O(paragraphs × styles) — minutes for a
+    few hundred thousand paragraphs."""
+    key = paragraph._p.style
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = _style_level(paragraph)
+    return found
+
+
+def _style_level(paragraph: Paragraph) -> tuple[int | None, bool]:
     try:
         name = paragraph.style.name if paragraph.style is not None else ""
     except (KeyError, ValueError):
