@@ -25,6 +25,7 @@ MODULES = {
     "q1": "bench.q1_answer_quality",
     "p11": "bench.p11_inbox_list",
     "p12": "bench.p12_operator_reply",
+    "p16b": "bench.p16b_ingest_budgets",
 }
 
 

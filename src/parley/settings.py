@@ -5,6 +5,7 @@ Every field here is documented in `.env.example`; a test keeps the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     parley_invitation_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
     parley_password_min_length: int = Field(default=10, ge=8, le=128)
     parley_outbound_allow_private: bool = False
+    parley_outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDR networks that tenant-chosen destinations may reach "
+        "although they are private (e.g. an internal LLM gateway); everything else private "
+        "stays refused. PARLEY_OUTBOUND_ALLOW_PRIVATE=true lifts the guard entirely.",
+    )
     parley_rate_limits: Literal["on", "off"] = "on"
     parley_login_attempts_per_minute: int = Field(default=10, ge=1)
     parley_widget_sessions_per_minute: int = Field(default=30, ge=1)
@@ -188,6 +195,12 @@ class Settings(BaseSettings):
     parley_knowledge_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     parley_knowledge_max_url_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     parley_knowledge_url_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    # Ingestion budgets (docs/knowledge-formats.md#budgets): what one file may cost a worker.
+    parley_ingest_time_budget_seconds: float = Field(default=120.0, gt=0, le=3600)
+    parley_ingest_max_html_depth: int = Field(default=256, ge=16)
+    parley_ingest_max_html_elements: int = Field(default=200_000, ge=100)
+    parley_ingest_max_text_chars: int = Field(default=4_000_000, ge=1_000)
+    parley_ingest_max_chunks: int = Field(default=5_000, ge=1)
     parley_chunk_tokens: int = Field(default=300, ge=50, le=2000)
     parley_chunk_overlap_tokens: int = Field(default=50, ge=0, le=500)
     parley_storage: Literal["local", "s3"] = "local"
@@ -339,6 +352,18 @@ class Settings(BaseSettings):
         if len(value) > 30 or any(v < 0 for v in value):
             raise ValueError("at most 30 non-negative retry delays")
         return value
+
+    @field_validator("parley_outbound_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value
+
+    @field_validator("parley_outbound_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(n, strict=False)) for n in value]
 
     @field_validator("parley_cors_origins", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from parley.knowledge.errors import (
     DocumentTooLarge,
     EmptyDocument,
     FileTooLarge,
+    HtmlTooDeep,
     UnsupportedFileType,
 )
 from parley.knowledge.extract import extract
@@ -239,8 +240,10 @@ def test_html_main_element_is_preferred_over_site_chrome() -> None:
 
 def test_html_deeply_nested_markup_does_not_crash() -> None:
     html = b"<html><body>" + b"<div>" * 5000 + b"deep text" + b"</div>" * 5000 + b"</body></html>"
-    doc = extract(html, filename="deep.html", content_type=None)
+    doc = extract(html, filename="deep.html", content_type=None, max_html_depth=6000)
     assert doc.text == "deep text"
+    with pytest.raises(HtmlTooDeep):  # past the default depth: refused before parsing
+        extract(html, filename="deep.html", content_type=None)
 
 
 def test_html_with_only_scripts_is_empty() -> None:

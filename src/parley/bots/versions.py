@@ -299,7 +299,7 @@ async def preview(
             else:
                 usage = event
     except ProviderError as exc:
-        raise PreviewFailed(str(exc)) from exc
+        raise PreviewFailed(exc.public_detail) from exc
     return PreviewReply(
         reply="".join(parts).strip() or config.fallback_text,
         version_id=v.id,

@@ -262,6 +262,8 @@ async def _send(
         except telegram.TelegramError as exc:
             if exc.retryable:
                 raise RetryLater(f"telegram_{exc.status or 'unreachable'}") from exc
+            if exc.status is None:  # the SSRF guard refused the channel's Bot API base
+                raise _Refused("telegram_api_base_refused") from exc
             raise _Refused(f"telegram_{exc.status}: {exc.description}") from exc
         if target.tenant_id is not None and target.bot_id is not None:
             try:  # the voice note follows the text, best effort: the answer is already there
@@ -305,8 +307,9 @@ async def send_callback(
     runtime: Runtime, url: str, secret: str, payload: dict[str, Any], *, msg_id: str
 ) -> None:
     """POST the payload, signed (Standard Webhooks). Redirects are not followed; anything but
-    a 2xx within the short timeout is a failure the job retries. The message id is stable
-    across retries, so the receiver can drop a repeat."""
+    a 2xx within the short timeout is a failure the job retries — except a destination the
+    SSRF guard refuses, which fails the event for good (`callback_url_refused`). The message
+    id is stable across retries, so the receiver can drop a repeat."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     timeout = runtime.settings.parley_channel_send_timeout_seconds
     headers = {"Content-Type": "application/json", **signatures.headers(secret, msg_id, body)}
@@ -320,8 +323,8 @@ async def send_callback(
             max_bytes=64_000,
             http_timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
         )
-    except UnsafeUrl as exc:
-        raise RetryLater("callback_url_refused") from exc
+    except UnsafeUrl as exc:  # the guard refused the destination: retrying cannot help
+        raise _Refused("callback_url_refused") from exc
     except (OutboundFailed, OutboundTooLarge) as exc:
         raise RetryLater(f"callback_{exc.code}") from exc
     if not 200 <= response.status_code < 300:

@@ -2,27 +2,26 @@
 limits on every call.
 
 Every feature that calls a URL a tenant or visitor gave us (URL ingestion, tenant webhooks,
-channel callbacks, the Telegram Bot API) goes through `fetch()`. The host is resolved once, every
-address is checked (`kit.ssrf`), and the connection is made to that checked address with the
-original host in `Host` and TLS SNI — so a DNS answer that changes between check and connect
-(rebinding) cannot smuggle an internal address in. Redirects are never followed by httpx: the
-caller says how many hops it accepts, and each hop is checked like the first.
+channel callbacks, the Telegram Bot API) goes through `fetch()`. Its client's transport is the
+guarded one (`kit.outbound_guard`): each connection resolves the host afresh, checks every
+address and connects to a checked one (TLS still verifies the original name), so a DNS answer
+that changes between check and connect (rebinding) cannot smuggle an internal address in.
+Redirects are never followed by httpx: the caller says how many hops it accepts, and each hop
+connects through the same guard.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from parley.kit.errors import ParleyError
-from parley.kit.ssrf import UnsafeUrl, is_blocked_address
+from parley.kit.outbound_guard import guarded_client
+from parley.kit.ssrf import UnsafeUrl
 
 if TYPE_CHECKING:
     from parley.kit.runtime import Runtime
@@ -60,47 +59,25 @@ def client_for(runtime: Runtime) -> httpx.AsyncClient:
     """The process's shared outbound client (never module-global: one per runtime)."""
     return runtime.client(
         "outbound",
-        lambda: httpx.AsyncClient(
-            follow_redirects=False,
+        lambda: guarded_client(
+            runtime.settings,
             timeout=DEFAULT_TIMEOUT,
-            trust_env=False,
             headers={"User-Agent": "Parley/1 (+https://parley.dev/bot)"},
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         ),
     )
 
 
-async def _resolve_checked(host: str, port: int) -> str:
-    """Resolve `host` and return one address after checking all of them."""
-    try:
-        literal = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if is_blocked_address(literal):
-            raise UnsafeUrl("The URL points at a private or reserved address.")
-        return str(literal)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
-        raise UnsafeUrl("The host name does not resolve.") from exc
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not addresses or any(is_blocked_address(a) for a in addresses):
-        raise UnsafeUrl("The host resolves to a private or reserved address.")
-    return str(addresses[0])
-
-
-def _split_checked(url: str) -> tuple[str, str, int]:
+def _check_form(url: str) -> None:
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
+        parts.port  # noqa: B018  (raises on a malformed port)
     except ValueError as exc:
         raise UnsafeUrl("The URL cannot be parsed.") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeUrl("Only http and https URLs with a host are allowed.")
     if parts.username is not None or parts.password is not None:
         raise UnsafeUrl("Credentials in the URL are not allowed.")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 async def _one_hop(
@@ -108,33 +85,22 @@ async def _one_hop(
     method: str,
     url: str,
     *,
-    allow_private: bool,
     headers: dict[str, str] | None,
     content: bytes | None,
     max_bytes: int,
     http_timeout: httpx.Timeout | float | None,
 ) -> OutboundResponse:
-    scheme, host, port = _split_checked(url)
-    target = url
-    extensions: dict[str, str] = {}
-    send_headers = dict(headers or {})
-    if not allow_private:
-        address = await _resolve_checked(host, port)
-        ip_host = f"[{address}]" if ":" in address else address
-        parts = urlsplit(url)
-        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
-        target = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
-        send_headers["Host"] = parts.netloc
-        if scheme == "https":
-            extensions["sni_hostname"] = host
-    request = client.build_request(
-        method,
-        target,
-        headers=send_headers,
-        content=content,
-        timeout=http_timeout if http_timeout is not None else DEFAULT_TIMEOUT,
-        extensions=extensions,
-    )
+    _check_form(url)
+    try:
+        request = client.build_request(
+            method,
+            url.strip(),
+            headers=headers,
+            content=content,
+            timeout=http_timeout if http_timeout is not None else DEFAULT_TIMEOUT,
+        )
+    except httpx.InvalidURL as exc:  # e.g. a dotted octal host httpx will not guess at
+        raise UnsafeUrl("The URL cannot be parsed.") from exc
     started = time.perf_counter()
     try:
         response = await client.send(request, stream=True)
@@ -204,7 +170,6 @@ async def fetch(
     """One outbound call under the SSRF rules. With `max_redirects=0` a 3xx is returned as is
     (webhooks never follow redirects); otherwise each hop is re-checked, and a GET is used after
     301/302/303 as browsers do."""
-    allow_private = runtime.settings.parley_outbound_allow_private
     client = client_for(runtime)
     current, current_method, current_content = url, method.upper(), content
     for _hop in range(max_redirects + 1):
@@ -212,7 +177,6 @@ async def fetch(
             client,
             current_method,
             current,
-            allow_private=allow_private,
             headers=headers,
             content=current_content,
             max_bytes=max_bytes,

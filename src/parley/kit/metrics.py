@@ -131,7 +131,8 @@ WEBHOOK_DEAD_LETTERS = Gauge(
 )
 WEBHOOK_FAILURES = Counter(
     "parley_webhook_delivery_failures_total",
-    "Failed webhook delivery attempts by this process, by kind (http_status, redirect, network).",
+    "Failed webhook delivery attempts by this process, by kind "
+    "(http_status, redirect, network, refused).",
     ["kind"],
     registry=REGISTRY,
 )

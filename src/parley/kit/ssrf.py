@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from parley.kit.errors import Unprocessable
@@ -41,10 +42,53 @@ def is_blocked_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> boo
     )
 
 
+# One message for every refused destination, whether the name does not resolve or resolves to
+# a private address: the difference would let a tenant map the internal network.
+UNSAFE_TARGET = "The URL points somewhere Parley may not connect to."
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _excepted(address: Address, exceptions: Sequence[Network]) -> bool:
+    return any(address.version == n.version and address in n for n in exceptions)
+
+
+async def resolve_checked(host: str, port: int, exceptions: Sequence[Network] = ()) -> list[str]:
+    """Every address `host` resolves to right now, or `UnsafeUrl` if any of them is blocked
+    (or none exists). `exceptions` are networks the operator allowed
+    (`PARLEY_OUTBOUND_ALLOWED_NETWORKS`)."""
+    try:
+        literal: Address | None = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
+            raise UnsafeUrl(UNSAFE_TARGET) from exc
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses or any(
+        is_blocked_address(a) and not _excepted(a, exceptions) for a in addresses
+    ):
+        raise UnsafeUrl(UNSAFE_TARGET)
+    return list(dict.fromkeys(str(a) for a in addresses))
+
+
 async def check_url(
-    url: str, *, allow_private: bool, schemes: tuple[str, ...] = ("https", "http")
+    url: str,
+    *,
+    allow_private: bool,
+    schemes: tuple[str, ...] = ("https", "http"),
+    allowed_networks: Sequence[str] = (),
 ) -> str:
-    """Validate `url` for an outbound call; returns it normalised (no trailing slash)."""
+    """Validate `url` when it is saved (early feedback); returns it normalised (no trailing
+    slash). The check that counts is the one when a connection is made
+    (`kit.outbound_guard`)."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -54,18 +98,10 @@ async def check_url(
         raise UnsafeUrl(f"Only {', '.join(schemes)} URLs with a host are allowed.")
     if parts.username or parts.password:
         raise UnsafeUrl("Credentials in the URL are not allowed.")
-    if allow_private:
-        return url.strip().rstrip("/")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
+    if not allow_private:
+        await resolve_checked(
             parts.hostname,
             port or (443 if parts.scheme == "https" else 80),
-            type=socket.SOCK_STREAM,
+            [ipaddress.ip_network(n) for n in allowed_networks],
         )
-    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA name
-        raise UnsafeUrl("The host name does not resolve.") from exc
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if is_blocked_address(address):
-            raise UnsafeUrl("The host resolves to a private or reserved address.")
     return url.strip().rstrip("/")

@@ -35,3 +35,55 @@ class FileTooLarge(ParleyError):
     status = 413
     code = "file_too_large"
     title = "The file is larger than the allowed upload size"
+
+
+class HtmlTooDeep(ParleyError):
+    """Nesting past `PARLEY_INGEST_MAX_HTML_DEPTH`: HTML tree building costs time quadratic in
+    depth, so such a file is refused before it is parsed."""
+
+    status = 422
+    code = "ingest_html_too_deep"
+    title = "The HTML is nested deeper than allowed"
+
+
+class TooManyElements(ParleyError):
+    status = 422
+    code = "ingest_too_many_elements"
+    title = "The HTML has more elements than allowed"
+
+
+class TextTooLarge(ParleyError):
+    status = 422
+    code = "ingest_text_too_large"
+    title = "The document holds more text than allowed"
+
+
+class TooManyChunks(ParleyError):
+    status = 422
+    code = "ingest_too_many_chunks"
+    title = "The document makes more chunks than allowed"
+
+
+class TimeBudgetExceeded(ParleyError):
+    status = 422
+    code = "ingest_time_budget_exceeded"
+    title = "Ingesting the document took longer than its time budget"
+
+
+def by_code(code: str) -> type[ParleyError]:
+    """The error class for a code reported by the extraction process."""
+    for cls in (
+        UnsupportedFileType,
+        CorruptFile,
+        EmptyDocument,
+        DocumentTooLarge,
+        FileTooLarge,
+        HtmlTooDeep,
+        TooManyElements,
+        TextTooLarge,
+        TooManyChunks,
+        TimeBudgetExceeded,
+    ):
+        if cls.code == code:
+            return cls
+    return CorruptFile

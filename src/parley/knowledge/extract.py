@@ -18,7 +18,7 @@ from parley.knowledge.document import (
     faq_document,
     text_document,
 )
-from parley.knowledge.errors import EmptyDocument, FileTooLarge, UnsupportedFileType
+from parley.knowledge.errors import EmptyDocument, FileTooLarge, TextTooLarge, UnsupportedFileType
 
 __all__ = [
     "ACCEPTED_CONTENT_TYPES",
@@ -34,6 +34,7 @@ __all__ = [
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_DOCX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 MAX_PDF_PAGES = 10_000
+MAX_TEXT_CHARS = 4_000_000  # PARLEY_INGEST_MAX_TEXT_CHARS
 
 FORMATS = ("pdf", "docx", "html", "markdown", "text")
 
@@ -124,11 +125,50 @@ def extract(
     max_bytes: int = MAX_FILE_BYTES,
     max_docx_uncompressed_bytes: int = MAX_DOCX_UNCOMPRESSED_BYTES,
     max_pdf_pages: int = MAX_PDF_PAGES,
+    max_html_depth: int = htmldoc.MAX_DEPTH,
+    max_html_elements: int = htmldoc.MAX_ELEMENTS,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> ExtractedDocument:
     """Detect, extract and clean. Raises a `ParleyError` (422/413) for anything unusable.
 
-    CPU-bound and synchronous: call it from a job through `asyncio.to_thread` or a process.
+    CPU-bound and synchronous: jobs run it in a separate process with a time limit
+    (`knowledge.isolated`).
     """
+    document = _extract(
+        data,
+        filename=filename,
+        content_type=content_type,
+        max_bytes=max_bytes,
+        max_docx_uncompressed_bytes=max_docx_uncompressed_bytes,
+        max_pdf_pages=max_pdf_pages,
+        max_html_depth=max_html_depth,
+        max_html_elements=max_html_elements,
+        max_text_chars=max_text_chars,
+    )
+    check_text_size(document, max_text_chars)
+    return document
+
+
+def check_text_size(document: ExtractedDocument, max_text_chars: int) -> None:
+    size = sum(len(s.text) for s in document.sections)
+    if size > max_text_chars:
+        raise TextTooLarge(
+            f"The document holds {size} characters of text; the limit is {max_text_chars}."
+        )
+
+
+def _extract(
+    data: bytes,
+    *,
+    filename: str | None,
+    content_type: str | None,
+    max_bytes: int,
+    max_docx_uncompressed_bytes: int,
+    max_pdf_pages: int,
+    max_html_depth: int,
+    max_html_elements: int,
+    max_text_chars: int,
+) -> ExtractedDocument:
     if len(data) > max_bytes:
         raise FileTooLarge(f"The file is {len(data)} bytes; the limit is {max_bytes}")
     if not data.strip():
@@ -136,15 +176,28 @@ def extract(
     kind = detect_format(data, filename=filename, content_type=content_type)
     name_title = _filename_title(filename)
     if kind == "pdf":
-        return pdf.extract_pdf(data, filename_title=name_title, max_pages=max_pdf_pages)
+        return pdf.extract_pdf(
+            data,
+            filename_title=name_title,
+            max_pages=max_pdf_pages,
+            max_text_chars=max_text_chars,
+        )
     if kind == "docx":
         return word.extract_docx(
-            data, filename_title=name_title, max_uncompressed_bytes=max_docx_uncompressed_bytes
+            data,
+            filename_title=name_title,
+            max_uncompressed_bytes=max_docx_uncompressed_bytes,
+            max_text_chars=max_text_chars,
         )
     charset = declared_charset(content_type)
     if kind == "html":
         html = decode_text(data, declared=charset or html_meta_charset(data))
-        return htmldoc.extract_html(html, filename_title=name_title)
+        return htmldoc.extract_html(
+            html,
+            filename_title=name_title,
+            max_depth=max_html_depth,
+            max_elements=max_html_elements,
+        )
     text = decode_text(data, declared=charset)
     if kind == "markdown":
         return _markdown_document(text, name_title)

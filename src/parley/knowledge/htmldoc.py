@@ -11,6 +11,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
 from parley.knowledge.errors import EmptyDocument
+from parley.knowledge.htmlshape import check_shape
+
+MAX_DEPTH = 256  # PARLEY_INGEST_MAX_HTML_DEPTH
+MAX_ELEMENTS = 200_000  # PARLEY_INGEST_MAX_HTML_ELEMENTS
 
 _DROP = (
     "script, style, noscript, template, iframe, object, embed, svg, canvas, math, "
@@ -49,7 +53,14 @@ _BLOCKS = frozenset(
 _CELLS = frozenset({"td", "th"})
 
 
-def extract_html(html: str, *, filename_title: str | None) -> ExtractedDocument:
+def extract_html(
+    html: str,
+    *,
+    filename_title: str | None,
+    max_depth: int = MAX_DEPTH,
+    max_elements: int = MAX_ELEMENTS,
+) -> ExtractedDocument:
+    check_shape(html, max_depth=max_depth, max_elements=max_elements)  # before the parser
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     page_title = one_line(title_node.text()) if title_node is not None else ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +27,10 @@ from sqlalchemy import insert, update
 from parley.kit.errors import ParleyError
 from parley.kit.http import OutboundFailed, fetch
 from parley.kit.ids import new_id
-from parley.knowledge import bm25
+from parley.knowledge import bm25, isolated
 from parley.knowledge import repository as repo
-from parley.knowledge.chunking import heading_prefix
+from parley.knowledge.chunking import Chunk, heading_prefix
+from parley.knowledge.errors import TimeBudgetExceeded
 from parley.knowledge.storage import MissingObject, key_for, storage_for
 from parley.models import KnowledgeChunk, KnowledgeJob, KnowledgeSource
 from parley.webhooks import events as webhook_events
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from parley.kit.db import TenantId
     from parley.kit.jobs import JobContext
     from parley.kit.runtime import Runtime
-    from parley.knowledge.extract import ExtractedDocument
+    from parley.knowledge.document import ExtractedDocument
 
 log = structlog.get_logger(__name__)
 
@@ -96,10 +98,22 @@ async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **v
         )
 
 
+@dataclass(frozen=True)
+class _Original:
+    """An uploaded or fetched file, still to be parsed (in the isolated process)."""
+
+    data: bytes
+    filename: str | None
+    content_type: str | None
+    max_bytes: int
+
+
 async def _load(
     runtime: Runtime, tenant_id: TenantId, source: KnowledgeSource
-) -> ExtractedDocument:
-    from parley.knowledge import extract as ex
+) -> _Original | ExtractedDocument:
+    """The source's original bytes, or, for pasted text and FAQs (small, already structured),
+    the document itself."""
+    from parley.knowledge import document as doc
 
     s = runtime.settings
     if source.type == "url":
@@ -127,30 +141,57 @@ async def _load(
         name = response.url.rsplit("/", 1)[-1] or "index.html"
         # Kept as the original too (the swap records the key), so deletion removes it.
         await storage_for(runtime).put(key_for(tenant_id, source.id), response.body)
-        return await asyncio.to_thread(
-            ex.extract,
-            response.body,
-            filename=name,
-            content_type=content_type,
-            max_bytes=s.parley_knowledge_max_url_bytes,
-        )
+        return _Original(response.body, name, content_type, s.parley_knowledge_max_url_bytes)
     assert source.storage_key is not None
     data = await storage_for(runtime).get(source.storage_key)
     if source.type == "text":
         body = json.loads(data)
-        return ex.text_document(body["title"], body["text"])
+        return doc.text_document(body["title"], body["text"])
     if source.type == "faq":
         body = json.loads(data)
-        return ex.faq_document(
+        return doc.faq_document(
             [(p["question"], p["answer"]) for p in body["pairs"]], title=body.get("title")
         )
-    return await asyncio.to_thread(
-        ex.extract,
-        data,
-        filename=source.filename,
-        content_type=source.content_type,
-        max_bytes=s.parley_knowledge_max_file_bytes,
+    return _Original(data, source.filename, source.content_type, s.parley_knowledge_max_file_bytes)
+
+
+def _limits(runtime: Runtime, max_bytes: int) -> isolated.Limits:
+    s = runtime.settings
+    return isolated.Limits(
+        max_bytes=max_bytes,
+        max_html_depth=s.parley_ingest_max_html_depth,
+        max_html_elements=s.parley_ingest_max_html_elements,
+        max_text_chars=s.parley_ingest_max_text_chars,
+        max_chunks=s.parley_ingest_max_chunks,
+        chunk_tokens=s.parley_chunk_tokens,
+        overlap_tokens=min(s.parley_chunk_overlap_tokens, s.parley_chunk_tokens // 4),
     )
+
+
+async def _chunks(
+    runtime: Runtime, loaded: _Original | ExtractedDocument, deadline: float
+) -> tuple[str, list[Chunk]]:
+    """Title and chunks. A file is parsed in a child process killed at the job's deadline
+    (`knowledge.isolated`), so a hostile file never holds this worker's event loop."""
+    if isinstance(loaded, _Original):
+        extracted = await isolated.extract_chunks(
+            loaded.data,
+            filename=loaded.filename,
+            content_type=loaded.content_type,
+            limits=_limits(runtime, loaded.max_bytes),
+            seconds=max(0.1, deadline - time.monotonic()),
+        )
+        return extracted.title, extracted.chunks
+    from parley.knowledge.chunking import chunk
+    from parley.knowledge.extract import check_text_size
+
+    lim = _limits(runtime, 0)
+    check_text_size(loaded, lim.max_text_chars)
+    chunks = await asyncio.to_thread(
+        chunk, loaded, max_tokens=lim.chunk_tokens, overlap_tokens=lim.overlap_tokens
+    )
+    isolated.check_chunk_count(chunks, lim.max_chunks)
+    return loaded.title, chunks
 
 
 async def deindex(
@@ -283,6 +324,7 @@ async def _fail(
             return  # finished already (its outcome recorded and announced): never overwrite it
         job.status = "failed"
         job.error = message[:2000]
+        job.error_code = code
         job.finished_at = datetime.now(UTC)
         source = await repo.get_source(session, tenant_id, job.source_id, lock=True)
         if source is not None:
@@ -317,11 +359,23 @@ async def run(ctx: JobContext) -> None:
         if not source.active_version:
             source.status = "indexing"
         session.expunge(source)
-    s = runtime.settings
+    budget = runtime.settings.parley_ingest_time_budget_seconds
+    deadline = time.monotonic() + budget
     try:
         try:
-            document = await _load(runtime, tenant_id, source)
-        except ParleyError as exc:  # extraction's own errors: corrupt, unsupported, empty
+            async with asyncio.timeout(budget):  # the whole attempt: fetch, parse, store
+                loaded = await _load(runtime, tenant_id, source)
+                await _set_job(runtime, tenant_id, job_id, progress=0.3)
+                title, chunks = await _chunks(runtime, loaded, deadline)
+                if not chunks:
+                    raise _Permanent("The document has no text to index.", "empty_document")
+                await _set_job(runtime, tenant_id, job_id, progress=0.6)
+                known = await _embed_chunks(runtime, chunks)
+                count = await _store_and_swap(runtime, tenant_id, job_id, chunks, title, known)
+        except TimeoutError as exc:
+            stopped = TimeBudgetExceeded(f"The job was stopped after {budget:.0f} s.")
+            raise _Permanent(str(stopped.detail), stopped.code) from exc
+        except ParleyError as exc:  # extraction's own errors: corrupt, unsupported, too big
             if isinstance(exc, OutboundFailed):
                 raise
             raise _Permanent(exc.detail or exc.title, exc.code) from exc
@@ -329,20 +383,6 @@ async def run(ctx: JobContext) -> None:
             raise _Permanent(
                 "The original file is missing from storage.", "original_missing"
             ) from exc
-        await _set_job(runtime, tenant_id, job_id, progress=0.4)
-        from parley.knowledge.chunking import chunk
-
-        chunks = await asyncio.to_thread(
-            chunk,
-            document,
-            max_tokens=s.parley_chunk_tokens,
-            overlap_tokens=min(s.parley_chunk_overlap_tokens, s.parley_chunk_tokens // 4),
-        )
-        if not chunks:
-            raise _Permanent("The document has no text to index.", "empty_document")
-        await _set_job(runtime, tenant_id, job_id, progress=0.6)
-        known = await _embed_chunks(runtime, chunks)
-        count = await _store_and_swap(runtime, tenant_id, job_id, chunks, document.title, known)
     except _Permanent as exc:
         await _fail(runtime, tenant_id, job_id, exc.message, exc.code)
         log.info("knowledge.ingest.failed", tenant_id=str(tenant_id), job_id=str(job_id))

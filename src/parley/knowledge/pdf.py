@@ -16,7 +16,7 @@ import pypdfium2 as pdfium
 
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
-from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument
+from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument, TextTooLarge
 
 _PDFIUM_LOCK = threading.Lock()
 MAX_BOOKMARKS = 10_000
@@ -29,7 +29,9 @@ _LIST_ITEM = re.compile(r"^([•·▪◦‣∙*–-]|\(?\d{1,3}[.)]|\(?[a-z][.)]
 _PRODUCER_PREFIX = re.compile(r"^Microsoft (Word|PowerPoint) - ", re.IGNORECASE)
 
 
-def extract_pdf(data: bytes, *, filename_title: str | None, max_pages: int) -> ExtractedDocument:
+def extract_pdf(
+    data: bytes, *, filename_title: str | None, max_pages: int, max_text_chars: int | None = None
+) -> ExtractedDocument:
     with _PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -38,18 +40,26 @@ def extract_pdf(data: bytes, *, filename_title: str | None, max_pages: int) -> E
                 raise CorruptFile("The PDF is password-protected") from exc
             raise CorruptFile("The PDF cannot be read") from exc
         try:
-            return _read(pdf, filename_title=filename_title, max_pages=max_pages)
+            return _read(
+                pdf,
+                filename_title=filename_title,
+                max_pages=max_pages,
+                max_text_chars=max_text_chars,
+            )
         finally:
             pdf.close()
 
 
-def _read(pdf: Any, *, filename_title: str | None, max_pages: int) -> ExtractedDocument:
+def _read(
+    pdf: Any, *, filename_title: str | None, max_pages: int, max_text_chars: int | None
+) -> ExtractedDocument:
     page_count = len(pdf)
     if page_count > max_pages:
         raise DocumentTooLarge(f"The PDF has {page_count} pages; the limit is {max_pages}")
     outline = _outline(pdf, page_count)
     sections: list[Section] = []
     path: list[str] = []
+    chars = 0
     for index in range(page_count):
         try:
             page = pdf[index]
@@ -67,6 +77,12 @@ def _read(pdf: Any, *, filename_title: str | None, max_pages: int) -> ExtractedD
         text = page_text(raw)
         if text:
             sections.append(Section(heading_path=list(path), text=text, page=index + 1))
+            chars += len(text)
+            if max_text_chars is not None and chars > max_text_chars:  # stop reading pages
+                raise TextTooLarge(
+                    f"The PDF holds more than {max_text_chars} characters of text "
+                    f"(reached on page {index + 1})."
+                )
     if not sections:
         raise EmptyDocument(
             "The PDF has no text layer (a scanned document needs OCR before upload)"

@@ -57,6 +57,10 @@ class JobOut(_FromRow):
     status: Literal["queued", "running", "succeeded", "failed"]
     progress: float = Field(description="0 to 1.")
     error: str | None
+    error_code: str | None = Field(
+        description="Stable code of a failure, e.g. `ingest_time_budget_exceeded`, "
+        "`ingest_html_too_deep`, `unsafe_url`, `corrupt_file`."
+    )
     attempts: int
     index_version: int
     created_at: datetime

@@ -213,7 +213,11 @@ async def create_source(
             original=payload,
             content_type="application/json",
         )
-    url = await check_url(body.url, allow_private=runtime.settings.parley_outbound_allow_private)
+    url = await check_url(
+        body.url,
+        allow_private=runtime.settings.parley_outbound_allow_private,
+        allowed_networks=runtime.settings.parley_outbound_allowed_networks,
+    )
     return await _new_source(
         session,
         runtime,

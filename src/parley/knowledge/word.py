@@ -2,8 +2,9 @@
 
 A .docx is a zip, so the archive is checked before python-docx inflates it: the sum of the
 members' declared sizes is capped (zipfile never inflates a member past its declared size,
-so the declared total bounds memory) and so is the member count. Headers, footers,
-footnotes and comments are not read.
+so the declared total bounds memory), and so are the member count and the number of
+paragraphs and table cells (counted in the raw XML before python-docx builds objects for
+them: `ingest_too_many_elements`). Headers, footers, footnotes and comments are not read.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ from docx.text.paragraph import Paragraph
 
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
-from parley.knowledge.errors import CorruptFile, DocumentTooLarge, EmptyDocument
+from parley.knowledge.errors import (
+    CorruptFile,
+    DocumentTooLarge,
+    EmptyDocument,
+    TextTooLarge,
+    TooManyElements,
+)
 
 MAX_MEMBERS = 10_000
+MAX_BLOCKS = 200_000  # paragraphs and table cells: python-docx costs ~50 µs each
+# Any namespace prefix (or none): a hostile file need not call WordprocessingML `w:`.
+_BLOCK = re.compile(rb"<(?:[A-Za-z0-9_.-]+:)?(?:p|tc)[\s>/]")
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _MAX_TABLE_DEPTH = 5
 # What python-docx and lxml raise on malformed parts (hostile input reaches deep code paths).
@@ -63,19 +73,33 @@ def check_archive(data: bytes, *, max_uncompressed_bytes: int) -> None:
         )
     if "word/document.xml" not in {m.filename for m in members}:
         raise CorruptFile("The ZIP archive is not a Word document")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            body = archive.read("word/document.xml")
+        except (zipfile.BadZipFile, OSError, ValueError, zlib.error) as exc:
+            raise CorruptFile("The DOCX cannot be read") from exc
+    blocks = sum(1 for _ in _BLOCK.finditer(body))
+    if blocks > MAX_BLOCKS:
+        raise TooManyElements(
+            f"The DOCX has {blocks} paragraphs and table cells; the limit is {MAX_BLOCKS}"
+        )
 
 
 def extract_docx(
-    data: bytes, *, filename_title: str | None, max_uncompressed_bytes: int
+    data: bytes,
+    *,
+    filename_title: str | None,
+    max_uncompressed_bytes: int,
+    max_text_chars: int | None = None,
 ) -> ExtractedDocument:
     check_archive(data, max_uncompressed_bytes=max_uncompressed_bytes)
     try:
-        return _read(data, filename_title)
+        return _read(data, filename_title, max_text_chars)
     except _PARSE_ERRORS as exc:  # lxml's XMLSyntaxError is a SyntaxError
         raise CorruptFile("The DOCX cannot be read") from exc
 
 
-def _read(data: bytes, filename_title: str | None) -> ExtractedDocument:
+def _read(data: bytes, filename_title: str | None, max_text_chars: int | None) -> ExtractedDocument:
     document = docx.Document(io.BytesIO(data))
     blocks = document.iter_inner_content()
     core_title = one_line(document.core_properties.title or "")
@@ -91,14 +115,19 @@ def _read(data: bytes, filename_title: str | None) -> ExtractedDocument:
             sections.append(Section(heading_path=[h for _, h in path], text=body))
         paragraphs.clear()
 
+    chars = 0
+    styles: dict[str | None, tuple[int | None, bool]] = {}
     for block in blocks:
+        text = table_text(block) if isinstance(block, Table) else one_line(block.text)
+        chars += len(text)
+        if max_text_chars is not None and chars > max_text_chars:  # stop reading blocks
+            raise TextTooLarge(f"The DOCX holds more than {max_text_chars} characters of text.")
         if isinstance(block, Table):
-            paragraphs.append(table_text(block))
+            paragraphs.append(text)
             continue
-        text = one_line(block.text)
         if not text:
             continue
-        level, is_title = _heading_level(block)
+        level, is_title = _heading_level(block, styles)
         if is_title and title_style is None:
             title_style = text
         if level is None:
@@ -136,7 +165,20 @@ def table_text(table: Table, depth: int = 0) -> str:
     return "\n".join(rows)
 
 
-def _heading_level(paragraph: Paragraph) -> tuple[int | None, bool]:
+def _heading_level(
+    paragraph: Paragraph, cache: dict[str | None, tuple[int | None, bool]]
+) -> tuple[int | None, bool]:
+    """Per style id, looked up once: python-docx resolves a style (the default one too) by
+    scanning every style of the document, which cost O(paragraphs × styles) — minutes for a
+    few hundred thousand paragraphs."""
+    key = paragraph._p.style
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = _style_level(paragraph)
+    return found
+
+
+def _style_level(paragraph: Paragraph) -> tuple[int | None, bool]:
     try:
         name = paragraph.style.name if paragraph.style is not None else ""
     except (KeyError, ValueError):

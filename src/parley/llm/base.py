@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from parley.kit.ssrf import UNSAFE_TARGET, UnsafeUrl
+
 
 @dataclass(frozen=True)
 class ChatMessage:
@@ -56,6 +58,46 @@ class ProviderError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+
+    @property
+    def public_detail(self) -> str:
+        """What a tenant may be told. The guard never lets a tenant's base URL reach an
+        internal address, so a status shown here is a public server's; a refused address
+        reads the same whatever made it refused."""
+        if self.status:
+            return f"The provider answered HTTP {self.status}."
+        return "The provider could not be reached."
+
+
+class DestinationRefused(ProviderError):
+    """The SSRF guard refused the connection to a tenant's provider base URL: not retryable."""
+
+    def __init__(self) -> None:
+        super().__init__(UNSAFE_TARGET, retryable=False)
+
+    @property
+    def public_detail(self) -> str:
+        return f"The provider base URL is refused. {UNSAFE_TARGET}"
+
+
+def unreachable(exc: BaseException) -> ProviderError:
+    """The error for a connection that failed: refused by the guard (final), or down (retry)."""
+    if guard_refused(exc):
+        return DestinationRefused()
+    return ProviderError(f"provider unreachable: {type(exc).__name__}", retryable=True)
+
+
+def guard_refused(exc: BaseException) -> bool:
+    """True when the SSRF guard is somewhere in the chain of causes: SDKs wrap whatever the
+    transport raised in their own connection error."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, UnsafeUrl):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Provider(Protocol):

@@ -85,6 +85,7 @@ async def put(
             schemes=("https", "http")
             if runtime.settings.parley_outbound_allow_private
             else ("https",),
+            allowed_networks=runtime.settings.parley_outbound_allowed_networks,
         )
     key = body.api_key.get_secret_value()
     row = await _row(session, tenant_id, provider)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+import httpx2
+
+from parley.kit.outbound_guard import guarded_sdk_client
 from parley.kit.runtime import Runtime
-from parley.llm.base import Provider
+from parley.llm.base import DestinationRefused, Provider, StreamEvent, TurnRequest
 from parley.llm.credentials import ResolvedCredential
 from parley.llm.providers.extractive import ExtractiveProvider
 
@@ -51,11 +54,32 @@ def _adapter(name: str) -> Callable[..., Provider] | None:
     return None
 
 
+class _Refused:
+    """A tenant base URL the HTTP client cannot even parse (e.g. an octal IPv4 host that
+    resolvers would read as 127.0.0.1): every turn ends as a refused destination."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
+        raise DestinationRefused()
+        yield  # pragma: no cover  (makes this an async generator)
+
+
+def _parses(base: str | None) -> bool:
+    try:
+        httpx2.URL(base or "https://example.invalid")
+    except httpx2.InvalidURL:
+        return False
+    return True
+
+
 def provider_for(
     name: str, runtime: Runtime, credential: ResolvedCredential | None = None
 ) -> Provider:
     """The tenant's own credential when it has one (with its own base URL, if any), else the
-    platform default from the environment. A tenant base URL never receives the platform key."""
+    platform default from the environment. A tenant base URL never receives the platform key,
+    and a tenant's client connects only through the SSRF guard (decision 0017)."""
     adapter = _adapter(name)
     if adapter is None:
         return _extractive
@@ -64,10 +88,16 @@ def provider_for(
         key, base = credential.api_key, credential.base_url
     else:
         key, base = _platform_default(name, runtime)
-    fingerprint = hashlib.sha256(f"{name}|{base}|{key}".encode()).hexdigest()[:16]
+    guarded = credential is not None  # a tenant's credential: its destination is theirs
+    fingerprint = hashlib.sha256(f"{name}|{base}|{key}|{guarded}".encode()).hexdigest()[:16]
 
     def build() -> Provider:
-        client = adapter(base_url=base, api_key=key)
+        if guarded and not _parses(base):
+            return _Refused(name)
+        # Every connection of a tenant's SDK client goes through the SSRF guard, redirects
+        # refused; the platform's own endpoints (operator settings) keep the SDK's client.
+        http = guarded_sdk_client(runtime.settings, timeout=60.0) if guarded else None
+        client = adapter(base_url=base, api_key=key, http_client=http)
         if name not in _sdk_loaded:
             # The SDK imported for this first client lives as long as the process: out of
             # the collector's sight like everything loaded at start-up (app.py). Once per

@@ -87,6 +87,7 @@ class KnowledgeJob(TenantScoped, Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     index_version: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = utcnow_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -34,6 +34,7 @@ from parley.kit.ids import new_id
 from parley.kit.jobs import JobContext
 from parley.kit.metrics import WEBHOOK_DELIVERIES, WEBHOOK_FAILURES
 from parley.kit.runtime import Runtime
+from parley.kit.ssrf import UnsafeUrl
 from parley.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from parley.webhooks import repository as repo
 from parley.webhooks.service import enqueue_delivery
@@ -237,6 +238,13 @@ async def send(runtime: Runtime, delivery_id: uuid.UUID, c: Claim) -> Result:
             )
     except TimeoutError:
         return Result(None, int(budget * 1000), "timeout: no answer in time", "network")
+    except UnsafeUrl as exc:  # the guard refused the destination: retrying cannot help
+        return Result(
+            None,
+            int((time.perf_counter() - started) * 1000),
+            f"{exc.code}: {exc.detail}",
+            "refused",
+        )
     except ParleyError as exc:  # unreachable, timed out, unsafe address, oversized answer
         return Result(
             None,
@@ -298,7 +306,8 @@ async def record(
     assert result.kind is not None
     WEBHOOK_FAILURES.labels(result.kind).inc()
     delivery.last_error = result.error
-    endpoint.consecutive_failures += 1
+    if result.kind != "refused":  # a refused address says nothing about the receiver's health
+        endpoint.consecutive_failures += 1
     if endpoint.consecutive_failures >= s.parley_webhook_breaker_failures:
         endpoint.circuit_open_until = now + timedelta(
             seconds=s.parley_webhook_breaker_cooldown_seconds
@@ -309,7 +318,7 @@ async def record(
             webhook_id=str(endpoint.id),
             failures=endpoint.consecutive_failures,
         )
-    if delivery.attempt_count >= _allowed(runtime, delivery):
+    if result.kind == "refused" or delivery.attempt_count >= _allowed(runtime, delivery):
         _dead(delivery, now, None)
         log.warning(
             "webhook.delivery_dead",

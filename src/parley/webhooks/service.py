@@ -144,6 +144,7 @@ async def _checked_url(runtime: Runtime, url: str) -> str:
         url,
         allow_private=allow_private,
         schemes=("https", "http") if allow_private else ("https",),
+        allowed_networks=runtime.settings.parley_outbound_allowed_networks,
     )
 
 

@@ -6,16 +6,36 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import httpx2
 
-from parley.llm.base import ProviderError, StreamEvent, TextDelta, TurnRequest, Usage
+from parley.kit.ssrf import UnsafeUrl
+from parley.llm.base import (
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    TurnRequest,
+    Usage,
+    unreachable,
+)
 
 
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, timeout: float = 60.0):
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float = 60.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ):
         self.client = anthropic.AsyncAnthropic(
-            base_url=base_url, api_key=api_key or "not-set", timeout=timeout, max_retries=0
+            base_url=base_url,
+            api_key=api_key or "not-set",
+            timeout=timeout,
+            max_retries=0,
+            http_client=http_client,  # the guarded client for a tenant's own base URL
         )
 
     async def aclose(self) -> None:
@@ -40,7 +60,9 @@ class AnthropicProvider:
             raise ProviderError(
                 f"provider answered {exc.status_code}", retryable=retryable, status=exc.status_code
             ) from exc
-        except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-            raise ProviderError(
-                f"provider unreachable: {type(exc).__name__}", retryable=True
-            ) from exc
+        except (
+            UnsafeUrl,
+            anthropic.APITimeoutError,
+            anthropic.APIConnectionError,
+        ) as exc:  # UnsafeUrl: the SDK lets the guard's through
+            raise unreachable(exc) from exc

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
+import httpx2
 from google import genai
 from google.genai import errors, types
 
-from parley.llm.base import ProviderError, StreamEvent, TextDelta, TurnRequest, Usage
+from parley.kit.ssrf import UnsafeUrl
+from parley.llm.base import (
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    TurnRequest,
+    Usage,
+    unreachable,
+)
 
 
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, timeout: float = 60.0):
-        options = types.HttpOptions(base_url=base_url, timeout=int(timeout * 1000))
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float = 60.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ):
+        # The guarded client for a tenant's own base URL (the SDK then uses it, not aiohttp).
+        options = types.HttpOptions(
+            base_url=base_url, timeout=int(timeout * 1000), httpx_async_client=http_client
+        )
         self.client = genai.Client(api_key=api_key or "not-set", http_options=options)
 
     async def aclose(self) -> None:
@@ -46,6 +66,12 @@ class GeminiProvider:
                     prompt_tokens = meta.prompt_token_count or prompt_tokens
                     completion_tokens = meta.candidates_token_count or completion_tokens
             yield Usage(prompt_tokens, completion_tokens)
+        except (
+            UnsafeUrl,
+            httpx.HTTPError,
+            httpx2.HTTPError,
+        ) as exc:  # UnsafeUrl: the SDK lets the guard's through
+            raise unreachable(exc) from exc
         except errors.APIError as exc:
             code = int(exc.code or 0)
             raise ProviderError(

@@ -6,21 +6,38 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
-from parley.llm.base import ProviderError, StreamEvent, TextDelta, TurnRequest, Usage
+from parley.kit.ssrf import UnsafeUrl
+from parley.llm.base import (
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    TurnRequest,
+    Usage,
+    unreachable,
+)
 
 
 class OpenAICompatProvider:
     name = "openai"
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, timeout: float = 60.0):
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float = 60.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ):
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             timeout=timeout,
             max_retries=0,  # retries, fallbacks and breakers are ours, above this adapter
+            http_client=http_client,  # the guarded client for a tenant's own base URL
         )
 
     async def aclose(self) -> None:
@@ -74,7 +91,9 @@ class OpenAICompatProvider:
             raise ProviderError(
                 f"provider answered {exc.status_code}", retryable=retryable, status=exc.status_code
             ) from exc
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise ProviderError(
-                f"provider unreachable: {type(exc).__name__}", retryable=True
-            ) from exc
+        except (
+            UnsafeUrl,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+        ) as exc:  # UnsafeUrl: the SDK lets the guard's through
+            raise unreachable(exc) from exc

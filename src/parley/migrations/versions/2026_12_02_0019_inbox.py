@@ -35,7 +35,7 @@ from sqlalchemy.schema import SchemaItem
 from parley.migrations.rls import CURRENT_TENANT, enable_tenant_rls, execute_script, grant
 
 revision: str = "0019_inbox"
-down_revision: str | None = "0016_search_plans"
+down_revision: str | None = "0017_ingest_error_codes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
