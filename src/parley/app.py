@@ -41,6 +41,7 @@ from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
 from parley.knowledge.endpoints import router as knowledge_router
+from parley.lifecycle.endpoints import router as lifecycle_router
 from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         knowledge_router,
         channels_router,
         audit_router,
+        lifecycle_router,
         llm_router,
         credentials_router,
         compat_router,

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from parley.kit.db import TenantId, create_database, platform_session, tenant_session
+from parley.kit.tenant_tables import tenant_tables_raw
 from parley.models import TENANT_TABLES, VECTOR_TABLE
 from tests.conftest import (
     DatabaseUnderTest,
@@ -99,7 +100,7 @@ async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection)
     rows = await admin_conn.fetch(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
     )
     by_name = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in rows}
     for table in TENANT_TABLES:
@@ -118,12 +119,12 @@ async def test_every_tenant_table_has_forced_rls(admin_conn: asyncpg.Connection)
         for part in vector_tables:
             assert by_name[part] == (True, True), part
         vector_tables.add(VECTOR_TABLE)
-    # Conversely: every table with a tenant_id column is in the list.
-    cols = await admin_conn.fetch(
-        "SELECT table_name FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
-    )
-    assert {c["table_name"] for c in cols} - vector_tables == set(TENANT_TABLES)
+    # Conversely: the catalogue's list (the one the workspace deletion, export and their
+    # verification use) is exactly the parametrised list below, so neither can forget a table.
+    catalogue = set(await tenant_tables_raw(admin_conn))
+    for table in catalogue:
+        assert by_name[table] == (True, True), table
+    assert catalogue - {VECTOR_TABLE} == set(TENANT_TABLES)
 
 
 async def _vector_partitions(conn: asyncpg.Connection) -> list[str]:
