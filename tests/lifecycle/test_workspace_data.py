@@ -26,7 +26,7 @@ from tests.tenants.test_rls import _populate as populate_every_table
 async def _counts(conn: asyncpg.Connection, tenant: str) -> dict[str, int]:
     return {
         t: int(
-            await conn.fetchval(f"SELECT count(*) FROM {t} WHERE tenant_id = $1", uuid.UUID(tenant))  # noqa: S608
+            await conn.fetchval(f"SELECT count(*) FROM {t} WHERE tenant_id = $1", uuid.UUID(tenant))
         )
         for t in await tenant_tables_raw(conn)
     }
