@@ -6,8 +6,8 @@
 - Fairness between workspaces in the job queue (P15, decision 0023): pgqueuer runs jobs by
   `priority DESC, id ASC`. A trigger on `pgqueuer` records each job's workspace (from the
   `tenant_id` our code puts in every tenant job's payload) and lowers the priority of a new
-  job by one step per 10 jobs that workspace already has queued (counted up to 1,000 through
-  a partial index, so the cost per enqueue is bounded). A workspace's first job therefore runs
+  job by one step per 10 jobs that workspace already has queued (counted up to 100 through a
+  partial index, so the cost per enqueue is bounded: at most 10 steps down). A workspace's first job therefore runs
   ahead of another's burst, whichever path enqueued it (Python or the SQL send/ingress
   functions). A job put back in the queue by a retry is re-ranked the same way.
 
@@ -50,7 +50,7 @@ BEGIN
     SELECT count(*) INTO v_backlog FROM (
         SELECT 1 FROM pgqueuer
         WHERE fair_tenant = NEW.fair_tenant AND status = 'queued' AND id <> NEW.id
-        LIMIT 1000
+        LIMIT 100
     ) AS queued;
     NEW.priority := LEAST(NEW.priority, 0) - v_backlog / 10;
     RETURN NEW;
