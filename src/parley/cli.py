@@ -99,6 +99,9 @@ def worker(
             await w.run()
         finally:
             await runtime.db.dispose()
+            from parley.kit import telemetry
+
+            telemetry.stop()
 
     asyncio.run(run())
 

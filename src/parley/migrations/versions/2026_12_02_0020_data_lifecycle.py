@@ -7,9 +7,9 @@
   `priority DESC, id ASC`. A trigger on `pgqueuer` records each job's workspace (from the
   `tenant_id` our code puts in every tenant job's payload) and lowers the priority of a new
   job by one step per 10 jobs that workspace already has queued (counted up to 100 through a
-  partial index, so the cost per enqueue is bounded: at most 10 steps down). A workspace's first job therefore runs
-  ahead of another's burst, whichever path enqueued it (Python or the SQL send/ingress
-  functions). A job put back in the queue by a retry is re-ranked the same way.
+  partial index, so the cost per enqueue is bounded: at most 10 steps down). A workspace's
+  first job therefore runs ahead of another's burst, whichever path enqueued it (Python or
+  the SQL send/ingress functions). A job put back in the queue by a retry is re-ranked the same way.
 
 Revision ID: 0020_data_lifecycle
 Revises: 0016_search_plans
