@@ -88,8 +88,8 @@ def _machine() -> str:
 def write(sections: list[Section]) -> Path:
     existing: dict[str, str] = {}
     if REPORT.exists():
-        for block in re.split(r"(?m)^(?=## P\d+)", REPORT.read_text()):
-            m = re.match(r"## (P\d+)", block)
+        for block in re.split(r"(?m)^(?=## [PR]\d+)", REPORT.read_text()):
+            m = re.match(r"## ([PR]\d+)", block)
             if m:
                 existing[m.group(1)] = block.rstrip() + "\n"
     for s in sections:
@@ -104,6 +104,6 @@ def write(sections: list[Section]) -> Path:
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}.",
         "",
     ]
-    ordered = sorted(existing, key=lambda k: int(k[1:]))
+    ordered = sorted(existing, key=lambda k: (k[0] != "P", int(k[1:])))  # P1…, then R1…
     REPORT.write_text("\n".join(header) + "\n" + "\n".join(existing[k] for k in ordered))
     return REPORT
