@@ -368,7 +368,12 @@ class Worker:
                     )
                 finally:
                     stopper.cancel()
-            except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,  # "connection is closed": the server restarted
+                ConnectionError,
+            ) as exc:
                 log.warning("worker.connection_lost", error=type(exc).__name__)
                 await self._sleep(1.0)
             finally:
