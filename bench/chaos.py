@@ -39,7 +39,15 @@ from pathlib import Path
 
 import httpx
 
-from bench.procs import ROOT, clean_env, free_port, stop, stop_embedded_pg, wait_ready
+from bench.procs import (
+    ROOT,
+    clean_env,
+    free_port,
+    stop,
+    stop_embedded_pg,
+    wait_port,
+    wait_ready,
+)
 from bench.report import Row, Section, pct, write
 
 MIX = (("chat", 0.6), ("inbound", 0.2), ("ingest", 0.2))
@@ -108,7 +116,7 @@ class Procs:
 
     def start_llm(self) -> None:
         self._spawn("llm", [sys.executable, "-m", "tests.fakes.openai_server", str(self.llm_port)])
-        _wait_port(self.llm_port)
+        wait_port(self.llm_port)
 
     def start_hooks(self) -> None:
         self._spawn(
@@ -121,7 +129,7 @@ class Procs:
                 str(self.hook_log),
             ],
         )
-        _wait_port(self.hook_port)
+        wait_port(self.hook_port)
 
     def start_api(self) -> None:
         self._spawn("api", [sys.executable, "-m", "parley", "serve", "--port", str(self.api_port)])
@@ -153,19 +161,6 @@ class Procs:
         for name in list(self.procs):
             stop(self.procs.pop(name))
         stop_embedded_pg(self.data_dir)
-
-
-def _wait_port(port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(port)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from parley.kit.jobs import JobContext, JobRegistry, Worker
+from parley.kit.telemetry import ALLOWED_ATTRIBUTES
 from parley.settings import Settings
 from tests.conftest import (
     IN_CI,
@@ -154,20 +155,7 @@ async def test_traces_cover_api_db_llm_and_jobs_without_personal_data(
     assert any(n.startswith("llm ") for n in names), names
     db_spans = [s for s in spans if s.name == "db"]
     assert db_spans
-    allowed = {
-        "http.request.method",
-        "http.route",
-        "http.response.status_code",
-        "db.system",
-        "db.statement",
-        "job.entrypoint",
-        "job.attempt",
-        "llm.provider",
-        "llm.model",
-        "llm.attempt",
-        "error.type",
-    }
-    assert {a.key for s in spans for a in s.attributes} <= allowed
+    assert {a.key for s in spans for a in s.attributes} <= ALLOWED_ATTRIBUTES
     # The API span is the parent of the database spans of its request.
     api = next(s for s in spans if s.name == "POST /v1/widget/messages")
     assert any(s.trace_id == api.trace_id for s in db_spans)

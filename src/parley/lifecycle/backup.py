@@ -26,6 +26,7 @@ import asyncpg
 
 from parley.kit.jobs import asyncpg_dsn
 from parley.lifecycle import pg_tools
+from parley.lifecycle.checksums import file_sha256
 
 if TYPE_CHECKING:
     from parley.knowledge.storage import Storage
@@ -40,14 +41,6 @@ TABLES_SQL = (
 
 class BackupError(RuntimeError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 async def _row_counts(conn: asyncpg.Connection) -> dict[str, int]:
@@ -113,7 +106,7 @@ async def backup(
         "server_major": major,
         "pg_dump": f"{pg_dump} ({pg_tools.tool_major(pg_dump)})",
         "alembic_revision": revision,
-        "database": {"file": DUMP, "sha256": _sha256(out / DUMP)},
+        "database": {"file": DUMP, "sha256": file_sha256(out / DUMP)},
         "row_counts": counts,
         "files": files,
     }
@@ -132,10 +125,10 @@ def verify_backup(src: Path) -> dict[str, Any]:
     manifest: dict[str, Any] = json.loads((src / "manifest.json").read_text())
     if manifest.get("format") != FORMAT:
         raise BackupError(f"not a Parley backup: {manifest.get('format')!r}")
-    if _sha256(src / DUMP) != manifest["database"]["sha256"]:
+    if file_sha256(src / DUMP) != manifest["database"]["sha256"]:
         raise BackupError(f"{DUMP}: checksum mismatch")
     for key, entry in manifest["files"].items():
-        if _sha256(src / "files" / key) != entry["sha256"]:
+        if file_sha256(src / "files" / key) != entry["sha256"]:
             raise BackupError(f"files/{key}: checksum mismatch")
     return manifest
 

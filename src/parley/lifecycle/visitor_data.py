@@ -129,16 +129,21 @@ async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list
     return [dict(r[0]) for r in result]
 
 
-async def export(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> dict[str, Any]:
-    """Everything held about the visitor, as plain JSON."""
-    base = {
+def _params(tenant_id: TenantId, fp: Footprint) -> dict[str, Any]:
+    return {
         "t": tenant_id,
         "v": fp.visitor_ids,
         "c": fp.conversation_ids,
         "m": fp.message_ids,
         "cs": [str(c) for c in fp.conversation_ids],
         "ms": [str(m) for m in fp.message_ids],
+        "scopes": [f"%:{v}" for v in fp.visitor_ids],
     }
+
+
+async def export(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> dict[str, Any]:
+    """Everything held about the visitor, as plain JSON."""
+    base = _params(tenant_id, fp)
     ident_sql, ident_params = _identity_filter(fp)
     conversations = await _rows(
         session,
@@ -204,15 +209,7 @@ async def export(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> d
 async def erase(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> dict[str, int]:
     """Delete every row of the visitor's data; returns the count per table. The visitor row
     goes last: its cascade removes conversations, messages and feedback."""
-    base = {
-        "t": tenant_id,
-        "v": fp.visitor_ids,
-        "c": fp.conversation_ids,
-        "m": fp.message_ids,
-        "cs": [str(c) for c in fp.conversation_ids],
-        "ms": [str(m) for m in fp.message_ids],
-        "scopes": [f"%:{v}" for v in fp.visitor_ids],
-    }
+    base = _params(tenant_id, fp)
     ident_sql, ident_params = _identity_filter(fp)
     statements = {
         "webhook_deliveries": f"DELETE FROM webhook_deliveries WHERE {_deliveries_filter()}",  # noqa: S608

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from parley.kit.db import Database, TenantId, platform_session, tenant_session, tenant_snapshot
 from parley.kit.tenant_tables import children_first, tenant_tables
 from parley.knowledge.storage import tenant_prefix
+from parley.lifecycle.checksums import file_sha256
 
 if TYPE_CHECKING:
     from parley.knowledge.storage import Storage
@@ -28,14 +29,6 @@ log = structlog.get_logger(__name__)
 
 EXPORT_FORMAT = "parley.workspace-export/1"
 DELETE_BATCH = 2000
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 async def export_workspace(
@@ -73,7 +66,7 @@ async def export_workspace(
             manifest["tables"][table] = {
                 "file": f"tables/{table}.jsonl",
                 "rows": rows,
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
             }
     for key in await storage.list_keys(tenant_prefix(tenant_id)):
         data = await storage.get(key)
@@ -85,7 +78,7 @@ async def export_workspace(
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-    manifest["workspace_sha256"] = _sha256(out / "workspace.json")
+    manifest["workspace_sha256"] = file_sha256(out / "workspace.json")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -96,9 +89,9 @@ def verify_export(out: Path) -> list[str]:
     bad = [
         entry["file"]
         for entry in [*manifest["tables"].values(), *manifest["files"].values()]
-        if _sha256(out / entry["file"]) != entry["sha256"]
+        if file_sha256(out / entry["file"]) != entry["sha256"]
     ]
-    if _sha256(out / "workspace.json") != manifest["workspace_sha256"]:
+    if file_sha256(out / "workspace.json") != manifest["workspace_sha256"]:
         bad.append("workspace.json")
     return bad
 
