@@ -83,6 +83,8 @@ class Procs:
         self.api_port = free_port()
         self.hook_log = data_dir / "deliveries.jsonl"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.unexpected_exits: list[str] = []
+        self.starters: dict[str, Callable[[], None]] = {}
 
     def env(self) -> dict[str, str]:
         return clean_env(
@@ -96,13 +98,15 @@ class Procs:
         )
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.procs[name] = subprocess.Popen(
-            args,
-            cwd=ROOT if name in ("llm", "hooks") else self.data_dir,
-            env=env or self.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        """Start a process; its output goes to `<data dir>/<name>.log` (kept on failure)."""
+        with (self.data_dir / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                args,
+                cwd=ROOT if name in ("llm", "hooks") else self.data_dir,
+                env=env or self.env(),
+                stdout=log,
+                stderr=log,
+            )
 
     def start_redis(self) -> None:
         redis = shutil.which("redis-server")
@@ -137,6 +141,16 @@ class Procs:
 
     def start_worker(self) -> None:
         self._spawn("worker", [sys.executable, "-m", "parley", "worker"])
+
+    def supervise(self) -> None:
+        """What systemd or Kubernetes would do: restart a process that exited on its own
+        (each such exit is counted and reported: none is expected)."""
+        for name in ("api", "worker"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                self.unexpected_exits.append(f"{name} exited with {proc.returncode}")
+                del self.procs[name]
+                self.starters[name]()
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
@@ -454,6 +468,7 @@ def run(quick: bool = False) -> Section:
         p.start_hooks()
         p.start_api()
         p.start_worker()
+        p.starters = {"api": p.start_api, "worker": p.start_worker}
         world = asyncio.run(_setup(p))
         comfortable, p95s = asyncio.run(_capacity(world))
         rate = max(1.0, 5 * comfortable)
@@ -464,6 +479,13 @@ def run(quick: bool = False) -> Section:
             total = 4 * (fault_s + gap_s) + gap_s
             running = asyncio.create_task(load.run(rate, total))
             t0 = load.started
+
+            async def supervisor() -> None:
+                while not running.done():
+                    await asyncio.to_thread(p.supervise)
+                    await asyncio.sleep(1)
+
+            watching = asyncio.create_task(supervisor())
 
             def now() -> float:
                 return time.monotonic() - t0
@@ -495,13 +517,17 @@ def run(quick: bool = False) -> Section:
             p.start_llm()
             faults.append((f"LLM provider down {fault_s:.0f} s", s, now()))
             await running
+            await watching
             await load.client.aclose()
             return now()
 
         horizon = asyncio.run(scenario())
         totals = asyncio.run(_check(p, world, ledger))
+        for exit_ in p.unexpected_exits:
+            print(f"unexpected: {exit_} (logs in {data_dir})")
     finally:
         p.stop_all()
+    if not p.unexpected_exits:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     n0, err0 = _window(ledger, 0, faults[0][1])
@@ -555,6 +581,14 @@ def run(quick: bool = False) -> Section:
             "",
             "0",
             jobs_lost == 0,
+        ),
+        Row(
+            "processes that exited on their own (restarted by the harness)",
+            str(len(p.unexpected_exits)),
+            "; ".join(p.unexpected_exits) or "—",
+            "",
+            "0",
+            not p.unexpected_exits,
         ),
         Row("totals", ", ".join(f"{k} {v}" for k, v in totals.items())),
     ]

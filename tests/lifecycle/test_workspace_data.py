@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from parley.kit.db import TenantId
-from parley.kit.jobs import JobContext
+from parley.kit.db import TenantId, request_transaction
+from parley.kit.jobs import JobContext, enqueue
 from parley.kit.tenant_tables import tenant_tables_raw
 from parley.knowledge.storage import storage_for, tenant_prefix
 from parley.lifecycle import workspace_data
@@ -44,6 +44,8 @@ async def test_export_then_delete_a_workspace_and_prove_nothing_is_left(
     storage = storage_for(runtime)
     tid = TenantId(uuid.UUID(a))
     await storage.put(f"{a}/{uuid.uuid4()}/original", b"an uploaded original")
+    async with request_transaction(runtime.db) as session:  # a job of A still queued
+        await enqueue(session, "test.never_run", {"tenant_id": a})
     before = await _counts(admin_conn, a)
     assert all(before[t] > 0 for t in TENANT_TABLES), before
     b_before = await _counts(admin_conn, b)
@@ -115,10 +117,14 @@ async def test_export_then_delete_a_workspace_and_prove_nothing_is_left(
     try:
         await admin_conn.execute("INSERT INTO lifecycle_probe VALUES ($1, 'left behind')", tid)
         await storage.put(f"{a}/{uuid.uuid4()}/original", b"forgotten")
+        async with request_transaction(runtime.db) as session:
+            await enqueue(session, "test.never_run", {"tenant_id": a})
         left = await workspace_data.verify_deleted(runtime.db, storage, tid)
         assert left.rows == {"lifecycle_probe": 1}
         assert left.objects == 1
+        assert left.jobs == 1
         assert not left.clean
     finally:
         await admin_conn.execute("DROP TABLE lifecycle_probe")
+        await admin_conn.execute("DELETE FROM pgqueuer WHERE entrypoint = 'test.never_run'")
         await storage.delete_prefix(tenant_prefix(tid))

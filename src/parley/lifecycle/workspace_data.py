@@ -102,11 +102,12 @@ class Leftovers:
 
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows still there
     objects: int = 0
+    jobs: int = 0  # queued or held jobs of the workspace
     tables_checked: int = 0
 
     @property
     def clean(self) -> bool:
-        return not self.rows and self.objects == 0
+        return not self.rows and self.objects == 0 and self.jobs == 0
 
 
 async def verify_deleted(db: Database, storage: Storage, tenant_id: TenantId) -> Leftovers:
@@ -127,8 +128,27 @@ async def verify_deleted(db: Database, storage: Storage, tenant_id: TenantId) ->
             )
             if n:
                 found.rows[table] = n
+        found.jobs = int(
+            await session.scalar(
+                text(f"SELECT count(*) FROM pgqueuer WHERE {_JOBS}"),  # noqa: S608
+                _job_params(tenant_id),
+            )
+            or 0
+        )
     found.objects = len(await storage.list_keys(tenant_prefix(tenant_id)))
     return found
+
+
+# The workspace's jobs that are not running: by the column the fairness trigger fills
+# (migration 0020), or, for jobs queued before it, by the id in their JSON payload.
+_JOBS = (
+    "status <> 'picked' AND (fair_tenant = :t OR (fair_tenant IS NULL "
+    "AND encode(payload, 'escape') LIKE :needle))"
+)
+
+
+def _job_params(tenant_id: TenantId) -> dict[str, Any]:
+    return {"t": tenant_id, "needle": f'%"tenant_id": "{tenant_id}"%'}
 
 
 async def _deletable(db: Database, tenant_id: TenantId) -> list[str]:
@@ -168,6 +188,12 @@ async def delete_workspace(
                 break
         if total:
             removed[table] = total
+    async with tenant_session(db, tenant_id) as session:
+        result = await session.execute(
+            text(f"DELETE FROM pgqueuer WHERE {_JOBS}"),  # noqa: S608
+            _job_params(tenant_id),
+        )
+        removed["jobs"] = int(getattr(result, "rowcount", 0) or 0)
     removed["storage_objects"] = await storage.delete_prefix(tenant_prefix(tenant_id))
     async with platform_session(db) as session:
         # The cascade takes what the app role may not delete itself (the audit log).
