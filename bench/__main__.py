@@ -26,6 +26,7 @@ MODULES = {
     "p11": "bench.p11_inbox_list",
     "p12": "bench.p12_operator_reply",
     "p16b": "bench.p16b_ingest_budgets",
+    "p15": "bench.p15_noisy_neighbour",
 }
 
 

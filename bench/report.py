@@ -85,11 +85,16 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores{mem}, Python {platform.python_version()}, {system}"
 
 
+def _order(key: str) -> tuple[int, int, str]:
+    number = re.match(r"\d+", key[1:])
+    return ("PQR".index(key[0]), int(number.group()) if number else 0, key)
+
+
 def write(sections: list[Section]) -> Path:
     existing: dict[str, str] = {}
     if REPORT.exists():
-        for block in re.split(r"(?m)^(?=## [PQ]\d+)", REPORT.read_text()):
-            m = re.match(r"## ([PQ]\d+)", block)
+        for block in re.split(r"(?m)^(?=## [PQR]\d+)", REPORT.read_text()):
+            m = re.match(r"## ([PQR]\d+[a-z]?)", block)
             if m:
                 existing[m.group(1)] = block.rstrip() + "\n"
     for s in sections:
@@ -104,6 +109,6 @@ def write(sections: list[Section]) -> Path:
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}.",
         "",
     ]
-    ordered = sorted(existing, key=lambda k: (k[0], int(k[1:])))  # P1… then Q1… (quality)
+    ordered = sorted(existing, key=_order)  # P1…, then Q1… (quality), then R1… (resilience)
     REPORT.write_text("\n".join(header) + "\n" + "\n".join(existing[k] for k in ordered))
     return REPORT

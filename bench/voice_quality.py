@@ -72,7 +72,7 @@ def run(quick: bool = False) -> Section:
     rtf = result.stt_seconds / result.audio_seconds
     worst = sorted(result.pairs, key=lambda p: -word_errors(*p)[0] / len(p[0].split()))[:3]
     return Section(
-        "C12",
+        "Q2",
         "Voice round trip with the offline defaults (text → speech → text)",
         f"Each of the {result.sentences} sentences of `tests/fixtures/voice/sentences.txt` is "
         "spoken by eSpeak NG (the default voice `en-us+f2`, speed 1.0) and heard by PocketSphinx "

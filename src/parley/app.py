@@ -29,6 +29,7 @@ from parley.compat.endpoints import router as compat_router
 from parley.conversations.endpoints import router as conversations_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
+from parley.kit import telemetry
 from parley.kit.db import Database, create_database, platform_session
 from parley.kit.errors import install_error_handlers
 from parley.kit.headers import SecurityHeadersMiddleware
@@ -42,6 +43,7 @@ from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
 from parley.kit.security import Keyring, load_secret_keys
 from parley.knowledge.endpoints import router as knowledge_router
+from parley.lifecycle.endpoints import router as lifecycle_router
 from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
@@ -86,6 +88,8 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
         max_overflow=settings.database_max_overflow,
     )
     role = await check_app_role(db)
+    telemetry.start(settings)
+    telemetry.instrument_database(db)
     keys = load_secret_keys(
         settings.parley_secret_keys.get_secret_value() if settings.parley_secret_keys else None,
         settings.data_dir,
@@ -155,6 +159,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if runtime.redis is not None:
                 await runtime.redis.aclose()
             await runtime.db.dispose()
+            telemetry.stop()
 
     app = FastAPI(
         title="Parley API",
@@ -177,6 +182,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         knowledge_router,
         channels_router,
         audit_router,
+        lifecycle_router,
         llm_router,
         credentials_router,
         compat_router,
@@ -215,6 +221,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(RequestIdMiddleware)
     # Outermost: channel ingress answers here, before the stack above (SPEC P7).
     app.add_middleware(IngressFastPath)
+    if settings.otel_exporter_otlp_endpoint:
+        app.add_middleware(telemetry.TracingMiddleware)  # outermost: ingress is traced too
     return app
 
 

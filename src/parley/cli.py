@@ -6,11 +6,15 @@ import asyncio
 import getpass
 import signal
 import sys
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from parley.settings import Settings
+
+if TYPE_CHECKING:
+    from parley.lifecycle.schemas import VisitorSelector
 
 app = typer.Typer(help="Parley: multi-tenant AI chat assistants.", no_args_is_help=True)
 
@@ -160,6 +164,9 @@ def worker(
             await w.run()
         finally:
             await runtime.db.dispose()
+            from parley.kit import telemetry
+
+            telemetry.stop()
 
     asyncio.run(run())
 
@@ -220,6 +227,140 @@ def rotate_keys() -> None:
     target = bootstrap.prepare(settings)
     count = asyncio.run(do(settings, target.app_url))
     typer.echo(f"Re-encrypted {count} stored secret(s) under the newest key")
+
+
+# --- data lifecycle: a visitor's data, a workspace's data, backup and restore ---------------
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Workspace id.")]
+
+
+def _selector(
+    visitor_id: str | None, email: str | None, channel_id: str | None, external_user_id: str | None
+) -> VisitorSelector:
+    from pydantic import ValidationError
+
+    from parley.lifecycle.schemas import VisitorSelector
+
+    try:
+        return VisitorSelector(
+            visitor_id=visitor_id,
+            email=email,
+            channel_id=channel_id,
+            external_user_id=external_user_id,
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc.errors()[0]["msg"])) from exc
+
+
+VisitorOpt = Annotated[str | None, typer.Option(help="The visitor's id.")]
+EmailOpt = Annotated[str | None, typer.Option(help="An email address the visitor wrote.")]
+ChannelOpt = Annotated[str | None, typer.Option(help="Channel id (with --external-user-id).")]
+ExternalOpt = Annotated[str | None, typer.Option(help="The channel's user id for the visitor.")]
+
+
+def _visitor_command(tenant: str, selector: VisitorSelector, erase: bool) -> dict[str, object]:
+    from parley.kit import bootstrap
+    from parley.lifecycle.commands import visitor
+
+    settings = _settings()
+    target = bootstrap.prepare(settings)
+    return asyncio.run(visitor(settings, target.app_url, tenant, selector, erase))
+
+
+@app.command("export-visitor")
+def export_visitor(
+    tenant: TenantOpt,
+    visitor_id: VisitorOpt = None,
+    email: EmailOpt = None,
+    channel_id: ChannelOpt = None,
+    external_user_id: ExternalOpt = None,
+) -> None:
+    """Print everything held about one visitor as JSON."""
+    import json
+
+    sel = _selector(visitor_id, email, channel_id, external_user_id)
+    typer.echo(json.dumps(_visitor_command(tenant, sel, erase=False), indent=2))
+
+
+@app.command("erase-visitor")
+def erase_visitor(
+    tenant: TenantOpt,
+    visitor_id: VisitorOpt = None,
+    email: EmailOpt = None,
+    channel_id: ChannelOpt = None,
+    external_user_id: ExternalOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase one visitor's data everywhere (the audit log keeps a tombstone)."""
+    import json
+
+    sel = _selector(visitor_id, email, channel_id, external_user_id)
+    if not yes:
+        typer.confirm("Erase this visitor's data for good?", abort=True)
+    typer.echo(json.dumps(_visitor_command(tenant, sel, erase=True), indent=2))
+
+
+@app.command("export-workspace")
+def export_workspace(
+    tenant: TenantOpt,
+    out: Annotated[Path, typer.Option(help="Directory to write (JSON Lines + files).")],
+) -> None:
+    """Export a workspace: one JSON Lines file per table, its files, a checksummed manifest."""
+    from parley.kit import bootstrap
+    from parley.lifecycle.commands import export_workspace as do
+
+    settings = _settings()
+    target = bootstrap.prepare(settings)
+    manifest = asyncio.run(do(settings, target.app_url, tenant, out))
+    rows = sum(t["rows"] for t in manifest["tables"].values())
+    typer.echo(f"Exported {rows} rows, {len(manifest['files'])} files to {out}")
+
+
+@app.command("delete-workspace")
+def delete_workspace(
+    tenant: TenantOpt,
+    now: Annotated[bool, typer.Option(help="Delete at once (no grace period) and verify.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Schedule a workspace's deletion after the grace period (or delete it --now)."""
+    from parley.kit import bootstrap
+    from parley.lifecycle.commands import delete_workspace as do
+
+    if now and not yes:
+        typer.confirm("Delete this workspace and all its data now?", abort=True)
+    settings = _settings()
+    target = bootstrap.prepare(settings)
+    typer.echo(asyncio.run(do(settings, target.app_url, tenant, now)))
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Option(help="An empty directory to write the backup into.")],
+) -> None:
+    """Back up the database (pg_dump, custom format) and the file storage, with checksums."""
+    from parley.kit import bootstrap
+    from parley.lifecycle.commands import run_backup
+
+    settings = _settings()
+    target = bootstrap.prepare(settings, run_migrations=False)
+    typer.echo(asyncio.run(run_backup(settings, target.migration_url, target.app_url, out)))
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Option("--from", help="A directory written by `backup`.")],
+) -> None:
+    """Restore a backup into an empty database and an empty file storage."""
+    from parley.kit import bootstrap
+    from parley.lifecycle.commands import run_restore
+
+    settings = _settings()
+    target = bootstrap.resolve_database(settings)
+    try:
+        typer.echo(asyncio.run(run_restore(settings, target.migration_url, target.app_url, source)))
+    except RuntimeError as exc:
+        typer.secho(f"Restore failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
 
 
 def main() -> None:

@@ -149,6 +149,30 @@ class Settings(BaseSettings):
     parley_inbound_max_body_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
     parley_inbound_retention_days: int = Field(default=7, ge=1, le=3650)
 
+    # --- data lifecycle (retention, workspace deletion, backup, telemetry) -------------------
+    parley_retention_conversations_days: int = Field(
+        default=0, ge=0, le=36500, description="Days conversations are kept (0: forever)."
+    )
+    parley_retention_files_days: int = Field(
+        default=0, ge=0, le=36500, description="Days uploaded originals are kept (0: forever)."
+    )
+    parley_retention_logs_days: int = Field(
+        default=90, ge=0, le=36500, description="Days retrieval/delivery/event logs are kept."
+    )
+    parley_deletion_grace_days: int = Field(
+        default=14, ge=0, le=365, description="Grace period before a workspace is deleted."
+    )
+    parley_pg_bin_dir: Path | None = Field(
+        default=None, description="Directory of pg_dump/pg_restore (default: found for you)."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; traces are exported when set."
+    )
+    otel_service_name: str = "parley"
+    sentry_dsn: SecretStr | None = Field(
+        default=None, description="Errors are reported to Sentry when set."
+    )
+
     # --- LLM turns -------------------------------------------------------------------------
     parley_llm_retries: int = Field(default=1, ge=0, le=5)
     parley_llm_breaker_failures: int = Field(default=5, ge=1, le=1000)

@@ -3,6 +3,7 @@
 from parley.auth import tasks as auth_tasks
 from parley.channels import tasks as channel_tasks
 from parley.knowledge import tasks as knowledge_tasks
+from parley.lifecycle import tasks as lifecycle_tasks
 from parley.usage import tasks as usage_tasks
 from parley.webhooks import tasks as webhooks_tasks
 from parley.widget import tasks as widget_tasks
@@ -11,6 +12,7 @@ __all__ = [
     "auth_tasks",
     "channel_tasks",
     "knowledge_tasks",
+    "lifecycle_tasks",
     "usage_tasks",
     "webhooks_tasks",
     "widget_tasks",

@@ -70,7 +70,8 @@ class WebhookReceiver:
         self.deliveries.append(delivery)
         if self.log_file is not None:
             with self.log_file.open("a") as f:
-                f.write(json.dumps({"headers": delivery.headers, "body": body.decode()}) + "\n")
+                line = {"path": delivery.path, "headers": delivery.headers, "body": body.decode()}
+                f.write(json.dumps(line) + "\n")
         path = request.path_params["path"]
         if self.fail_next.get(path, 0) > 0:
             self.fail_next[path] -= 1

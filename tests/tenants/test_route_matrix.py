@@ -16,6 +16,7 @@ import pytest
 
 from parley.auth.access import ROLE_RANK
 from tests.conftest import (
+    ALLOWED_ORIGIN,
     Account,
     add_member,
     assert_problem,
@@ -399,6 +400,36 @@ async def _put_inbox_settings(w: World) -> Call:
     return Call({}, {"offline_message": "Back soon."})
 
 
+async def _fresh_visitor(w: World) -> Call:
+    """A visitor of tenant A with a conversation: export and erasure select it by id."""
+    if "widget_key" not in w.cache:
+        w.cache["widget_key"] = (await create_widget(w.client, w.a["owner"])).widget_key
+    session = await w.client.post(
+        "/v1/widget/session",
+        json={"widget_key": w.cache["widget_key"]},
+        headers={"Origin": ALLOWED_ORIGIN},
+    )
+    me = await w.client.get(
+        "/v1/widget/whoami",
+        headers={"Authorization": f"Bearer {session.json()['token']}", "Origin": ALLOWED_ORIGIN},
+    )
+    return Call({}, {"visitor_id": me.json()["visitor_id"]})
+
+
+async def _pending_deletion(w: World) -> Call:
+    await w.client.post(f"/v1/tenants/{w.tenant_a()}/deletion", headers=w.a["owner"].headers)
+    return Call({})
+
+
+async def _no_deletion(w: World) -> Call:
+    await w.client.delete(f"/v1/tenants/{w.tenant_a()}/deletion", headers=w.a["owner"].headers)
+    return Call({})
+
+
+async def _retention(w: World) -> Call:
+    return Call({}, {"conversations_days": 400, "files_days": None, "logs_days": 30})
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -537,6 +568,13 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/inbox/events"): Case(_replay_events, 200),
     ("GET", "/inbox/settings"): Case(_none, 200),
     ("PUT", "/inbox/settings"): Case(_put_inbox_settings, 200),
+    ("POST", "/privacy/visitor-export"): Case(_fresh_visitor, 200),
+    ("POST", "/privacy/visitor-erasure"): Case(_fresh_visitor, 200),
+    ("GET", "/deletion"): Case(_none, 200),
+    ("POST", "/deletion"): Case(_no_deletion, 202),
+    ("DELETE", "/deletion"): Case(_pending_deletion, 200),
+    ("GET", "/retention"): Case(_none, 200),
+    ("PUT", "/retention"): Case(_retention, 200),
 }
 
 

@@ -202,3 +202,31 @@ async def all_tenant_ids(db: Database) -> list[TenantId]:
     async with platform_session(db) as session:
         rows = await session.execute(text("SELECT id FROM tenants ORDER BY id"))
         return [TenantId(row[0]) for row in rows]
+
+
+@asynccontextmanager
+async def tenant_snapshot(db: Database, tenant_id: TenantId) -> AsyncIterator[AsyncSession]:
+    """A read-only REPEATABLE READ transaction with the tenant context: every statement of an
+    export sees the same committed state, while writers carry on."""
+    async with db.sessions() as session, session.begin():
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        await bind_tenant(session, tenant_id)
+        yield session
+
+
+async def existing_tenant(db: Database, tenant_id: uuid.UUID) -> TenantId | None:
+    """An operator's workspace id (CLI), checked against the tenants table."""
+    async with platform_session(db) as session:
+        found = await session.scalar(
+            text("SELECT id FROM tenants WHERE id = :id"), {"id": tenant_id}
+        )
+    return TenantId(found) if found is not None else None
+
+
+async def tenants_due_for_deletion(db: Database) -> list[TenantId]:
+    """Workspaces whose deletion grace period has ended (the deletion job visits each)."""
+    async with platform_session(db) as session:
+        rows = await session.execute(
+            text("SELECT id FROM tenants WHERE deletion_due_at <= now() ORDER BY deletion_due_at")
+        )
+        return [TenantId(row[0]) for row in rows]

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from parley.kit import telemetry
 from parley.kit.db import Database, TenantId, request_transaction, tenant_session
 from parley.kit.metrics import JOBS_DONE
 
@@ -306,7 +307,9 @@ class Worker:
             )
             started = time.perf_counter()
             try:
-                await spec.handler(ctx)
+                attrs = {"job.entrypoint": spec.name, "job.attempt": ctx.attempt}
+                with telemetry.span(f"job {spec.name}", attrs):
+                    await spec.handler(ctx)
             except Exception as exc:
                 final = job.attempts + 1 >= limit
                 log.warning(
@@ -319,6 +322,7 @@ class Worker:
                 )
                 JOBS_DONE.labels(spec.name, "failed" if final else "retry").inc()
                 if final:
+                    telemetry.report_exception(exc)
                     raise  # held with status 'failed' (on_failure="hold")
                 raise RetryRequested(
                     delay=backoff_delay(ctx.attempt), reason=type(exc).__name__
@@ -364,7 +368,11 @@ class Worker:
                     )
                 finally:
                     stopper.cancel()
-            except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+            except Exception as exc:
+                # After a server restart the queue's connection fails in several ways (asyncpg's
+                # InterfaceError "connection is closed", InternalClientError "cannot switch to
+                # state", PostgresError, OSError): this loop is the worker's supervisor, so it
+                # reconnects rather than ending the process (found by `bench.chaos`).
                 log.warning("worker.connection_lost", error=type(exc).__name__)
                 await self._sleep(1.0)
             finally:

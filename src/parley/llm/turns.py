@@ -26,7 +26,7 @@ from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import inbox_topic, staff_event, topic
 from parley.conversations.schemas import Citation, MessageOut, message_json
-from parley.kit import idempotency
+from parley.kit import idempotency, telemetry
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import TenantSuspended
 from parley.kit.ids import new_id
@@ -320,16 +320,18 @@ async def _stream_with_fallbacks(
             continue
         for attempt in range(runtime.settings.parley_llm_retries + 1):
             try:
-                events = provider.stream(replace(request, model=model))
-                stall = runtime.settings.parley_llm_stall_seconds
-                async for event in _with_stall_timeout(events, stall):
-                    if isinstance(event, TextDelta):
-                        if out.ttft is None:
-                            out.ttft = time.perf_counter() - started
-                        out.parts.append(event.text)
-                        await on_delta(event.text)
-                    else:
-                        out.usage = event
+                attrs = {"llm.provider": provider.name, "llm.model": model, "llm.attempt": attempt}
+                with telemetry.span(f"llm {provider.name}", attrs):
+                    events = provider.stream(replace(request, model=model))
+                    stall = runtime.settings.parley_llm_stall_seconds
+                    async for event in _with_stall_timeout(events, stall):
+                        if isinstance(event, TextDelta):
+                            if out.ttft is None:
+                                out.ttft = time.perf_counter() - started
+                            out.parts.append(event.text)
+                            await on_delta(event.text)
+                        else:
+                            out.usage = event
                 breaker.record_success()
                 out.model = model
                 return

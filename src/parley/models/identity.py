@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     Text,
@@ -37,6 +38,13 @@ class Tenant(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'", name="slug_format"),
+        *(
+            CheckConstraint(
+                f"retention_{kind}_days IS NULL OR retention_{kind}_days BETWEEN 1 AND 36500",
+                name=f"retention_{kind}",
+            )
+            for kind in ("conversations", "files", "logs")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -55,6 +63,14 @@ class Tenant(Base):
     voice_retention: Mapped[bool] = mapped_column(Boolean, server_default="false")
     # The inbox's workspace settings (hours, offline message; `conversations.schemas`).
     inbox_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # Data lifecycle (migration 0020): days kept (NULL: the platform default) and a pending
+    # deletion's end of grace period (NULL: none pending).
+    retention_conversations_days: Mapped[int | None] = mapped_column(Integer)
+    retention_files_days: Mapped[int | None] = mapped_column(Integer)
+    retention_logs_days: Mapped[int | None] = mapped_column(Integer)
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deletion_requested_by: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class User(Base):

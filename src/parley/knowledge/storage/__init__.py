@@ -28,6 +28,10 @@ class Storage(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int: ...
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every stored key under `prefix` ("" for all), sorted (exports, backups, checks)."""
+        ...
+
 
 def key_for(tenant_id: TenantId, source_id: uuid.UUID) -> str:
     return f"{tenant_id}/{source_id}/original"
@@ -40,6 +44,11 @@ def tenant_prefix(tenant_id: TenantId) -> str:
 def storage_for(runtime: Runtime) -> Storage:
     """The configured storage, one per process."""
     return runtime.client("storage", lambda: _build(runtime.settings))
+
+
+def storage_from_settings(s: Settings) -> Storage:
+    """The configured storage without a runtime (operator commands such as restore)."""
+    return _build(s)
 
 
 def _build(s: Settings) -> Storage:

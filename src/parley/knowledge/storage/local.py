@@ -54,3 +54,17 @@ class LocalStorage:
         count = sum(1 for p in path.rglob("*") if p.is_file())
         await asyncio.to_thread(shutil.rmtree, path, True)
         return count
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        base = self.root if not prefix else self._path(prefix.rstrip("/"))
+
+        def walk() -> list[str]:
+            if not base.exists():
+                return []
+            return sorted(
+                p.relative_to(self.root).as_posix()
+                for p in base.rglob("*")
+                if p.is_file() and p.suffix != ".part"
+            )
+
+        return await asyncio.to_thread(walk)

@@ -59,3 +59,13 @@ class S3Storage:
             return removed
 
         return await asyncio.to_thread(remove)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        def walk() -> list[str]:
+            keys: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys += [str(o["Key"])[len(self.prefix) :] for o in page.get("Contents", [])]
+            return sorted(keys)
+
+        return await asyncio.to_thread(walk)

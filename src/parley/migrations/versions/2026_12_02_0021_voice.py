@@ -15,7 +15,7 @@ from alembic import op
 from parley.migrations.rls import disable_tenant_rls, enable_tenant_rls, grant
 
 revision: str = "0021_voice"
-down_revision: str | None = "0019_inbox"
+down_revision: str | None = "0020_data_lifecycle"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,2 @@
+"""Data lifecycle: a visitor's export and erasure, a workspace's export and deletion,
+retention, and backup and restore."""
