@@ -71,14 +71,22 @@ async def update_member(scope: Admin, user_id: uuid.UUID, body: MemberUpdate) ->
 @router.delete(
     "/members/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member (or leave the workspace)",
-    responses=merge_responses(Conflict),
+    summary="Remove a member (or leave the workspace); their sessions and API keys end",
+    responses=merge_responses(Conflict, Unprocessable),
 )
 async def remove_member(
-    scope: Annotated[TenantScope, tenant_access("viewer", "admin")], user_id: uuid.UUID
+    scope: Annotated[TenantScope, tenant_access("viewer", "admin")],
+    user_id: uuid.UUID,
+    api_keys: Annotated[
+        service.KeyHandling,
+        Query(
+            description="The API keys the member created: `revoke` them (default) or "
+            "`hand_over` them to you (each recorded in the audit log)."
+        ),
+    ] = "revoke",
 ) -> Response:
     await service.remove_member(
-        scope.session, scope.tenant_id, scope.principal, scope.caller.role, user_id
+        scope.session, scope.tenant_id, scope.principal, scope.caller.role, user_id, api_keys
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
