@@ -31,7 +31,10 @@ router = APIRouter(
     responses=merge_responses(NotFound, Forbidden),
 )
 
-Viewer = Annotated[TenantScope, tenant_access("viewer")]
+# API keys: reading the workspace needs `bots:read`; its members (emails) need `admin`. A
+# `chat` key reads nothing here (docs/auth.md, "What each scope can read and write").
+Viewer = Annotated[TenantScope, tenant_access("viewer", "bots:read")]
+MemberReader = Annotated[TenantScope, tenant_access("viewer", "admin")]
 Admin = Annotated[TenantScope, tenant_access("admin", "admin")]
 Cursor = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -51,7 +54,7 @@ async def update_tenant(scope: Admin, body: TenantUpdate) -> TenantDetail:
 
 @router.get("/members", response_model=Page[MemberOut], summary="List members")
 async def list_members(
-    scope: Viewer, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    scope: MemberReader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[MemberOut]:
     return await service.list_members(scope.session, scope.tenant_id, cursor, limit)
 
