@@ -147,6 +147,14 @@ async def _stream_until_closed(base_url: str, s: WidgetSession, opened: asyncio.
     return time.monotonic()
 
 
+async def _open_stream(base_url: str, s: WidgetSession) -> asyncio.Task[float]:
+    """An events stream read on its own task, once its first bytes have arrived."""
+    opened = asyncio.Event()
+    listener = asyncio.create_task(_stream_until_closed(base_url, s, opened))
+    await asyncio.wait_for(opened.wait(), 10)
+    return listener
+
+
 async def test_a_live_event_stream_ends_when_the_workspace_is_suspended(
     tuned_server: LiveServer, admin_conn: Any
 ) -> None:
@@ -155,9 +163,7 @@ async def test_a_live_event_stream_ends_when_the_workspace_is_suspended(
         owner = await register(client, "suspend-stream")
         w = await create_widget(client, owner)
         s = await widget_session(client, w.widget_key)
-        opened = asyncio.Event()
-        listener = asyncio.create_task(_stream_until_closed(tuned_server.base_url, s, opened))
-        await asyncio.wait_for(opened.wait(), 10)
+        listener = await _open_stream(tuned_server.base_url, s)
         r = await client.post(f"/v1/admin/tenants/{owner.tenant_id}/suspend", headers=admin.headers)
         assert r.status_code == 200
         suspended_at = time.monotonic()
@@ -172,9 +178,7 @@ async def test_a_live_event_stream_ends_when_its_origin_is_removed(
         owner = await register(client, "origin-stream")
         w = await create_widget(client, owner, origins=[ALLOWED_ORIGIN, OTHER_ORIGIN])
         s = await widget_session(client, w.widget_key, origin=OTHER_ORIGIN)
-        opened = asyncio.Event()
-        listener = asyncio.create_task(_stream_until_closed(tuned_server.base_url, s, opened))
-        await asyncio.wait_for(opened.wait(), 10)
+        listener = await _open_stream(tuned_server.base_url, s)
         r = await client.patch(
             f"/v1/tenants/{owner.tenant_id}/channels/{w.channel_id}",
             json={"allowed_origins": [ALLOWED_ORIGIN]},

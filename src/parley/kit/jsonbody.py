@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 
-from parley.kit.errors import PROBLEM_JSON, problem_document
+from parley.kit.limits import send_problem
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -96,28 +96,16 @@ class JsonBodyGuard:
         self.max_depth = max_depth
 
     async def _problem(self, scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
-        body = json.dumps(
-            problem_document(
-                status=status,
-                code=code,
-                title="The request body is not acceptable JSON"
-                if status == 422
-                else "The request body could not be read",
-                detail=detail,
-                instance=scope.get("path", ""),
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_problem(
+            scope,
+            send,
+            status=status,
+            code=code,
+            title="The request body is not acceptable JSON"
+            if status == 422
+            else "The request body could not be read",
+            detail=detail,
         )
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _is_json(scope):

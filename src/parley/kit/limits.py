@@ -19,6 +19,32 @@ def _too_large(max_bytes: int) -> HTTPException:
     return HTTPException(413, f"The request body exceeds {max_bytes} bytes.")
 
 
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    close: bool = False,
+) -> None:
+    """Answer with a problem+json from ASGI middleware, where there is no Request yet."""
+    body = json.dumps(
+        problem_document(
+            status=status, code=code, title=title, detail=detail, instance=scope.get("path", "")
+        )
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimitMiddleware:
     """`max_bytes` for every route, except the paths listed in `larger` (file uploads), which
     get their own limit."""
@@ -37,26 +63,14 @@ class BodySizeLimitMiddleware:
         return self.max_bytes
 
     async def _reject(self, scope: Scope, send: Send, max_bytes: int) -> None:
-        body = json.dumps(
-            problem_document(
-                status=413,
-                code="payload_too_large",
-                title="The request body is too large",
-                detail=f"The request body exceeds {max_bytes} bytes.",
-                instance=scope.get("path", ""),
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_problem(
+            scope,
+            send,
+            status=413,
+            code="payload_too_large",
+            title="The request body is too large",
+            detail=f"The request body exceeds {max_bytes} bytes.",
         )
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,24 +147,12 @@ class BodyReadTimeoutMiddleware:
         except BodyTimedOut as exc:
             if started:
                 raise
-            body = json.dumps(
-                problem_document(
-                    status=408,
-                    code="request_timeout",
-                    title="The request body arrived too slowly",
-                    detail=str(exc.detail),
-                    instance=scope.get("path", ""),
-                )
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 408,
-                    "headers": [
-                        (b"content-type", PROBLEM_JSON.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
+            await send_problem(
+                scope,
+                send,
+                status=408,
+                code="request_timeout",
+                title="The request body arrived too slowly",
+                detail=str(exc.detail),
+                close=True,
             )
-            await send({"type": "http.response.body", "body": body})

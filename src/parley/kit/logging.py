@@ -33,6 +33,21 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return event_dict
 
 
+class StderrLogger:
+    """Writes each line to the `sys.stderr` of the moment, not the one at configuration: a
+    logger cached on first use (`cache_logger_on_first_use`) then never writes to a stream
+    that was swapped out and closed (a test's captured output, a re-configured app)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*args: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -55,7 +70,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.INFO), stream=sys.stderr, format="%(message)s")
