@@ -39,7 +39,9 @@ class StderrLogger:
     that was swapped out and closed (a test's captured output, a re-configured app)."""
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
