@@ -34,7 +34,8 @@ from parley.kit.db import Database, create_database, platform_session
 from parley.kit.errors import install_error_handlers
 from parley.kit.headers import SecurityHeadersMiddleware
 from parley.kit.jobs import REGISTRY, Worker
-from parley.kit.limits import BodySizeLimitMiddleware
+from parley.kit.jsonbody import JsonBodyGuard
+from parley.kit.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from parley.kit.logging import configure_logging
 from parley.kit.metrics import MetricsMiddleware
 from parley.kit.pubsub import MemoryBroker, RedisBroker
@@ -196,6 +197,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.include_router(router)
 
     # Outermost first: ids and metrics see everything, including rejected bodies.
+    # Innermost: JSON bodies too deep or with non-finite numbers are refused (issue 15).
+    app.add_middleware(JsonBodyGuard, max_depth=settings.parley_json_max_depth)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.parley_max_body_bytes,
@@ -223,6 +226,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(IngressFastPath)
     if settings.otel_exporter_otlp_endpoint:
         app.add_middleware(telemetry.TracingMiddleware)  # outermost: ingress is traced too
+    # ...behind a read timeout on trickling bodies, which covers ingress too (issue 15).
+    app.add_middleware(BodyReadTimeoutMiddleware, seconds=settings.parley_body_read_timeout_seconds)
     return app
 
 

@@ -107,6 +107,32 @@ class Settings(BaseSettings):
     parley_widget_sessions_per_minute: int = Field(default=30, ge=1)
     parley_widget_messages_per_minute: int = Field(default=20, ge=1)
     parley_tenant_messages_per_minute: int = Field(default=600, ge=1)
+    # --- hardening (issue 15) ---
+    parley_widget_streams_per_token: int = Field(
+        default=3, ge=1, le=100, description="Concurrent event streams one widget token may hold."
+    )
+    parley_widget_stream_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often an open widget event stream re-checks its token (suspension, "
+        "deleted channel, removed origin end it).",
+    )
+    parley_body_read_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="A request body that has not fully arrived this long after the previous "
+        "chunk is cut off with 408.",
+    )
+    parley_json_max_depth: int = Field(
+        default=64, ge=4, le=1000, description="Deepest nesting accepted in a JSON request body."
+    )
+    parley_metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `/metrics` needs `Authorization: Bearer <token>` (unset: public, "
+        "for a metrics port that only the internal network reaches).",
+    )
 
     # --- jobs -----------------------------------------------------------------------------
     parley_worker_in_process: bool = Field(

@@ -689,7 +689,9 @@ async def test_route_matrix(app: Any, world: World) -> None:
             attempts += 1
 
         # API keys of tenant A: with the scope the route needs, and without it.
-        good_scopes = [access.scope] if access.scope else ["chat"]
+        # Every tenant route names the scope a key needs (issue 15: no "any key" routes).
+        assert access.scope is not None, label
+        good_scopes = [access.scope]
         resp = await _send(
             world,
             method,
@@ -712,6 +714,12 @@ async def test_route_matrix(app: Any, world: World) -> None:
             )
             assert_problem(resp, 403)
             attempts += 1
+        # A `chat` key (pasted into OpenAI clients) reaches no tenant route (issue 15 §5).
+        resp = await _send(
+            world, method, suffix, tenant, await case.make(world), await _key_with(world, ["chat"])
+        )
+        assert_problem(resp, 403)
+        attempts += 1
 
         # Tenant B's credentials against tenant A: 404, never 403, never data.
         for token in (world.b_owner.access_token, world.b_key):

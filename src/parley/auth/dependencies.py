@@ -143,9 +143,10 @@ class TenantScope:
         return self.caller.principal
 
 
-def tenant_access(role: str = "viewer", scope: str | None = None) -> Any:
+def tenant_access(role: str, scope: str) -> Any:
     """Dependency for `/v1/tenants/{tenant_id}/…` routes needing `role` (users) or `scope`
-    (API keys). Commits the transaction when the route function returns."""
+    (API keys; every route names one, so no route is open to any key, a `chat` key included).
+    Commits the transaction when the route function returns."""
     access = Access(role=role, scope=scope)
 
     async def dependency(

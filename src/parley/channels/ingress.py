@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from parley.channels import signatures, telegram
 from parley.channels.door import RECHECK_SECONDS, ChannelKey, channel_key, channel_keys
 from parley.channels.service import ChannelNotFound
+from parley.kit import jsonbody
 from parley.kit.db import driver_statement
 from parley.kit.errors import ParleyError, TenantSuspended, Unauthorized, Unprocessable
 from parley.kit.ids import new_id
@@ -202,7 +203,7 @@ async def receive_telegram(
             raise InvalidEvent("The body is not a Telegram update.")
         if update.chat_id is None or (update.text is None and update.voice_file_id is None):
             return None  # not a text or voice message: acknowledged, not stored
-        payload = json.dumps(json.loads(body))
+        payload = json.dumps(jsonbody.loads(body))
         # A voice message is stored without text; processing transcribes it (voice/telegram.py).
         return str(update.update_id), str(update.chat_id), update.text or "", payload
 
@@ -256,9 +257,11 @@ async def receive_webhook(
 
 def _parse_webhook(body: bytes) -> WebhookMessage:
     try:
-        data = json.loads(body)
+        data = jsonbody.loads(body)
     except ValueError as exc:
-        raise InvalidEvent("The body is not JSON.") from exc
+        raise InvalidEvent(
+            "The body is not JSON (or nests too deep, or has a non-finite number)."
+        ) from exc
     try:
         return WebhookMessage.model_validate(data)
     except ValidationError as exc:

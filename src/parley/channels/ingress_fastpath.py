@@ -146,7 +146,7 @@ async def _read_body(runtime: Runtime, receive: Receive, declared: str | None, k
     """The whole body, refused as soon as it is known to pass the inbound limit (from
     Content-Length, else while it streams), so a huge body is never buffered."""
     limit = runtime.settings.parley_inbound_max_body_bytes
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         _too_large(kind, f"The delivery is {declared} bytes; the limit is {limit}.")
     chunks: list[bytes] = []
     size = 0

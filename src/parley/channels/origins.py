@@ -8,7 +8,10 @@ Origins are compared normalised: lower-case scheme and host, default ports dropp
 from __future__ import annotations
 
 import re
+from functools import cache
 from urllib.parse import urlsplit
+
+from publicsuffixlist import PublicSuffixList
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -44,13 +47,24 @@ def normalise(origin: str) -> str | None:
     return f"{scheme}://{host_part}"
 
 
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List snapshot shipped inside the `publicsuffixlist` wheel (read from
+    the package, never fetched: the package only downloads when its updater is run)."""
+    return PublicSuffixList()
+
+
 def validate_entry(entry: str) -> str:
-    """Check an allowlist entry and return its canonical form."""
+    """Check an allowlist entry and return its canonical form. A wildcard over a public
+    suffix (`https://*.co.uk`, `https://*.github.io`) would admit every site under it."""
     text = entry.strip()
     if text.lower().startswith("https://*."):
         base = normalise("https://" + text[len("https://*.") :])
         if base is None or base.count(".") < 1:
             raise InvalidOrigin(f"{entry!r} is not a valid wildcard origin")
+        host = urlsplit(base).hostname or ""
+        if _public_suffixes().is_public(host):
+            raise InvalidOrigin(f"{entry!r}: {host} is a public suffix; name your own domain")
         return "https://*." + base[len("https://") :]
     if "*" in text:
         raise InvalidOrigin(f"{entry!r}: wildcards are only allowed as https://*.domain")

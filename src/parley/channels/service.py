@@ -245,6 +245,9 @@ async def update_channel(
     if body.name is not None:
         ch.name = body.name
     if body.allowed_origins is not None:
+        if set(ch.allowed_origins) - set(body.allowed_origins):
+            # A removed origin ends the channel's live widget tokens (decision 0019).
+            ch.token_epoch += 1
         ch.allowed_origins = body.allowed_origins
     if body.theme is not None:
         ch.theme = body.theme.model_dump(exclude_none=True)

@@ -51,7 +51,7 @@ def headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None)
 def check_timestamp(raw: str | None, now: float | None = None) -> int:
     """The timestamp as an int if it is within the tolerance of `now`; raises otherwise.
     Checked before any database work, so stale replays cost nothing."""
-    if not raw or not raw.isdigit() or len(raw) > 12:
+    if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise SignatureError("missing_or_malformed_timestamp")
     ts = int(raw)
     current = int(time.time() if now is None else now)  # whole seconds, as the header is

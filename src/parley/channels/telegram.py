@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from parley.kit import jsonbody
 from parley.kit.http import OutboundFailed, OutboundTooLarge, fetch
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import UnsafeUrl
@@ -107,7 +108,7 @@ def parse_update(body: bytes) -> Update | None:
     """None when the body is not an update at all; an Update otherwise (a non-message or
     non-text update has `chat_id`/`text` None and is acknowledged without processing)."""
     try:
-        data = json.loads(body)
+        data = jsonbody.loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict):

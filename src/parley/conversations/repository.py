@@ -222,9 +222,15 @@ async def tenant_status(session: AsyncSession, tenant_id: TenantId) -> str | Non
 # --- the chat send path: one statement each (migration 0010_send_path) ----------------------
 
 BOT_NOT_FOUND = "PA404"  # SQLSTATE parley_chat_send raises when the bot has no published version
+# SQLSTATEs of `parley_widget_live` (migration 0018), raised by the send and history functions
+# too: the workspace is suspended; the conversation (or its channel) is gone; the widget
+# token's channel epoch is not the channel's any more (an origin was removed).
+TENANT_SUSPENDED = "PA403"
+CONVERSATION_GONE = "PA410"
+TOKEN_REVOKED = "PA401"  # noqa: S105 (a SQLSTATE, not a secret)
 
 _CHAT_SEND = (
-    "SELECT parley_chat_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    "SELECT parley_chat_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 )
 _CHAT_FINISH = (
     "SELECT parley_chat_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
@@ -250,6 +256,7 @@ async def chat_send(
     retention: timedelta,
     history_limit: int,
     job: str | None,
+    epoch: int | None,
 ) -> dict[str, Any]:
     """Claim the idempotency key, store the user message and either enqueue the turn (`job`)
     or claim its ledger row and read what the prompt needs — in one round trip. The result's
@@ -272,6 +279,7 @@ async def chat_send(
             retention,
             history_limit,
             job,
+            epoch,
         )
     found: dict[str, Any] = json.loads(result)
     return found
@@ -328,7 +336,8 @@ async def chat_finish(
         )
 
 
-_CHAT_HISTORY = "SELECT parley_chat_history($1, $2, $3, $4)"
+_CHAT_HISTORY = "SELECT parley_chat_history($1, $2, $3, $4, $5)"
+_WIDGET_LIVE = "SELECT parley_widget_live($1, $2, $3)"
 
 
 async def chat_history(
@@ -337,10 +346,14 @@ async def chat_history(
     conversation_id: uuid.UUID,
     before: uuid.UUID | None,
     limit: int,
+    epoch: int | None,
 ) -> list[dict[str, Any]]:
-    """Message rows newest first, older than `before`: one round trip."""
+    """Message rows newest first, older than `before`, after the token's liveness check: one
+    round trip."""
     async with driver_statement(db) as conn:
-        result = await conn.fetchval(_CHAT_HISTORY, tenant_id, conversation_id, before, limit)
+        result = await conn.fetchval(
+            _CHAT_HISTORY, tenant_id, conversation_id, before, limit, epoch
+        )
     rows: list[dict[str, Any]] = json.loads(result)
     return rows
 
@@ -744,3 +757,12 @@ async def published_config(
     )
     value = found.scalar_one_or_none()
     return dict(value) if value is not None else None
+
+
+async def widget_live(
+    db: Database, tenant_id: TenantId, conversation_id: uuid.UUID, epoch: int | None
+) -> None:
+    """Raise (asyncpg, SQLSTATE above) unless the workspace is active, the conversation and its
+    channel exist and the token's epoch is the channel's: one round trip."""
+    async with driver_statement(db) as conn:
+        await conn.execute(_WIDGET_LIVE, tenant_id, conversation_id, epoch)

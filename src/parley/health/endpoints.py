@@ -1,4 +1,5 @@
-"""`/healthz` (alive), `/readyz` (dependencies), `/metrics` (Prometheus). Public by design."""
+"""`/healthz` (alive), `/readyz` (dependencies), `/metrics` (Prometheus). Public by design,
+except `/metrics` when PARLEY_METRICS_TOKEN is set (it then needs that bearer token)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from parley.health import service
-from parley.kit.errors import ServiceUnavailable, merge_responses, problem_response
+from parley.kit.errors import (
+    ServiceUnavailable,
+    Unauthorized,
+    merge_responses,
+    problem_response,
+)
 from parley.kit.metrics import REGISTRY
 from parley.kit.runtime import get_runtime
+from parley.kit.security import constant_time_equals
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
@@ -47,9 +54,14 @@ async def readyz(request: Request) -> Any:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **merge_responses(Unauthorized)},
 )
 async def metrics(request: Request) -> Response:
+    token = get_runtime(request).settings.parley_metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "")
+        if not constant_time_equals(sent, "Bearer " + token.get_secret_value()):
+            raise Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     try:
         await service.refresh_queue_metrics(get_runtime(request))
     except Exception as exc:  # metrics must still render when the database is down

@@ -101,6 +101,9 @@ def create_database(url: str, *, pool_size: int = 20, max_overflow: int = 10) ->
         # noticed for free on checkout (below); one that dies mid-request invalidates the pool.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # A failed statement's parameters (bot instructions, messages) never reach the
+        # exception text, and so never a log line (issue 15).
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": "parley"}},
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)

@@ -75,7 +75,7 @@ def machine_memory() -> int:
         raw = limit.read_text().strip()
     except OSError:
         return total
-    return min(total, int(raw)) if raw.isdigit() else total
+    return min(total, int(raw)) if raw.isascii() and raw.isdigit() else total
 
 
 def tuning(memory: int) -> dict[str, str]:

@@ -20,8 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.kit.requestid import current_trace_id
 
-log = structlog.get_logger(__name__)
-
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://parley.dev/problems/"
 
@@ -292,7 +290,30 @@ def install_error_handlers(app: FastAPI) -> None:
                 title="The request contains characters that cannot be stored",
                 detail="Text must be valid UTF-8 without NUL characters or lone surrogates.",
             )
-        return await _unexpected(request, exc)
+        state = _sqlstate(exc)
+        if state == FOREIGN_KEY_VIOLATION:
+            # A row that names another that is gone (404), or a delete of a row others still
+            # name (409): a race with a delete or a stale id, not a server fault.
+            still_referenced = "still referenced" in str(exc)
+            return problem_response(
+                request,
+                status=409 if still_referenced else 404,
+                code="still_referenced" if still_referenced else "referenced_not_found",
+                title="Other records still refer to this"
+                if still_referenced
+                else "Something this request refers to does not exist",
+                detail="Remove what refers to it first."
+                if still_referenced
+                else "A referenced record was not found (it may just have been deleted).",
+            )
+        # Never the exception's text: a database error can carry the statement's values.
+        structlog.get_logger(__name__).error(  # a fresh logger: error paths are rare
+            "http.database_error",
+            path=request.url.path,
+            error=type(exc).__name__,
+            sqlstate=state,
+        )
+        return _internal_error(request)
 
     app.add_exception_handler(DBAPIError, _database_or_text)
     app.add_exception_handler(asyncpg.PostgresError, _database_or_text)  # driver_statement
@@ -300,11 +321,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("http.unhandled_error", path=request.url.path)
-        return problem_response(
-            request,
-            status=500,
-            code="internal_error",
-            title="Internal server error",
-            detail="Something went wrong on our side; the trace_id identifies it in our logs.",
-        )
+        logger = structlog.get_logger(__name__)  # a fresh logger: error paths are rare
+        if _sqlstate(exc) is not None:
+            # Not a database error's text or traceback: either can carry a statement's
+            # values (asyncpg quotes a parameter it could not encode).
+            logger.error("http.unhandled_error", path=request.url.path, error=type(exc).__name__)
+        else:
+            logger.exception("http.unhandled_error", path=request.url.path)
+        return _internal_error(request)
+
+
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of an asyncpg error, raised directly or wrapped by SQLAlchemy."""
+    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def _internal_error(request: Request) -> JSONResponse:
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="Something went wrong on our side; the trace_id identifies it in our logs.",
+    )

@@ -112,7 +112,12 @@ async def _one_hop(
         ) from exc
     try:
         declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > max_bytes
+        ):
             raise OutboundTooLarge(f"The answer is {declared} bytes; the limit is {max_bytes}.")
         chunks: list[bytes] = []
         size = 0

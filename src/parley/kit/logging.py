@@ -64,6 +64,23 @@ def use_json(fmt: str) -> bool:
     return fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
 
 
+class StderrLogger:
+    """Writes each line to the `sys.stderr` of the moment, not the one at configuration: a
+    logger cached on first use (`cache_logger_on_first_use`) then never writes to a stream
+    that was swapped out and closed (a test's captured output, a re-configured app)."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*args: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     as_json = use_json(fmt)
     renderer: Any = (
@@ -88,7 +105,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=True,
     )
     # The standard library's records (uvicorn, alembic, SDKs) rendered like our own events.

@@ -216,6 +216,9 @@ class Keyring:
             raise TokenError(type(exc).__name__) from exc
         if claims.get("typ") != token_type:
             raise TokenError("type")
+        # PyJWT accepts a list `aud` that merely contains ours; we only issue one audience.
+        if claims.get("aud") != audience:
+            raise TokenError("audience")
         # PyJWT coerces numeric strings; we only issue integers, so anything else is forged.
         if not all(type(claims.get(k)) is int for k in ("exp", "iat", "nbf")):
             raise TokenError("claim_types")

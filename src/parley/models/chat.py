@@ -86,6 +86,9 @@ class Channel(TenantScoped, Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
     token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Widget tokens carry the epoch they were issued under; removing an origin moves it on,
+    # which ends every live token of the channel (migration 0018, decision 0019).
+    token_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column()
 

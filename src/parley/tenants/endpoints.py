@@ -31,7 +31,10 @@ router = APIRouter(
     responses=merge_responses(NotFound, Forbidden),
 )
 
-Viewer = Annotated[TenantScope, tenant_access("viewer")]
+# API keys: reading the workspace needs `bots:read`; its members (emails) need `admin`. A
+# `chat` key reads nothing here (docs/auth.md, "What each scope can read and write").
+Viewer = Annotated[TenantScope, tenant_access("viewer", "bots:read")]
+MemberReader = Annotated[TenantScope, tenant_access("viewer", "admin")]
 Admin = Annotated[TenantScope, tenant_access("admin", "admin")]
 Cursor = Annotated[str | None, Query(max_length=512, description="From `next_cursor`.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -51,7 +54,7 @@ async def update_tenant(scope: Admin, body: TenantUpdate) -> TenantDetail:
 
 @router.get("/members", response_model=Page[MemberOut], summary="List members")
 async def list_members(
-    scope: Viewer, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    scope: MemberReader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[MemberOut]:
     return await service.list_members(scope.session, scope.tenant_id, cursor, limit)
 
@@ -71,14 +74,22 @@ async def update_member(scope: Admin, user_id: uuid.UUID, body: MemberUpdate) ->
 @router.delete(
     "/members/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member (or leave the workspace)",
-    responses=merge_responses(Conflict),
+    summary="Remove a member (or leave the workspace); their sessions and API keys end",
+    responses=merge_responses(Conflict, Unprocessable),
 )
 async def remove_member(
-    scope: Annotated[TenantScope, tenant_access("viewer", "admin")], user_id: uuid.UUID
+    scope: Annotated[TenantScope, tenant_access("viewer", "admin")],
+    user_id: uuid.UUID,
+    api_keys: Annotated[
+        service.KeyHandling,
+        Query(
+            description="The API keys the member created: `revoke` them (default) or "
+            "`hand_over` them to you (each recorded in the audit log)."
+        ),
+    ] = "revoke",
 ) -> Response:
     await service.remove_member(
-        scope.session, scope.tenant_id, scope.principal, scope.caller.role, user_id
+        scope.session, scope.tenant_id, scope.principal, scope.caller.role, user_id, api_keys
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.models import ApiKey, Invitation, Membership, Tenant, User
+from parley.models import ApiKey, AuthSession, Invitation, Membership, Tenant, User
 
 
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
@@ -193,4 +193,30 @@ async def touch_api_key(
             | (ApiKey.last_used_at < func.now() - text("interval '60 seconds'")),
         )
         .values(last_used_at=now)
+    )
+
+
+async def live_keys_created_by(
+    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID
+) -> list[ApiKey]:
+    query = (
+        select(ApiKey)
+        .where(
+            ApiKey.tenant_id == tenant_id,
+            ApiKey.created_by == user_id,
+            ApiKey.revoked_at.is_(None),
+        )
+        .order_by(ApiKey.id)
+        .with_for_update()
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Revoke every refresh-token family of the user; their access tokens stop at once too,
+    since each request checks that its session family is live (`auth.repository.access_for`)."""
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=func.now())
     )

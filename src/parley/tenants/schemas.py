@@ -80,6 +80,10 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     scopes: list[str]
+    created_by: uuid.UUID | None = Field(
+        description="The member who created the key, or who it was handed over to when they "
+        "left; null for keys created by another key or whose creator's account is gone."
+    )
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None

@@ -13,6 +13,7 @@ import secrets
 import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -217,13 +218,25 @@ async def change_role(
     return _member_out(*found)
 
 
+KeyHandling = Literal["revoke", "hand_over"]
+
+
+class HandOverNeedsMember(Unprocessable):
+    code = "hand_over_needs_member"
+    title = "Keys can only be handed over to another signed-in member"
+
+
 async def remove_member(
     session: AsyncSession,
     tenant_id: TenantId,
     principal: Principal,
     actor_role: str | None,
     user_id: uuid.UUID,
+    api_keys: KeyHandling = "revoke",
 ) -> None:
+    """Remove a membership and offboard it at once: the user's sessions are revoked (their
+    access tokens stop on the next request) and the API keys they created are revoked, or
+    handed over to the acting member; either is an audit entry per key."""
     await repo.lock_memberships(session, tenant_id)
     member = await repo.membership(session, tenant_id, user_id)
     if member is None:
@@ -236,6 +249,8 @@ async def remove_member(
         raise Forbidden("Only an owner can remove an owner.")
     if member.role == "owner" and await repo.count_owners(session, tenant_id) <= 1:
         raise LastOwner()
+    if api_keys == "hand_over" and (principal.user_id is None or leaving_self):
+        raise HandOverNeedsMember()
     await session.delete(member)
     await session.flush()
     await audit.record(
@@ -247,6 +262,27 @@ async def remove_member(
         target_id=user_id,
         before={"role": member.role},
     )
+    for key in await repo.live_keys_created_by(session, tenant_id, user_id):
+        if api_keys == "hand_over":
+            key.created_by = principal.user_id
+            action = "api_key.handed_over"
+        else:
+            key.revoked_at = datetime.now(UTC)
+            action = "api_key.revoked"
+        await audit.record(
+            session,
+            tenant_id,
+            actor=principal.actor,
+            action=action,
+            target_type="api_key",
+            target_id=key.id,
+            before={"name": key.name, "prefix": key.prefix, "created_by": str(user_id)},
+            after={"created_by": str(key.created_by)} if api_keys == "hand_over" else None,
+        )
+    await session.flush()
+    if not leaving_self:  # someone who leaves on their own stays signed in elsewhere
+        await repo.revoke_user_sessions(session, user_id)
+    log.info("tenant.member_offboarded", tenant_id=str(tenant_id), user_id=str(user_id))
 
 
 # --- invitations ------------------------------------------------------------------------
@@ -367,6 +403,7 @@ def _api_key_out(key: ApiKey) -> ApiKeyOut:
         name=key.name,
         prefix=key.prefix,
         scopes=list(key.scopes),
+        created_by=key.created_by,
         created_at=key.created_at,
         last_used_at=key.last_used_at,
         expires_at=key.expires_at,

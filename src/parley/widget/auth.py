@@ -42,6 +42,10 @@ class WidgetCaller:
     visitor_id: uuid.UUID
     origin: str
     expires_at: int
+    # The channel's token epoch at issue (widget tokens); None for API-key callers (the
+    # OpenAI-compatible API), whose liveness is their key's.
+    epoch: int | None = None
+    token_id: str = ""  # the widget token's `jti` (event-stream slots are counted per token)
 
 
 def issue_widget_token(
@@ -54,6 +58,7 @@ def issue_widget_token(
     visitor_id: uuid.UUID,
     origin: str,
     ttl_seconds: int,
+    epoch: int,
 ) -> tuple[str, int]:
     return runtime.keyring.issue(
         subject=str(visitor_id),
@@ -66,6 +71,7 @@ def issue_widget_token(
             "bid": str(bot_id),
             "conv": str(conversation_id),
             "org": origin,
+            "ep": epoch,
         },
     )
 
@@ -132,6 +138,8 @@ async def widget_caller(
             visitor_id=uuid.UUID(str(claims["sub"])),
             origin=str(claims["org"]),
             expires_at=int(claims["exp"]),
+            epoch=_epoch(claims.get("ep", 0)),
+            token_id=str(claims["jti"]),
         )
     except (TokenError, KeyError, ValueError) as exc:
         raise InvalidToken(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -139,6 +147,12 @@ async def widget_caller(
         raise OriginNotAllowed("The token was issued to another website.")
     request.state.cors_origin = caller.origin
     return caller
+
+
+def _epoch(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError("ep")
+    return value
 
 
 WidgetVisitor = Annotated[WidgetCaller, Depends(widget_caller)]

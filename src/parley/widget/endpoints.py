@@ -58,18 +58,14 @@ async def create_session(request: Request, body: SessionRequest) -> SessionRespo
     return result
 
 
-@router.get("/whoami", response_model=WhoAmI, summary="Who the widget token says you are")
-async def whoami(caller: WidgetVisitor) -> WhoAmI:
-    from datetime import UTC, datetime
-
-    return WhoAmI(
-        visitor_id=caller.visitor_id,
-        conversation_id=caller.conversation_id,
-        channel_id=caller.channel_id,
-        bot_id=caller.bot_id,
-        origin=caller.origin,
-        expires_at=datetime.fromtimestamp(caller.expires_at, UTC),
-    )
+@router.get(
+    "/whoami",
+    response_model=WhoAmI,
+    summary="Who the widget token says you are",
+    responses=merge_responses(InvalidToken, NotFound, TenantSuspended),
+)
+async def whoami(request: Request, caller: WidgetVisitor) -> WhoAmI:
+    return await service.whoami(get_runtime(request), caller)
 
 
 @router.post(
@@ -79,7 +75,9 @@ async def whoami(caller: WidgetVisitor) -> WhoAmI:
     summary="Send a message; the reply streams as SSE with `Accept: text/event-stream`, or "
     "arrives on the events stream with `Prefer: respond-async` (202)",
     responses={
-        **merge_responses(InvalidToken, OriginNotAllowed, Conflict, Unprocessable, TooManyRequests),
+        **merge_responses(
+            InvalidToken, OriginNotAllowed, NotFound, Conflict, Unprocessable, TooManyRequests
+        ),
         201: {
             "description": "The stored message and reply (JSON), or an SSE stream of "
             "`message.created`, `reply.delta`, `reply.completed`, `error` events.",
@@ -150,7 +148,7 @@ async def send_message(
     "/conversations/{conversation_id}/messages",
     response_model=Page[MessageOut],
     summary="History of the token's own conversation, oldest first within a page",
-    responses=merge_responses(InvalidToken, NotFound),
+    responses=merge_responses(InvalidToken, NotFound, TenantSuspended),
 )
 async def history(
     request: Request,
@@ -172,7 +170,7 @@ async def history(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}},
-        **merge_responses(InvalidToken, NotFound),
+        **merge_responses(InvalidToken, NotFound, TenantSuspended, TooManyRequests),
     },
 )
 async def conversation_events(

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from parley.bots.schemas import Theme
 from parley.conversations.schemas import MessageOut
@@ -50,6 +50,13 @@ class WhoAmI(BaseModel):
 class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():  # every channel refuses whitespace-only messages (issue 15)
+            raise ValueError("the message is empty")
+        return value
 
 
 class SendResponse(BaseModel):

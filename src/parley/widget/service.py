@@ -30,7 +30,7 @@ from parley.conversations.schemas import (
 from parley.conversations.started import start_conversation
 from parley.kit import idempotency
 from parley.kit.db import request_transaction, tenant_session
-from parley.kit.errors import NotFound, TenantSuspended
+from parley.kit.errors import InvalidToken, NotFound, TenantSuspended, TooManyRequests
 from parley.kit.ids import new_id
 from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import SSE_CONNECTIONS
@@ -55,7 +55,13 @@ from parley.widget.auth import (
     bind_widget_tenant,
     issue_widget_token,
 )
-from parley.widget.schemas import BotInfo, FeedbackResponse, SessionRequest, SessionResponse
+from parley.widget.schemas import (
+    BotInfo,
+    FeedbackResponse,
+    SessionRequest,
+    SessionResponse,
+    WhoAmI,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +82,53 @@ class ConversationNotFound(NotFound):
 class MessageNotFound(NotFound):
     code = "message_not_found"
     title = "Message not found"
+
+
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
+    title = "This widget session has too many open event streams"
+
+
+# --- liveness: a token is only as good as its workspace, channel and allowlist ----------------
+
+
+def raise_if_not_live(exc: asyncpg.PostgresError) -> None:
+    """Map `parley_widget_live`'s refusals (raised by the send and history statements too) to
+    the widget's problems; anything else is left to the caller."""
+    state = exc.sqlstate
+    if state == conv_repo.TENANT_SUSPENDED:
+        raise TenantSuspended() from exc
+    if state == conv_repo.CONVERSATION_GONE:
+        raise ConversationNotFound("This chat no longer exists.") from exc
+    if state == conv_repo.TOKEN_REVOKED:
+        raise InvalidToken(
+            "This widget session was revoked; start a new one.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from exc
+
+
+async def require_live(runtime: Runtime, caller: WidgetCaller) -> None:
+    """The routes whose own statement does not check the token (whoami, events, feedback)
+    check it here: one round trip."""
+    try:
+        await conv_repo.widget_live(
+            runtime.db, caller.tenant_id, caller.conversation_id, caller.epoch
+        )
+    except asyncpg.PostgresError as exc:
+        raise_if_not_live(exc)
+        raise
+
+
+async def whoami(runtime: Runtime, caller: WidgetCaller) -> WhoAmI:
+    await require_live(runtime, caller)
+    return WhoAmI(
+        visitor_id=caller.visitor_id,
+        conversation_id=caller.conversation_id,
+        channel_id=caller.channel_id,
+        bot_id=caller.bot_id,
+        origin=caller.origin,
+        expires_at=datetime.fromtimestamp(caller.expires_at, UTC),
+    )
 
 
 # --- session ------------------------------------------------------------------------------
@@ -163,6 +216,7 @@ async def create_session(
             visitor_id=visitor.id,
             origin=origin,
             ttl_seconds=TOKEN_TTL,
+            epoch=channel.token_epoch,
         )
         theme = Theme.model_validate(
             {**config.theme.model_dump(exclude_none=True), **(channel.theme or {})}
@@ -286,18 +340,18 @@ async def _claim_and_store(
                 retention=idempotency.RETENTION,
                 history_limit=HISTORY_ROWS,
                 job=job,
+                epoch=caller.epoch,
             )
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == conv_repo.BOT_NOT_FOUND:
                 raise BotNotFound("This chat's bot no longer exists.") from exc
+            raise_if_not_live(exc)
             raise
         outcome = str(found["outcome"])
         if spoken and outcome == "new":
             # A voice turn's transcript (SPEC C12). The row is marked with the voice ledger,
             # off the clock (voice/service.py); the JSON says so from the first event on.
             found["message"]["spoken"] = True
-        if outcome == "suspended":
-            raise TenantSuspended()
         if outcome == "reused":
             raise idempotency.IdempotencyKeyReused()
         if outcome != "in_progress" or job is not None:
@@ -499,9 +553,13 @@ async def history(
     limit: int,
 ) -> Page[MessageOut]:
     _own_conversation(caller, conversation_id)
-    rows = await conv_repo.chat_history(
-        runtime.db, caller.tenant_id, conversation_id, before, limit + 1
-    )
+    try:
+        rows = await conv_repo.chat_history(
+            runtime.db, caller.tenant_id, conversation_id, before, limit + 1, caller.epoch
+        )
+    except asyncpg.PostgresError as exc:
+        raise_if_not_live(exc)
+        raise
     more = len(rows) > limit
     items = [MessageOut.model_validate(m) for m in reversed(rows[:limit])]
     return Page[MessageOut](items=items, next_cursor=str(items[0].id) if more and items else None)
@@ -515,15 +573,66 @@ async def events(
     disconnected: Any,
 ) -> AsyncIterator[bytes]:
     _own_conversation(caller, conversation_id)
-    return _event_stream(runtime, caller, last_event_id, disconnected)
+    await require_live(runtime, caller)
+    slots = runtime.client("widget.event_streams", StreamSlots)
+    if not slots.acquire(caller, runtime.settings.parley_widget_streams_per_token):
+        raise TooManyStreams(
+            f"At most {runtime.settings.parley_widget_streams_per_token} event streams per "
+            "widget session; close one first.",
+            headers={"Retry-After": "5"},
+        )
+    return _event_stream(runtime, caller, last_event_id, disconnected, slots)
+
+
+class StreamSlots:
+    """Open event streams per widget token, in this process: one token may not hold more
+    than a few (each is a connection and a subscription)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, tuple[int, int]] = {}  # token id -> (streams, token expiry)
+
+    def acquire(self, caller: WidgetCaller, limit: int) -> bool:
+        now = int(datetime.now(UTC).timestamp())
+        for token_id, (_, exp) in list(self.open.items()):  # streams never outlive tokens
+            if exp < now - 60:
+                del self.open[token_id]
+        count, _ = self.open.get(caller.token_id, (0, caller.expires_at))
+        if count >= limit:
+            return False
+        self.open[caller.token_id] = (count + 1, caller.expires_at)
+        return True
+
+    def release(self, caller: WidgetCaller) -> None:
+        count, exp = self.open.get(caller.token_id, (1, caller.expires_at))
+        if count <= 1:
+            self.open.pop(caller.token_id, None)
+        else:
+            self.open[caller.token_id] = (count - 1, exp)
+
+
+async def _still_live(runtime: Runtime, caller: WidgetCaller) -> bool:
+    try:
+        await require_live(runtime, caller)
+    except (TenantSuspended, ConversationNotFound, InvalidToken):
+        return False
+    return True
+
+
+KEEP_ALIVE = 15.0  # seconds between `: keep-alive` comments on a quiet stream
 
 
 async def _event_stream(
-    runtime: Runtime, caller: WidgetCaller, last_event_id: uuid.UUID | None, disconnected: Any
+    runtime: Runtime,
+    caller: WidgetCaller,
+    last_event_id: uuid.UUID | None,
+    disconnected: Any,
+    slots: StreamSlots,
 ) -> AsyncIterator[bytes]:
     SSE_CONNECTIONS.labels("events").inc()
     sent: set[str] = set()
     last = last_event_id
+    loop = asyncio.get_running_loop()
+    recheck = runtime.settings.parley_widget_stream_recheck_seconds
     try:
         async with runtime.broker.subscribe(
             topic(caller.tenant_id, caller.conversation_id)
@@ -537,14 +646,25 @@ async def _event_stream(
                 for m in missed:
                     sent.add(str(m.id))
                     yield sse_event("message.created", message_json(m), str(m.id))
+            next_check = loop.time() + recheck
+            quiet_since = loop.time()
             while True:
                 if datetime.now(UTC).timestamp() >= caller.expires_at or await disconnected():
                     return
+                if loop.time() >= next_check:
+                    # A suspension, a deleted channel or a removed origin ends the stream.
+                    if not await _still_live(runtime, caller):
+                        return
+                    next_check = loop.time() + recheck
+                wait = max(0.01, min(next_check, quiet_since + KEEP_ALIVE) - loop.time())
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15.0)
+                    event = await asyncio.wait_for(queue.get(), timeout=wait)
                 except TimeoutError:
-                    yield sse_comment()
+                    if loop.time() - quiet_since >= KEEP_ALIVE:
+                        quiet_since = loop.time()
+                        yield sse_comment()
                     continue
+                quiet_since = loop.time()
                 if event.get("type") in ("typing", "conversation.status"):  # not stored
                     yield sse_event(str(event["type"]), event.get("data") or {})
                     continue
@@ -561,12 +681,14 @@ async def _event_stream(
                 sent.add(mid)
                 yield sse_event("message.created", message, mid)
     finally:
+        slots.release(caller)
         SSE_CONNECTIONS.labels("events").dec()
 
 
 async def feedback(
     runtime: Runtime, caller: WidgetCaller, message_id: uuid.UUID, rating: str, comment: str | None
 ) -> FeedbackResponse:
+    await require_live(runtime, caller)
     pending = Pending()
     async with tenant_session(runtime.db, caller.tenant_id) as session:
         msg = await conv_repo.message_in_conversation(

@@ -35,12 +35,12 @@ from sqlalchemy.schema import SchemaItem
 from parley.migrations.rls import CURRENT_TENANT, enable_tenant_rls, execute_script, grant
 
 revision: str = "0019_inbox"
-down_revision: str | None = "0017_ingest_error_codes"
+down_revision: str | None = "0018_widget_token_liveness"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _SEND_PATH = "parley.migrations.versions.2026_12_01_0010_send_path"
-_QUIET_SEND = "parley.migrations.versions.2026_12_01_0013_quiet_async_send"
+_LIVENESS = "parley.migrations.versions.2026_12_02_0018_widget_token_liveness"
 
 # A UUIDv7 made in SQL (the timeline rows the trigger writes): Unix milliseconds, then random.
 UUID7 = (
@@ -199,9 +199,12 @@ _FINISH_INBOX = """    UPDATE llm_turns SET fallback = p_fallback
 """
 
 
-def _send_0013() -> str:
-    quiet = importlib.import_module(_QUIET_SEND)
-    return str(quiet._send_0010()).replace(quiet._ANCHOR, quiet._QUIET)
+def _send_0018() -> str:
+    """The send function as 0018 left it (the widget token's liveness check)."""
+    liveness = importlib.import_module(_LIVENESS)
+    return str(liveness._send()).replace(
+        "CREATE FUNCTION parley_chat_send(", "CREATE OR REPLACE FUNCTION parley_chat_send(", 1
+    )
 
 
 def _finish_0010() -> str:
@@ -212,7 +215,7 @@ def _finish_0010() -> str:
 
 
 def _send_0019() -> str:
-    body = _send_0013()
+    body = _send_0018()
     if _SEND_ANCHOR not in body or _SEND_DECLARE not in body:
         raise RuntimeError("parley_chat_send changed shape; update 0019")
     body = body.replace(_SEND_DECLARE, _SEND_DECLARE + "    v_handling text;\n", 1)
@@ -434,7 +437,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     execute_script(_finish_0010())
-    execute_script(_send_0013())
+    execute_script(_send_0018())
     op.execute("DROP FUNCTION parley_inbox_after_reply(uuid, uuid, uuid, boolean, timestamptz)")
     op.execute("DROP TRIGGER conversations_handling ON conversations")
     op.execute("DROP FUNCTION parley_conversation_handling()")
