@@ -1,7 +1,7 @@
 """Where a visitor's personal data lives, and the queries that gather or erase all of it.
 
 A visitor is found by its id, by a channel identity (channel + the external user id the
-channel sends) or by an email address it wrote in a message. Their data: the visitor row,
+channel sends) or by an email address it left (the inbox's contact field) or wrote in a message. Their data: the visitor row,
 their conversations (summary, tags), messages, feedback, the turn ledger (`llm_turns`, whose
 `error` can quote provider text), retrieval logs (the visitor's query text), idempotency
 records (stored replies), webhook delivery payload copies, emitted-event markers and the
@@ -64,11 +64,14 @@ async def find(session: AsyncSession, tenant_id: TenantId, q: VisitorQuery) -> F
         params["h"] = digest(f"contact:{q.channel_id}:{q.external_user_id}")
         fp.identities.append((q.channel_id, q.external_user_id))
     elif q.email is not None:
+        # The email the visitor left (the inbox's contact field), or wrote in a message.
         sql = (
-            "SELECT DISTINCT c.visitor_id FROM messages m JOIN conversations c "
+            "SELECT id FROM visitors WHERE tenant_id = :t AND lower(email) = lower(:e) "
+            "UNION SELECT c.visitor_id FROM messages m JOIN conversations c "
             "ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id "
             "WHERE m.tenant_id = :t AND m.role = 'user' AND m.content ILIKE :p ESCAPE '\\'"
         )
+        params["e"] = q.email.strip()
         params["p"] = f"%{_like_literal(q.email.strip())}%"
     else:
         return fp
