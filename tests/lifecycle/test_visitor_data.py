@@ -233,3 +233,38 @@ async def test_export_and_erase_a_visitor_everywhere(
         f"/v1/tenants/{owner.tenant_id}/audit-log/verify", headers=owner.headers
     )
     assert check.json() == {"intact": True, "broken_seqs": []}
+
+
+async def test_a_visitor_is_found_by_the_email_they_left(client: httpx.AsyncClient) -> None:
+    """The inbox's contact field (`POST /v1/widget/contact`) names the visitor too, although
+    the address was never written in a message; erasure then removes it."""
+    owner = await register(client, "privacy-contact")
+    widget = await create_widget(client, owner)
+    session = await widget_session(client, widget.widget_key)
+    sent = await client.post(
+        "/v1/widget/messages",
+        json={"content": "Hello, is anyone there?"},
+        headers={**session.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert sent.status_code == 201, sent.text
+    left = await client.post(
+        "/v1/widget/contact", json={"email": "Left-Here@Example.org"}, headers=session.headers
+    )
+    assert left.status_code == 204, left.text
+    base = f"/v1/tenants/{owner.tenant_id}/privacy"
+    found = await client.post(
+        f"{base}/visitor-export", json={"email": "left-here@example.org"}, headers=owner.headers
+    )
+    assert found.status_code == 200, found.text
+    data = found.json()["data"]
+    assert [c["id"] for c in data["conversations"]] == [session.conversation_id]
+    assert data["visitors"][0]["email"] == "Left-Here@Example.org"
+    erased = await client.post(
+        f"{base}/visitor-erasure", json={"email": "left-here@example.org"}, headers=owner.headers
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["erased"]["visitors"] == 1
+    gone = await client.post(
+        f"{base}/visitor-export", json={"email": "left-here@example.org"}, headers=owner.headers
+    )
+    assert_problem(gone, 404, "visitor_not_found")

@@ -166,7 +166,8 @@ async def export(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> d
     return {
         "visitors": await _rows(
             session,
-            "SELECT id, channel_id, created_at, last_seen_at FROM visitors "
+            "SELECT id, channel_id, external_id, email, page_url, created_at, last_seen_at "
+            "FROM visitors "
             "WHERE tenant_id = :t AND id = ANY(:v) ORDER BY id",
             base,
         ),
@@ -178,6 +179,15 @@ async def export(session: AsyncSession, tenant_id: TenantId, fp: Footprint) -> d
         },
         "conversations": conversations,
         "messages": messages,
+        # Voice turns (SPEC C12): timings, and the recording itself when the workspace keeps
+        # recordings (base64).
+        "voice_turns": await _rows(
+            session,
+            "SELECT id, conversation_id, message_id, reply_message_id, input_seconds, "
+            "output_seconds, audio_format, encode(audio, 'base64') AS audio_base64, created_at "
+            "FROM voice_turns WHERE tenant_id = :t AND conversation_id = ANY(:c) ORDER BY id",
+            base,
+        ),
         "feedback": await _rows(
             session,
             "SELECT message_id, rating, comment, created_at, updated_at FROM message_feedback "
