@@ -3,10 +3,11 @@
 A visitor is found by its id, by a channel identity (channel + the external user id the
 channel sends) or by an email address it left (the inbox's contact field) or wrote in a
 message. Their data: the visitor row, their conversations (summary, tags), messages,
-feedback, voice turns, the turn ledger (`llm_turns`, whose `error` can quote provider text), retrieval logs (the visitor's query text), idempotency
-records (stored replies), webhook delivery payload copies, emitted-event markers and the
-channel's stored inbound events (text and raw payload). Every query runs in the caller's
-tenant session, so RLS bounds it to the workspace.
+feedback, voice turns, the turn ledger (`llm_turns`, whose `error` can quote provider text),
+retrieval logs (the visitor's query text), idempotency records (stored replies), webhook
+delivery payload copies, emitted-event markers and the channel's stored inbound events (text
+and raw payload). Every query runs in the caller's tenant session, so RLS bounds it to the
+workspace.
 """
 
 from __future__ import annotations
