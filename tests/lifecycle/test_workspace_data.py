@@ -14,7 +14,7 @@ import httpx
 
 from parley.kit.db import TenantId, request_transaction
 from parley.kit.jobs import JobContext, enqueue
-from parley.kit.tenant_tables import tenant_tables_raw
+from parley.kit.tenant_tables import PRIVATE_TABLES, tenant_tables_raw
 from parley.knowledge.storage import storage_for, tenant_prefix
 from parley.lifecycle import workspace_data
 from parley.lifecycle.tasks import DELETE_DUE_JOB, delete_due_workspaces
@@ -52,7 +52,8 @@ async def test_export_then_delete_a_workspace_and_prove_nothing_is_left(
 
     # Export: every table as JSON Lines, rows equal to the database, files with checksums.
     manifest = await workspace_data.export_workspace(runtime.db, storage, tid, tmp_path / "x")
-    assert {t: e["rows"] for t, e in manifest["tables"].items()} == before
+    exported = {t: n for t, n in before.items() if t not in PRIVATE_TABLES}  # derived copies
+    assert {t: e["rows"] for t, e in manifest["tables"].items()} == exported
     first = json.loads((tmp_path / "x/tables/messages.jsonl").read_text().splitlines()[0])
     assert first["tenant_id"] == a
     assert len(manifest["files"]) == len(await storage.list_keys(tenant_prefix(tid))) >= 1

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from parley.kit.db import TenantId, create_database, platform_session, tenant_session
-from parley.kit.tenant_tables import tenant_tables_raw
+from parley.kit.tenant_tables import PRIVATE_TABLES, tenant_tables_raw
 from parley.models import TENANT_TABLES, VECTOR_TABLE
 from tests.conftest import (
     DatabaseUnderTest,
@@ -141,7 +141,7 @@ async def test_every_tenant_table_has_forced_rls(
     # no policy, and the app role has no privilege on it at all (reached only through
     # `parley_inbox_search`, bound to the transaction's workspace; counted for the deletion's
     # verification by `parley_private_row_count`).
-    private = {"message_search"}
+    private = PRIVATE_TABLES
     for table in catalogue - private:
         assert by_name[table] == (True, True), table
     assert catalogue - {VECTOR_TABLE} - private == set(TENANT_TABLES)
