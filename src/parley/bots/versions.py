@@ -4,6 +4,7 @@ publishing an earlier version, and diffs. Every change is audited."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from parley.kit.errors import Conflict, NotFound, ParleyError
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
-from parley.llm.base import ProviderError
+from parley.llm.base import Passage, ProviderError
 from parley.models import BotVersion
 
 
@@ -266,9 +267,14 @@ async def preview(
     bot_id: uuid.UUID,
     version_id: uuid.UUID,
     body: PreviewChat,
+    *,
+    actor: str,
+    passages: Sequence[Passage] = (),
 ) -> PreviewReply:
     """Answer with any version — typically a draft — without storing a conversation, so editors
-    can try a configuration before publishing it."""
+    can try a configuration before publishing it; `passages` ground it as a turn would (the
+console retrieves them first, to show them). The try is audited (`bot.previewed`, no
+    text): the console's onboarding ticks "try it" from it."""
     from parley.llm.base import TextDelta, TurnRequest, Usage
     from parley.llm.credentials import resolve
     from parley.llm.prompt import history_messages, system_prompt
@@ -283,12 +289,13 @@ async def preview(
     )
     provider = provider_for(config.provider, runtime, credential)
     request = TurnRequest(
-        system=system_prompt(config.instructions, []),
+        system=system_prompt(config.instructions, list(passages)),
         messages=history_messages([(t.role, t.content) for t in body.history], body.content),
         model=config.model,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         fallback_text=config.fallback_text,
+        passages=list(passages),
     )
     parts: list[str] = []
     usage = Usage(0, 0)
@@ -300,6 +307,15 @@ async def preview(
                 usage = event
     except ProviderError as exc:
         raise PreviewFailed(str(exc)) from exc
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="bot.previewed",
+        target_type="bot",
+        target_id=bot_id,
+        after={"version_id": str(v.id), "version": v.number},
+    )
     return PreviewReply(
         reply="".join(parts).strip() or config.fallback_text,
         version_id=v.id,

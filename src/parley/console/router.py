@@ -1,0 +1,11 @@
+"""All of the console's routes, under `/console`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from parley.console import bot_pages, channel_pages, endpoints, knowledge_pages
+
+router = APIRouter()
+for part in (endpoints, bot_pages, knowledge_pages, channel_pages):
+    router.include_router(part.router)

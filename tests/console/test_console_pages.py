@@ -1,0 +1,259 @@
+"""The console over ASGI: cookie session and CSRF, the onboarding checklist ticked from real
+state, the same doors as the API (404 for another workspace, 403 for a missing role), the
+same audit trail, and stored text shown inert."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Account, add_member, ingest_now, register
+from tests.xss_corpus import CORPUS
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(page: str) -> str:
+    found = CSRF.search(page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def console_client(app: Any, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 1234))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def sign_in(c: httpx.AsyncClient, account: Account) -> None:
+    token = csrf_of((await c.get("/console/login")).text)
+    resp = await c.post(
+        "/console/login",
+        data={"email": account.email, "password": account.password, "csrf_token": token},
+    )
+    assert resp.status_code == 303, resp.text
+    assert "parley_console" in c.cookies
+
+
+async def post(c: httpx.AsyncClient, page_url: str, url: str, data: dict[str, Any]) -> httpx.Response:
+    token = csrf_of((await c.get(page_url)).text)
+    return await c.post(url, data={**data, "csrf_token": token})
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> Account:
+    return await register(client, "console")
+
+
+async def test_sign_up_sets_a_hardened_cookie_and_lands_on_the_checklist(app: Any) -> None:
+    async with await console_client(app, "10.200.0.1") as c:
+        page = await c.get("/console/signup")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "unsafe-inline" not in page.headers["content-security-policy"]
+        resp = await c.post(
+            "/console/signup",
+            data={
+                "email": "Console-Signup@example.com",
+                "password": "correct horse battery staple",
+                "tenant_name": "Acme",
+                "csrf_token": csrf_of(page.text),
+            },
+        )
+        assert resp.status_code == 303, resp.text
+        cookie = next(h for h in resp.headers.get_list("set-cookie") if "parley_console=" in h)
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+        home = await c.get(resp.headers["location"])
+        assert home.status_code == 200
+        assert "Get started" in home.text and "Create a bot" in home.text
+
+
+async def test_failed_sign_in_keeps_the_email_and_says_why(app: Any, owner: Account) -> None:
+    async with await console_client(app, "10.200.0.2") as c:
+        token = csrf_of((await c.get("/console/login")).text)
+        resp = await c.post(
+            "/console/login",
+            data={"email": owner.email, "password": "wrong password", "csrf_token": token},
+        )
+        assert resp.status_code == 422
+        assert "do not match an account" in resp.text
+        assert f'value="{owner.email}"' in resp.text
+        assert "parley_console" not in c.cookies
+
+
+async def test_signup_field_errors_sit_next_to_their_fields(app: Any) -> None:
+    async with await console_client(app, "10.200.0.3") as c:
+        token = csrf_of((await c.get("/console/signup")).text)
+        resp = await c.post(
+            "/console/signup",
+            data={"email": "not-an-email", "password": "x", "tenant_name": "", "csrf_token": token},
+        )
+        assert resp.status_code == 422
+        assert 'id="f-email-error"' in resp.text
+        assert 'id="f-tenant_name-error"' in resp.text
+        assert 'value="not-an-email"' in resp.text
+
+
+async def test_state_changing_requests_without_the_csrf_token_are_refused(
+    app: Any, owner: Account
+) -> None:
+    async with await console_client(app, "10.200.0.4") as c:
+        await c.get("/console/login")
+        refused = await c.post(
+            "/console/login", data={"email": owner.email, "password": owner.password}
+        )
+        assert refused.status_code == 403 and "form expired" in refused.text
+        await sign_in(c, owner)
+        base = f"/console/w/{owner.tenant_id}"
+        no_token = await c.post(f"{base}/bots", data={"name": "Sneaky"})
+        assert no_token.status_code == 403
+        wrong = await c.post(f"{base}/bots", data={"name": "Sneaky"}, headers={"X-CSRF-Token": "0" * 64})
+        assert wrong.status_code == 403
+        bots = await c.get(f"{base}/bots")
+        assert "Sneaky" not in bots.text
+        ok = await c.post(
+            f"{base}/bots", data={"name": "Fine"}, headers={"X-CSRF-Token": csrf_of(bots.text)}
+        )
+        assert ok.status_code == 303
+
+
+async def test_sign_out_revokes_the_session(app: Any, owner: Account) -> None:
+    async with await console_client(app, "10.200.0.5") as c:
+        await sign_in(c, owner)
+        stolen = c.cookies["parley_console"]
+        home = await c.get(f"/console/w/{owner.tenant_id}/")
+        out = await c.post("/console/logout", data={"csrf_token": csrf_of(home.text)})
+        assert out.status_code == 303
+    async with await console_client(app, "10.200.0.6") as thief:
+        thief.cookies.set("parley_console", stolen)
+        resp = await thief.get(f"/console/w/{owner.tenant_id}/")
+        assert resp.status_code == 303
+        assert resp.headers["location"].startswith("/console/login")
+
+
+async def test_sign_in_rotates_the_cookie(app: Any, owner: Account) -> None:
+    async with await console_client(app, "10.200.0.7") as c:
+        await sign_in(c, owner)
+        first = c.cookies["parley_console"]
+        await sign_in(c, owner)
+        assert c.cookies["parley_console"] != first
+
+
+async def test_a_removed_member_loses_the_workspace_at_once(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    agent = await add_member(client, owner, "agent")
+    async with await console_client(app, "10.200.0.8") as c:
+        await sign_in(c, agent)
+        assert (await c.get(f"/console/w/{owner.tenant_id}/")).status_code == 200
+        removed = await client.delete(
+            f"/v1/tenants/{owner.tenant_id}/members/{agent.user_id}", headers=owner.headers
+        )
+        assert removed.status_code == 204, removed.text
+        assert (await c.get(f"/console/w/{owner.tenant_id}/")).status_code == 404
+
+
+async def test_another_workspaces_ids_answer_404(app: Any, client: httpx.AsyncClient) -> None:
+    mine = await register(client, "mine")
+    theirs = await register(client, "theirs")
+    bot = await client.post(
+        f"/v1/tenants/{theirs.tenant_id}/bots", json={"name": "Theirs"}, headers=theirs.headers
+    )
+    their_bot = bot.json()["id"]
+    async with await console_client(app, "10.200.0.9") as c:
+        await sign_in(c, mine)
+        for url in (
+            f"/console/w/{theirs.tenant_id}/",
+            f"/console/w/{theirs.tenant_id}/bots",
+            f"/console/w/{mine.tenant_id}/bots/{their_bot}",
+            f"/console/w/{mine.tenant_id}/bots/not-a-uuid",
+            f"/console/w/{mine.tenant_id}/knowledge/sources/{their_bot}",
+            f"/console/w/{mine.tenant_id}/channels/{their_bot}",
+        ):
+            resp = await c.get(url)
+            assert resp.status_code == 404, (url, resp.status_code)
+            assert "Theirs" not in resp.text
+
+
+async def test_a_viewer_sees_no_edit_controls_and_posting_anyway_is_403(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "Helper"}, headers=owner.headers
+    )
+    bot_id = bot.json()["id"]
+    viewer = await add_member(client, owner, "viewer")
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.10") as c:
+        await sign_in(c, viewer)
+        pages = {
+            f"{base}/": f'action="{base}/bots"',
+            f"{base}/bots": f'action="{base}/bots"',
+            f"{base}/bots/{bot_id}": "/draft",
+            f"{base}/knowledge": "/add/text",
+            f"{base}/channels": "/new/widget",
+        }
+        for url, control in pages.items():
+            page = await c.get(url)
+            assert page.status_code == 200, url
+            assert control not in page.text, url
+        token = csrf_of((await c.get(f"{base}/bots")).text)
+        for url, data in (
+            (f"{base}/bots", {"name": "Nope"}),
+            (f"{base}/bots/{bot_id}/draft", {"instructions": "x"}),
+            (f"{base}/knowledge/add/text", {"title": "t", "text": "x"}),
+            (f"{base}/channels/new/widget", {"bot_id": bot_id, "allowed_origins": "https://a.example"}),
+        ):
+            resp = await c.post(url, data={**data, "csrf_token": token})
+            assert resp.status_code == 403, url
+
+
+async def test_onboarding_ticks_each_step_from_real_state(
+    app: Any, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+
+    def ticked(page: str) -> list[str]:
+        return re.findall(r'class="step done[^"]*" id="step-(\w+)"', page)
+
+    async with await console_client(app, "10.200.0.11") as c:
+        await sign_in(c, owner)
+        assert ticked((await c.get(f"{base}/")).text) == []
+        made = await post(c, f"{base}/", f"{base}/bots", {"name": "Support", "back": "home"})
+        assert made.status_code == 303 and made.headers["location"] == f"{base}/"
+        assert ticked((await c.get(f"{base}/")).text) == ["bot"]
+        added = await post(
+            c,
+            f"{base}/",
+            f"{base}/knowledge/add/text",
+            {"title": "Shipping", "text": "Parcels ship within two days from Lyon.", "back": "home"},
+        )
+        assert added.status_code == 303
+        home = (await c.get(f"{base}/")).text
+        assert ticked(home) == ["bot"] and "waiting to be indexed" in home
+        job_id = await admin_conn.fetchval(
+            "SELECT id FROM kb_jobs WHERE tenant_id = $1", uuid.UUID(owner.tenant_id)
+        )
+        assert job_id is not None
+        await ingest_now(app, owner.tenant_id, str(job_id))
+        home = (await c.get(f"{base}/")).text
+        assert ticked(home) == ["bot", "knowledge"]
+        bot_id = re.search(rf'{base}/bots/([0-9a-f-]+)/try', home).group(1)  # type: ignore[union-attr]
+        answer = await post(c, f"{base}/", f"{base}/bots/{bot_id}/try", {"question": "When do parcels ship?"})
+        assert answer.status_code == 200
+        assert "Shipping" in answer.text and "score" in answer.text
+        assert ticked((await c.get(f"{base}/")).text) == ["bot", "knowledge", "try"]
+        widget = await post(
+            c,
+            f"{base}/",
+            f"{base}/channels/new/widget",
+            {"bot_id": bot_id, "allowed_origins": "shop.example.com/products", "back": "home"},
+        )
+        assert widget.status_code == 303, widget.text
+        home = (await c.get(f"{base}/")).text
+        assert ticked(home) == ["bot", "knowledge", "try", "widget"]
+        assert "https://shop.example.com" in home
+        assert "data-widget-key=&#34;wk_" in home  # the snippet, escaped inside the textarea
