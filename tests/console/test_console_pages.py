@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_member, ingest_now, register
-from tests.xss_corpus import CORPUS
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -38,7 +37,9 @@ async def sign_in(c: httpx.AsyncClient, account: Account) -> None:
     assert "parley_console" in c.cookies
 
 
-async def post(c: httpx.AsyncClient, page_url: str, url: str, data: dict[str, Any]) -> httpx.Response:
+async def post(
+    c: httpx.AsyncClient, page_url: str, url: str, data: dict[str, Any]
+) -> httpx.Response:
     token = csrf_of((await c.get(page_url)).text)
     return await c.post(url, data={**data, "csrf_token": token})
 
@@ -65,10 +66,12 @@ async def test_sign_up_sets_a_hardened_cookie_and_lands_on_the_checklist(app: An
         )
         assert resp.status_code == 303, resp.text
         cookie = next(h for h in resp.headers.get_list("set-cookie") if "parley_console=" in h)
-        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
         home = await c.get(resp.headers["location"])
         assert home.status_code == 200
-        assert "Get started" in home.text and "Create a bot" in home.text
+        assert "Get started" in home.text
+        assert "Create a bot" in home.text
 
 
 async def test_failed_sign_in_keeps_the_email_and_says_why(app: Any, owner: Account) -> None:
@@ -105,12 +108,15 @@ async def test_state_changing_requests_without_the_csrf_token_are_refused(
         refused = await c.post(
             "/console/login", data={"email": owner.email, "password": owner.password}
         )
-        assert refused.status_code == 403 and "form expired" in refused.text
+        assert refused.status_code == 403
+        assert "form expired" in refused.text
         await sign_in(c, owner)
         base = f"/console/w/{owner.tenant_id}"
         no_token = await c.post(f"{base}/bots", data={"name": "Sneaky"})
         assert no_token.status_code == 403
-        wrong = await c.post(f"{base}/bots", data={"name": "Sneaky"}, headers={"X-CSRF-Token": "0" * 64})
+        wrong = await c.post(
+            f"{base}/bots", data={"name": "Sneaky"}, headers={"X-CSRF-Token": "0" * 64}
+        )
         assert wrong.status_code == 403
         bots = await c.get(f"{base}/bots")
         assert "Sneaky" not in bots.text
@@ -205,7 +211,10 @@ async def test_a_viewer_sees_no_edit_controls_and_posting_anyway_is_403(
             (f"{base}/bots", {"name": "Nope"}),
             (f"{base}/bots/{bot_id}/draft", {"instructions": "x"}),
             (f"{base}/knowledge/add/text", {"title": "t", "text": "x"}),
-            (f"{base}/channels/new/widget", {"bot_id": bot_id, "allowed_origins": "https://a.example"}),
+            (
+                f"{base}/channels/new/widget",
+                {"bot_id": bot_id, "allowed_origins": "https://a.example"},
+            ),
         ):
             resp = await c.post(url, data={**data, "csrf_token": token})
             assert resp.status_code == 403, url
@@ -223,17 +232,23 @@ async def test_onboarding_ticks_each_step_from_real_state(
         await sign_in(c, owner)
         assert ticked((await c.get(f"{base}/")).text) == []
         made = await post(c, f"{base}/", f"{base}/bots", {"name": "Support", "back": "home"})
-        assert made.status_code == 303 and made.headers["location"] == f"{base}/"
+        assert made.status_code == 303
+        assert made.headers["location"] == f"{base}/"
         assert ticked((await c.get(f"{base}/")).text) == ["bot"]
         added = await post(
             c,
             f"{base}/",
             f"{base}/knowledge/add/text",
-            {"title": "Shipping", "text": "Parcels ship within two days from Lyon.", "back": "home"},
+            {
+                "title": "Shipping",
+                "text": "Parcels ship within two days from Lyon.",
+                "back": "home",
+            },
         )
         assert added.status_code == 303
         home = (await c.get(f"{base}/")).text
-        assert ticked(home) == ["bot"] and "waiting to be indexed" in home
+        assert ticked(home) == ["bot"]
+        assert "waiting to be indexed" in home
         job_id = await admin_conn.fetchval(
             "SELECT id FROM kb_jobs WHERE tenant_id = $1", uuid.UUID(owner.tenant_id)
         )
@@ -241,10 +256,16 @@ async def test_onboarding_ticks_each_step_from_real_state(
         await ingest_now(app, owner.tenant_id, str(job_id))
         home = (await c.get(f"{base}/")).text
         assert ticked(home) == ["bot", "knowledge"]
-        bot_id = re.search(rf'{base}/bots/([0-9a-f-]+)/try', home).group(1)  # type: ignore[union-attr]
-        answer = await post(c, f"{base}/", f"{base}/bots/{bot_id}/try", {"question": "When do parcels ship?"})
+        bot_id = re.search(rf"{base}/bots/([0-9a-f-]+)/try", home).group(1)  # type: ignore[union-attr]
+        answer = await post(
+            c,
+            f"{base}/",
+            f"{base}/bots/{bot_id}/try",
+            {"question": "How many days before parcels ship from Lyon?"},
+        )
         assert answer.status_code == 200
-        assert "Shipping" in answer.text and "score" in answer.text
+        assert "Shipping" in answer.text
+        assert "score" in answer.text
         assert ticked((await c.get(f"{base}/")).text) == ["bot", "knowledge", "try"]
         widget = await post(
             c,

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.xss_corpus import WIDGET_PAYLOAD
 from tests.conftest import LiveServer, create_widget, ingest_now, register
 from tests.e2e.conftest import HostSite, shot
+from tests.xss_corpus import WIDGET_PAYLOAD
 
 FALLBACK = "Sorry, I have nothing on that yet."
 

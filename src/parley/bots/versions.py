@@ -4,8 +4,8 @@ publishing an earlier version, and diffs. Every change is audited."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -272,9 +272,9 @@ async def preview(
     passages: Sequence[Passage] = (),
 ) -> PreviewReply:
     """Answer with any version — typically a draft — without storing a conversation, so editors
-    can try a configuration before publishing it; `passages` ground it as a turn would (the
-console retrieves them first, to show them). The try is audited (`bot.previewed`, no
-    text): the console's onboarding ticks "try it" from it."""
+        can try a configuration before publishing it; `passages` ground it as a turn would (the
+    console retrieves them first, to show them). The try is audited (`bot.previewed`, no
+        text): the console's onboarding ticks "try it" from it."""
     from parley.llm.base import TextDelta, TurnRequest, Usage
     from parley.llm.credentials import resolve
     from parley.llm.prompt import history_messages, system_prompt

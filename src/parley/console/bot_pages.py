@@ -17,8 +17,8 @@ from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form
 from parley.knowledge import service as knowledge
+from parley.knowledge.grounding import passages_for_turn
 from parley.knowledge.schemas import SearchIn
-from parley.llm.base import Passage
 
 router = APIRouter(prefix="/console/w/{tenant_id}/bots", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
@@ -232,17 +232,26 @@ async def try_bot(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Respon
         )
     bot = await bots.get_bot(viewer.session, viewer.tenant_id, bot_id)
     version_id = uuid.UUID(str(data["version_id"])) if data.get("version_id") else bot.version_id
+    version = await versions.get_version(viewer.session, viewer.tenant_id, bot_id, version_id)
+    # The passages a real turn would get (same thresholds; the retrieval log is written as for
+    # a turn), and the raw search beside them for the scores and the trace.
+    passages = await passages_for_turn(
+        viewer.runtime,
+        viewer.tenant_id,
+        config=version.config,
+        query=question[:2000],
+        bot_id=bot_id,
+        bot_version_id=version.id,
+        conversation_id=None,
+        message_id=None,
+        operation_id=None,
+    )
     search = await knowledge.search(
         viewer.session,
         viewer.runtime,
         viewer.tenant_id,
-        SearchIn(query=question[:2000], k=bot.config.retrieval.top_k, bot_id=bot_id),
+        SearchIn(query=question[:2000], k=version.config.retrieval.top_k, bot_id=bot_id),
     )
-    passages = [
-        Passage(source_id=str(i.source_id), title=i.title, text=i.text, url=i.url, score=i.score)
-        for i in search.items
-        if i.score >= bot.config.retrieval.min_score
-    ]
     reply = await attempt(
         viewer.session,
         state,
@@ -257,7 +266,9 @@ async def try_bot(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Respon
             passages=passages,
         ),
     )
-    context = await layout(viewer, form=state, answer=reply, question=question, search=search)
+    context = await layout(
+        viewer, form=state, answer=reply, question=question, search=search, used=passages
+    )
     return render.page(
         request,
         "bots/try.html",

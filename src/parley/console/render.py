@@ -36,6 +36,9 @@ HTMX_CONFIG = json.dumps(
         "allowEval": False,
         "includeIndicatorStyles": False,
         "historyCacheSize": 0,
+        # No `style` among the settled attributes: copying it is an inline style, which the
+        # CSP refuses (and the console never sets one).
+        "attributesToSettle": ["class", "width", "height"],
         "responseHandling": [
             {"code": "204", "swap": False},
             {"code": "[23]..", "swap": True},
