@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_member, ingest_now, register
+from tests.xss_corpus import CORPUS
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -278,3 +279,144 @@ async def test_onboarding_ticks_each_step_from_real_state(
         assert ticked(home) == ["bot", "knowledge", "try", "widget"]
         assert "https://shop.example.com" in home
         assert "data-widget-key=&#34;wk_" in home  # the snippet, escaped inside the textarea
+
+
+async def test_a_console_action_leaves_the_same_audit_entry_as_the_api(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.12") as c:
+        await sign_in(c, owner)
+        made = await post(c, f"{base}/bots", f"{base}/bots", {"name": "Same"})
+        assert made.status_code == 303
+    api = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "Same"}, headers=owner.headers
+    )
+    assert api.status_code == 201
+    log = await client.get(f"/v1/tenants/{owner.tenant_id}/audit-log", headers=owner.headers)
+    entries = [e for e in log.json()["items"] if e["action"] == "bot.created"]
+    assert len(entries) == 2
+    by_api, by_console = entries  # newest first
+
+    def shape(e: dict[str, Any]) -> dict[str, Any]:
+        after = {k: v for k, v in e["after"].items() if k not in ("id", "version_id")}
+        after.pop("created_at", None)
+        after.pop("updated_at", None)
+        return {
+            "actor": e["actor"],
+            "action": e["action"],
+            "target": e["target_type"],
+            "after": after,
+        }
+
+    assert shape(by_console) == shape(by_api)
+    assert by_console["actor"] == f"user:{owner.user_id}"
+
+
+async def test_the_inbox_takes_over_replies_notes_tags_and_resolves(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    from tests.conftest import create_widget
+    from tests.conversations.factories import create_conversation
+
+    w = await create_widget(client, owner)
+    conv = await create_conversation(app.state.runtime.db, owner.tenant_id, w.channel_id, w.bot_id)
+    agent = await add_member(client, owner, "agent")
+    viewer = await add_member(client, owner, "viewer")
+    base = f"/console/w/{owner.tenant_id}/inbox"
+    page_url = f"{base}?c={conv}"
+    async with await console_client(app, "10.200.0.13") as c:
+        await sign_in(c, viewer)
+        seen = await c.get(page_url)
+        assert seen.status_code == 200
+        assert "Take over" not in seen.text
+        refused = await c.post(f"{base}/{conv}/assign", data={"csrf_token": csrf_of(seen.text)})
+        assert refused.status_code == 403
+    async with await console_client(app, "10.200.0.14") as c:
+        await sign_in(c, agent)
+        for action, data in (
+            ("assign", {}),
+            ("reply", {"body": "Hello <b>there</b>, I am a person."}),
+            ("note", {"body": "VIP customer"}),
+            ("tag", {"tag": "billing"}),
+        ):
+            resp = await post(c, page_url, f"{base}/{conv}/{action}", data)
+            assert resp.status_code == 200, (action, resp.text[:300])
+        assert "Hello &lt;b&gt;there&lt;/b&gt;, I am a person." in resp.text
+        assert "VIP customer" in resp.text
+        assert "billing" in resp.text
+        bad_tag = await post(c, page_url, f"{base}/{conv}/tag", {"tag": "a/b"})
+        assert bad_tag.status_code == 422
+        assert 'id="tag-tag-error"' in bad_tag.text
+        done = await post(c, page_url, f"{base}/{conv}/resolve", {})
+        assert done.status_code == 200
+    detail = await client.get(
+        f"/v1/tenants/{owner.tenant_id}/conversations/{conv}", headers=owner.headers
+    )
+    body = detail.json()
+    assert body["handoff_status"] == "resolved"
+    assert body["tags"] == ["billing"]
+    assert [n["body"] for n in body["notes"]] == ["VIP customer"]
+    other = await register(client, "other-inbox")
+    async with await console_client(app, "10.200.0.15") as c:
+        await sign_in(c, other)
+        assert (await c.get(f"/console/w/{other.tenant_id}/inbox?c={conv}")).status_code == 404
+
+
+async def test_team_invitation_accepted_in_the_console_and_api_key_shown_once(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    invitee = await register(client, "invitee")
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.16") as c:
+        await sign_in(c, owner)
+        invited = await post(
+            c, f"{base}/team", f"{base}/team/invite", {"email": invitee.email, "role": "editor"}
+        )
+        assert invited.status_code == 200
+        link = re.search(r'id="invite-link" readonly value="([^"]+)"', invited.text)
+        assert link is not None
+        made = await post(
+            c, f"{base}/api-keys", f"{base}/api-keys", {"name": "ci", "scopes[]": "chat"}
+        )
+        key = re.search(r'value="(prl_[^"]+)"', made.text)
+        assert key is not None
+        again = await c.get(f"{base}/api-keys")
+        assert key.group(1) not in again.text
+        audit_page = await c.get(f"{base}/audit?verify=1")
+        assert "The chain is intact" in audit_page.text
+    path = link.group(1).split("testserver", 1)[1]
+    async with await console_client(app, "10.200.0.17") as c:
+        bounced = await c.get(path)
+        assert bounced.status_code == 303
+        assert bounced.headers["location"] == f"/console/login?next={path}"
+        await sign_in(c, invitee)
+        accepted = await post(c, path, path, {})
+        assert accepted.status_code == 303
+        assert accepted.headers["location"] == f"/console/w/{owner.tenant_id}/"
+        switcher = await c.get(accepted.headers["location"])
+        assert 'id="workspace-switch"' in switcher.text
+
+
+async def test_stored_html_and_script_are_shown_inert(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.18") as c:
+        await sign_in(c, owner)
+        for i, hostile in enumerate(CORPUS):
+            made = await post(c, f"{base}/bots", f"{base}/bots", {"name": hostile[:120]})
+            assert made.status_code == 303, made.text
+            source = await post(
+                c,
+                f"{base}/knowledge",
+                f"{base}/knowledge/add/text",
+                {"title": hostile[:300], "text": hostile},
+            )
+            assert source.status_code == 303, (i, source.text[:400])
+        for url in (f"{base}/bots", f"{base}/knowledge", f"{base}/", f"{base}/audit"):
+            page = (await c.get(url)).text
+            assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page or url.endswith("audit")
+            assert "<script>window" not in page
+            assert "<svg onload" not in page
+            assert '<img src="https://evil' not in page

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from parley.console import bot_pages, channel_pages, endpoints, knowledge_pages
+from parley.console import (
+    bot_pages,
+    channel_pages,
+    endpoints,
+    inbox_pages,
+    knowledge_pages,
+    team_pages,
+)
 
 router = APIRouter()
-for part in (endpoints, bot_pages, knowledge_pages, channel_pages):
+for part in (endpoints, bot_pages, knowledge_pages, channel_pages, inbox_pages, team_pages):
     router.include_router(part.router)
