@@ -140,6 +140,8 @@ async def act(
     if done is not None:
         background.add_task(pending.flush, viewer.runtime)
     tab = str(data.get("tab", "all"))
-    context = await _context(viewer, tab, conversation_id, form=state)
+    context = await _context(
+        viewer, tab, conversation_id, form=state if done is None else FormState()
+    )
     status = 200 if done is not None else 422
     return render.page(request, "inbox/inbox.html", context, parts=PARTS, status=status)
