@@ -19,6 +19,7 @@ MODULES = {
     "p4": "bench.p4_retrieval_latency",
     "p5": "bench.p5_retrieval_quality",
     "p10": "bench.p10_idle_rss",
+    "p13": "bench.p13_console_render",
 }
 
 
