@@ -420,3 +420,46 @@ async def test_stored_html_and_script_are_shown_inert(
             assert "<script>window" not in page
             assert "<svg onload" not in page
             assert '<img src="https://evil' not in page
+
+
+def console_routes(app: Any) -> list[tuple[str, str, Any]]:
+    from tests.routes import api_routes
+
+    out = []
+    for r in api_routes(app):
+        stack = list(r.dependant.dependencies)
+        while stack:
+            dep = stack.pop()
+            access = getattr(dep.call, "console_access", None)
+            if access is not None:
+                out.append((r.method, r.path, access))
+                break
+            stack.extend(dep.dependencies)
+    return out
+
+
+async def test_every_console_route_needs_a_session_and_every_post_a_csrf_token(
+    app: Any, owner: Account
+) -> None:
+    """Generated from the route table, so no console route is forgotten."""
+    routes = console_routes(app)
+    assert len(routes) >= 30
+    fill = {"tenant_id": owner.tenant_id, "token": "inv_x", "kind": "text", "action": "x"}
+    async with await console_client(app, "10.200.0.19") as anon:
+        for method, path, _ in routes:
+            url = re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), str(uuid.uuid4())), path)
+            resp = await anon.request(method, url)
+            if method == "GET":
+                assert resp.status_code == 303, (method, path, resp.status_code)
+                assert resp.headers["location"].startswith("/console/login"), path
+            else:
+                assert resp.status_code == 403, (method, path, resp.status_code)
+                assert "form expired" in resp.text
+    async with await console_client(app, "10.200.0.20") as c:
+        await sign_in(c, owner)
+        for method, path, _ in routes:
+            if method == "GET":
+                continue
+            url = re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), str(uuid.uuid4())), path)
+            resp = await c.request(method, url, data={"name": "x"})
+            assert resp.status_code == 403, (method, path, resp.status_code)

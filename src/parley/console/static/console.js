@@ -17,3 +17,29 @@
     }
   });
 })();
+
+// Drop a file onto the upload form: it becomes the form's file, as if chosen in the picker.
+(function () {
+  "use strict";
+  function zone(target) { return target.closest ? target.closest("form.drop") : null; }
+  document.addEventListener("dragover", function (event) {
+    var form = zone(event.target);
+    if (!form) return;
+    event.preventDefault();
+    form.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", function (event) {
+    var form = zone(event.target);
+    if (form) form.classList.remove("dragging");
+  });
+  document.addEventListener("drop", function (event) {
+    var form = zone(event.target);
+    if (!form || !event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    form.classList.remove("dragging");
+    var input = form.querySelector("input[type=file]");
+    input.files = event.dataTransfer.files;
+    var status = form.querySelector(".dropped");
+    if (status) status.textContent = "Ready to upload: " + input.files[0].name;
+  });
+})();
