@@ -37,8 +37,12 @@ def _uuid7_at(when: datetime) -> uuid.UUID:
     """A UUIDv7 whose time is `when` (the product's ids sort by creation time)."""
     ms = int(when.timestamp() * 1000)
     rand = int.from_bytes(secrets.token_bytes(10), "big")
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62) | (
-        rand & ((1 << 62) - 1)
+    value = (
+        (ms << 80)
+        | (0x7 << 76)
+        | ((rand >> 68) & 0xFFF) << 64
+        | (0b10 << 62)
+        | (rand & ((1 << 62) - 1))
     )
     return uuid.UUID(int=value)
 
@@ -67,7 +71,9 @@ async def _fill(admin_dsn: str, tenant: uuid.UUID, bot: uuid.UUID, channel: uuid
                 rng.randint(0, 2),
             )
         )
-        messages.append((tenant, _uuid7_at(at), cid, "user", f"Question number {i} about bikes?", at))
+        messages.append(
+            (tenant, _uuid7_at(at), cid, "user", f"Question number {i} about bikes?", at)
+        )
         messages.append(
             (tenant, _uuid7_at(at + timedelta(seconds=5)), cid, "assistant", "An answer.", at)
         )
@@ -82,8 +88,17 @@ async def _fill(admin_dsn: str, tenant: uuid.UUID, bot: uuid.UUID, channel: uuid
             "conversations",
             records=conversations,
             columns=[
-                "tenant_id", "id", "bot_id", "channel_id", "visitor_id", "status", "created_at",
-                "last_message_at", "tags", "handoff_status", "fallback_count",
+                "tenant_id",
+                "id",
+                "bot_id",
+                "channel_id",
+                "visitor_id",
+                "status",
+                "created_at",
+                "last_message_at",
+                "tags",
+                "handoff_status",
+                "fallback_count",
             ],
         )
         await conn.copy_records_to_table(
@@ -116,7 +131,9 @@ async def _measure(quick: bool) -> Section:
         original = render.page
 
         def capture(request: Any, template: str, context: dict[str, Any], **kw: Any) -> Any:
-            captured.setdefault(request.url.path + "?" + request.url.query, (template, context))  # page() completes it in place
+            captured.setdefault(
+                request.url.path + "?" + request.url.query, (template, context)
+            )  # page() completes it in place
             return original(request, template, context, **kw)
 
         async with app.router.lifespan_context(app):

@@ -463,3 +463,62 @@ async def test_every_console_route_needs_a_session_and_every_post_a_csrf_token(
             url = re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), str(uuid.uuid4())), path)
             resp = await c.request(method, url, data={"name": "x"})
             assert resp.status_code == 403, (method, path, resp.status_code)
+
+
+async def test_webhooks_providers_and_platform_admin(
+    app: Any, client: httpx.AsyncClient, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.21") as c:
+        await sign_in(c, owner)
+        made = await post(
+            c,
+            f"{base}/webhooks",
+            f"{base}/webhooks",
+            {"url": "https://93.184.215.14/hook", "events[]": "conversation.started"},
+        )
+        assert made.status_code == 200, re.findall(r"<p class=\"(?:alert|error)\"[^<]*", made.text)
+        secret = re.search(r'id="wh-secret" readonly value="(whsec_[^"]+)"', made.text)
+        assert secret is not None
+        listed = await c.get(f"{base}/webhooks")
+        assert secret.group(1) not in listed.text
+        webhook_id = re.search(rf"{base}/webhooks/([0-9a-f-]{{36}})/rotate", listed.text)
+        assert webhook_id is not None
+        rotated = await post(
+            c, f"{base}/webhooks", f"{base}/webhooks/{webhook_id.group(1)}/rotate", {}
+        )
+        new_secret = re.search(r'id="wh-secret" readonly value="(whsec_[^"]+)"', rotated.text)
+        assert new_secret is not None
+        assert new_secret.group(1) != secret.group(1)
+        assert (await c.get(f"{base}/webhooks/{webhook_id.group(1)}")).status_code == 200
+
+        saved = await post(
+            c, f"{base}/providers", f"{base}/providers/openai", {"api_key": "sk-live-secret-1234"}
+        )
+        assert saved.status_code == 303
+        page = await c.get(f"{base}/providers")
+        assert "sk-live-secret" not in page.text
+        assert "1234" in page.text
+        bad = await post(c, f"{base}/providers", f"{base}/providers/openai", {"api_key": ""})
+        assert bad.status_code == 422
+        assert 'id="openai-api_key-error"' in bad.text
+
+        assert (await c.get("/console/admin")).status_code == 403
+        await admin_conn.execute(
+            "UPDATE users SET is_platform_admin = true WHERE id = $1", uuid.UUID(owner.user_id)
+        )
+        overview = await c.get("/console/admin")
+        assert overview.status_code == 200
+        suspended = await c.post(
+            f"/console/admin/tenants/{owner.tenant_id}/suspend",
+            data={"csrf_token": csrf_of(overview.text)},
+        )
+        assert suspended.status_code == 303
+        blocked = await c.get(f"{base}/")
+        assert blocked.status_code == 403
+        assert "suspended" in blocked.text
+        await c.post(
+            f"/console/admin/tenants/{owner.tenant_id}/reactivate",
+            data={"csrf_token": csrf_of(overview.text)},
+        )
+        assert (await c.get(f"{base}/")).status_code == 200

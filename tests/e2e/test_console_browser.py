@@ -112,6 +112,7 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     console_server: LiveServer,
     host_sites: tuple[HostSite, HostSite],
     browser: Any,
+    admin_conn: Any,
 ) -> None:
     page, watch = console_page
     site, _ = host_sites
@@ -251,10 +252,21 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.get_by_role("link", name="API keys").first.click()
     await page.get_by_role("heading", name="API keys").wait_for()
     await check_page(page, watch, "api-keys")
+    await page.get_by_role("link", name="Webhooks").click()
+    await page.get_by_role("heading", name="Webhooks").wait_for()
+    await check_page(page, watch, "webhooks")
+    await page.get_by_role("link", name="Providers").click()
+    await page.get_by_role("heading", name="AI providers").wait_for()
+    await check_page(page, watch, "providers")
     await page.get_by_role("link", name="Audit log").click()
     await page.get_by_role("link", name="Verify the chain").click()
     await page.get_by_text("The chain is intact").wait_for()
     await check_page(page, watch, "audit")
+
+    await admin_conn.execute("UPDATE users SET is_platform_admin = true WHERE email = $1", email)
+    await page.goto(base_url + "/console/admin")
+    await page.get_by_role("heading", name="Platform admin").wait_for()
+    await check_page(page, watch, "platform-admin")
 
     await page.get_by_role("button", name="Sign out").click()
     await page.get_by_role("heading", name="Sign in").wait_for()

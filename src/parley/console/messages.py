@@ -60,6 +60,9 @@ FIELD_TYPES: dict[str, str] = {
     "int_parsing": "Enter a whole number.",
     "value_error": "This value is not valid.",
     "too_long": "Too many entries.",
+    "literal_error": "Choose one of the options offered.",
+    "enum": "Choose one of the options offered.",
+    "url_parsing": "Enter a full address, starting with https://.",
 }
 
 
