@@ -522,3 +522,37 @@ async def test_webhooks_providers_and_platform_admin(
             data={"csrf_token": csrf_of(overview.text)},
         )
         assert (await c.get(f"{base}/")).status_code == 200
+
+
+async def test_the_preview_streams_to_its_asker_only(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "Streamer"}, headers=owner.headers
+    )
+    bot_id = bot.json()["id"]
+    base = f"/console/w/{owner.tenant_id}/bots/{bot_id}"
+    other = await add_member(client, owner, "editor")
+    async with await console_client(app, "10.200.0.22") as c:
+        await sign_in(c, owner)
+        page = await c.get(base)
+        started = await c.post(
+            f"{base}/try",
+            data={"question": "<b>Anything</b>?"},
+            headers={
+                "HX-Request": "true",
+                "HX-Target": "try-answer",
+                "X-CSRF-Token": csrf_of(page.text),
+            },
+        )
+        assert started.status_code == 200
+        assert "&lt;b&gt;Anything&lt;/b&gt;?" in started.text
+        url = re.search(r'sse-connect="([^"]+)"', started.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+        stream = await c.get(url)
+        assert stream.status_code == 200
+        names = [line[7:] for line in stream.text.splitlines() if line.startswith("event: ")]
+        assert names[0] == "delta"
+        assert names[-2:] == ["sources", "done"]
+    async with await console_client(app, "10.200.0.23") as c:
+        await sign_in(c, other)
+        assert (await c.get(url)).status_code == 404

@@ -150,7 +150,7 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
         watch, page.get_by_label("Ask your bot").fill("How many working days do bike repairs take?")
     )
     await act(watch, page.get_by_role("button", name="Ask", exact=True).click())
-    await page.locator("#try-answer .answer").wait_for(timeout=20_000)
+    await page.get_by_role("heading", name="Sources used").wait_for(timeout=20_000)  # streamed
     assert "three working days" in await page.locator("#try-answer .answer").inner_text()
     await page.reload()
     await page.locator("#step-try.done").wait_for()

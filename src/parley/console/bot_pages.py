@@ -4,10 +4,14 @@ its sources and the retrieval trace. Every action is the bots API's service call
 
 from __future__ import annotations
 
+import html
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 
 from parley.bots import service as bots
 from parley.bots import versions
@@ -16,6 +20,10 @@ from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.messages import problem_message
+from parley.kit.errors import NotFound, ParleyError
+from parley.kit.security import TokenError
+from parley.kit.sse import SSE_HEADERS
 from parley.knowledge import service as knowledge
 from parley.knowledge.grounding import passages_for_turn
 from parley.knowledge.schemas import SearchIn
@@ -214,27 +222,87 @@ async def publish(
     return render.redirect(request, f"{_base(viewer)}/{bot_id}?published={done.number}")
 
 
+PREVIEW_AUDIENCE = "parley:console-preview"
+PREVIEW_TTL = 120
+PREVIEW_TYPE = "preview"
+
+
+def sse_html(event: str, markup: str) -> bytes:
+    """An SSE event whose data is HTML for the page (htmx's SSE extension swaps it in)."""
+    lines = [f"event: {event}", *(f"data: {line}" for line in markup.splitlines() or [""])]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
 @router.post("/{bot_id}/try")
 async def try_bot(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
-    """Ask a version (the draft from the editor, the published one from the checklist): its
-    passages, scores and retrieval trace are shown with the answer."""
+    """Ask a version (the draft from the editor, the published one from the checklist). From
+    htmx the answer streams (a short-lived signed ticket names the question for the stream);
+    a plain form post gets the whole answer at once."""
     data = await read_form(request)
     state = FormState(values=data)
-    question = str(data.get("question", "")).strip()
+    question = str(data.get("question", "")).strip()[:4000]
     if not question:
         state.errors["question"] = "Type a question."
         return render.page(
             request,
             "bots/try.html",
-            await layout(viewer, form=state, answer=None),
+            await layout(viewer, form=state, answer=None, stream_url=None),
             parts=TRY_PARTS,
             status=422,
         )
     bot = await bots.get_bot(viewer.session, viewer.tenant_id, bot_id)
     version_id = uuid.UUID(str(data["version_id"])) if data.get("version_id") else bot.version_id
+    if render.is_htmx(request):
+        ticket, _ = viewer.runtime.keyring.issue(
+            subject=str(viewer.user_id),
+            audience=PREVIEW_AUDIENCE,
+            token_type=PREVIEW_TYPE,
+            ttl_seconds=PREVIEW_TTL,
+            claims={
+                "tid": str(viewer.tenant_id),
+                "bot": str(bot_id),
+                "v": str(version_id),
+                "q": question,
+            },
+        )
+        url = f"{_base(viewer)}/{bot_id}/try/stream?{urlencode({'t': ticket})}"
+        context = await layout(viewer, form=state, answer=None, stream_url=url, question=question)
+        return render.page(request, "bots/try.html", context, parts=TRY_PARTS)
+    version, passages, search = await _grounding(viewer, bot_id, version_id, question)
+    reply = await attempt(
+        viewer.session,
+        state,
+        lambda: versions.preview(
+            viewer.session,
+            viewer.runtime,
+            viewer.tenant_id,
+            bot_id,
+            version.id,
+            versions.PreviewChat(content=question),
+            actor=viewer.principal.actor,
+            passages=passages,
+        ),
+    )
+    context = await layout(
+        viewer,
+        form=state,
+        answer=reply,
+        question=question,
+        search=search,
+        used=passages,
+        stream_url=None,
+    )
+    return render.page(
+        request, "bots/try.html", context, parts=TRY_PARTS, status=200 if reply else 422
+    )
+
+
+async def _grounding(
+    viewer: Viewer, bot_id: uuid.UUID, version_id: uuid.UUID, question: str
+) -> tuple[VersionOut, list[Any], Any]:
+    """The passages a real turn would get (same thresholds; the retrieval log is written as for
+    a turn), and the raw search beside them for the scores and the trace."""
     version = await versions.get_version(viewer.session, viewer.tenant_id, bot_id, version_id)
-    # The passages a real turn would get (same thresholds; the retrieval log is written as for
-    # a turn), and the raw search beside them for the scores and the trace.
     passages = await passages_for_turn(
         viewer.runtime,
         viewer.tenant_id,
@@ -252,27 +320,52 @@ async def try_bot(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Respon
         viewer.tenant_id,
         SearchIn(query=question[:2000], k=version.config.retrieval.top_k, bot_id=bot_id),
     )
-    reply = await attempt(
+    return version, passages, search
+
+
+@router.get("/{bot_id}/try/stream")
+async def try_stream(
+    request: Request, viewer: Editor, bot_id: uuid.UUID, t: str
+) -> StreamingResponse:
+    """The preview's answer as the model writes it (SSE: `delta` text, then `sources` with the
+    passages, scores and trace, then `done`)."""
+    try:
+        claims = viewer.runtime.keyring.verify(
+            t, audience=PREVIEW_AUDIENCE, token_type=PREVIEW_TYPE
+        )
+    except TokenError as exc:
+        raise NotFound("This preview expired; ask again.") from exc
+    if (
+        claims["sub"] != str(viewer.user_id)
+        or claims["tid"] != str(viewer.tenant_id)
+        or claims["bot"] != str(bot_id)
+    ):
+        raise NotFound("This preview is not yours.")
+    question = str(claims["q"])
+    version, passages, search = await _grounding(
+        viewer, bot_id, uuid.UUID(str(claims["v"])), question
+    )
+    plan = await versions.plan_preview(
         viewer.session,
-        state,
-        lambda: versions.preview(
-            viewer.session,
-            viewer.runtime,
-            viewer.tenant_id,
-            bot_id,
-            version_id,
-            versions.PreviewChat(content=question[:4000]),
-            actor=viewer.principal.actor,
-            passages=passages,
-        ),
+        viewer.runtime,
+        viewer.tenant_id,
+        bot_id,
+        version.id,
+        versions.PreviewChat(content=question),
+        passages,
     )
-    context = await layout(
-        viewer, form=state, answer=reply, question=question, search=search, used=passages
-    )
-    return render.page(
-        request,
-        "bots/try.html",
-        context,
-        parts=TRY_PARTS,
-        status=200 if reply is not None else 422,
-    )
+    sources = render.environment().get_template("partials/try_sources.html")
+    runtime, tenant_id, actor = viewer.runtime, viewer.tenant_id, viewer.principal.actor
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for text in versions.stream_preview(runtime, tenant_id, plan, actor=actor):
+                yield sse_html("delta", html.escape(text))
+        except ParleyError as exc:
+            yield sse_html(
+                "delta", '<span class="error">' + html.escape(problem_message(exc)) + "</span>"
+            )
+        yield sse_html("sources", sources.render(used=passages, search=search, plan=plan))
+        yield sse_html("done", "")
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
