@@ -503,6 +503,9 @@ async def test_webhooks_providers_and_platform_admin(
         assert bad.status_code == 422
         assert 'id="openai-api_key-error"' in bad.text
 
+        usage_page = await c.get(f"{base}/usage")
+        assert usage_page.status_code == 200
+        assert "Conversations this month" in usage_page.text
         assert (await c.get("/console/admin")).status_code == 403
         await admin_conn.execute(
             "UPDATE users SET is_platform_admin = true WHERE id = $1", uuid.UUID(owner.user_id)

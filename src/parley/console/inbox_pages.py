@@ -89,6 +89,20 @@ async def events(request: Request, viewer: Reader) -> StreamingResponse:
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+async def _move(*args: Any) -> Any:
+    """Unassign, hand back, resolve or reopen. The inbox branch this sits on is folding its
+    four functions into one `transition(…, name, pending)` (its commit 98d1120, not yet under
+    this branch): take whichever the merged service has. Simplify to the direct call after the
+    merge."""
+    session, tenant_id, principal, conversation_id, name, pending = args
+    transition = getattr(conversations, "transition", None)
+    if transition is not None:
+        return await transition(session, tenant_id, principal, conversation_id, name, pending)
+    legacy = {"unassign": "unassign", "handback": "hand_back", "resolve": "resolve"}
+    change = getattr(conversations, legacy.get(name, name))
+    return await change(session, tenant_id, principal, conversation_id, pending)
+
+
 ACTIONS = ("assign", "unassign", "handback", "resolve", "reopen", "reply", "note", "tag", "untag")
 
 
@@ -113,13 +127,7 @@ async def act(
         if action == "assign":
             return await conversations.assign(s, t, p, conversation_id, None, pending)
         if action in ("unassign", "handback", "resolve", "reopen"):
-            change = {
-                "unassign": conversations.unassign,
-                "handback": conversations.hand_back,
-                "resolve": conversations.resolve,
-                "reopen": conversations.reopen,
-            }[action]
-            return await change(s, t, p, conversation_id, pending)
+            return await _move(s, t, p, conversation_id, action, pending)
         if action == "reply":
             return await conversations.operator_reply(s, t, p, conversation_id, text, None, pending)
         if action == "note":

@@ -16,6 +16,7 @@ from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form
 from parley.tenants import service as tenants
 from parley.tenants.schemas import ApiKeyCreate, InvitationCreate, MemberUpdate
+from parley.usage import service as usage
 
 router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
@@ -143,3 +144,9 @@ async def audit_log(request: Request, viewer: Admin) -> Response:
         broken = await audit.verify_chain(viewer.session, viewer.tenant_id)
     context = await layout(viewer, entries=page, broken=broken)
     return render.page(request, "team/audit.html", context)
+
+
+@router.get("/usage")
+async def usage_page(request: Request, viewer: Reader) -> Response:
+    month = await usage.month_to_date(viewer.session, viewer.runtime.settings, viewer.tenant_id)
+    return render.page(request, "team/usage.html", await layout(viewer, month=month))
