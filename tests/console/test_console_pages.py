@@ -503,6 +503,37 @@ async def test_webhooks_providers_and_platform_admin(
         assert bad.status_code == 422
         assert 'id="openai-api_key-error"' in bad.text
 
+        rule = await post(
+            c,
+            f"{base}/automations",
+            f"{base}/automations",
+            {
+                "name": "Billing words",
+                "event": "message.created",
+                "condition.type": "message_contains",
+                "condition.value": "invoice",
+                "action.type": "tag_conversation",
+                "action.tag": "billing",
+            },
+        )
+        assert rule.status_code == 303, re.findall(r'class="(?:alert|error)"[^<]*', rule.text)
+        rules = await c.get(f"{base}/automations")
+        assert "Billing words" in rules.text
+        assert "“invoice”" in rules.text
+        bad_rule = await post(
+            c,
+            f"{base}/automations",
+            f"{base}/automations",
+            {
+                "name": "x",
+                "event": "message.created",
+                "condition.type": "message_contains",
+                "action.type": "tag_conversation",
+                "action.tag": "ok",
+            },
+        )
+        assert bad_rule.status_code == 422
+        assert 'id="rule-condition-value-error"' in bad_rule.text
         usage_page = await c.get(f"{base}/usage")
         assert usage_page.status_code == 200
         assert "Conversations this month" in usage_page.text

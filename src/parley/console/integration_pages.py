@@ -1,5 +1,6 @@
 """`/console/w/{tenant}/webhooks` (endpoints, secrets shown once and rotated, deliveries, the
-dead-letter queue with re-run) and `/providers` (write-only keys). The webhooks and provider
+dead-letter queue with re-run), `/automations` (rules: when an event matches a condition, do
+an action) and `/providers` (write-only keys). The webhooks, automations and provider
 credentials APIs' service calls, with their roles."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Request, Response
 
+from parley.automations import service as automations
+from parley.automations.schemas import RuleCreate
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
@@ -149,3 +152,88 @@ async def put_provider(request: Request, viewer: Admin, provider: str) -> Respon
         )
         return render.page(request, "integrations/providers.html", context, status=422)
     return render.redirect(request, f"/console/w/{viewer.tenant_id}/providers")
+
+
+CONDITIONS = {
+    "always": "Always",
+    "message_contains": "The visitor's message contains…",
+    "bot_could_not_answer": "The bot could not answer",
+    "visitor_left_email": "The visitor left an email address",
+}
+ACTIONS = {
+    "tag_conversation": "Tag the conversation",
+    "request_handoff": "Hand the conversation to a person",
+    "call_webhook": "Call a webhook",
+}
+
+
+async def _automations(viewer: Viewer, **extra: Any) -> dict[str, Any]:
+    rules = await automations.list_rules(viewer.session, viewer.tenant_id, None, 100)
+    hooks = await webhooks.list_webhooks(viewer.session, viewer.tenant_id, None, 100)
+    extra.setdefault("form", FormState())
+    return await layout(
+        viewer,
+        rules=rules.items,
+        hooks=hooks.items,
+        event_types=EVENT_TYPES,
+        conditions=CONDITIONS,
+        actions=ACTIONS,
+        **extra,
+    )
+
+
+@router.get("/automations")
+async def automation_list(request: Request, viewer: Reader) -> Response:
+    return render.page(request, "integrations/automations.html", await _automations(viewer))
+
+
+def rule_from_form(data: dict[str, Any]) -> dict[str, Any]:
+    """The form's flat fields as a `RuleCreate` body (validated by the model, as the API's)."""
+    condition: dict[str, Any] = {"type": data.get("condition.type", "")}
+    if condition["type"] == "message_contains":
+        condition["value"] = str(data.get("condition.value", "")).strip()
+    action: dict[str, Any] = {"type": data.get("action.type", "")}
+    if action["type"] == "tag_conversation":
+        action["tag"] = str(data.get("action.tag", "")).strip()
+    elif action["type"] == "call_webhook":
+        action["webhook_id"] = data.get("action.webhook_id", "")
+    return {
+        "name": str(data.get("name", "")).strip(),
+        "event": data.get("event", ""),
+        "condition": condition,
+        "action": action,
+    }
+
+
+@router.post("/automations")
+async def create_automation(request: Request, viewer: Editor) -> Response:
+    data = await read_form(request)
+    state = FormState(values=data)
+    body = parse(RuleCreate, rule_from_form(data), state)
+    # A tagged union's errors name the tag (`condition.message_contains.value`): the form's
+    # field is `condition.value`.
+    state.errors = {
+        (f"{k.split('.')[0]}.{k.split('.')[-1]}" if k.count(".") == 2 else k): v
+        for k, v in state.errors.items()
+    }
+    created = None
+    if body is not None:
+        created = await attempt(
+            viewer.session,
+            state,
+            lambda: automations.create(
+                viewer.session, viewer.tenant_id, body, actor=viewer.principal.actor
+            ),
+        )
+    if created is None:
+        context = await _automations(viewer, form=state)
+        return render.page(request, "integrations/automations.html", context, status=422)
+    return render.redirect(request, f"/console/w/{viewer.tenant_id}/automations")
+
+
+@router.post("/automations/{rule_id}/delete")
+async def delete_automation(request: Request, viewer: Editor, rule_id: uuid.UUID) -> Response:
+    await automations.delete(
+        viewer.session, viewer.tenant_id, rule_id, actor=viewer.principal.actor
+    )
+    return render.redirect(request, f"/console/w/{viewer.tenant_id}/automations")
