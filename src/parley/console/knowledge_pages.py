@@ -45,6 +45,12 @@ async def sources(request: Request, viewer: Reader) -> Response:
     return render.page(request, "knowledge/sources.html", await _page(viewer), parts=SOURCES_PARTS)
 
 
+def title_from(text: str) -> str:
+    """A pasted text without a title is named after its first line (shortened)."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= 80 else first[:77].rstrip() + "…"
+
+
 def faq_pairs(text: str) -> list[dict[str, str]]:
     """`Q: …` / `A: …` lines (blank lines between pairs) to FAQ pairs."""
     pairs: list[dict[str, str]] = []
@@ -69,11 +75,9 @@ async def add_source(request: Request, viewer: Editor, kind: str) -> Response:
     state.values["kind"] = kind
     body: Any = None
     if kind == "text":
-        body = parse(
-            TextSourceIn,
-            {"type": "text", "title": data.get("title", ""), "text": data.get("text", "")},
-            state,
-        )
+        text = str(data.get("text", ""))
+        title = str(data.get("title", "")).strip() or title_from(text)
+        body = parse(TextSourceIn, {"type": "text", "title": title, "text": text}, state)
     elif kind == "faq":
         pairs = faq_pairs(str(data.get("pairs", "")))
         if not pairs:
