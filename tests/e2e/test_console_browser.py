@@ -236,9 +236,11 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.locator(".conv-list a").first.click()
     await page.get_by_role("heading", name="Conversation").wait_for()
     await page.get_by_text("three working days", exact=False).first.wait_for()
-    await tab_to(page, page.get_by_role("button", name="Take over"), limit=80)
-    await page.keyboard.press("Enter")
+    await page.keyboard.press("t")  # the inbox's shortcut for "Take over"
     await page.get_by_role("button", name="Hand back to the bot").wait_for()
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    await page.keyboard.press("r")
+    assert await page.evaluate("document.activeElement.id") == "reply-body"
     await page.get_by_label("Reply to the visitor").fill(
         "A person here: bring the bike any morning."
     )

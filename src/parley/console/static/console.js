@@ -43,3 +43,30 @@
     if (status) status.textContent = "Ready to upload: " + input.files[0].name;
   });
 })();
+
+// Inbox shortcuts (when no field has the focus): j / k next and previous conversation,
+// r the reply box, t take over. Listed on the page (`.shortcuts`).
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var active = document.activeElement;
+    if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return;
+    if (!document.querySelector(".inbox")) return;
+    var links = Array.prototype.slice.call(document.querySelectorAll(".conv-list a"));
+    var open = document.querySelector(".conv-list li.open a");
+    var index = links.indexOf(open);
+    var go = null;
+    if (event.key === "j") go = links[Math.min(links.length - 1, index + 1)];
+    if (event.key === "k") go = links[Math.max(0, index - 1)];
+    if (go) { event.preventDefault(); go.click(); return; }
+    if (event.key === "r") {
+      var box = document.getElementById("reply-body");
+      if (box) { event.preventDefault(); box.focus(); }
+    }
+    if (event.key === "t") {
+      var take = document.querySelector("form[action$='/assign'] button");
+      if (take) { event.preventDefault(); take.click(); }
+    }
+  });
+})();
