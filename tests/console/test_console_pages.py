@@ -590,3 +590,60 @@ async def test_the_preview_streams_to_its_asker_only(
     async with await console_client(app, "10.200.0.23") as c:
         await sign_in(c, other)
         assert (await c.get(url)).status_code == 404
+
+
+async def test_telegram_channel_shows_its_webhook_state(
+    data_dir: Any, test_db: Any, fake_openai: Any
+) -> None:
+    """A Telegram channel added in the console (the token pasted), then its page asks Telegram
+    (a local server speaking the Bot API) where its webhook points."""
+    from parley.app import create_app
+    from tests.conftest import make_settings
+    from tests.fakes.telegram_server import FakeTelegram
+
+    telegram = FakeTelegram()
+    telegram.start()
+    try:
+        settings = make_settings(
+            data_dir,
+            parley_outbound_allow_private=True,
+            parley_telegram_api_base_url=telegram.base_url,
+            openai_base_url=fake_openai.base_url,
+            openai_api_key="sk-test",
+        )
+        application = create_app(settings, database_url=test_db.app_url)
+        async with (
+            application.router.lifespan_context(application),
+            await console_client(application, "10.200.0.24") as c,
+        ):
+            owner = await register(c, "telegram-console")
+            bot = await c.post(
+                f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "T"}, headers=owner.headers
+            )
+            base = f"/console/w/{owner.tenant_id}/channels"
+            await sign_in(c, owner)
+            bad = await post(
+                c,
+                base,
+                f"{base}/new/telegram",
+                {"bot_id": bot.json()["id"], "config.bot_token": "nope"},
+            )
+            assert bad.status_code == 422
+            assert 'id="telegram-config-bot_token-error"' in bad.text
+            token = "123456:" + "A" * 35
+            made = await post(
+                c,
+                base,
+                f"{base}/new/telegram",
+                {"bot_id": bot.json()["id"], "config.bot_token": token},
+            )
+            assert made.status_code == 200, made.text[-800:]
+            assert token not in made.text
+            channel_id = re.search(rf"{base}/([0-9a-f-]{{36}})", made.text).group(1)  # type: ignore[union-attr]
+            page = await c.get(f"{base}/{channel_id}")
+            assert "Telegram delivers this bot's messages here" in page.text
+            telegram.webhooks[token]["url"] = "https://elsewhere.example/hook"
+            moved = await c.get(f"{base}/{channel_id}")
+            assert "points elsewhere" in moved.text
+    finally:
+        telegram.stop()

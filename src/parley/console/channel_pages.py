@@ -129,8 +129,17 @@ async def create_channel(request: Request, viewer: Editor, kind: str) -> Respons
 @router.get("/{channel_id}")
 async def channel(request: Request, viewer: Reader, channel_id: uuid.UUID) -> Response:
     found = await channels.get_channel(viewer.session, viewer.tenant_id, channel_id)
+    telegram = None
+    if found.type == "telegram":
+        telegram = await channels.telegram_state(
+            viewer.session, viewer.runtime, viewer.tenant_id, channel_id
+        )
     context = await layout(
-        viewer, channel=found, form=FormState(), snippet=snippet(request, found.widget_key)
+        viewer,
+        channel=found,
+        form=FormState(),
+        snippet=snippet(request, found.widget_key),
+        telegram=telegram,
     )
     return render.page(request, "channels/channel.html", context)
 
@@ -160,7 +169,11 @@ async def update_channel(request: Request, viewer: Editor, channel_id: uuid.UUID
     if saved is None:
         found = await channels.get_channel(viewer.session, viewer.tenant_id, channel_id)
         context = await layout(
-            viewer, channel=found, form=state, snippet=snippet(request, found.widget_key)
+            viewer,
+            channel=found,
+            form=state,
+            snippet=snippet(request, found.widget_key),
+            telegram=None,
         )
         return render.page(request, "channels/channel.html", context, status=422)
     return render.redirect(request, f"{_base(viewer)}/{channel_id}?saved=1")
