@@ -138,7 +138,7 @@ async def _measure(quick: bool) -> Section:
 
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="https://bench") as c:
                 page = await c.get("/console/signup")
                 resp = await c.post(
                     "/console/signup",
@@ -187,6 +187,9 @@ async def _measure(quick: bool) -> Section:
                     "inbox (conversation open)": f"{base}/inbox?c={open_id}",
                     "team": f"{base}/team",
                     "audit log": f"{base}/audit",
+                    "webhooks": f"{base}/webhooks",
+                    "automations": f"{base}/automations",
+                    "usage and plan": f"{base}/usage",
                 }
                 rows: list[Row] = []
                 render.page = capture  # type: ignore[assignment]

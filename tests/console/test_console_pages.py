@@ -25,7 +25,8 @@ def csrf_of(page: str) -> str:
 
 async def console_client(app: Any, ip: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(ip, 1234))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    # https: the cookies are Secure outside development, and httpx keeps them to https.
+    return httpx.AsyncClient(transport=transport, base_url="https://testserver")
 
 
 async def sign_in(c: httpx.AsyncClient, account: Account) -> None:
@@ -67,6 +68,7 @@ async def test_sign_up_sets_a_hardened_cookie_and_lands_on_the_checklist(app: An
         )
         assert resp.status_code == 303, resp.text
         cookie = next(h for h in resp.headers.get_list("set-cookie") if "parley_console=" in h)
+        assert "Secure" in cookie
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie
         home = await c.get(resp.headers["location"])

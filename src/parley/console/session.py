@@ -43,8 +43,9 @@ class CookieSession:
 
 
 def secure_cookies(runtime: Runtime) -> bool:
-    """Secure outside development (and the test suite, which runs over plain http)."""
-    return runtime.settings.parley_env == "production"
+    """Secure outside development (browsers keep Secure cookies of http://localhost and
+    127.0.0.1 too, so the test suite's plain-http servers work with it)."""
+    return runtime.settings.parley_env != "development"
 
 
 def issue(runtime: Runtime, response: Response, user_id: UserId, family: uuid.UUID) -> None:
