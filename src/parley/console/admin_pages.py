@@ -13,7 +13,7 @@ from parley.admin.schemas import PlanUpdate
 from parley.console import render
 from parley.console.door import Viewer, signed_in
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, read_form, submit
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
 PlatformAdmin = Annotated[Viewer, signed_in(platform_admin=True)]
@@ -48,14 +48,13 @@ async def tenant_action(
             lambda: admin.set_status(viewer.session, tenant_id, status, actor=_actor(viewer)),
         )
     elif action == "plan":
-        body = parse(PlanUpdate, {"plan": (await read_form(request)).get("plan")}, state)
-        done = None
-        if body is not None:
-            done = await attempt(
-                viewer.session,
-                state,
-                lambda: admin.set_plan(viewer.session, tenant_id, body.plan, actor=_actor(viewer)),
-            )
+        done = await submit(
+            viewer.session,
+            state,
+            PlanUpdate,
+            {"plan": (await read_form(request)).get("plan")},
+            lambda body: admin.set_plan(viewer.session, tenant_id, body.plan, actor=_actor(viewer)),
+        )
     else:
         return render.page(
             request, "error.html", {"title": "Not found", "message": "No such action."}, status=404

@@ -19,7 +19,7 @@ from parley.bots.schemas import BotCreate, ConfigChanges, VersionOut
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, parse, read_form, submit
 from parley.console.messages import problem_message
 from parley.kit.errors import NotFound, ParleyError
 from parley.kit.security import TokenError
@@ -50,14 +50,13 @@ async def bot_list(request: Request, viewer: Reader) -> Response:
 async def create_bot(request: Request, viewer: Editor) -> Response:
     data = await read_form(request)
     state = FormState(values=data)
-    body = parse(BotCreate, {"name": data.get("name", "")}, state)
-    created = None
-    if body is not None:
-        created = await attempt(
-            viewer.session,
-            state,
-            lambda: bots.create_bot(viewer.session, viewer.tenant_id, viewer.principal, body),
-        )
+    created = await submit(
+        viewer.session,
+        state,
+        BotCreate,
+        {"name": data.get("name", "")},
+        lambda body: bots.create_bot(viewer.session, viewer.tenant_id, viewer.principal, body),
+    )
     if created is None:
         page = await bots.list_bots(viewer.session, viewer.tenant_id, None, 50)
         return render.page(

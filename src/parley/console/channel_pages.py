@@ -21,7 +21,7 @@ from parley.channels.schemas import (
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout, snippet
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, parse, read_form, submit
 
 router = APIRouter(prefix="/console/w/{tenant_id}/channels", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
@@ -152,20 +152,15 @@ async def update_channel(request: Request, viewer: Editor, channel_id: uuid.UUID
         k: str(data.get(f"theme.{k}", "")).strip() or None for k in ("color", "position", "title")
     }
     origins = [origin_of(o) for o in str(data.get("allowed_origins", "")).split() if o.strip()]
-    body = parse(
+    saved = await submit(
+        viewer.session,
+        state,
         ChannelUpdate,
         {"allowed_origins": origins, "theme": {k: v for k, v in theme.items() if v is not None}},
-        state,
+        lambda body: channels.update_channel(
+            viewer.session, viewer.tenant_id, channel_id, body, actor=viewer.principal.actor
+        ),
     )
-    saved = None
-    if body is not None:
-        saved = await attempt(
-            viewer.session,
-            state,
-            lambda: channels.update_channel(
-                viewer.session, viewer.tenant_id, channel_id, body, actor=viewer.principal.actor
-            ),
-        )
     if saved is None:
         found = await channels.get_channel(viewer.session, viewer.tenant_id, channel_id)
         context = await layout(

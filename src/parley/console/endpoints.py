@@ -19,7 +19,7 @@ from parley.console import render
 from parley.console import service as console
 from parley.console import session as cookie
 from parley.console.door import Viewer, anonymous, member, signed_in
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, read_form, submit
 from parley.kit.db import UserId
 from parley.kit.errors import NotFound
 from parley.kit.runtime import Runtime
@@ -93,14 +93,13 @@ async def login(request: Request, door: Anonymous) -> Response:
     state = FormState(values={"email": data.get("email", "")})
     target = safe_next(data.get("next")) or "/console/workspaces"
     await limit_attempts(request, "login")
-    body = parse(
-        LoginRequest, {"email": data.get("email"), "password": data.get("password")}, state
+    pair = await submit(
+        session,
+        state,
+        LoginRequest,
+        {"email": data.get("email"), "password": data.get("password")},
+        lambda body: auth.login(session, runtime, str(body.email), body.password),
     )
-    pair = None
-    if body is not None:
-        pair = await attempt(
-            session, state, lambda: auth.login(session, runtime, str(body.email), body.password)
-        )
     if pair is None:
         return render.page(
             request, "login.html", {"form": state, "next": safe_next(data.get("next"))}, status=422
@@ -119,12 +118,13 @@ async def signup(request: Request, door: Anonymous) -> Response:
     data = await read_form(request)
     state = FormState(values={k: data.get(k, "") for k in ("email", "tenant_name")})
     await limit_attempts(request, "register")
-    body = parse(
-        RegisterRequest, {k: data.get(k) for k in ("email", "password", "tenant_name")}, state
+    created = await submit(
+        session,
+        state,
+        RegisterRequest,
+        {k: data.get(k) for k in ("email", "password", "tenant_name")},
+        lambda body: auth.register(session, runtime, body),
     )
-    created = None
-    if body is not None:
-        created = await attempt(session, state, lambda: auth.register(session, runtime, body))
     if created is None:
         return render.page(request, "signup.html", {"form": state}, status=422)
     return await _signed_in_response(

@@ -73,3 +73,17 @@ async def attempt(
             {".".join(str(p) for p in e["loc"]): e["message"] for e in exc.extra.get("errors", [])}
         )
         return None
+
+
+async def submit(
+    session: AsyncSession,
+    state: FormState,
+    model: type[M],
+    data: dict[str, Any],
+    action: Callable[[M], Awaitable[T]],
+) -> T | None:
+    """`parse` then `attempt`: the body the API's model accepts, handed to the service call."""
+    body = parse(model, data, state)
+    if body is None:
+        return None
+    return await attempt(session, state, lambda: action(body))

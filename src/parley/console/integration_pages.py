@@ -15,7 +15,7 @@ from parley.automations.schemas import RuleCreate
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, parse, read_form, submit
 from parley.llm import credentials
 from parley.llm.credentials import CredentialIn, ProviderName
 from parley.webhooks import service as webhooks
@@ -49,16 +49,15 @@ async def create_webhook(request: Request, viewer: Editor) -> Response:
     state = FormState(values=data)
     events = data.get("events", [])
     events = [events] if isinstance(events, str) else events
-    body = parse(WebhookCreate, {"url": str(data.get("url", "")).strip(), "events": events}, state)
-    created = None
-    if body is not None:
-        created = await attempt(
-            viewer.session,
-            state,
-            lambda: webhooks.create(
-                viewer.session, viewer.runtime, viewer.tenant_id, body, actor=viewer.principal.actor
-            ),
-        )
+    created = await submit(
+        viewer.session,
+        state,
+        WebhookCreate,
+        {"url": str(data.get("url", "")).strip(), "events": events},
+        lambda body: webhooks.create(
+            viewer.session, viewer.runtime, viewer.tenant_id, body, actor=viewer.principal.actor
+        ),
+    )
     context = await _webhooks(
         viewer,
         form=state if created is None else FormState(),
@@ -122,25 +121,20 @@ async def put_provider(request: Request, viewer: Admin, provider: str) -> Respon
         )
     data = await read_form(request)
     state = FormState(values={"provider": provider, "base_url": data.get("base_url", "")})
-    body = parse(
+    saved = await submit(
+        viewer.session,
+        state,
         CredentialIn,
         {"api_key": data.get("api_key", ""), "base_url": str(data.get("base_url", "")) or None},
-        state,
-    )
-    saved = None
-    if body is not None:
-        saved = await attempt(
+        lambda body: credentials.put(
             viewer.session,
-            state,
-            lambda: credentials.put(
-                viewer.session,
-                viewer.runtime,
-                viewer.tenant_id,
-                cast(ProviderName, provider),  # checked against PROVIDERS above
-                body,
-                actor=viewer.principal.actor,
-            ),
-        )
+            viewer.runtime,
+            viewer.tenant_id,
+            cast(ProviderName, provider),  # checked against PROVIDERS above
+            body,
+            actor=viewer.principal.actor,
+        ),
+    )
     if saved is None:
         stored = await credentials.list_all(viewer.session, viewer.tenant_id)
         context = await layout(

@@ -13,7 +13,7 @@ from parley.audit import service as audit
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, attempt, parse, read_form, submit
 from parley.tenants import service as tenants
 from parley.tenants.schemas import ApiKeyCreate, InvitationCreate, MemberUpdate
 from parley.usage import service as usage
@@ -109,16 +109,15 @@ async def create_api_key(request: Request, viewer: Admin) -> Response:
     state = FormState(values=data)
     scopes = data.get("scopes", [])
     scopes = [scopes] if isinstance(scopes, str) else scopes
-    body = parse(ApiKeyCreate, {"name": data.get("name", ""), "scopes": scopes}, state)
-    created = None
-    if body is not None:
-        created = await attempt(
-            viewer.session,
-            state,
-            lambda: tenants.create_api_key(
-                viewer.session, viewer.tenant_id, viewer.principal, body
-            ),
-        )
+    created = await submit(
+        viewer.session,
+        state,
+        ApiKeyCreate,
+        {"name": data.get("name", ""), "scopes": scopes},
+        lambda body: tenants.create_api_key(
+            viewer.session, viewer.tenant_id, viewer.principal, body
+        ),
+    )
     keys = await tenants.list_api_keys(viewer.session, viewer.tenant_id, None, 100)
     context = await layout(
         viewer, keys=keys.items, form=state if created is None else FormState(), created=created
