@@ -102,6 +102,13 @@ async def check_page(page: Any, watch: Watch, name: str) -> None:
     assert watch.bad == [], (name, watch.bad)
 
 
+async def visit(page: Any, watch: Watch, link: str, heading: str, name: str) -> None:
+    """Follow a navigation link, wait for the page's heading, check the page."""
+    await page.get_by_role("link", name=link).first.click()
+    await page.get_by_role("heading", name=heading).wait_for()
+    await check_page(page, watch, name)
+
+
 async def act(watch: Watch, coro: Any) -> Any:
     watch.actions += 1
     return await coro
@@ -191,9 +198,7 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     )
 
     # --- every page ------------------------------------------------------------------------
-    await page.get_by_role("link", name="Bots").click()
-    await page.get_by_role("heading", name="Bots").wait_for()
-    await check_page(page, watch, "bots")
+    await visit(page, watch, "Bots", "Bots", "bots")
     await page.get_by_role("link", name="Lyon Bikes assistant").click()
     await page.get_by_role("heading", name="Lyon Bikes assistant").wait_for()
     instructions = page.get_by_label("Instructions")
@@ -208,28 +213,18 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     assert await page.evaluate("window.__xss") is None
     await check_page(page, watch, "bot-diff")
     await page.get_by_role("link", name="Back to Lyon Bikes assistant").click()
-    await page.get_by_role("link", name="Publish v2…").click()
-    await page.get_by_role("heading", name="Publish v2?").wait_for()
-    await check_page(page, watch, "bot-publish-confirm")
+    await visit(page, watch, "Publish v2…", "Publish v2?", "bot-publish-confirm")
     await page.get_by_role("button", name="Yes, make v2 live").click()
     await page.get_by_text("Version 2 is now live.").wait_for()
 
-    await page.get_by_role("link", name="Knowledge").click()
-    await page.get_by_role("heading", name="Knowledge").wait_for()
-    await check_page(page, watch, "knowledge")
-    await page.get_by_role("link", name="Repairs").click()
-    await page.get_by_role("heading", name="Repairs").wait_for()
-    await check_page(page, watch, "knowledge-source")
+    await visit(page, watch, "Knowledge", "Knowledge", "knowledge")
+    await visit(page, watch, "Repairs", "Repairs", "knowledge-source")
     await page.goto(page.url.split("/knowledge")[0] + "/knowledge/search?q=repairs")
     await page.get_by_role("heading", name="Test search").wait_for()
     await check_page(page, watch, "knowledge-search")
 
-    await page.get_by_role("link", name="Channels").click()
-    await page.get_by_role("heading", name="Channels").wait_for()
-    await check_page(page, watch, "channels")
-    await page.get_by_role("link", name="Website widget").click()
-    await page.get_by_role("heading", name="Embed snippet").wait_for()
-    await check_page(page, watch, "channel-widget")
+    await visit(page, watch, "Channels", "Channels", "channels")
+    await visit(page, watch, "Website widget", "Embed snippet", "channel-widget")
 
     await page.get_by_role("link", name="Inbox").click()
     await page.get_by_role("heading", name="Inbox").wait_for()
@@ -248,24 +243,12 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.locator(".msg.operator").wait_for()
     await check_page(page, watch, "inbox")
 
-    await page.get_by_role("link", name="Team").click()
-    await page.get_by_role("heading", name="Team").wait_for()
-    await check_page(page, watch, "team")
-    await page.get_by_role("link", name="API keys").first.click()
-    await page.get_by_role("heading", name="API keys").wait_for()
-    await check_page(page, watch, "api-keys")
-    await page.get_by_role("link", name="Usage").click()
-    await page.get_by_role("heading", name="Usage and plan").wait_for()
-    await check_page(page, watch, "usage")
-    await page.get_by_role("link", name="Webhooks").click()
-    await page.get_by_role("heading", name="Webhooks").wait_for()
-    await check_page(page, watch, "webhooks")
-    await page.get_by_role("link", name="Automations").click()
-    await page.get_by_role("heading", name="Automations").wait_for()
-    await check_page(page, watch, "automations")
-    await page.get_by_role("link", name="Providers").click()
-    await page.get_by_role("heading", name="AI providers").wait_for()
-    await check_page(page, watch, "providers")
+    await visit(page, watch, "Team", "Team", "team")
+    await visit(page, watch, "API keys", "API keys", "api-keys")
+    await visit(page, watch, "Usage", "Usage and plan", "usage")
+    await visit(page, watch, "Webhooks", "Webhooks", "webhooks")
+    await visit(page, watch, "Automations", "Automations", "automations")
+    await visit(page, watch, "Providers", "AI providers", "providers")
     await page.get_by_role("link", name="Audit log").click()
     await page.get_by_role("link", name="Verify the chain").click()
     await page.get_by_text("The chain is intact").wait_for()
