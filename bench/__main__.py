@@ -27,6 +27,7 @@ MODULES = {
     "p12": "bench.p12_operator_reply",
     "p16b": "bench.p16b_ingest_budgets",
     "p15": "bench.p15_noisy_neighbour",
+    "p13": "bench.p13_console_render",
 }
 
 

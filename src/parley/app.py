@@ -26,6 +26,8 @@ from parley.channels.endpoints import router as channels_router
 from parley.channels.inbound_endpoints import router as channel_ingress_router
 from parley.channels.ingress_fastpath import IngressFastPath
 from parley.compat.endpoints import router as compat_router
+from parley.console import errors as console_errors
+from parley.console.router import router as console_router
 from parley.conversations.endpoints import router as conversations_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
@@ -193,8 +195,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         widget_static_router,
         demo_router,
         admin_router,
+        console_router,
     ):
         app.include_router(router)
+    console_errors.install(app)  # console paths render errors as pages
 
     # Outermost first: ids and metrics see everything, including rejected bodies.
     # Innermost: JSON bodies too deep or with non-finite numbers are refused (issue 15).

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import LiveServer, create_widget, ingest_now, register
 from tests.e2e.conftest import HostSite, shot
+from tests.xss_corpus import WIDGET_PAYLOAD
 
 FALLBACK = "Sorry, I have nothing on that yet."
 
@@ -179,12 +180,7 @@ async def test_hostile_assistant_output_is_inert(
     page.on("request", lambda r: requested.append(r.url))
     await page.goto(allowed.origin + "/echo")
     await _open(page)
-    payload = (
-        "<script>window.__xss=1</script> "
-        '<img src="https://evil.example/x.png" onerror="window.__xss=2">'
-        " ![pic](https://evil.example/p.png) [bad](javascript:window.__xss=3)"
-        " [good](https://example.org/docs)"
-    )
+    payload = WIDGET_PAYLOAD
     await _send(page, payload)
     log = page.get_by_role("log")
     await log.get_by_text("You said:", exact=False).wait_for(timeout=15_000)

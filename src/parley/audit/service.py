@@ -120,6 +120,17 @@ async def verify_chain(session: AsyncSession, tenant_id: TenantId) -> list[int]:
     return broken
 
 
+async def has_action(session: AsyncSession, tenant_id: TenantId, action: str) -> bool:
+    """Whether anything in the workspace was ever audited as `action` (the console's checklist
+    ticks steps from real state)."""
+    found = await session.scalar(
+        select(AuditEntry.seq)
+        .where(AuditEntry.tenant_id == tenant_id, AuditEntry.action == action)
+        .limit(1)
+    )
+    return found is not None
+
+
 async def list_entries(
     session: AsyncSession, tenant_id: TenantId, cursor: str | None, limit: int
 ) -> Page[AuditEntryOut]:

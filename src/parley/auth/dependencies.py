@@ -30,12 +30,28 @@ from parley.auth.access import (
 )
 from parley.kit.db import TenantId, UserId, bind_tenant, bind_user, request_transaction
 from parley.kit.errors import Forbidden, InvalidToken, NotFound, TenantSuspended, Unauthorized
+from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime, get_runtime
 from parley.kit.security import TokenError, constant_time_equals, digest
 from parley.tenants import repository as tenant_repo
 
 bearer = HTTPBearer(auto_error=False, description="A console access token or an API key.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def limit_attempts(request: Request, action: str) -> Runtime:
+    """The sign-in and sign-up rate limit per client address (`action` names the bucket), the
+    same for the API and the console."""
+    runtime = get_runtime(request)
+    if runtime.settings.parley_rate_limits == "on" and runtime.limiter is not None:
+        ip = request.client.host if request.client else "unknown"
+        await enforce(
+            runtime.limiter,
+            f"{action}:{ip}",
+            runtime.settings.parley_login_attempts_per_minute,
+            60,
+        )
+    return runtime
 
 
 class TenantNotFound(NotFound):
@@ -74,6 +90,18 @@ async def _authorise_user(
     access: Access,
 ) -> TenantCaller:
     user_id, family = _user_claims(runtime, token)
+    return await authorise_member(session, user_id, family, tenant_id, access)
+
+
+async def authorise_member(
+    session: AsyncSession,
+    user_id: UserId,
+    family: uuid.UUID,
+    tenant_id: uuid.UUID,
+    access: Access,
+) -> TenantCaller:
+    """Bind the tenant and check that the user's session family is live and that they are a
+    member with `access.role`: shared by bearer tokens and the console's cookie session."""
     tid = TenantId(tenant_id)
     await bind_tenant(session, tid)
     await bind_user(session, user_id)
@@ -179,6 +207,20 @@ class CurrentUser:
         self.is_platform_admin = admin
 
 
+async def authorise_user(
+    session: AsyncSession, user_id: UserId, family: uuid.UUID, *, platform_admin: bool = False
+) -> CurrentUser:
+    """Check a user's session family is live (no tenant context): shared by bearer tokens and
+    the console's cookie session."""
+    await bind_user(session, user_id)
+    row = await auth_repo.access_for(session, user_id=user_id, family_id=family, tenant_id=None)
+    if row is None or not row.user_active or not row.session_live:
+        raise InvalidToken(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if platform_admin and not row.is_platform_admin:
+        raise Forbidden("This route is for platform administrators.")
+    return CurrentUser(session, user_id, family, row.is_platform_admin)
+
+
 def user_access(*, platform_admin: bool = False) -> Any:
     async def dependency(request: Request, credentials: BearerDep) -> AsyncIterator[CurrentUser]:
         runtime = get_runtime(request)
@@ -190,15 +232,7 @@ def user_access(*, platform_admin: bool = False) -> Any:
             )
         user_id, family = _user_claims(runtime, token)
         async with request_transaction(runtime.db) as session:
-            await bind_user(session, user_id)
-            row = await auth_repo.access_for(
-                session, user_id=user_id, family_id=family, tenant_id=None
-            )
-            if row is None or not row.user_active or not row.session_live:
-                raise InvalidToken(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            if platform_admin and not row.is_platform_admin:
-                raise Forbidden("This route is for platform administrators.")
-            yield CurrentUser(session, user_id, family, row.is_platform_admin)
+            yield await authorise_user(session, user_id, family, platform_admin=platform_admin)
 
     dependency.parley_access = Access(  # type: ignore[attr-defined]
         role="platform_admin" if platform_admin else "user", scope=None

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from parley.auth import service
-from parley.auth.dependencies import PlatformSession, SignedInUser
+from parley.auth.dependencies import PlatformSession, SignedInUser, limit_attempts
 from parley.auth.schemas import (
     LoginRequest,
     LogoutRequest,
@@ -28,25 +28,11 @@ from parley.kit.errors import (
     Unprocessable,
     merge_responses,
 )
-from parley.kit.ratelimit import enforce
-from parley.kit.runtime import Runtime, get_runtime
+from parley.kit.runtime import get_runtime
 from parley.tenants import service as tenants
 from parley.tenants.schemas import MembershipCreated
 
 router = APIRouter(tags=["auth"])
-
-
-async def _limit(request: Request, action: str) -> Runtime:
-    runtime = get_runtime(request)
-    if runtime.settings.parley_rate_limits == "on" and runtime.limiter is not None:
-        ip = request.client.host if request.client else "unknown"
-        await enforce(
-            runtime.limiter,
-            f"{action}:{ip}",
-            runtime.settings.parley_login_attempts_per_minute,
-            60,
-        )
-    return runtime
 
 
 @router.post(
@@ -59,7 +45,7 @@ async def _limit(request: Request, action: str) -> Runtime:
 async def register(
     request: Request, session: PlatformSession, body: RegisterRequest
 ) -> RegisterResponse:
-    runtime = await _limit(request, "register")
+    runtime = await limit_attempts(request, "register")
     return await service.register(session, runtime, body)
 
 
@@ -70,7 +56,7 @@ async def register(
     responses=merge_responses(InvalidCredentials, TooManyRequests),
 )
 async def login(request: Request, session: PlatformSession, body: LoginRequest) -> TokenPair:
-    runtime = await _limit(request, "login")
+    runtime = await limit_attempts(request, "login")
     return await service.login(session, runtime, str(body.email), body.password)
 
 

@@ -141,5 +141,11 @@ async def preview_chat(
     body: versions.PreviewChat,
 ) -> versions.PreviewReply:
     return await versions.preview(
-        scope.session, get_runtime(request), scope.tenant_id, bot_id, version_id, body
+        scope.session,
+        get_runtime(request),
+        scope.tenant_id,
+        bot_id,
+        version_id,
+        body,
+        actor=scope.principal.actor,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,12 +19,12 @@ from parley.auth.access import Principal
 from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, ConfigChanges, FieldChange, VersionDiff, VersionOut
 from parley.bots.service import BotNotFound, _default_model, check_sources
-from parley.kit.db import TenantId
+from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import Conflict, NotFound, ParleyError
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
-from parley.llm.base import ProviderError
+from parley.llm.base import Passage, ProviderError
 from parley.models import BotVersion
 
 
@@ -259,17 +261,29 @@ class PreviewReply(BaseModel):
     completion_tokens: int
 
 
-async def preview(
+@dataclass
+class PreviewPlan:
+    """A preview ready to run: the version, its provider and the request (built inside the
+    caller's transaction; running it needs none, so a stream holds no connection)."""
+
+    bot_id: uuid.UUID
+    version_id: uuid.UUID
+    version: int
+    config: BotConfig
+    provider: Any
+    request: Any
+
+
+async def plan_preview(
     session: AsyncSession,
     runtime: Runtime,
     tenant_id: TenantId,
     bot_id: uuid.UUID,
     version_id: uuid.UUID,
     body: PreviewChat,
-) -> PreviewReply:
-    """Answer with any version — typically a draft — without storing a conversation, so editors
-    can try a configuration before publishing it."""
-    from parley.llm.base import TextDelta, TurnRequest, Usage
+    passages: Sequence[Passage] = (),
+) -> PreviewPlan:
+    from parley.llm.base import TurnRequest
     from parley.llm.credentials import resolve
     from parley.llm.prompt import history_messages, system_prompt
     from parley.llm.registry import provider_for
@@ -281,30 +295,89 @@ async def preview(
         if config.provider != "extractive"
         else None
     )
-    provider = provider_for(config.provider, runtime, credential)
     request = TurnRequest(
-        system=system_prompt(config.instructions, []),
+        system=system_prompt(config.instructions, list(passages)),
         messages=history_messages([(t.role, t.content) for t in body.history], body.content),
         model=config.model,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         fallback_text=config.fallback_text,
+        passages=list(passages),
     )
+    return PreviewPlan(
+        bot_id, v.id, v.number, config, provider_for(config.provider, runtime, credential), request
+    )
+
+
+async def _audit_preview(
+    session: AsyncSession, tenant_id: TenantId, plan: PreviewPlan, actor: str
+) -> None:
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="bot.previewed",
+        target_type="bot",
+        target_id=plan.bot_id,
+        after={"version_id": str(plan.version_id), "version": plan.version},
+    )
+
+
+async def stream_preview(
+    runtime: Runtime, tenant_id: TenantId, plan: PreviewPlan, *, actor: str
+) -> AsyncIterator[str]:
+    """The answer's text as the model writes it; the try is audited once it has answered, in
+    a transaction of its own (the stream outlives the request's)."""
+    from parley.llm.base import TextDelta
+
+    wrote = False
+    try:
+        async for event in plan.provider.stream(plan.request):
+            if isinstance(event, TextDelta) and event.text:
+                wrote = True
+                yield event.text
+    except ProviderError as exc:
+        raise PreviewFailed(exc.public_detail) from exc
+    if not wrote:
+        yield plan.config.fallback_text
+    async with tenant_session(runtime.db, tenant_id) as session:
+        await _audit_preview(session, tenant_id, plan, actor)
+
+
+async def preview(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+    body: PreviewChat,
+    *,
+    actor: str,
+    passages: Sequence[Passage] = (),
+) -> PreviewReply:
+    """Answer with any version — typically a draft — without storing a conversation, so editors
+    can try a configuration before publishing it; `passages` ground it as a turn would (the
+    console retrieves them first, to show them). The try is audited (`bot.previewed`, no
+    text): the console's onboarding ticks "try it" from it."""
+    from parley.llm.base import TextDelta, Usage
+
+    plan = await plan_preview(session, runtime, tenant_id, bot_id, version_id, body, passages)
     parts: list[str] = []
     usage = Usage(0, 0)
     try:
-        async for event in provider.stream(request):
+        async for event in plan.provider.stream(plan.request):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
             else:
                 usage = event
     except ProviderError as exc:
         raise PreviewFailed(exc.public_detail) from exc
+    await _audit_preview(session, tenant_id, plan, actor)
     return PreviewReply(
-        reply="".join(parts).strip() or config.fallback_text,
-        version_id=v.id,
-        provider=config.provider,
-        model=config.model,
+        reply="".join(parts).strip() or plan.config.fallback_text,
+        version_id=plan.version_id,
+        provider=plan.config.provider,
+        model=plan.config.model,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
     )

@@ -162,3 +162,13 @@ class InboundEventOut(BaseModel):
 class InboundAccepted(BaseModel):
     ok: bool = True
     status: Literal["accepted", "duplicate", "ignored"]
+
+
+class TelegramState(BaseModel):
+    """What Telegram says of the channel's webhook, asked when shown."""
+
+    reachable: bool = Field(description="Telegram answered.")
+    webhook_url: str | None = None
+    points_here: bool = Field(default=False, description="The webhook is this channel's.")
+    pending_updates: int = 0
+    error: str | None = Field(default=None, description="Telegram's last delivery error.")

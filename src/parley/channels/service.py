@@ -23,6 +23,7 @@ from parley.channels.schemas import (
     ChannelUpdate,
     InboundEventOut,
     TelegramChannelCreate,
+    TelegramState,
     WebhookChannelCreate,
     WidgetChannelCreate,
 )
@@ -302,4 +303,32 @@ async def delete_channel(
         target_type="channel",
         target_id=channel_id,
         before=before,
+    )
+
+
+async def telegram_state(
+    session: AsyncSession, runtime: Runtime, tenant_id: TenantId, channel_id: uuid.UUID
+) -> TelegramState:
+    """Whether Telegram delivers to this channel: the webhook it has, pending updates and its
+    last delivery error, asked of Telegram now (the console's channel page)."""
+    ch = await _get(session, tenant_id, channel_id)
+    if ch.type != "telegram" or ch.token_encrypted is None:
+        raise ChannelNotFound()
+    expected = (runtime.settings.parley_public_url or "").rstrip("/")
+    try:
+        info = await telegram.webhook_info(
+            runtime,
+            telegram.base_url(runtime, ch.config),
+            runtime.keyring.decrypt(ch.token_encrypted),
+        )
+    except telegram.TelegramError as exc:
+        return TelegramState(reachable=False, error=exc.description)
+    url = str(info.get("url") or "")
+    suffix = INBOUND_PATHS["telegram"].format(id=ch.id)
+    return TelegramState(
+        reachable=True,
+        webhook_url=url or None,
+        points_here=url.endswith(suffix) and (not expected or url.startswith(expected)),
+        pending_updates=int(info.get("pending_update_count") or 0),
+        error=str(info["last_error_message"]) if info.get("last_error_message") else None,
     )

@@ -99,6 +99,13 @@ async def set_webhook(runtime: Runtime, base: str, token: str, url: str, secret:
     )
 
 
+async def webhook_info(runtime: Runtime, base: str, token: str) -> dict[str, Any]:
+    """Telegram's view of the bot's webhook (`getWebhookInfo`): url, pending updates, last
+    error."""
+    found = await call(runtime, base, token, "getWebhookInfo", {})
+    return found if isinstance(found, dict) else {}
+
+
 async def send_message(runtime: Runtime, base: str, token: str, chat_id: int, text: str) -> Any:
     body = text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
     return await call(runtime, base, token, "sendMessage", {"chat_id": chat_id, "text": body})

@@ -1,0 +1,29 @@
+"""All of the console's routes, under `/console`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from parley.console import (
+    admin_pages,
+    bot_pages,
+    channel_pages,
+    endpoints,
+    inbox_pages,
+    integration_pages,
+    knowledge_pages,
+    team_pages,
+)
+
+router = APIRouter()
+for part in (
+    endpoints,
+    bot_pages,
+    knowledge_pages,
+    channel_pages,
+    inbox_pages,
+    team_pages,
+    integration_pages,
+    admin_pages,
+):
+    router.include_router(part.router)
