@@ -86,7 +86,7 @@ def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in out
-    email = re.search(r"Admin login \(API\) +(\S+)", out)
+    email = re.search(r"Console login +(\S+)", out)
     password = re.search(r"Password +(\S+) +\(shown once", out)
     assert email, out
     assert password, out

@@ -1,6 +1,6 @@
 """What `parley serve` prints for a person once the server is up: what started, where, and the
-one-time demo login. All its wording is here, so a new surface (the console, when it exists)
-changes one place; nothing in it may promise a page the server does not serve."""
+one-time demo login. All its wording is here, so a new surface changes one place; nothing in
+it may promise a page the server does not serve."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from parley import __version__
 
-LOGIN_LABEL = "Admin login (API)"
-"""The demo account signs in through `POST /v1/auth/login` (there is no console page yet)."""
-LOGIN_HINT = "sign in with POST /v1/auth/login, see {base}/docs"
+LOGIN_LABEL = "Console login"
+"""The demo account signs in to the console (or through `POST /v1/auth/login`)."""
+LOGIN_HINT = "sign in at {base}/console/login (the API: POST /v1/auth/login)"
 WIDTH = 19
 
 
@@ -30,6 +30,7 @@ class Banner:
 
     def lines(self) -> list[str]:
         rows: list[tuple[str, str]] = []
+        rows.append(("Console", f"{self.base}/console"))
         if self.demo:
             rows.append(("Demo page", f"{self.base}/demo"))
         rows += [("API docs", f"{self.base}/docs"), ("Health", f"{self.base}/readyz")]

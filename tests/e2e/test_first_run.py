@@ -55,7 +55,8 @@ def test_the_banner_says_what_started_and_nothing_else_is_printed(
         ("Demo page", f"{base}/demo"),
         ("API docs", f"{base}/docs"),
         ("Health", f"{base}/readyz"),
-        ("Admin login (API)", "admin@parley.example.com"),
+        ("Console", f"{base}/console"),
+        ("Console login", "admin@parley.example.com"),
         ("Database log", str(serve.data_dir / "logs" / "database.log")),
         ("Retrieval", "keyword-only (BM25; PARLEY_EMBEDDINGS=none)"),
     ):
