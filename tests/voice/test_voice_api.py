@@ -318,3 +318,31 @@ async def test_openai_compatible_speech_end_to_end(
         uuid.UUID(setup.owner.tenant_id),
     )
     assert tuple(row) == ("openai", "fake-whisper", "openai")
+
+
+async def test_a_person_holds_the_conversation_the_bot_stays_silent(
+    client: httpx.AsyncClient, admin_conn: Any
+) -> None:
+    """Voice goes through the same send path as text (SPEC C12, issue 17): once a person has
+    taken the conversation, a spoken message is stored for them and no turn runs."""
+    setup, ws = await _voice_widget(client)
+    owner = setup.owner
+    taken = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/conversations/{ws.conversation_id}/assign",
+        headers=owner.headers,
+    )
+    assert taken.status_code == 200, taken.text
+    resp = await _post(client, ws, spoken_wav(SENTENCE))
+    assert resp.status_code == 201, resp.text
+    events = parse_sse(resp.text)
+    names = [name for name, _, _ in events]
+    assert names == ["transcript", "conversation.status", "voice.completed"]
+    assert events[1][1]["handoff_status"] == "assigned"
+    history = await _messages(client, ws)
+    assert [(m["role"], m["spoken"]) for m in history] == [("user", True)]
+    turns = await admin_conn.fetchval(
+        "SELECT count(*) FROM llm_turns WHERE tenant_id = $1 AND conversation_id = $2",
+        uuid.UUID(owner.tenant_id),
+        uuid.UUID(ws.conversation_id),
+    )
+    assert turns == 0
