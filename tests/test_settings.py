@@ -91,6 +91,8 @@ def test_plans_parse_from_json_and_unknown_plans_are_unlimited(
 def test_an_empty_variable_means_unset_for_every_setting(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    for name in Settings.model_fields:  # the defaults, not what this shell sets (CI: REDIS_URL)
+        monkeypatch.delenv(name.upper(), raising=False)
     defaults = Settings(_env_file=None).model_dump()  # type: ignore[call-arg]
     for name in Settings.model_fields:
         monkeypatch.setenv(name.upper(), "")

@@ -162,7 +162,10 @@ async def test_a_removed_member_loses_the_workspace_at_once(
             f"/v1/tenants/{owner.tenant_id}/members/{agent.user_id}", headers=owner.headers
         )
         assert removed.status_code == 204, removed.text
-        assert (await c.get(f"/console/w/{owner.tenant_id}/")).status_code == 404
+        # Removal revokes the member's sessions (issue 15): the console sends them to sign in.
+        gone = await c.get(f"/console/w/{owner.tenant_id}/")
+        assert gone.status_code == 303
+        assert gone.headers["location"].startswith("/console/login")
 
 
 async def test_another_workspaces_ids_answer_404(app: Any, client: httpx.AsyncClient) -> None:

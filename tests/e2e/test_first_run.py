@@ -27,7 +27,6 @@ CHATTER = (
     "Running upgrade",
     "Successful postgres command",
     "XDG_RUNTIME_DIR",
-    "Console",
     "Uvicorn running",
 )
 

@@ -225,6 +225,10 @@ async def test_export_and_erase_a_visitor_everywhere(
 
     # The audit log: tombstones naming no one, and the chain verifies.
     log = await client.get(f"/v1/tenants/{owner.tenant_id}/audit-log", headers=owner.headers)
+    exports = [e for e in log.json()["items"] if e["action"] == "visitor.exported"]
+    assert exports  # reading a person's data is recorded too, naming no one
+    assert CANARY not in str(exports)
+    assert visitor_id not in str(exports)
     tombstones = [e for e in log.json()["items"] if e["action"] == "visitor.erased"]
     assert len(tombstones) == 2
     assert CANARY not in str(tombstones)

@@ -43,7 +43,7 @@ async def visitor(
             if erase:
                 result: Any = await service.erase_visitor(session, tid, CLI_ACTOR, selector)
             else:
-                result = await service.export_visitor(session, tid, selector)
+                result = await service.export_visitor(session, tid, CLI_ACTOR, selector)
         return dict(json.loads(result.model_dump_json()))
     except ParleyError as exc:
         raise typer.BadParameter(exc.detail) from exc

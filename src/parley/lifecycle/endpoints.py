@@ -37,7 +37,7 @@ Owner = Annotated[TenantScope, tenant_access("owner", "admin")]
     summary="Export everything held about one visitor (JSON)",
 )
 async def export_visitor(scope: Admin, body: VisitorSelector) -> VisitorExport:
-    return await service.export_visitor(scope.session, scope.tenant_id, body)
+    return await service.export_visitor(scope.session, scope.tenant_id, scope.principal.actor, body)
 
 
 @router.post(

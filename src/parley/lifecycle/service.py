@@ -59,10 +59,21 @@ async def _footprint(
 
 
 async def export_visitor(
-    session: AsyncSession, tenant_id: TenantId, sel: VisitorSelector
+    session: AsyncSession, tenant_id: TenantId, actor: str, sel: VisitorSelector
 ) -> VisitorExport:
+    """Everything held about the visitor. Reading a person's data is itself recorded: who
+    exported, when and how much, naming no one (like the erasure's tombstone)."""
     fp = await _footprint(session, tenant_id, sel)
     data = await visitor_data.export(session, tenant_id, fp)
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="visitor.exported",
+        target_type="visitor_data",
+        target_id=uuid.uuid4(),
+        after={"visitors": len(fp.visitor_ids), "messages": len(fp.message_ids)},
+    )
     return VisitorExport(visitor_ids=fp.visitor_ids, data=data)
 
 
