@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+from alembic import op
+
 
 def read_sql(name: str) -> str:
     """The text of ``parley/sql/<name>`` (for example ``functions/parley_chat_send.sql``)."""
@@ -16,6 +18,4 @@ def read_sql(name: str) -> str:
 
 def apply_sql(name: str) -> None:
     """Execute ``parley/sql/<name>`` in the running migration's transaction."""
-    from alembic import op  # alembic's op proxy exists only while a migration runs
-
     op.execute(read_sql(name))
