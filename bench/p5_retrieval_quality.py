@@ -174,13 +174,22 @@ def fused_runs(
     }
 
 
+RRF_K = 60  # reciprocal rank fusion's usual constant
+
+
+def rrf(keyword: list[Scored], dense: list[Scored], *, k: int = RRF_K) -> list[uuid.UUID]:
+    """Reciprocal rank fusion (`Σ 1/(k + rank)`), the usual alternative to the product's convex
+    fusion: compared here only, so it lives with the benchmark rather than in the product."""
+    scores: dict[uuid.UUID, float] = {}
+    for leg in (keyword, dense):
+        for rank, s in enumerate(leg, start=1):
+            scores[s.chunk_id] = scores.get(s.chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda cid: (-scores[cid], cid))
+
+
 def rrf_runs(legs: Legs) -> dict[str, list[uuid.UUID]]:
     return {
-        q: [
-            f.chunk_id
-            for f in retrieval.rrf(legs.keyword[q], legs.dense[q][: retrieval.VECTOR_CANDIDATES])
-        ]
-        for q in legs.keyword
+        q: rrf(legs.keyword[q], legs.dense[q][: retrieval.VECTOR_CANDIDATES]) for q in legs.keyword
     }
 
 

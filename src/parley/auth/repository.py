@@ -67,19 +67,6 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
-async def family_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
-    result = await session.execute(
-        select(func.count())
-        .select_from(AuthSession)
-        .where(
-            AuthSession.family_id == family_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > func.now(),
-        )
-    )
-    return bool(result.scalar_one())
-
-
 async def touch_login(session: AsyncSession, user_id: UserId) -> None:
     await session.execute(update(User).where(User.id == user_id).values(last_login_at=func.now()))
 

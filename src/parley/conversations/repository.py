@@ -75,25 +75,6 @@ async def latest_open_conversation(
     return result.scalar_one_or_none()
 
 
-async def messages_before(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    conversation_id: uuid.UUID,
-    before: uuid.UUID | None,
-    limit: int,
-) -> list[Message]:
-    """Newest first, older than `before`."""
-    query = (
-        select(Message)
-        .where(Message.tenant_id == tenant_id, Message.conversation_id == conversation_id)
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        query = query.where(Message.id < before)
-    return list((await session.execute(query)).scalars())
-
-
 async def unsummarised_turns(
     session: AsyncSession,
     tenant_id: TenantId,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.audit import service as audit
 from parley.auth.access import Principal
+from parley.conversations import idempotency_keys
 from parley.conversations import repository as repo
 from parley.conversations.events import Pending, inbox_topic, staff_event, topic
 from parley.conversations.handoff import status_event
@@ -394,7 +395,7 @@ async def operator_reply(
     scope = f"operator:{conversation_id}"
     key = idem_key or uuid.uuid4().hex
     message_id = new_id()
-    claim = await idempotency.claim(
+    claim = await idempotency_keys.claim(
         session,
         tenant_id,
         scope,
@@ -449,7 +450,7 @@ async def operator_reply(
     await session.flush()
     data = message_json(message)
     data["author_id"] = str(principal.user_id) if principal.user_id else None
-    await idempotency.finish(
+    await idempotency_keys.finish(
         session, tenant_id, scope, key, state="completed", response={"message": data}
     )
     await audit.record(

@@ -100,16 +100,3 @@ async def delete_chunks_except(
             KnowledgeChunk.index_version.not_in(list(keep)),
         )
     )
-
-
-async def count_chunks(
-    session: AsyncSession, tenant_id: TenantId, source_id: uuid.UUID, version: int
-) -> int:
-    result = await session.execute(
-        select(func.count()).where(
-            KnowledgeChunk.tenant_id == tenant_id,
-            KnowledgeChunk.source_id == source_id,
-            KnowledgeChunk.index_version == version,
-        )
-    )
-    return int(result.scalar_one())

@@ -47,7 +47,6 @@ Normalisation = Literal["minmax", "max"]
 # Per-leg score normalisation before the convex combination; min-max won on SciFact train
 # (bench P5 reports both).
 NORMALISATION: Normalisation = "minmax"
-RRF_K = 60  # reciprocal rank fusion's constant: compared in the benchmark only
 # Cosine similarity times this is the vector leg's relevance: 0.5 (a close paraphrase with
 # all-MiniLM-L6-v2) reaches the 0.35 "answerable" threshold.
 VECTOR_RELEVANCE_SCALE = 0.7
@@ -138,19 +137,6 @@ def fuse(
         )
         for cid in kw.keys() | vec.keys()
     ]
-    fused.sort(key=lambda f: (-f.score, f.chunk_id))
-    return fused
-
-
-def rrf(keyword: list[Scored], dense: list[Scored], *, k: int = RRF_K) -> list[Fused]:
-    """Reciprocal rank fusion (`Σ 1/(k + rank)`), the usual alternative; benchmark only."""
-    scores: dict[uuid.UUID, float] = {}
-    for leg in (keyword, dense):
-        for rank, s in enumerate(leg, start=1):
-            scores[s.chunk_id] = scores.get(s.chunk_id, 0.0) + 1.0 / (k + rank)
-    raw_kw = {s.chunk_id: s.score for s in keyword}
-    raw_vec = {s.chunk_id: s.score for s in dense}
-    fused = [Fused(cid, sc, raw_kw.get(cid), raw_vec.get(cid)) for cid, sc in scores.items()]
     fused.sort(key=lambda f: (-f.score, f.chunk_id))
     return fused
 

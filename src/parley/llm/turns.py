@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.bots.schemas import BotConfig
 from parley.bots.service import BotNotFound
+from parley.conversations import idempotency_keys
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import inbox_topic, staff_event, topic
 from parley.conversations.schemas import Citation, MessageOut, message_json
-from parley.kit import idempotency, telemetry
+from parley.kit import telemetry
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import TenantSuspended
 from parley.kit.ids import new_id
@@ -187,7 +188,7 @@ async def prepare_turn(session: AsyncSession, runtime: Runtime, turn: TurnInput)
             reply = await conv_repo.get_message(session, turn.tenant_id, existing.reply_message_id)
             if reply is not None:
                 reply_json = message_json(reply)
-                await idempotency.finish(
+                await idempotency_keys.finish(
                     session,
                     turn.tenant_id,
                     turn.idem_scope,
@@ -269,7 +270,7 @@ async def finish_stored_reply(runtime: Runtime, turn: TurnInput, reply: dict[str
     """The operation's turn succeeded before but its key was left open (the process died in
     between): close the key with the stored answer."""
     async with tenant_session(runtime.db, turn.tenant_id) as session:
-        await idempotency.finish(
+        await idempotency_keys.finish(
             session,
             turn.tenant_id,
             turn.idem_scope,
@@ -378,7 +379,7 @@ async def run_turn(
                     )
                     .values(status="failed", error="internal_error", finished_at=datetime.now(UTC))
                 )
-                await idempotency.finish(
+                await idempotency_keys.finish(
                     session,
                     turn.tenant_id,
                     turn.idem_scope,
@@ -461,7 +462,7 @@ async def _run_turn(
                     finished_at=datetime.now(UTC),
                 )
             )
-            await idempotency.finish(
+            await idempotency_keys.finish(
                 session,
                 turn.tenant_id,
                 turn.idem_scope,

@@ -7,10 +7,10 @@ import uuid
 
 import structlog
 
+from parley.conversations import idempotency_keys
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import topic
 from parley.conversations.schemas import message_json
-from parley.kit import idempotency
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.kit.runtime import Runtime
@@ -66,7 +66,7 @@ async def purge_idempotency_keys(ctx: JobContext) -> None:
     removed = 0
     for tid in await all_tenant_ids(ctx.db):
         async with tenant_session(ctx.db, tid) as session:
-            removed += await idempotency.purge_expired(session, tid)
+            removed += await idempotency_keys.purge_expired(session, tid)
     log.info("widget.idempotency_keys_purged", count=removed)
 
 
