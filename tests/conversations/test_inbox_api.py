@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from parley.conversations.tasks import EMIT_MESSAGE_JOB, emit_message
 from parley.kit.ids import id_floor
 from parley.kit.jobs import JobContext
-from parley.webhooks.tasks import EMIT_MESSAGE_JOB, emit_message
 from tests.conftest import assert_problem, parse_sse, register, widget_session
 from tests.conversations.helpers import inbox_workspace
 from tests.webhooks.helpers import deliveries, make_hook

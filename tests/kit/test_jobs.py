@@ -316,7 +316,7 @@ async def test_sigkilled_worker_loses_no_job(
 async def test_expired_idempotency_keys_are_purged_per_tenant(
     db: Database, admin_conn: asyncpg.Connection, client: Any
 ) -> None:
-    from parley.widget.tasks import purge_idempotency_keys
+    from parley.conversations.tasks import purge_idempotency_keys
     from tests.conftest import create_widget, register, widget_session
 
     owner = await register(client, "purge")

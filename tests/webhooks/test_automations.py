@@ -270,8 +270,8 @@ async def test_a_rerun_emit_job_applies_the_rules_once(
     """The job that turns a stored message into `message.created` deliveries and rule actions
     can run again after a crash between its commit and its acknowledgement: the
     `emitted_events` row written in the same transaction as the actions stops the second run."""
+    from parley.conversations.tasks import EMIT_MESSAGE_JOB, emit_message
     from parley.kit.jobs import JobContext
-    from parley.webhooks.tasks import EMIT_MESSAGE_JOB, emit_message
 
     owner = await register(wh_client, "auto-rerun")
     called = await make_hook(wh_client, owner, receiver.url("/called"), ["usage.threshold"])

@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
+from parley.conversations.turn import TURN_JOB
 from parley.kit.db import TenantId, create_database, tenant_session
 from parley.kit.jobs import asyncpg_dsn, enqueue
-from parley.llm.turns import TURN_JOB
 from tests.conftest import (
     DatabaseUnderTest,
     LiveServer,

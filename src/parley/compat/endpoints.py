@@ -11,6 +11,7 @@ from parley.auth.access import TenantCaller
 from parley.auth.dependencies import api_key_access
 from parley.compat import service
 from parley.compat.schemas import ChatCompletionRequest, ModelList
+from parley.conversations import send as chat
 from parley.kit.errors import (
     Forbidden,
     InvalidToken,
@@ -21,7 +22,6 @@ from parley.kit.errors import (
 )
 from parley.kit.runtime import get_runtime
 from parley.kit.sse import SSE_HEADERS
-from parley.widget import service as chat
 
 router = APIRouter(
     prefix="/v1/compat",

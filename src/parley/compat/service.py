@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.bots import repository as bots_repo
 from parley.compat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from parley.conversations import repository as conv_repo
+from parley.conversations import send as chat
 from parley.conversations.started import start_conversation
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import Conflict, NotFound, Unprocessable
@@ -26,7 +27,6 @@ from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
 from parley.models import Channel, Visitor
-from parley.widget import service as chat
 from parley.widget.auth import WidgetCaller
 
 

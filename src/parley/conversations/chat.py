@@ -1,6 +1,6 @@
 """Channel-neutral chat steps for channels whose users arrive without a widget session
 (Telegram, webhook): the contact's conversation, the user message, and the bot's turn on the
-same ledger the widget uses (`llm.turns`), keyed by an operation id the caller chooses.
+same ledger the widget uses (`conversations.turn`), keyed by an operation id the caller chooses.
 
 The operation id makes the turn idempotent: once its `llm_turns` row has succeeded, running it
 again returns the stored reply without calling the provider.
@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.conversations import repository as conv_repo
 from parley.conversations.schemas import message_json
 from parley.conversations.started import start_conversation
+from parley.conversations.turn import PreparedTurn, TurnInput, TurnOutcome, prepare_turn, run_turn
 from parley.kit.db import TenantId
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
-from parley.llm.turns import PreparedTurn, TurnInput, TurnOutcome, prepare_turn, run_turn
 from parley.models import Message, Visitor
 from parley.webhooks import events as webhook_events
 from parley.webhooks import service as webhooks
@@ -98,7 +98,8 @@ async def prepare_channel_turn(
 ) -> tuple[TurnInput, PreparedTurn]:
     """Claim the turn ledger row for `operation_id` and read what the turn needs, in the
     caller's transaction. There is no idempotency key: the caller's own record (the inbound
-    event) is the request ledger, so the key updates in `llm.turns` find nothing to update."""
+    event) is the request ledger, so the key updates in `conversations.turn` find nothing to
+    update."""
     turn = TurnInput(
         tenant_id=tenant_id,
         conversation_id=user_message.conversation_id,

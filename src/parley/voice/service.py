@@ -29,6 +29,7 @@ from parley.audit import service as audit
 from parley.bots.schemas import BotConfig, VoiceSettings
 from parley.bots.service import BotNotFound
 from parley.conversations import repository as conv_repo
+from parley.conversations import send
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.metrics import SSE_CONNECTIONS, VOICE_FAILURES, VOICE_TURNS
 from parley.kit.runtime import Runtime
@@ -44,7 +45,6 @@ from parley.voice.registry import CREDENTIAL, stt_for, tts_for
 from parley.voice.schemas import VoiceWorkspaceSettings, VoiceWorkspaceUpdate
 from parley.voice.sentences import SentenceSplitter
 from parley.voice.tts.base import VoiceChoice
-from parley.widget import service as widget_service
 from parley.widget.auth import WidgetCaller
 
 log = structlog.get_logger(__name__)
@@ -169,7 +169,7 @@ class VoiceTurn:
     voice: VoiceSettings
     credential: ResolvedCredential | None
     heard: Heard
-    outcome: widget_service.Started | widget_service.Replayed | widget_service.Held
+    outcome: send.Started | send.Replayed | send.Held
     upload_done: float  # perf_counter at the end of the upload: P9's clock starts here
     spoken_seconds: float = 0.0
     first_audio_ms: int | None = None
@@ -206,7 +206,7 @@ async def start_widget_turn(
         heard = await listen(
             runtime, voice, chunks, credential, keep=keep, content_type=content_type
         )
-        outcome = await widget_service.send_message(
+        outcome = await send.send_message(
             runtime, caller, heard.text, idem_key, scope_prefix="voice", spoken=True
         )
     except VoiceError as exc:
@@ -241,7 +241,7 @@ async def stream_widget_turn(runtime: Runtime, turn: VoiceTurn) -> AsyncIterator
     seq = [0]
     try:
         yield sse_event("transcript", {"text": turn.heard.text, "message": outcome.user_message})
-        if isinstance(outcome, widget_service.Held):
+        if isinstance(outcome, send.Held):
             # A person holds the conversation (or this message asked for one): no turn ran.
             # What the visitor is told (the handoff or offline message) is spoken like a reply.
             said = outcome.handoff.message
@@ -271,7 +271,7 @@ async def stream_widget_turn(runtime: Runtime, turn: VoiceTurn) -> AsyncIterator
                 },
             )
             return
-        if isinstance(outcome, widget_service.Replayed):
+        if isinstance(outcome, send.Replayed):
             reply = outcome.reply
             yield sse_event("reply.completed", outcome.reply, outcome.reply["id"])
             splitter = SentenceSplitter()

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from parley.conversations import send
 from parley.conversations.schemas import HandoffOutcome, MessageOut
 from parley.kit.errors import (
     Conflict,
@@ -99,7 +100,7 @@ async def send_message(
 ) -> Any:
     runtime = get_runtime(request)
     if prefer is not None and "respond-async" in prefer.lower():
-        queued = await service.enqueue_message(runtime, caller, body.content, idempotency_key)
+        queued = await send.enqueue_message(runtime, caller, body.content, idempotency_key)
         return JSONResponse(
             {
                 "message": queued.user_message,
@@ -109,8 +110,8 @@ async def send_message(
             status_code=202,
             headers={"Preference-Applied": "respond-async"},
         )
-    outcome = await service.send_message(runtime, caller, body.content, idempotency_key)
-    if isinstance(outcome, service.Held) and "text/event-stream" not in request.headers.get(
+    outcome = await send.send_message(runtime, caller, body.content, idempotency_key)
+    if isinstance(outcome, send.Held) and "text/event-stream" not in request.headers.get(
         "accept", ""
     ):
         said = outcome.handoff.message
@@ -130,8 +131,8 @@ async def send_message(
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    assert not isinstance(outcome, service.Held)
-    message, reply, error = await service.finish_send(outcome)
+    assert not isinstance(outcome, send.Held)
+    message, reply, error = await send.finish_send(outcome)
     if reply is None:
         err = error or {}
         return problem_response(

@@ -1,5 +1,8 @@
-"""Jobs of the widget API: the turn of an asynchronously sent message, and the nightly purge
-of idempotency keys past their retention (workspace by workspace through the tenant door)."""
+"""Jobs of the conversations: the turn of an asynchronously sent message, the `message.created`
+event of a message the SQL send path stored, and the nightly purge of idempotency keys past
+their retention (workspace by workspace through the tenant door). Job names are stored in the
+queue and named by SQL functions: they stay as they were when these jobs lived in `widget/`
+and `webhooks/`."""
 
 from __future__ import annotations
 
@@ -11,12 +14,17 @@ from parley.conversations import idempotency_keys
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import topic
 from parley.conversations.schemas import message_json
+from parley.conversations.turn import TURN_JOB, TurnInput, prepare_turn, run_turn
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.kit.runtime import Runtime
-from parley.llm.turns import TURN_JOB, TurnInput, prepare_turn, run_turn
+from parley.webhooks import events
+from parley.webhooks import repository as webhooks_repo
+from parley.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
+
+EMIT_MESSAGE_JOB = "webhooks.emit_message"  # the name the SQL send path enqueues (0010)
 
 
 async def _no_stream(chunk: str) -> None:
@@ -71,3 +79,24 @@ async def purge_idempotency_keys(ctx: JobContext) -> None:
 
 
 REGISTRY.every("widget.purge_idempotency_keys", "37 3 * * *")
+
+
+@REGISTRY.job(EMIT_MESSAGE_JOB, max_attempts=10)
+async def emit_message(ctx: JobContext) -> None:
+    """`message.created` for a message the chat send path stored: the SQL functions enqueue
+    this in the message's own transaction (only when the workspace has a subscribed endpoint or
+    a rule), so the event is never lost; here it becomes deliveries and rule actions."""
+    message_id = uuid.UUID(str(ctx.payload["message_id"]))
+    event = str(ctx.payload.get("event") or "message.created")
+    async with ctx.tenant_session() as session:
+        if not await webhooks_repo.mark_emitted(session, ctx.tenant_id, event, message_id):
+            return  # a re-run after a crash between commit and acknowledgement
+        message = await conv_repo.get_message(session, ctx.tenant_id, message_id)
+        if message is None:
+            return
+        await webhooks.emit(
+            session,
+            ctx.tenant_id,
+            event,
+            events.message_created(message, fallback=bool(ctx.payload.get("fallback"))),
+        )
