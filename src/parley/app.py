@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import text
 
+import parley.tasks  # noqa: F401  (registers the product's jobs with the worker)
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
 from parley.audit.endpoints import router as audit_router
@@ -32,7 +30,7 @@ from parley.conversations.endpoints import router as conversations_router
 from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
 from parley.kit import telemetry
-from parley.kit.db import Database, create_database, platform_session
+from parley.kit.boot import build_runtime
 from parley.kit.errors import install_error_handlers
 from parley.kit.headers import SecurityHeadersMiddleware
 from parley.kit.jobs import REGISTRY, Worker
@@ -40,17 +38,15 @@ from parley.kit.jsonbody import JsonBodyGuard
 from parley.kit.limits import BodyReadTimeoutMiddleware, BodySizeLimitMiddleware
 from parley.kit.logging import configure_logging
 from parley.kit.metrics import MetricsMiddleware
-from parley.kit.pubsub import MemoryBroker, RedisBroker
-from parley.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from parley.kit.requestid import RequestIdMiddleware
 from parley.kit.runtime import Runtime
-from parley.kit.security import Keyring, load_secret_keys
 from parley.knowledge.endpoints import router as knowledge_router
 from parley.lifecycle.endpoints import router as lifecycle_router
 from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
+from parley.tenants.joining import router as joining_router
 from parley.voice.endpoints import router as voice_router
 from parley.webhooks.endpoints import router as webhooks_router
 from parley.widget.cors import WidgetCORSMiddleware
@@ -58,71 +54,6 @@ from parley.widget.endpoints import router as widget_router
 from parley.widget.static_endpoints import router as widget_static_router
 
 log = structlog.get_logger(__name__)
-
-
-class UnsafeDatabaseRole(RuntimeError):
-    pass
-
-
-async def check_app_role(db: Database) -> str:
-    """Refuse to run as a role that row-level security does not bind."""
-    async with platform_session(db) as session:
-        row = (
-            await session.execute(
-                text(
-                    "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
-                    "WHERE rolname = current_user"
-                )
-            )
-        ).one()
-    if row[1] or row[2]:
-        raise UnsafeDatabaseRole(
-            f"DATABASE_URL connects as {row[0]!r}, which is SUPERUSER or BYPASSRLS: row-level "
-            "security would not isolate tenants. Create a plain role for the application and "
-            "use the privileged one only as DATABASE_MIGRATION_URL (see docs/configuration.md)."
-        )
-    return str(row[0])
-
-
-async def build_runtime(settings: Settings, database_url: str) -> Runtime:
-    db = create_database(
-        database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-    )
-    role = await check_app_role(db)
-    telemetry.start(settings)
-    telemetry.instrument_database(db)
-    keys = load_secret_keys(
-        settings.parley_secret_keys.get_secret_value() if settings.parley_secret_keys else None,
-        settings.data_dir,
-    )
-    redis: Any = None
-    if settings.redis_url is not None:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
-        )
-    async with platform_session(db) as session:
-        # The vector table exists where the migration could install pgvector (0007).
-        pgvector = bool(await session.scalar(text("SELECT to_regclass('kb_vectors') IS NOT NULL")))
-    info: dict[str, Any] = {"db_role": role}
-    demo = settings.data_dir / "demo.json"
-    if demo.exists():  # written by `parley serve --demo`, read once per process for /demo
-        info["demo_widget_key"] = json.loads(demo.read_text())["widget_key"]
-    if not pgvector:
-        log.warning("retrieval.keyword_only", reason="pgvector extension is not available")
-    return Runtime(
-        settings=settings,
-        db=db,
-        keyring=Keyring.from_secrets(keys),
-        redis=redis,
-        limiter=RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(),
-        broker=RedisBroker(redis) if redis is not None else MemoryBroker(),
-        pgvector=pgvector,
-        info=info,
-    )
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
@@ -179,6 +110,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         voice_router,
         channel_ingress_router,
         health_router,
+        joining_router,
         auth_router,
         tenants_router,
         bots_router,
@@ -241,8 +173,6 @@ VOICE_PATH = r"/v1/widget/voice$"
 
 def make_worker(runtime: Runtime) -> Worker:
     from datetime import timedelta
-
-    import parley.tasks  # noqa: F401  (registers the product's jobs)
 
     s = runtime.settings
     return Worker(

@@ -145,8 +145,9 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=2, max=1000)] = 20,
 ) -> None:
     """Run a dedicated job worker (scale these horizontally)."""
-    from parley.app import build_runtime, make_worker
+    from parley.app import make_worker
     from parley.kit import bootstrap
+    from parley.kit.boot import build_runtime
     from parley.kit.logging import configure_logging
 
     settings = _settings()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 async def main(url: str, data_dir: str, overrides: str) -> None:
-    from parley.app import build_runtime, make_worker
+    from parley.app import make_worker
+    from parley.kit.boot import build_runtime
     from tests.conftest import make_settings
 
     settings = make_settings(Path(data_dir), **json.loads(overrides))

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from parley.channels.origins import InvalidOrigin, _public_suffixes, validate_entry
+from parley.kit.origins import InvalidOrigin, _public_suffixes, validate_entry
 from tests.conftest import (
     DatabaseUnderTest,
     LiveServer,

@@ -85,7 +85,7 @@ def worker(data_dir: Path, test_db: DatabaseUnderTest) -> WorkerFactory:
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[Runtime]:
         import parley.tasks  # noqa: F401  (registers the product's jobs)
-        from parley.app import build_runtime
+        from parley.kit.boot import build_runtime
         from parley.kit.jobs import REGISTRY, Worker
 
         runtime = await build_runtime(

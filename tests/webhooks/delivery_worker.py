@@ -10,7 +10,7 @@ from pathlib import Path
 
 async def main(url: str, data_dir: str) -> None:
     import parley.tasks  # noqa: F401  (registers the product's jobs)
-    from parley.app import build_runtime
+    from parley.kit.boot import build_runtime
     from parley.kit.jobs import REGISTRY, Worker
     from tests.conftest import make_settings
     from tests.webhooks.conftest import CRASH

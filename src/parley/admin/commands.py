@@ -8,9 +8,9 @@ import uuid
 
 import typer
 
-from parley.app import build_runtime
 from parley.auth import repository as auth_repo
 from parley.auth import service as auth_service
+from parley.kit.boot import build_runtime
 from parley.kit.db import UserId, request_transaction
 from parley.kit.errors import ParleyError
 from parley.settings import Settings

@@ -33,7 +33,6 @@ from parley.kit.errors import Forbidden, InvalidToken, NotFound, TenantSuspended
 from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime, get_runtime
 from parley.kit.security import TokenError, constant_time_equals, digest
-from parley.tenants import repository as tenant_repo
 
 bearer = HTTPBearer(auto_error=False, description="A console access token or an API key.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -125,7 +124,7 @@ async def _authorise_api_key(
 ) -> TenantCaller:
     """Verify an API key; `tenant_id` None means the key itself names the tenant (routes
     without a tenant in the path, such as the OpenAI-compatible API)."""
-    key_tenant = await tenant_repo.api_key_tenant(session, prefix)
+    key_tenant = await auth_repo.api_key_tenant(session, prefix)
     if key_tenant is None:
         raise InvalidToken()
     if tenant_id is not None and key_tenant != tenant_id:
@@ -133,7 +132,7 @@ async def _authorise_api_key(
         raise TenantNotFound()
     tid = TenantId(key_tenant)
     await bind_tenant(session, tid)
-    row = await tenant_repo.api_key_by_prefix(session, tid, prefix)
+    row = await auth_repo.api_key_by_prefix(session, tid, prefix)
     now = datetime.now(UTC)
     if (
         row is None
@@ -142,7 +141,7 @@ async def _authorise_api_key(
         or (row.expires_at is not None and row.expires_at <= now)
     ):
         raise InvalidToken()
-    tenant = await tenant_repo.get_tenant(session, tid)
+    tenant = await auth_repo.tenant_by_id(session, tid)
     if tenant is None:
         raise TenantNotFound()
     if tenant.status == "suspended":
@@ -150,7 +149,7 @@ async def _authorise_api_key(
     scopes = frozenset(row.scopes)
     if not scopes_allow(scopes, access.scope):
         raise Forbidden(f"This API key lacks the {access.scope} scope.")
-    await tenant_repo.touch_api_key(session, tid, row.id, now)
+    await auth_repo.touch_api_key(session, tid, row.id, now)
     principal = Principal(kind="api_key", api_key_id=row.id, scopes=scopes)
     return TenantCaller(tenant_id=tid, principal=principal, role=None)
 

@@ -1,4 +1,5 @@
-"""`/v1/auth/*`, `/v1/me` and invitation acceptance."""
+"""`/v1/auth/*` and `/v1/me`. Registering and accepting an invitation also make a membership:
+they are `tenants.joining`'s."""
 
 from __future__ import annotations
 
@@ -13,40 +14,18 @@ from parley.auth.schemas import (
     LogoutRequest,
     MeResponse,
     RefreshRequest,
-    RegisterRequest,
-    RegisterResponse,
     TokenPair,
 )
 from parley.kit.errors import (
-    Conflict,
-    Forbidden,
     InvalidCredentials,
     InvalidToken,
-    NotFound,
     TooManyRequests,
     Unauthorized,
-    Unprocessable,
     merge_responses,
 )
 from parley.kit.runtime import get_runtime
-from parley.tenants import service as tenants
-from parley.tenants.schemas import MembershipCreated
 
 router = APIRouter(tags=["auth"])
-
-
-@router.post(
-    "/v1/auth/register",
-    response_model=RegisterResponse,
-    status_code=status.HTTP_201_CREATED,
-    summary="Create an account and its first workspace",
-    responses=merge_responses(Conflict, Unprocessable, TooManyRequests),
-)
-async def register(
-    request: Request, session: PlatformSession, body: RegisterRequest
-) -> RegisterResponse:
-    runtime = await limit_attempts(request, "register")
-    return await service.register(session, runtime, body)
 
 
 @router.post(
@@ -93,14 +72,3 @@ async def logout(
 )
 async def me(user: SignedInUser) -> MeResponse:
     return await service.me(user.session, user.user_id)
-
-
-@router.post(
-    "/v1/invitations/{token}/accept",
-    response_model=MembershipCreated,
-    status_code=status.HTTP_201_CREATED,
-    summary="Accept an invitation as the signed-in user",
-    responses=merge_responses(Unauthorized, NotFound, Forbidden, Conflict),
-)
-async def accept_invitation(user: SignedInUser, token: str) -> MembershipCreated:
-    return await tenants.accept_invitation(user.session, user.user_id, token)

@@ -1,4 +1,5 @@
-"""Queries for users and refresh-token sessions (platform tables)."""
+"""Queries for users and refresh-token sessions (platform tables), and the API-key lookups that
+authenticate a request (the keys are created and listed by `tenants`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId, UserId
-from parley.models import AuthSession, Membership, Tenant, User
+from parley.models import ApiKey, AuthSession, Membership, Tenant, User
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
@@ -127,3 +128,41 @@ async def access_for(
         tenant_status=row[3],
         role=row[4],
     )
+
+
+# --- API keys: authenticating a request ---------------------------------------------------
+
+
+async def api_key_tenant(session: AsyncSession, prefix: str) -> uuid.UUID | None:
+    result = await session.execute(text("SELECT parley_api_key_tenant(:p)"), {"p": prefix})
+    value = result.scalar_one_or_none()
+    return uuid.UUID(str(value)) if value is not None else None
+
+
+async def api_key_by_prefix(
+    session: AsyncSession, tenant_id: TenantId, prefix: str
+) -> ApiKey | None:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.prefix == prefix)
+    )
+    return result.scalar_one_or_none()
+
+
+async def touch_api_key(
+    session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID, now: datetime
+) -> None:
+    """Record use, at most once a minute per key (a write per request would be wasteful)."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.tenant_id == tenant_id,
+            ApiKey.id == key_id,
+            (ApiKey.last_used_at.is_(None))
+            | (ApiKey.last_used_at < func.now() - text("interval '60 seconds'")),
+        )
+        .values(last_used_at=now)
+    )
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: TenantId) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)

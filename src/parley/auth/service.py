@@ -15,11 +15,8 @@ from parley.auth.access import ACCESS_AUDIENCE, ACCESS_TYPE
 from parley.auth.schemas import (
     MembershipOut,
     MeResponse,
-    RegisterRequest,
-    RegisterResponse,
     TenantOut,
     TokenPair,
-    UserOut,
 )
 from parley.kit.db import KEEP_ON_ERROR, UserId
 from parley.kit.errors import Conflict, InvalidCredentials, InvalidToken, Unprocessable
@@ -33,7 +30,6 @@ from parley.kit.security import (
     verify_password,
 )
 from parley.models import User
-from parley.tenants import service as tenants
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +65,7 @@ def check_password_strength(password: str, email: str, min_length: int) -> None:
         raise WeakPassword("The password needs more distinct characters.")
 
 
-async def _issue(
+async def issue_tokens(
     session: AsyncSession, runtime: Runtime, user_id: UserId, family_id: uuid.UUID
 ) -> TokenPair:
     settings = runtime.settings
@@ -129,20 +125,6 @@ async def create_user(
     return user
 
 
-async def register(
-    session: AsyncSession, runtime: Runtime, body: RegisterRequest
-) -> RegisterResponse:
-    user = await create_user(session, runtime, email=str(body.email), password=body.password)
-    tenant = await tenants.create_tenant(session, name=body.tenant_name, owner_id=UserId(user.id))
-    pair = await _issue(session, runtime, UserId(user.id), new_id())
-    log.info("auth.registered", user_id=str(user.id), tenant_id=str(tenant.id))
-    return RegisterResponse(
-        **pair.model_dump(),
-        user=UserOut(id=user.id, email=user.email),
-        tenant=TenantOut(id=tenant.id, name=tenant.name, slug=tenant.slug),
-    )
-
-
 async def login(session: AsyncSession, runtime: Runtime, email: str, password: str) -> TokenPair:
     user = await repo.user_by_email(session, email)
     # verify_password runs the full argon2 check even for an unknown email (no timing oracle).
@@ -155,7 +137,7 @@ async def login(session: AsyncSession, runtime: Runtime, email: str, password: s
         user.password_hash = hash_password(password)
     await repo.touch_login(session, UserId(user.id))
     log.info("auth.logged_in", user_id=str(user.id))
-    return await _issue(session, runtime, UserId(user.id), new_id())
+    return await issue_tokens(session, runtime, UserId(user.id), new_id())
 
 
 async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -> TokenPair:
@@ -175,7 +157,7 @@ async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -
     user = await repo.user_by_id(session, UserId(consumed.user_id))
     if user is None or not user.is_active:
         raise InvalidToken()
-    return await _issue(session, runtime, UserId(consumed.user_id), consumed.family_id)
+    return await issue_tokens(session, runtime, UserId(consumed.user_id), consumed.family_id)
 
 
 async def logout(

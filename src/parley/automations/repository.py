@@ -9,7 +9,7 @@ from sqlalchemy import func, literal, not_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.models import AutomationRule, Conversation
+from parley.models import AutomationRule, Conversation, WebhookEndpoint
 
 
 async def rule(
@@ -75,3 +75,15 @@ async def request_handoff(
         .returning(Conversation.id)
     )
     return result.first() is not None
+
+
+async def webhook_exists(
+    session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID
+) -> bool:
+    """A rule's `call_webhook` target exists in this workspace (another's does not)."""
+    found = await session.execute(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id
+        )
+    )
+    return found.scalar_one_or_none() is not None

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.webhooks.schemas import EventType
+from parley.kit.event_names import EventType
 
 
 class _Strict(BaseModel):

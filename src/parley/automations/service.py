@@ -33,7 +33,6 @@ from parley.kit.errors import NotFound
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.models import AutomationRule
-from parley.webhooks import repository as webhooks_repo
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +67,7 @@ def _out(row: AutomationRule) -> RuleOut:
 async def _check_action(session: AsyncSession, tenant_id: TenantId, action: Action) -> None:
     # An id in a body is checked like one in a path: another tenant's webhook does not exist.
     if isinstance(action, CallWebhook) and (
-        await webhooks_repo.endpoint(session, tenant_id, action.webhook_id) is None
+        not await repo.webhook_exists(session, tenant_id, action.webhook_id)
     ):
         raise WebhookForRuleNotFound()
 

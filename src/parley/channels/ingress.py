@@ -204,7 +204,7 @@ async def receive_telegram(
         if update.chat_id is None or (update.text is None and update.voice_file_id is None):
             return None  # not a text or voice message: acknowledged, not stored
         payload = json.dumps(jsonbody.loads(body))
-        # A voice message is stored without text; processing transcribes it (voice/telegram.py).
+        # A voice message is stored without text; processing transcribes it (telegram_voice.py).
         return str(update.update_id), str(update.chat_id), update.text or "", payload
 
     try:

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from parley.channels import signatures, telegram
+from parley.channels import telegram_voice as voice_telegram
 from parley.conversations import chat, handoff
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import Pending, publish_visitor_message
@@ -37,7 +38,6 @@ from parley.kit.metrics import CHANNEL_SENDS
 from parley.kit.runtime import Runtime
 from parley.kit.ssrf import UnsafeUrl
 from parley.models import Channel, InboundEvent
-from parley.voice import telegram as voice_telegram
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,7 @@ async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -
         return await _process_once(runtime, tenant_id, event_id)
     except _Untranscribed:
         pass
-    try:  # the voice message gets its text (voice/telegram.py), then goes on as a text one
+    try:  # the voice message gets its text (channels/telegram_voice.py), then goes on as a text one
         if await voice_telegram.transcribe_event(runtime, tenant_id, event_id) != "ready":
             return "failed"
     except voice_telegram.VoiceRetryLater as exc:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from parley.bots.schemas import Theme
-from parley.channels.origins import InvalidOrigin, validate_entry
+from parley.kit.origins import InvalidOrigin, validate_entry
 
 
 def _check_origins(value: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ from parley.console.forms import FormState, attempt, read_form, submit
 from parley.kit.db import UserId
 from parley.kit.errors import NotFound
 from parley.kit.runtime import Runtime
+from parley.tenants import joining
 from parley.tenants import service as tenants
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -123,7 +124,7 @@ async def signup(request: Request, door: Anonymous) -> Response:
         state,
         RegisterRequest,
         {k: data.get(k) for k in ("email", "password", "tenant_name")},
-        lambda body: auth.register(session, runtime, body),
+        lambda body: joining.register_account(session, runtime, body),
     )
     if created is None:
         return render.page(request, "signup.html", {"form": state}, status=422)

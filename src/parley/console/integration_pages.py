@@ -16,10 +16,11 @@ from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form, submit
+from parley.kit.event_names import EVENT_TYPES
 from parley.llm import credentials
 from parley.llm.credentials import CredentialIn, ProviderName
 from parley.webhooks import service as webhooks
-from parley.webhooks.schemas import EVENT_TYPES, WebhookCreate
+from parley.webhooks.schemas import WebhookCreate
 
 router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]

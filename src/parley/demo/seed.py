@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from parley.auth.access import Principal
 from parley.bots.schemas import BotCreate
-from parley.channels.origins import normalise
 from parley.channels.schemas import WidgetChannelCreate
 from parley.kit.db import UserId, request_transaction
+from parley.kit.origins import normalise
 from parley.models import Channel, User
 from parley.settings import Settings
 
@@ -128,10 +128,10 @@ def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
 async def seed_demo(
     settings: Settings, app_url: str, base: str, existing_key: str | None
 ) -> DemoResult:
-    from parley.app import build_runtime
     from parley.auth import service as auth_service
     from parley.bots import service as bots
     from parley.channels import service as channels
+    from parley.kit.boot import build_runtime
     from parley.tenants import service as tenants
     from parley.widget.auth import bind_widget_tenant
 

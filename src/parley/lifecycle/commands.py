@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from parley.app import build_runtime
+from parley.kit.boot import build_runtime
 from parley.kit.db import TenantId, existing_tenant, tenant_session
 from parley.kit.errors import ParleyError
 from parley.kit.migrate import role_of

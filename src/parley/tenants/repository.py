@@ -7,7 +7,6 @@ other tenants' rows anyway: the filter keeps plans index-friendly, RLS keeps mis
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,21 +143,6 @@ async def invitation(
     return result.scalar_one_or_none()
 
 
-async def api_key_tenant(session: AsyncSession, prefix: str) -> uuid.UUID | None:
-    result = await session.execute(text("SELECT parley_api_key_tenant(:p)"), {"p": prefix})
-    value = result.scalar_one_or_none()
-    return uuid.UUID(str(value)) if value is not None else None
-
-
-async def api_key_by_prefix(
-    session: AsyncSession, tenant_id: TenantId, prefix: str
-) -> ApiKey | None:
-    result = await session.execute(
-        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.prefix == prefix)
-    )
-    return result.scalar_one_or_none()
-
-
 async def api_keys(
     session: AsyncSession, tenant_id: TenantId, *, after: uuid.UUID | None, limit: int
 ) -> list[ApiKey]:
@@ -178,22 +162,6 @@ async def api_key(session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID)
         select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
     )
     return result.scalar_one_or_none()
-
-
-async def touch_api_key(
-    session: AsyncSession, tenant_id: TenantId, key_id: uuid.UUID, now: datetime
-) -> None:
-    """Record use, at most once a minute per key (a write per request would be wasteful)."""
-    await session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.tenant_id == tenant_id,
-            ApiKey.id == key_id,
-            (ApiKey.last_used_at.is_(None))
-            | (ApiKey.last_used_at < func.now() - text("interval '60 seconds'")),
-        )
-        .values(last_used_at=now)
-    )
 
 
 async def live_keys_created_by(

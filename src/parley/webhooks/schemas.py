@@ -8,16 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EventType = Literal[
-    "conversation.started",
-    "message.created",
-    "handoff.requested",
-    "conversation.assigned",
-    "conversation.resolved",
-    "knowledge.job.completed",
-    "usage.threshold",
-]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+from parley.kit.event_names import EVENT_TYPES, EventType
+
 DeliveryStatus = Literal["pending", "sending", "delivered", "dead"]
 
 

@@ -16,9 +16,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.channels.origins import normalise
 from parley.kit.db import TenantId, bind_tenant
 from parley.kit.errors import Forbidden, InvalidToken, Unauthorized
+from parley.kit.origins import normalise
 from parley.kit.runtime import Runtime, get_runtime
 from parley.kit.security import TokenError
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig, Theme
-from parley.channels.origins import is_allowed
 from parley.conversations import handoff
 from parley.conversations import repository as conv_repo
 from parley.conversations.events import Pending, inbox_topic, topic
@@ -37,6 +36,7 @@ from parley.kit.db import request_transaction, tenant_session
 from parley.kit.errors import InvalidToken, NotFound, TenantSuspended, TooManyRequests
 from parley.kit.ids import new_id
 from parley.kit.metrics import SSE_CONNECTIONS
+from parley.kit.origins import is_allowed
 from parley.kit.pagination import Page
 from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime
