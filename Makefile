@@ -25,6 +25,8 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python scripts/lint_tenancy.py
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/lint_local_imports.py
 
 format: install
 	$(BIN)/ruff format src tests bench

@@ -8,6 +8,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -172,7 +173,6 @@ VOICE_PATH = r"/v1/widget/voice$"
 
 
 def make_worker(runtime: Runtime) -> Worker:
-    from datetime import timedelta
 
     s = runtime.settings
     return Worker(

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from parley.banner import Banner, retrieval_line
+from parley.kit import telemetry
+from parley.kit.logging import configure_logging, database_log, log_to_file, quiet_tenant
+from parley.lifecycle.schemas import VisitorSelector
 from parley.settings import Settings
-
-if TYPE_CHECKING:
-    from parley.lifecycle.schemas import VisitorSelector
 
 app = typer.Typer(help="Parley: multi-tenant AI chat assistants.", no_args_is_help=True)
 
 
 def _settings() -> Settings:
-    from pydantic import ValidationError
-
-    from parley.kit.logging import database_log, log_to_file
 
     try:
         settings = Settings()
@@ -45,13 +47,13 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Seed the demo workspace if the DB is empty.")] = False,
 ) -> None:
     """Migrate, then serve the API (with an in-process job worker unless disabled)."""
+    # lazy: uvicorn only for `serve`
     import uvicorn
-
-    from parley.kit.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.parley_log_level, settings.parley_log_format)
     _exit_cleanly_on_sigterm()
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
 
     target = bootstrap.prepare(settings)
@@ -83,8 +85,6 @@ def serve(
 def _serve_then_announce(server: Any, text: str) -> None:
     """Run uvicorn and print the banner once it accepts connections (so its URLs work when a
     person reads them); a start that fails prints no banner."""
-    import threading
-    import time
 
     def announce() -> None:
         while not server.started and not server.should_exit:
@@ -110,8 +110,6 @@ def _exit_cleanly_on_sigterm() -> None:
 
 
 def _banner(settings: Settings, target: Any, base: str, demo: bool) -> Any:
-    from parley.banner import Banner, retrieval_line
-    from parley.kit.logging import database_log
 
     banner = Banner(
         base=base,
@@ -127,8 +125,8 @@ def _banner(settings: Settings, target: Any, base: str, demo: bool) -> Any:
         demo=demo,
     )
     if demo:
+        # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
         from parley.demo.seed import DEMO_EMAIL, demo_tenant, run_demo_seed
-        from parley.kit.logging import quiet_tenant
 
         result = run_demo_seed(settings, target.app_url, base)
         banner.login_email = DEMO_EMAIL
@@ -145,10 +143,10 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=2, max=1000)] = 20,
 ) -> None:
     """Run a dedicated job worker (scale these horizontally)."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.app import make_worker
     from parley.kit import bootstrap
     from parley.kit.boot import build_runtime
-    from parley.kit.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.parley_log_level, settings.parley_log_format)
@@ -165,7 +163,6 @@ def worker(
             await w.run()
         finally:
             await runtime.db.dispose()
-            from parley.kit import telemetry
 
             telemetry.stop()
 
@@ -175,6 +172,7 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (as DATABASE_MIGRATION_URL, else DATABASE_URL)."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.kit import migrate as m
 
@@ -192,6 +190,7 @@ def create_user(
     ] = None,
 ) -> None:
     """Create a user (optionally a platform administrator)."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.admin.commands import create_user as do
     from parley.kit import bootstrap
 
@@ -208,6 +207,7 @@ def create_tenant(
     owner_email: Annotated[str, typer.Option(help="Email of an existing user who will own it.")],
 ) -> None:
     """Create a workspace owned by an existing user."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.admin.commands import create_tenant as do
     from parley.kit import bootstrap
 
@@ -221,6 +221,7 @@ def create_tenant(
 def rotate_keys() -> None:
     """Re-encrypt stored secrets under the newest PARLEY_SECRET_KEYS key (then the old key can
     be removed once tokens signed with it have expired)."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.admin.commands import rotate_keys as do
     from parley.kit import bootstrap
 
@@ -238,9 +239,6 @@ TenantOpt = Annotated[str, typer.Option("--tenant", help="Workspace id.")]
 def _selector(
     visitor_id: str | None, email: str | None, channel_id: str | None, external_user_id: str | None
 ) -> VisitorSelector:
-    from pydantic import ValidationError
-
-    from parley.lifecycle.schemas import VisitorSelector
 
     try:
         return VisitorSelector(
@@ -260,6 +258,7 @@ ExternalOpt = Annotated[str | None, typer.Option(help="The channel's user id for
 
 
 def _visitor_command(tenant: str, selector: VisitorSelector, erase: bool) -> dict[str, object]:
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.lifecycle.commands import visitor
 
@@ -277,7 +276,6 @@ def export_visitor(
     external_user_id: ExternalOpt = None,
 ) -> None:
     """Print everything held about one visitor as JSON."""
-    import json
 
     sel = _selector(visitor_id, email, channel_id, external_user_id)
     typer.echo(json.dumps(_visitor_command(tenant, sel, erase=False), indent=2))
@@ -293,7 +291,6 @@ def erase_visitor(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase one visitor's data everywhere (the audit log keeps a tombstone)."""
-    import json
 
     sel = _selector(visitor_id, email, channel_id, external_user_id)
     if not yes:
@@ -307,6 +304,7 @@ def export_workspace(
     out: Annotated[Path, typer.Option(help="Directory to write (JSON Lines + files).")],
 ) -> None:
     """Export a workspace: one JSON Lines file per table, its files, a checksummed manifest."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.lifecycle.commands import export_workspace as do
 
@@ -324,6 +322,7 @@ def delete_workspace(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Schedule a workspace's deletion after the grace period (or delete it --now)."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.lifecycle.commands import delete_workspace as do
 
@@ -339,6 +338,7 @@ def backup(
     out: Annotated[Path, typer.Option(help="An empty directory to write the backup into.")],
 ) -> None:
     """Back up the database (pg_dump, custom format) and the file storage, with checksums."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.lifecycle.commands import run_backup
 
@@ -352,6 +352,7 @@ def restore(
     source: Annotated[Path, typer.Option("--from", help="A directory written by `backup`.")],
 ) -> None:
     """Restore a backup into an empty database and an empty file storage."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
     from parley.kit import bootstrap
     from parley.lifecycle.commands import run_restore
 

@@ -6,8 +6,10 @@ Every field here is documented in `.env.example`; a test keeps the two in step.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -336,7 +338,6 @@ class Settings(BaseSettings):
     def _price_json(cls, value: str | None) -> str | None:
         if not value:
             return None
-        import json
 
         try:
             table = json.loads(value)
@@ -354,8 +355,6 @@ class Settings(BaseSettings):
     @classmethod
     def _plans_json(cls, value: object) -> object:
         if isinstance(value, str):
-            import json
-
             try:
                 return json.loads(value)
             except ValueError as exc:
@@ -451,7 +450,6 @@ def local_embeddings_installed(model: str) -> bool:
     """Whether the local model can run without importing it (torch takes seconds to import):
     sentence-transformers is installed and so is the model (the packaged MiniLM, or a
     sentence-transformers directory the operator named)."""
-    from importlib.util import find_spec
 
     if find_spec("sentence_transformers") is None:
         return False

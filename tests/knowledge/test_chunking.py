@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from parley.knowledge.chunking import Chunk, chunk, sentences
-from parley.knowledge.document import ExtractedDocument, Section, faq_document, text_document
+from parley.knowledge.document import ExtractedDocument, Section, faq_document
 from parley.knowledge.errors import EmptyDocument
 from parley.knowledge.extract import extract
+from parley.knowledge.markdown import text_document
 from parley.knowledge.tokens import count_tokens
 from tests.knowledge.samples import make_pdf
 

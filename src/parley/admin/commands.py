@@ -7,12 +7,14 @@ from __future__ import annotations
 import uuid
 
 import typer
+from sqlalchemy import select
 
 from parley.auth import repository as auth_repo
 from parley.auth import service as auth_service
 from parley.kit.boot import build_runtime
-from parley.kit.db import UserId, request_transaction
+from parley.kit.db import UserId, all_tenant_ids, request_transaction, tenant_session
 from parley.kit.errors import ParleyError
+from parley.models import Channel, ProviderCredential, WebhookEndpoint
 from parley.settings import Settings
 from parley.tenants import service as tenants
 from parley.tenants.schemas import TenantDetail
@@ -52,10 +54,6 @@ async def create_tenant(
 async def rotate_keys(settings: Settings, app_url: str) -> int:
     """Re-encrypt every stored secret under the newest key of PARLEY_SECRET_KEYS, tenant by
     tenant through the tenant door. Returns how many secrets were re-encrypted."""
-    from sqlalchemy import select
-
-    from parley.kit.db import all_tenant_ids, tenant_session
-    from parley.models import Channel, ProviderCredential, WebhookEndpoint
 
     runtime = await build_runtime(settings, app_url)
     count = 0

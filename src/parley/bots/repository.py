@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.models import Bot, BotVersion
+from parley.models import Bot, BotVersion, KnowledgeSource
 
 
 async def published(
@@ -80,7 +80,6 @@ async def missing_sources(
     session: AsyncSession, tenant_id: TenantId, source_ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
     """The ids in `source_ids` that are not knowledge sources of this tenant."""
-    from parley.models import KnowledgeSource
 
     if not source_ids:
         return []

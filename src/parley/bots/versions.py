@@ -24,7 +24,10 @@ from parley.kit.errors import Conflict, NotFound, ParleyError
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
-from parley.llm.base import Passage, ProviderError
+from parley.llm.base import Passage, ProviderError, TextDelta, TurnRequest, Usage
+from parley.llm.credentials import resolve
+from parley.llm.prompt import history_messages, system_prompt
+from parley.llm.registry import provider_for
 from parley.models import BotVersion
 
 
@@ -283,10 +286,6 @@ async def plan_preview(
     body: PreviewChat,
     passages: Sequence[Passage] = (),
 ) -> PreviewPlan:
-    from parley.llm.base import TurnRequest
-    from parley.llm.credentials import resolve
-    from parley.llm.prompt import history_messages, system_prompt
-    from parley.llm.registry import provider_for
 
     v = await _version(session, tenant_id, bot_id, version_id)
     config = BotConfig.model_validate(v.config)
@@ -328,7 +327,6 @@ async def stream_preview(
 ) -> AsyncIterator[str]:
     """The answer's text as the model writes it; the try is audited once it has answered, in
     a transaction of its own (the stream outlives the request's)."""
-    from parley.llm.base import TextDelta
 
     wrote = False
     try:
@@ -359,7 +357,6 @@ async def preview(
     can try a configuration before publishing it; `passages` ground it as a turn would (the
     console retrieves them first, to show them). The try is audited (`bot.previewed`, no
     text): the console's onboarding ticks "try it" from it."""
-    from parley.llm.base import TextDelta, Usage
 
     plan = await plan_preview(session, runtime, tenant_id, bot_id, version_id, body, passages)
     parts: list[str] = []

@@ -8,6 +8,8 @@ only system prompt. An `Idempotency-Key` header makes retries safe, as on the wi
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -160,7 +162,6 @@ def completion_json(model: str, reply: dict[str, Any], usage: tuple[int, int]) -
 
 
 def _chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None) -> bytes:
-    import json
 
     payload = {
         "id": cid,
@@ -174,8 +175,6 @@ def _chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None) -> b
 
 async def stream(model: str, outcome: chat.Started | chat.Replayed) -> AsyncIterator[bytes]:
     """OpenAI's SSE framing: `data: {chunk}` lines, then `data: [DONE]`."""
-    import asyncio
-    import json
 
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     yield _chunk(cid, model, {"role": "assistant", "content": ""}, None)

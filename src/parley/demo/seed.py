@@ -8,6 +8,7 @@ current origin, so a new port still works.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -16,15 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select
 
+from parley.auth import service as auth_service
 from parley.auth.access import Principal
+from parley.bots import service as bots
 from parley.bots.schemas import BotCreate
+from parley.channels import service as channels
 from parley.channels.schemas import WidgetChannelCreate
+from parley.kit.boot import build_runtime
 from parley.kit.db import UserId, request_transaction
 from parley.kit.origins import normalise
+from parley.knowledge import service as knowledge
 from parley.models import Channel, User
 from parley.settings import Settings
+from parley.tenants import service as tenants
+from parley.widget.auth import bind_widget_tenant
 
 DEMO_EMAIL = "admin@parley.example.com"
 DEMO_INSTRUCTIONS = (
@@ -64,7 +73,6 @@ async def upload_pages(
     title: Callable[[Path], str | None] = lambda _: None,
 ) -> int:
     """Upload each page as a Markdown file (ingested by the worker); how many were queued."""
-    from parley.knowledge import service as knowledge
 
     for page in pages:
         await knowledge.upload_source(
@@ -111,9 +119,6 @@ def demo_tenant(settings: Settings) -> str | None:
 
 def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
     """Seed (or refresh) the demo and record its widget key for `/demo`."""
-    import asyncio
-
-    import structlog
 
     # The banner says what was created; the per-object events would only repeat it.
     with structlog.contextvars.bound_contextvars(quiet=True):
@@ -128,12 +133,6 @@ def run_demo_seed(settings: Settings, app_url: str, base: str) -> DemoResult:
 async def seed_demo(
     settings: Settings, app_url: str, base: str, existing_key: str | None
 ) -> DemoResult:
-    from parley.auth import service as auth_service
-    from parley.bots import service as bots
-    from parley.channels import service as channels
-    from parley.kit.boot import build_runtime
-    from parley.tenants import service as tenants
-    from parley.widget.auth import bind_widget_tenant
 
     runtime = await build_runtime(settings, app_url)
     try:

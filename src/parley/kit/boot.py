@@ -62,6 +62,7 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
     )
     redis: Any = None
     if settings.redis_url is not None:
+        # lazy: optional: Redis only when REDIS_URL is set
         from redis.asyncio import Redis
 
         redis = Redis.from_url(

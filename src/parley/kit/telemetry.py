@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import event
 
 if TYPE_CHECKING:
     from asyncpg.connection import LoggedQuery
@@ -66,6 +67,7 @@ def start(settings: Settings) -> None:
     if settings.otel_exporter_otlp_endpoint and _state.tracer is None:
         try:
             # Optional heavy dependency (the `telemetry` extra), imported only when configured.
+            # lazy: optional: the OpenTelemetry SDK only when OTLP export is configured
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
@@ -91,6 +93,7 @@ def start(settings: Settings) -> None:
     if settings.sentry_dsn is not None and not _state.sentry:
         try:
             # Optional heavy dependency (the `telemetry` extra), imported only when configured.
+            # lazy: optional: the Sentry SDK only when SENTRY_DSN is set
             import sentry_sdk
             from sentry_sdk.integrations.logging import LoggingIntegration
         except ImportError as exc:
@@ -118,6 +121,7 @@ def stop() -> None:
     _state.provider = None
     _state.tracer = None
     if _state.sentry:
+        # lazy: optional: the Sentry SDK only when SENTRY_DSN is set
         import sentry_sdk
 
         client = sentry_sdk.get_client()
@@ -130,6 +134,7 @@ def stop() -> None:
 def report_exception(exc: BaseException) -> None:
     """Send an error Sentry's framework integrations cannot see (a job's final failure)."""
     if _state.sentry:
+        # lazy: optional: the Sentry SDK only when SENTRY_DSN is set
         import sentry_sdk
 
         sentry_sdk.capture_exception(exc)
@@ -152,6 +157,7 @@ def span(name: str, attributes: dict[str, Any] | None = None) -> Iterator[Any]:
     if tracer is None:
         yield None
         return
+    # lazy: optional: OpenTelemetry only when tracing is on
     from opentelemetry.trace import Status, StatusCode
 
     with tracer.start_as_current_span(
@@ -204,7 +210,6 @@ def instrument_database(db: Database) -> None:
     statements through the driver pool's query logger. SQL text only, never bound values."""
     if _state.tracer is None:
         return
-    from sqlalchemy import event
 
     def before(
         conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool

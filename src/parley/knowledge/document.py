@@ -41,17 +41,6 @@ class ExtractedDocument:
         return "\n\n".join(s.text for s in self.sections if s.text)
 
 
-def text_document(title: str, text: str) -> ExtractedDocument:
-    """Pasted text: one section; Markdown-style headings are recognised as structure."""
-    from parley.knowledge.markdown import markdown_sections
-
-    clean_title = clean_text(title).replace("\n", " ").strip()
-    sections = markdown_sections(text.replace("\r\n", "\n"))
-    if not sections:
-        raise EmptyDocument()
-    return ExtractedDocument(title=clean_title or "Untitled", sections=sections, format="text")
-
-
 def faq_document(pairs: Iterable[tuple[str, str]], *, title: str = "FAQ") -> ExtractedDocument:
     """FAQ pairs: one atomic section per pair ("Q: …\\nA: …"), headed by the question."""
     sections: list[Section] = []

@@ -16,9 +16,9 @@ from parley.knowledge.document import (
     ExtractedDocument,
     Section,
     faq_document,
-    text_document,
 )
 from parley.knowledge.errors import EmptyDocument, FileTooLarge, TextTooLarge, UnsupportedFileType
+from parley.knowledge.markdown import text_document
 
 __all__ = [
     "ACCEPTED_CONTENT_TYPES",

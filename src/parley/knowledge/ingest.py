@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid as _uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,13 +25,17 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import insert, update
 
+from parley.kit.db import tenant_session
 from parley.kit.errors import ParleyError
 from parley.kit.http import OutboundFailed, fetch
 from parley.kit.ids import new_id
-from parley.knowledge import bm25, isolated
+from parley.knowledge import bm25, isolated, markdown, vectors
+from parley.knowledge import document as doc
 from parley.knowledge import repository as repo
-from parley.knowledge.chunking import Chunk, heading_prefix
+from parley.knowledge.chunking import Chunk, chunk, heading_prefix
+from parley.knowledge.embeddings import embedder_for
 from parley.knowledge.errors import TimeBudgetExceeded
+from parley.knowledge.extract import check_text_size
 from parley.knowledge.storage import MissingObject, key_for, storage_for
 from parley.models import KnowledgeChunk, KnowledgeJob, KnowledgeSource
 from parley.webhooks import events as webhook_events
@@ -88,7 +93,6 @@ async def announce(
 
 
 async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **values: Any) -> None:
-    from parley.kit.db import tenant_session
 
     async with tenant_session(runtime.db, tenant_id) as session:
         await session.execute(
@@ -113,7 +117,6 @@ async def _load(
 ) -> _Original | ExtractedDocument:
     """The source's original bytes, or, for pasted text and FAQs (small, already structured),
     the document itself."""
-    from parley.knowledge import document as doc
 
     s = runtime.settings
     if source.type == "url":
@@ -146,7 +149,7 @@ async def _load(
     data = await storage_for(runtime).get(source.storage_key)
     if source.type == "text":
         body = json.loads(data)
-        return doc.text_document(body["title"], body["text"])
+        return markdown.text_document(body["title"], body["text"])
     if source.type == "faq":
         body = json.loads(data)
         return doc.faq_document(
@@ -182,8 +185,6 @@ async def _chunks(
             seconds=max(0.1, deadline - time.monotonic()),
         )
         return extracted.title, extracted.chunks
-    from parley.knowledge.chunking import chunk
-    from parley.knowledge.extract import check_text_size
 
     lim = _limits(runtime, 0)
     check_text_size(loaded, lim.max_text_chars)
@@ -204,8 +205,6 @@ async def deindex(
     """Take a version out of every index (its chunks stay, for restore)."""
     await bm25.drop_version(session, tenant_id, source_id, version)
     if runtime.pgvector:
-        from parley.knowledge import vectors
-
         await vectors.drop_vectors(session, tenant_id, source_id, version)
 
 
@@ -228,8 +227,6 @@ async def activate(
     )
     embedder = _embedder(runtime)
     if embedder is not None:
-        from parley.knowledge import vectors
-
         await vectors.index_vectors(session, embedder, tenant_id, source.id, version, known_vectors)
     keep = [version] + ([old] if old and old != version else [])
     await repo.delete_chunks_except(session, tenant_id, source.id, keep)
@@ -248,7 +245,6 @@ async def _embed_chunks(runtime: Runtime, chunks: list[Any]) -> dict[str, list[f
     embedder = _embedder(runtime)
     if embedder is None:
         return None
-    from parley.knowledge import vectors
 
     texts = [vectors.chunk_text(heading_prefix(c.heading_path), c.body) for c in chunks]
     return await vectors.embed_texts(embedder, texts)
@@ -257,7 +253,6 @@ async def _embed_chunks(runtime: Runtime, chunks: list[Any]) -> dict[str, list[f
 def _embedder(runtime: Runtime) -> Any:
     if not runtime.pgvector or runtime.settings.embeddings == "none":
         return None
-    from parley.knowledge.embeddings import embedder_for
 
     return embedder_for(runtime)
 
@@ -270,7 +265,6 @@ async def _store_and_swap(
     title: str,
     known_vectors: dict[str, list[float]] | None,
 ) -> int:
-    from parley.kit.db import tenant_session
 
     async with tenant_session(runtime.db, tenant_id) as session:
         job = await repo.get_job(session, tenant_id, job_id, lock=True)
@@ -316,7 +310,6 @@ async def _store_and_swap(
 async def _fail(
     runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, message: str, code: str
 ) -> None:
-    from parley.kit.db import tenant_session
 
     async with tenant_session(runtime.db, tenant_id) as session:
         job = await repo.get_job(session, tenant_id, job_id, lock=True)
@@ -337,9 +330,6 @@ async def _fail(
 
 async def run(ctx: JobContext) -> None:
     """One attempt of an ingestion job."""
-    import uuid as _uuid
-
-    from parley.kit.db import tenant_session
 
     runtime = ctx.runtime
     tenant_id = ctx.tenant_id

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from parley.knowledge.chunking import Chunk
+from parley.kit.errors import ParleyError
+from parley.knowledge.chunking import Chunk, chunk
 from parley.knowledge.errors import TimeBudgetExceeded, TooManyChunks, by_code
+from parley.knowledge.extract import extract
 
 _PRELOAD = ["parley.knowledge.extract", "parley.knowledge.chunking"]
 
@@ -62,9 +64,6 @@ def _child(
     conn: Connection, data: bytes, filename: str | None, content_type: str | None, lim: Limits
 ) -> None:
     """Runs in the child: extract, check, chunk, send one JSON answer."""
-    from parley.kit.errors import ParleyError
-    from parley.knowledge.chunking import chunk
-    from parley.knowledge.extract import extract
 
     with contextlib.suppress(OSError):
         os.nice(5)  # the API and other jobs first, when CPUs are short

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from parley.knowledge.clean import clean_text, one_line
-from parley.knowledge.document import Section
+from parley.knowledge.document import ExtractedDocument, Section
+from parley.knowledge.errors import EmptyDocument
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -81,3 +82,12 @@ def first_heading(sections: list[Section]) -> str | None:
 
 def _is_list_item(line: str) -> bool:
     return bool(re.match(r"^\s*([-*+]|\d+[.)])\s", line))
+
+
+def text_document(title: str, text: str) -> ExtractedDocument:
+    """Pasted text: one section; Markdown-style headings are recognised as structure."""
+    clean_title = clean_text(title).replace("\n", " ").strip()
+    sections = markdown_sections(text.replace("\r\n", "\n"))
+    if not sections:
+        raise EmptyDocument()
+    return ExtractedDocument(title=clean_title or "Untitled", sections=sections, format="text")

@@ -17,13 +17,15 @@ import structlog
 from parley.audit import service as audit
 from parley.bots import repository as bots_repo
 from parley.bots.schemas import BotConfig
+from parley.bots.service import BotNotFound
 from parley.kit import jobs
 from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, after_int, page_by_id, page_by_key
 from parley.kit.ssrf import check_url
+from parley.knowledge import ingest, retrieval
 from parley.knowledge import repository as repo
-from parley.knowledge import retrieval
+from parley.knowledge.extract import detect_format
 from parley.knowledge.schemas import (
     ChunkOut,
     FaqSourceIn,
@@ -246,7 +248,6 @@ async def upload_source(
         raise FileTooLarge(f"The file is {len(data)} bytes; the limit is {limit}.")
     if not data:
         raise EmptyUpload("The uploaded file has no content.")
-    from parley.knowledge.extract import detect_format
 
     detect_format(data, filename=filename, content_type=content_type)  # unsupported → 422 now
     clean_name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload"
@@ -341,7 +342,6 @@ async def restore_previous(
     source_id: uuid.UUID,
 ) -> SourceOut:
     """Swap the previous index version back in, in one transaction (no re-extraction)."""
-    from parley.knowledge import ingest
 
     source = await repo.get_source(session, tenant_id, source_id, lock=True)
     if source is None:
@@ -377,7 +377,6 @@ async def delete_source(
 ) -> None:
     """Remove the source, its chunks, postings, vectors and jobs now; its file right after the
     transaction commits (a job, so a crash between the two never loses track of the file)."""
-    from parley.knowledge import ingest
 
     source = await repo.get_source(session, tenant_id, source_id, lock=True)
     if source is None:
@@ -405,7 +404,6 @@ async def _bot_sources(
 ) -> tuple[list[uuid.UUID] | None, BotConfig | None]:
     if bot_id is None:
         return None, None
-    from parley.bots.service import BotNotFound
 
     found = await bots_repo.published(session, tenant_id, bot_id)
     if found is None:

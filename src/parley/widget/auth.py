@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -110,7 +111,6 @@ def _own_origin(request: Request) -> str | None:
 
 
 def _origin_of(url: str) -> str | None:
-    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)

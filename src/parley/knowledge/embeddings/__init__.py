@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from parley.kit.errors import ParleyError
+from parley.knowledge.embeddings.batching import CoalescingEmbedder
 
 if TYPE_CHECKING:
     from parley.kit.runtime import Runtime
@@ -63,6 +64,7 @@ def embedder_for(runtime: Runtime) -> Embedder | None:
 
 def _build(settings: Settings) -> Embedder:
     if settings.embeddings == "openai":
+        # lazy: provider SDK (openai), only when configured
         from parley.knowledge.embeddings.openai import OpenAIEmbedder
 
         key = settings.parley_embeddings_api_key or settings.openai_api_key
@@ -71,7 +73,7 @@ def _build(settings: Settings) -> Embedder:
             base_url=settings.parley_embeddings_base_url or settings.openai_base_url,
             api_key=key.get_secret_value() if key is not None else None,
         )
-    from parley.knowledge.embeddings.batching import CoalescingEmbedder
+    # lazy: the local-embeddings extra's adapter (torch, sentence-transformers)
     from parley.knowledge.embeddings.local import LocalEmbedder
 
     # The model is loaded on first use (in a worker thread), never at start-up (SPEC P8).

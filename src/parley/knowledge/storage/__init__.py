@@ -7,14 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
+from parley.knowledge.storage.errors import MissingObject as MissingObject
+from parley.knowledge.storage.local import LocalStorage
+
 if TYPE_CHECKING:
     from parley.kit.db import TenantId
     from parley.kit.runtime import Runtime
     from parley.settings import Settings
-
-
-class MissingObject(LookupError):
-    """No stored object under that key (every adapter raises this one)."""
 
 
 class Storage(Protocol):
@@ -53,11 +52,11 @@ def storage_from_settings(s: Settings) -> Storage:
 
 def _build(s: Settings) -> Storage:
     if s.parley_storage == "s3":
+        # lazy: heavy optional: boto3 only with PARLEY_STORAGE=s3
         from parley.knowledge.storage.s3 import S3Storage
 
         if not s.parley_s3_bucket:
             raise RuntimeError("PARLEY_S3_BUCKET is required when PARLEY_STORAGE=s3")
         return S3Storage(s.parley_s3_bucket, s.parley_s3_prefix, s.parley_s3_endpoint_url)
-    from parley.knowledge.storage.local import LocalStorage
 
     return LocalStorage(s.data_dir / "files")

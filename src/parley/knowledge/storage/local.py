@@ -8,6 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
+from parley.knowledge.storage.errors import MissingObject
+
 _KEY = re.compile(r"^[0-9a-f-]{36}(/[0-9a-f-]{36}(/[a-z]+)?)?/?$")
 
 
@@ -33,7 +35,6 @@ class LocalStorage:
         await asyncio.to_thread(self._put, key, data)
 
     async def get(self, key: str) -> bytes:
-        from parley.knowledge.storage import MissingObject
 
         try:
             return await asyncio.to_thread(self._path(key).read_bytes)

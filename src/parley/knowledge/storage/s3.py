@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from parley.knowledge.storage.errors import MissingObject
+
 
 class S3Storage:
     name = "s3"
 
     def __init__(self, bucket: str, prefix: str, endpoint_url: str | None) -> None:
+        # lazy: heavy optional: boto3 only with PARLEY_STORAGE=s3
         import boto3
         from botocore.config import Config
 
@@ -33,7 +36,6 @@ class S3Storage:
         )
 
     async def get(self, key: str) -> bytes:
-        from parley.knowledge.storage import MissingObject
 
         def read() -> bytes:
             try:

@@ -35,6 +35,7 @@ def _decoder(model: str) -> Any:
     found = _decoders.get(model)
     if found is None:
         # Imported on first use: loading the package and its model costs start-up time.
+        # lazy: voice engine (heavy, optional), loaded on first use
         from pocketsphinx import Decoder
 
         found = _decoders[model] = Decoder(samprate=STT_RATE, **DECODER_OPTIONS)

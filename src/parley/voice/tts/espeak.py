@@ -30,6 +30,7 @@ _Callback = ctypes.CFUNCTYPE(
 class _Engine:
     def __init__(self) -> None:
         # Imported on first use: it locates the bundled shared library and data.
+        # lazy: voice engine (heavy, optional), loaded on first use
         import espeakng_loader
 
         lib: Any = ctypes.CDLL(espeakng_loader.get_library_path())
