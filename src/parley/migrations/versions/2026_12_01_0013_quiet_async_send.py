@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parley.migrations.rls import execute_script
+from parley.migrations.rls import bind_tenant_sql, execute_script
 
 revision: str = "0013_quiet_async_send"
 down_revision: str | None = "0012_retrieval_path"
@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 # Frozen (issue 16, decision 0029): the text this migration produced when it was written,
 # kept literally so it depends on no other migration; history, never edited. The current
 # definition lives in src/parley/sql/.
-SEND = """
+SEND = f"""
 CREATE OR REPLACE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -46,7 +46,7 @@ DECLARE
     v_history jsonb;
     v_credential jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger
@@ -182,7 +182,7 @@ $fn$;
 """
 
 # 0010's function (the downgrade).
-SEND_BEFORE = """
+SEND_BEFORE = f"""
 CREATE OR REPLACE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -202,7 +202,7 @@ DECLARE
     v_history jsonb;
     v_credential jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger

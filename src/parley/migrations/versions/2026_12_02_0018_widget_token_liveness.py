@@ -70,7 +70,7 @@ $fn$;
 # Frozen (issue 16, decision 0029): the text this migration produced when it was written,
 # kept literally so it depends on no other migration; history, never edited. The current
 # definition lives in src/parley/sql/.
-SEND = """
+SEND = f"""
 CREATE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -91,7 +91,7 @@ DECLARE
     v_history jsonb;
     v_credential jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger
@@ -245,7 +245,7 @@ $fn$;
 """
 
 # The functions as 0013 and 0010 left them (the downgrade).
-SEND_BEFORE = """
+SEND_BEFORE = f"""
 CREATE OR REPLACE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -265,7 +265,7 @@ DECLARE
     v_history jsonb;
     v_credential jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger
@@ -400,7 +400,7 @@ END
 $fn$;
 """
 
-HISTORY_BEFORE = """
+HISTORY_BEFORE = f"""
 CREATE FUNCTION parley_chat_history(
     p_tenant uuid, p_conversation uuid, p_before uuid, p_limit integer
 ) RETURNS jsonb
@@ -408,7 +408,7 @@ LANGUAGE plpgsql SECURITY INVOKER AS $fn$
 DECLARE
     v_rows jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.id DESC), '[]'::jsonb) INTO v_rows
     FROM (SELECT * FROM messages
           WHERE tenant_id = p_tenant AND conversation_id = p_conversation

@@ -31,7 +31,13 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import SchemaItem
 
-from parley.migrations.rls import CURRENT_TENANT, enable_tenant_rls, execute_script, grant
+from parley.migrations.rls import (
+    CURRENT_TENANT,
+    bind_tenant_sql,
+    enable_tenant_rls,
+    execute_script,
+    grant,
+)
 
 revision: str = "0019_inbox"
 down_revision: str | None = "0018_widget_token_liveness"
@@ -165,7 +171,7 @@ $fn$;
 # kept literally so it depends on no other migration; history, never edited. The current
 # definition lives in src/parley/sql/.
 # parley_chat_send: after the user message is stored, who answers it (step 2b).
-SEND = """
+SEND = f"""
 CREATE OR REPLACE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -187,7 +193,7 @@ DECLARE
     v_credential jsonb;
     v_handling text;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger
@@ -342,7 +348,7 @@ $fn$;
 """
 
 # parley_chat_finish: the fallback counters and the N-fallbacks rule after a bot reply.
-FINISH = """
+FINISH = f"""
 CREATE OR REPLACE FUNCTION parley_chat_finish(
     p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
     p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
@@ -353,7 +359,7 @@ CREATE OR REPLACE FUNCTION parley_chat_finish(
 ) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER AS $fn$
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
                           bot_version_id, created_at)
     VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,
@@ -380,7 +386,7 @@ $fn$;
 """
 
 # The functions as 0018 and 0010 left them (the downgrade).
-SEND_BEFORE = """
+SEND_BEFORE = f"""
 CREATE OR REPLACE FUNCTION parley_chat_send(
     p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
     p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
@@ -401,7 +407,7 @@ DECLARE
     v_history jsonb;
     v_credential jsonb;
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     -- An inline send's commit does not wait for its WAL flush: the request ends with the
     -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
     -- anyone implies its stored message; a crash before it loses the claim, message and ledger
@@ -534,7 +540,7 @@ END
 $fn$;
 """
 
-FINISH_BEFORE = """
+FINISH_BEFORE = f"""
 CREATE OR REPLACE FUNCTION parley_chat_finish(
     p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
     p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
@@ -545,7 +551,7 @@ CREATE OR REPLACE FUNCTION parley_chat_finish(
 ) RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER AS $fn$
 BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    {bind_tenant_sql("p_tenant")}
     INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
                           bot_version_id, created_at)
     VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,
