@@ -25,6 +25,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python scripts/lint_tenancy.py
+	$(BIN)/python scripts/lint_migrations.py
 
 format: install
 	$(BIN)/ruff format src tests bench
