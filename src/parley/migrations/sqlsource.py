@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import sqlalchemy as sa
 from alembic import op
@@ -45,9 +47,14 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def source_names() -> list[str]:
+# Files that exist in the database only where pgvector does (migration 0012); a database
+# without it has no record of them.
+PGVECTOR_ONLY = frozenset({"functions/parley_kb_nearest.sql", "functions/parley_kb_vector_leg.sql"})
+
+
+def source_names(root: Traversable | None = None) -> list[str]:
     """Every source file, functions first, then views, then triggers (which need both)."""
-    root = resources.files("parley.sql")
+    root = root or resources.files("parley.sql")
     names: list[str] = []
     for kind in KINDS:
         folder = root.joinpath(kind)
@@ -70,3 +77,37 @@ def apply_sql(name: str) -> None:
             "ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()"
         ).bindparams(name=name, sha=digest(text))
     )
+
+
+def forget_sql(name: str) -> None:
+    """For the migration that drops a function, trigger or view and deletes its file."""
+    op.execute(sa.text(f"DELETE FROM {SOURCES_TABLE} WHERE name = :name").bindparams(name=name))
+
+
+def source_drift(
+    recorded: Mapping[str, str], root: Traversable | None = None, *, pgvector: bool = True
+) -> list[str]:
+    """What differs between the source files and what the database recorded applying: one line
+    per file, naming it. Empty when every file is the text a migration last applied."""
+    root = root or resources.files("parley.sql")
+    problems: list[str] = []
+    names = source_names(root)
+    for name in names:
+        sha = digest(root.joinpath(name).read_text(encoding="utf-8"))
+        if name not in recorded:
+            if pgvector or name not in PGVECTOR_ONLY:
+                problems.append(
+                    f"src/parley/sql/{name}: not applied by any migration "
+                    f'(add apply_sql("{name}") to a new migration)'
+                )
+        elif recorded[name] != sha:
+            problems.append(
+                f"src/parley/sql/{name}: differs from the text the database at head applied; "
+                f'a new migration must apply_sql("{name}")'
+            )
+    for name in sorted(set(recorded) - set(names)):
+        problems.append(
+            f"src/parley/sql/{name}: applied by a migration but the file is gone "
+            '(the migration that drops the object calls forget_sql("' + name + '"))'
+        )
+    return problems
