@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 
 from parley.conversations import repository as conv_repo
+from parley.kit import sqlnames
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.webhooks import delivery, events, service
 from parley.webhooks import repository as repo
 from parley.webhooks.service import DELIVER_JOB
 
-EMIT_MESSAGE_JOB = "webhooks.emit_message"  # the name the SQL send path enqueues (0010)
+# The name `parley_enqueue_event` enqueues (the registry of names shared with SQL).
+EMIT_MESSAGE_JOB = sqlnames.EMIT_MESSAGE_JOB
 
 
 @REGISTRY.job(DELIVER_JOB, max_attempts=10)
