@@ -7,7 +7,10 @@ reports:
 - a migration after 0022 that carries `CREATE [OR REPLACE] FUNCTION/TRIGGER/VIEW` text: the
   definition lives in `src/parley/sql/<kind>/<name>.sql` and the migration calls `apply_sql`;
 - a migration that imports pgqueuer (its rendered SQL is frozen into the migration instead);
-- an `apply_sql` call whose name is not a literal or names no file under `src/parley/sql`.
+- an `apply_sql` call whose name is not a literal or names no file under `src/parley/sql`;
+- a source file that is not one idempotent definition of the object it is named after
+  (`functions/x.sql`: `CREATE OR REPLACE FUNCTION x(`; `triggers/x.sql`: `DROP TRIGGER IF
+  EXISTS x ON ...` then `CREATE TRIGGER x`; `views/x.sql`: `CREATE OR REPLACE VIEW x`).
 Exit status 1 when anything is found. `--versions DIR --sql DIR` lint another tree (the tests).
 """
 
@@ -110,6 +113,43 @@ def check_file(path: Path, sql_root: Path) -> list[str]:
     return problems
 
 
+def _code(sql: str) -> str:
+    """The SQL without its `--` comment lines (a header may mention other objects)."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def check_source(path: Path, sql_root: Path) -> list[str]:
+    kind, name = path.parent.name, path.stem
+    rel = f"{kind}/{path.name}"
+    code = _code(path.read_text(encoding="utf-8"))
+    creates = [(m.group(1).upper(), m.group(2)) for m in _CREATE.finditer(code)]
+    problems: list[str] = []
+    wanted = {"functions": "FUNCTION", "triggers": "TRIGGER", "views": "VIEW"}.get(kind)
+    if wanted is None:
+        return [f"sql/{rel}: source files live in functions/, triggers/ or views/"]
+    if [(k, n) for k, n in creates] != [(wanted, name)]:
+        problems.append(
+            f"sql/{rel}: must define exactly the {wanted.lower()} {name} (found "
+            f"{', '.join(f'{k.lower()} {n}' for k, n in creates) or 'nothing'})"
+        )
+    if wanted in ("FUNCTION", "VIEW") and not re.search(
+        rf"\bCREATE\s+OR\s+REPLACE\s+{wanted}\s+{name}\b", code, re.IGNORECASE
+    ):
+        problems.append(f"sql/{rel}: not idempotent; write CREATE OR REPLACE {wanted} {name}")
+    if wanted == "TRIGGER" and not re.search(
+        rf"\bDROP\s+TRIGGER\s+IF\s+EXISTS\s+{name}\s+ON\b", code, re.IGNORECASE
+    ):
+        problems.append(f"sql/{rel}: not idempotent; start with DROP TRIGGER IF EXISTS {name} ON")
+    return problems
+
+
+_CREATE = re.compile(
+    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?(FUNCTION|TRIGGER|VIEW)\s+"
+    r"(?:public\.)?([a-z0-9_]+)",
+    re.IGNORECASE,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=Path, default=VERSIONS)
@@ -118,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     for path in sorted(args.versions.glob("*.py")):
         problems += check_file(path, args.sql)
+    for path in sorted(args.sql.glob("*/*.sql")):
+        problems += check_source(path, args.sql)
     for problem in problems:
-        print(problem)  # noqa: T201
-    print(f"migration lint: {len(problems)} problem(s)" if problems else "migration lint: ok")  # noqa: T201
+        print(problem)
+    summary = f"{len(problems)} problem(s)" if problems else "ok"
+    print(f"migration lint: {summary}")
     return 1 if problems else 0
 
 

@@ -32,7 +32,9 @@ def _lint(versions: Path, sql: Path) -> subprocess.CompletedProcess[str]:
 def _tree(tmp_path: Path, migration: str, name: str = "2026_12_04_0023_x.py") -> tuple[Path, Path]:
     versions, sql = tmp_path / "versions", tmp_path / "sql"
     (sql / "functions").mkdir(parents=True)
-    (sql / "functions" / "parley_known.sql").write_text("CREATE OR REPLACE FUNCTION ...;\n")
+    (sql / "functions" / "parley_known.sql").write_text(
+        "CREATE OR REPLACE FUNCTION parley_known() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+    )
     versions.mkdir()
     (versions / name).write_text(HEAD + migration)
     return versions, sql
@@ -136,3 +138,33 @@ def test_the_lint_would_have_caught_the_old_patching(tmp_path: Path) -> None:
     result = _lint(versions, sql)
     assert result.returncode == 1
     assert result.stdout.count("a migration imports no other migration") == 2
+
+
+def test_a_source_file_must_be_one_idempotent_definition_of_its_name(tmp_path: Path) -> None:
+    versions, sql = _tree(
+        tmp_path, 'def upgrade() -> None:\n    apply_sql("functions/parley_known.sql")\n'
+    )
+    (sql / "functions" / "parley_known.sql").write_text(
+        "-- parley_known: what it is for.\n"
+        "CREATE OR REPLACE FUNCTION parley_known() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+    )
+    assert _lint(versions, sql).returncode == 0
+    (sql / "functions" / "parley_other.sql").write_text(
+        "CREATE FUNCTION parley_other() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+    )
+    (sql / "functions" / "parley_misnamed.sql").write_text(
+        "CREATE OR REPLACE FUNCTION parley_elsewhere() RETURNS int LANGUAGE sql AS $$ 1 $$;\n"
+    )
+    (sql / "triggers").mkdir()
+    (sql / "triggers" / "t_new.sql").write_text(
+        "CREATE TRIGGER t_new AFTER INSERT ON messages EXECUTE FUNCTION f();\n"
+    )
+    result = _lint(versions, sql)
+    assert result.returncode == 1
+    assert "sql/functions/parley_other.sql: not idempotent; write CREATE OR REPLACE" in (
+        result.stdout
+    )
+    assert "sql/functions/parley_misnamed.sql: must define exactly the function" in result.stdout
+    assert "sql/triggers/t_new.sql: not idempotent; start with DROP TRIGGER IF EXISTS t_new ON" in (
+        result.stdout
+    )
