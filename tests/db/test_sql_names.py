@@ -10,7 +10,15 @@ from parley.migrations.sqlsource import read_sql, source_names
 
 # A quoted dotted name: 'webhooks.emit_message', 'app.tenant_id', 'usage.check_thresholds:'.
 DOTTED = re.compile(r"'([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+):?'")
-KNOWN = sqlnames.SQL_JOBS | sqlnames.SQL_EVENTS | sqlnames.SQL_SETTINGS | sqlnames.POSTGRES_SETTINGS
+# The tenant setting is kit.db's (and rls.bind_tenant_sql's) alone, as the tenancy lint enforces.
+TENANT_SETTING = "app.tenant_id"
+KNOWN = (
+    sqlnames.SQL_JOBS
+    | sqlnames.SQL_EVENTS
+    | sqlnames.SQL_SETTINGS
+    | sqlnames.POSTGRES_SETTINGS
+    | {TENANT_SETTING}
+)
 
 
 def quoted_names(texts: dict[str, str]) -> dict[str, set[str]]:

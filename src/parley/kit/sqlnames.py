@@ -22,15 +22,13 @@ USAGE_THRESHOLD = "usage.threshold"  # parley_usage_check_request: does anyone l
 
 SQL_EVENTS = frozenset({MESSAGE_CREATED, USAGE_THRESHOLD})
 
-# --- transaction settings SQL reads or writes and Python sets or reads
-TENANT_SETTING = "app.tenant_id"  # the tenant policies; written by kit.db and bind_tenant_sql
+# --- transaction settings SQL reads or writes and Python sets or reads. The tenant setting the
+# policies read is not here: it belongs to `kit.db` alone (the tenancy lint says so).
 ACTOR_SETTING = "parley.actor"  # who changes a conversation's handler (the timeline row)
 HANDOFF_REASON_SETTING = "parley.handoff_reason"  # why it changed
 ENQUEUE_NOTIFY_SETTING = "parley.enqueue_notify"  # 'off': jobs enqueued without a NOTIFY
 
-SQL_SETTINGS = frozenset(
-    {TENANT_SETTING, ACTOR_SETTING, HANDOFF_REASON_SETTING, ENQUEUE_NOTIFY_SETTING}
-)
+SQL_SETTINGS = frozenset({ACTOR_SETTING, HANDOFF_REASON_SETTING, ENQUEUE_NOTIFY_SETTING})
 
 # pgvector's own settings, set by the search functions; not ours to rename.
 POSTGRES_SETTINGS = frozenset({"hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples"})
