@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/python scripts/lint_tenancy.py
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/lint_local_imports.py
+	$(BIN)/python scripts/lint_migrations.py
 
 format: install
 	$(BIN)/ruff format src tests bench

@@ -15,6 +15,7 @@ from parley.conversations import repository as conv_repo
 from parley.conversations.events import topic
 from parley.conversations.schemas import message_json
 from parley.conversations.turn import TURN_JOB, TurnInput, prepare_turn, run_turn
+from parley.kit import sqlnames
 from parley.kit.db import all_tenant_ids, tenant_session
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.kit.runtime import Runtime
@@ -24,7 +25,8 @@ from parley.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
-EMIT_MESSAGE_JOB = "webhooks.emit_message"  # the name the SQL send path enqueues (0010)
+# The name `parley_enqueue_event` enqueues (the registry of names shared with SQL).
+EMIT_MESSAGE_JOB = sqlnames.EMIT_MESSAGE_JOB
 
 
 async def _no_stream(chunk: str) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.kit import sqlnames
 from parley.kit.db import TenantId
 from parley.settings import PlanLimits, Settings
 from parley.usage import repository as repo
@@ -26,7 +27,7 @@ from parley.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
-CHECK_JOB = "usage.check_thresholds"  # the name migration 0015 enqueues
+CHECK_JOB = sqlnames.USAGE_CHECK_JOB  # the name `parley_usage_check_request` enqueues
 METRICS = ("monthly_conversations", "monthly_tokens")
 LEVELS = (80, 100)  # percent of the limit, in the order they are announced
 

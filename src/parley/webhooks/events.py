@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from parley.kit import sqlnames
 from parley.models import Conversation, KnowledgeJob, KnowledgeSource, Message
 
-USAGE_THRESHOLD = "usage.threshold"
+USAGE_THRESHOLD = sqlnames.USAGE_THRESHOLD  # also named by `parley_usage_check_request`
 
 _EMITTED = uuid.UUID("5d0c7f3e-8a51-4f0e-9a5c-2f1f6a3c9b10")  # namespace of emitted-event ids
 _USAGE = uuid.UUID("9b7e2c41-3f6a-4d8e-b5a0-7c1d2e9f4a63")  # namespace of usage-threshold subjects

@@ -8,6 +8,7 @@ Create Date: 2026-11-22
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,16 +31,17 @@ depends_on: str | Sequence[str] | None = None
 NOW = sa.text("now()")
 
 
-def _pgqueuer_install_sql() -> str:
-    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+# pgqueuer 1.6.0's own DDL, frozen into files when it was first installed (issue 16): the
+# migration does not depend on the installed library's internals.
+_FROZEN = Path(__file__).resolve().parent.parent / "frozen"
 
-    return QueryBuilderEnvironment().build_install_query(create_schema=False)
+
+def _pgqueuer_install_sql() -> str:
+    return (_FROZEN / "0001_pgqueuer_install.sql").read_text(encoding="utf-8")
 
 
 def _pgqueuer_uninstall_sql() -> str:
-    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
-
-    return QueryBuilderEnvironment().build_uninstall_query()
+    return (_FROZEN / "0001_pgqueuer_uninstall.sql").read_text(encoding="utf-8")
 
 
 def upgrade() -> None:

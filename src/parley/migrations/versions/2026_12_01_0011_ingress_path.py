@@ -88,36 +88,104 @@ $fn$;
 """
 
 
-QUIET = """
+# pgqueuer 1.6.0's change-notification trigger function with Parley's guard as the first
+# statement of its body: an insert whose transaction set `parley.enqueue_notify = off` does not
+# notify; its caller wakes the workers itself, coalesced (`kit.jobs.WorkerNudge`).
+# Frozen (issue 16, decision 0029): the text this migration produced when it was written,
+# kept literally so it depends on no other migration; history, never edited. The current
+# definition lives in src/parley/sql/.
+NOTIFY_QUIET = """CREATE OR REPLACE FUNCTION fn_pgqueuer_changed() RETURNS TRIGGER AS $$
+DECLARE
+    to_emit BOOLEAN := false;  -- Flag to decide whether to emit a notification
+BEGIN
+
     -- Parley (migration 0011): an insert whose transaction asked for it does not notify; its
     -- caller wakes the workers itself, coalesced (`kit.jobs.WorkerNudge`).
     IF TG_OP = 'INSERT' AND current_setting('parley.enqueue_notify', true) = 'off' THEN
         RETURN NULL;
     END IF;
-"""
+    -- Check operation type and set the emit flag accordingly
+    IF TG_OP = 'UPDATE' AND OLD IS DISTINCT FROM NEW THEN
+        to_emit := true;
+    ELSIF TG_OP = 'DELETE' THEN
+        to_emit := true;
+    ELSIF TG_OP = 'INSERT' THEN
+        to_emit := true;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        to_emit := true;
+    END IF;
 
+    -- Perform notification if the emit flag is set
+    IF to_emit THEN
+        PERFORM pg_notify(
+            'ch_pgqueuer',
+            json_build_object(
+                'channel', 'ch_pgqueuer',
+                'operation', lower(TG_OP),
+                'sent_at', NOW(),
+                'table', TG_TABLE_NAME,
+                'type', 'table_changed_event'
+            )::text
+        );
+    END IF;
 
-def _notify_function(*, quiet: bool) -> str:
-    """pgqueuer's change-notification trigger function for the pinned version, with or
-    without the guard above (first statement of its body)."""
-    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
-    from pgqueuer.adapters.persistence.schema_ddl import render_function
-    from pgqueuer.domain.schema.model import Function
-    from pgqueuer.domain.schema.notify import notify_function, notify_function_body
+    -- Return appropriate value based on the operation
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        RETURN NEW;
+    ELSIF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    ELSE
+        RETURN NULL; -- For TRUNCATE and other non-row-specific contexts
+    END IF;
 
-    settings = QueryBuilderEnvironment().settings
-    body = notify_function_body(settings.channel)
-    if quiet:
-        head, begin, rest = body.partition("BEGIN\n")
-        if not begin:
-            raise RuntimeError("pgqueuer's notify function changed shape; update 0011")
-        body = head + begin + QUIET + rest
-    name = notify_function(settings).name
-    return render_function(Function(name=name, body=body), settings, replace=True)
+END;
+$$ LANGUAGE plpgsql;"""
+
+# pgqueuer 1.6.0's function as the library installs it (the downgrade).
+NOTIFY_PLAIN = """CREATE OR REPLACE FUNCTION fn_pgqueuer_changed() RETURNS TRIGGER AS $$
+DECLARE
+    to_emit BOOLEAN := false;  -- Flag to decide whether to emit a notification
+BEGIN
+    -- Check operation type and set the emit flag accordingly
+    IF TG_OP = 'UPDATE' AND OLD IS DISTINCT FROM NEW THEN
+        to_emit := true;
+    ELSIF TG_OP = 'DELETE' THEN
+        to_emit := true;
+    ELSIF TG_OP = 'INSERT' THEN
+        to_emit := true;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        to_emit := true;
+    END IF;
+
+    -- Perform notification if the emit flag is set
+    IF to_emit THEN
+        PERFORM pg_notify(
+            'ch_pgqueuer',
+            json_build_object(
+                'channel', 'ch_pgqueuer',
+                'operation', lower(TG_OP),
+                'sent_at', NOW(),
+                'table', TG_TABLE_NAME,
+                'type', 'table_changed_event'
+            )::text
+        );
+    END IF;
+
+    -- Return appropriate value based on the operation
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        RETURN NEW;
+    ELSIF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    ELSE
+        RETURN NULL; -- For TRUNCATE and other non-row-specific contexts
+    END IF;
+
+END;
+$$ LANGUAGE plpgsql;"""
 
 
 def upgrade() -> None:
-    execute_script(_notify_function(quiet=True))
+    execute_script(NOTIFY_QUIET)
     execute_script(RECEIVE)  # a plpgsql body: the simple-query path
     fn = f"FUNCTION parley_inbound_receive({RECEIVE_ARGS})"
     op.execute(f"REVOKE ALL ON {fn} FROM PUBLIC")
@@ -126,4 +194,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION parley_inbound_receive({RECEIVE_ARGS})")
-    execute_script(_notify_function(quiet=False))
+    execute_script(NOTIFY_PLAIN)

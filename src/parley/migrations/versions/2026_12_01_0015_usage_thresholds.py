@@ -25,7 +25,6 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -41,15 +40,13 @@ CHECK_ARGS = "uuid"
 CHECK_JOB = "usage.check_thresholds"  # parley.usage.tasks registers it under this name
 
 
-def _dedupe_arbiter() -> str:
-    """The predicate of pgqueuer's unique dedupe-key index, restated so PostgreSQL infers the
-    ON CONFLICT arbiter (as pgqueuer's own enqueue does)."""
-    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
-    from pgqueuer.adapters.persistence.schema_ddl import spelled
-    from pgqueuer.domain.schema.queue import dedupe_predicate
-
-    settings = QueryBuilderEnvironment().settings
-    return spelled(dedupe_predicate(settings), settings)
+# The predicate of pgqueuer's unique dedupe-key index (pgqueuer 1.6.0), restated so PostgreSQL
+# infers the ON CONFLICT arbiter (as pgqueuer's own enqueue does). Frozen (issue 16): the text
+# pgqueuer rendered when this migration was written, not read from the installed library.
+DEDUPE_ARBITER = (
+    "((status = ANY (ARRAY['queued'::pgqueuer_status, 'picked'::pgqueuer_status])) "
+    "AND (dedupe_key IS NOT NULL))"
+)
 
 
 def _check_function() -> str:
@@ -81,7 +78,7 @@ BEGIN
         VALUES (0, '{CHECK_JOB}',
                 convert_to(jsonb_build_object('tenant_id', p_tenant)::text, 'UTF8'),
                 now() + interval '1 second', 'queued', v_key)
-        ON CONFLICT (dedupe_key) WHERE {_dedupe_arbiter()} DO NOTHING
+        ON CONFLICT (dedupe_key) WHERE {DEDUPE_ARBITER} DO NOTHING
         RETURNING id, entrypoint, priority
     )
     INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
@@ -92,12 +89,30 @@ $fn$;
 """
 
 
-_ANCHOR = """        SELECT id, 'queued', entrypoint, priority FROM job;
-    END IF;
-END
-$fn$;
-"""
-_WITH_CHECK = """        SELECT id, 'queued', entrypoint, priority FROM job;
+# Frozen (issue 16, decision 0029): the text this migration produced when it was written,
+# kept literally so it depends on no other migration; history, never edited. The current
+# definition lives in src/parley/sql/.
+EVENT = """
+CREATE OR REPLACE FUNCTION parley_enqueue_event(
+    p_tenant uuid, p_event text, p_message uuid, p_fallback boolean
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    -- The caller has bound the tenant; RLS filters these reads too.
+    IF EXISTS (SELECT 1 FROM webhook_endpoints
+               WHERE tenant_id = p_tenant AND enabled AND p_event = ANY(events))
+       OR EXISTS (SELECT 1 FROM automation_rules
+                  WHERE tenant_id = p_tenant AND enabled AND event = p_event) THEN
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, 'webhooks.emit_message', convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'event', p_event, 'message_id', p_message,
+                        'fallback', p_fallback)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
     END IF;
     -- Usage may have grown (migration 0015): a usage.threshold check, if anyone listens.
     PERFORM parley_usage_check_request(p_tenant);
@@ -105,15 +120,32 @@ END
 $fn$;
 """
 
-
-def _event_0010() -> str:
-    send_path = importlib.import_module("parley.migrations.versions.2026_12_01_0010_send_path")
-    body = str(send_path.EVENT)
-    if body.count(_ANCHOR) != 1:
-        raise RuntimeError("parley_enqueue_event in 0010 changed shape; update 0015")
-    return body.replace(
-        "CREATE FUNCTION parley_enqueue_event(", "CREATE OR REPLACE FUNCTION parley_enqueue_event("
-    )
+# 0010's function (the downgrade).
+EVENT_BEFORE = """
+CREATE OR REPLACE FUNCTION parley_enqueue_event(
+    p_tenant uuid, p_event text, p_message uuid, p_fallback boolean
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    -- The caller has bound the tenant; RLS filters these reads too.
+    IF EXISTS (SELECT 1 FROM webhook_endpoints
+               WHERE tenant_id = p_tenant AND enabled AND p_event = ANY(events))
+       OR EXISTS (SELECT 1 FROM automation_rules
+                  WHERE tenant_id = p_tenant AND enabled AND event = p_event) THEN
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, 'webhooks.emit_message', convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'event', p_event, 'message_id', p_message,
+                        'fallback', p_fallback)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
+    END IF;
+END
+$fn$;
+"""
 
 
 def upgrade() -> None:
@@ -121,9 +153,9 @@ def upgrade() -> None:
     fn = f"FUNCTION parley_usage_check_request({CHECK_ARGS})"
     op.execute(f"REVOKE ALL ON {fn} FROM PUBLIC")
     grant("EXECUTE", fn)
-    execute_script(_event_0010().replace(_ANCHOR, _WITH_CHECK))
+    execute_script(EVENT)
 
 
 def downgrade() -> None:
-    execute_script(_event_0010())
+    execute_script(EVENT_BEFORE)
     op.execute(f"DROP FUNCTION parley_usage_check_request({CHECK_ARGS})")

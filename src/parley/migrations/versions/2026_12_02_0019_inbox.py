@@ -24,7 +24,6 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -32,15 +31,18 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import SchemaItem
 
-from parley.migrations.rls import CURRENT_TENANT, enable_tenant_rls, execute_script, grant
+from parley.migrations.rls import (
+    CURRENT_TENANT,
+    bind_tenant_sql,
+    enable_tenant_rls,
+    execute_script,
+    grant,
+)
 
 revision: str = "0019_inbox"
 down_revision: str | None = "0018_widget_token_liveness"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_SEND_PATH = "parley.migrations.versions.2026_12_01_0010_send_path"
-_LIVENESS = "parley.migrations.versions.2026_12_02_0018_widget_token_liveness"
 
 # A UUIDv7 made in SQL (the timeline rows the trigger writes): Unix milliseconds, then random.
 UUID7 = (
@@ -165,10 +167,96 @@ END
 $fn$;
 """
 
-# parley_chat_send: after the user message is stored, who answers it.
-_SEND_ANCHOR = """    IF p_job IS NOT NULL THEN
-        -- 3a."""
-_SEND_HELD = """    -- 2b. A person holds the conversation, or this message asked for one (0019):
+# Frozen (issue 16, decision 0029): the text this migration produced when it was written,
+# kept literally so it depends on no other migration; history, never edited. The current
+# definition lives in src/parley/sql/.
+# parley_chat_send: after the user message is stored, who answers it (step 2b).
+SEND = f"""
+CREATE OR REPLACE FUNCTION parley_chat_send(
+    p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
+    p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
+    p_now timestamptz, p_lease interval, p_retention interval, p_history_limit integer,
+    p_job text,  -- the job's entrypoint (asynchronous send) or NULL (the caller runs the turn)
+    p_epoch integer  -- the widget token's channel epoch; NULL for API-key callers
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+DECLARE
+    v_status text;
+    v_idem idempotency_keys%ROWTYPE;
+    v_outcome text := 'new';
+    v_message messages%ROWTYPE;
+    v_version bot_versions%ROWTYPE;
+    v_turn llm_turns%ROWTYPE;
+    v_summary text;
+    v_upto uuid;
+    v_history jsonb;
+    v_credential jsonb;
+    v_handling text;
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    -- An inline send's commit does not wait for its WAL flush: the request ends with the
+    -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
+    -- anyone implies its stored message; a crash before it loses the claim, message and ledger
+    -- row together and the client, which got no reply, retries with the same key. A 202 is
+    -- the acknowledgement itself, so an asynchronous send commits durably (decision 0005).
+    IF p_job IS NULL THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    ELSE
+        -- No per-insert NOTIFY for the jobs this send enqueues: the caller nudges the
+        -- workers after the commit (migration 0013).
+        PERFORM set_config('parley.enqueue_notify', 'off', true);
+    END IF;
+    -- Suspended workspace, deleted channel, revoked token: raised.
+    PERFORM parley_widget_live(p_tenant, p_conversation, p_epoch);
+
+    -- 1. The idempotency claim: one winner among concurrent identical requests.
+    INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, state, operation_id,
+                                  message_id, lease_expires_at, expires_at)
+    VALUES (p_tenant, p_scope, p_key, p_hash, 'in_progress', p_operation, p_message,
+            p_now + p_lease, p_now + p_retention)
+    ON CONFLICT (tenant_id, scope, key) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_idem FROM idempotency_keys
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key FOR UPDATE;
+        IF v_idem.request_hash <> p_hash THEN
+            RETURN jsonb_build_object('outcome', 'reused');
+        END IF;
+        SELECT * INTO v_message FROM messages
+        WHERE tenant_id = p_tenant AND id = v_idem.message_id;
+        IF v_idem.state = 'completed' THEN
+            RETURN jsonb_build_object('outcome', 'replay', 'operation_id', v_idem.operation_id,
+                                      'response', v_idem.response,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        IF v_idem.state = 'in_progress' AND v_idem.lease_expires_at > p_now THEN
+            RETURN jsonb_build_object('outcome', 'in_progress',
+                                      'operation_id', v_idem.operation_id,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        -- Failed (retryable) or abandoned by a process that died: take it over.
+        UPDATE idempotency_keys SET state = 'in_progress', lease_expires_at = p_now + p_lease
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+        v_outcome := 'takeover';
+        p_operation := v_idem.operation_id;
+        p_message := coalesce(v_idem.message_id, p_message);
+    END IF;
+
+    SELECT * INTO v_version FROM bot_versions
+    WHERE tenant_id = p_tenant AND bot_id = p_bot AND status = 'published';
+    IF NOT FOUND THEN  -- undo the claim: the statement is the transaction
+        RAISE EXCEPTION 'bot_not_found' USING ERRCODE = 'PA404';
+    END IF;
+
+    -- 2. The user message (a taken-over operation keeps the one it stored).
+    IF v_message.id IS NULL THEN
+        INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                              created_at)
+        VALUES (p_tenant, p_message, p_conversation, 'user', p_content, '[]'::jsonb, p_now)
+        RETURNING * INTO v_message;
+        PERFORM parley_enqueue_event(p_tenant, 'message.created', v_message.id, false);
+    END IF;
+
+    -- 2b. A person holds the conversation, or this message asked for one (0019):
     -- no turn. The key completes now with no reply; the caller announces a new handoff.
     v_handling := CASE WHEN v_outcome = 'new'
         THEN parley_inbox_user_message(p_tenant, p_conversation, p_content, v_version.config)
@@ -189,44 +277,302 @@ _SEND_HELD = """    -- 2b. A person holds the conversation, or this message aske
                                   'config', v_version.config);
     END IF;
 
-"""
-_SEND_DECLARE = "    v_credential jsonb;\n"
+    IF p_job IS NOT NULL THEN
+        -- 3a. Asynchronous: enqueue the turn in this same transaction (pgqueuer's table;
+        -- its trigger notifies the workers).
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, p_job, convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'operation_id', p_operation, 'scope', p_scope,
+                        'key', p_key, 'conversation_id', p_conversation, 'bot_id', p_bot,
+                        'message_id', v_message.id)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
+        RETURN jsonb_build_object('outcome', v_outcome, 'operation_id', p_operation,
+                                  'message', to_jsonb(v_message));
+    END IF;
 
-_FINISH_ANCHOR = """    UPDATE idempotency_keys SET state = 'completed', response = p_response"""
-_FINISH_INBOX = """    UPDATE llm_turns SET fallback = p_fallback
+    -- 3b. Synchronous: claim the turn ledger row; a turn that already succeeded is answered
+    -- from what it stored.
+    INSERT INTO llm_turns (tenant_id, id, operation_id, conversation_id, bot_version_id,
+                           provider, model, status)
+    VALUES (p_tenant, p_turn, p_operation, p_conversation, v_version.id,
+            coalesce(v_version.config->>'provider', 'extractive'),
+            coalesce(v_version.config->>'model', 'extractive'), 'running')
+    ON CONFLICT (tenant_id, operation_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_turn FROM llm_turns
+        WHERE tenant_id = p_tenant AND operation_id = p_operation FOR UPDATE;
+        IF v_turn.status = 'succeeded' AND EXISTS (
+            SELECT 1 FROM messages r
+            WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id
+        ) THEN
+            RETURN jsonb_build_object(
+                'outcome', 'stored_reply', 'operation_id', p_operation,
+                'message', to_jsonb(v_message), 'version_id', v_version.id,
+                'config', v_version.config,
+                'reply', (SELECT to_jsonb(r) FROM messages r
+                          WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id));
+        END IF;
+        UPDATE llm_turns SET status = 'running', error = NULL
+        WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    END IF;
+
+    -- 4. What the prompt needs: the rolling summary, the turns it does not cover yet, the
+    -- workspace's own provider key.
+    SELECT summary, summary_upto INTO v_summary, v_upto FROM conversations
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+    SELECT coalesce(jsonb_agg(jsonb_build_array(h.id, h.role, h.content) ORDER BY h.id),
+                    '[]'::jsonb)
+    INTO v_history
+    FROM (SELECT m.id, m.role, m.content FROM messages m
+          WHERE m.tenant_id = p_tenant AND m.conversation_id = p_conversation
+            AND m.id < v_message.id AND (v_upto IS NULL OR m.id > v_upto)
+          ORDER BY m.id DESC LIMIT p_history_limit) h;
+    SELECT jsonb_build_object('base_url', c.base_url, 'api_key_encrypted', c.api_key_encrypted)
+    INTO v_credential
+    FROM provider_credentials c
+    WHERE c.tenant_id = p_tenant AND c.provider = v_version.config->>'provider';
+
+    RETURN jsonb_build_object(
+        'outcome', v_outcome, 'operation_id', p_operation, 'message', to_jsonb(v_message),
+        'version_id', v_version.id, 'config', v_version.config, 'summary', v_summary,
+        'summary_upto', v_upto, 'history', v_history, 'credential', v_credential,
+        'has_knowledge', EXISTS (SELECT 1 FROM kb_stats
+                                 WHERE tenant_id = p_tenant AND chunks > 0));
+END
+$fn$;
+"""
+
+# parley_chat_finish: the fallback counters and the N-fallbacks rule after a bot reply.
+FINISH = f"""
+CREATE OR REPLACE FUNCTION parley_chat_finish(
+    p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
+    p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
+    p_cost numeric, p_prompt_tokens integer, p_completion_tokens integer,
+    p_latency_ms integer, p_ttft_ms integer, p_response jsonb,
+    p_summary text, p_summary_upto uuid,  -- a rolling summary the turn extended, or NULLs
+    p_citations jsonb, p_fallback boolean  -- what the answer cites; it is the fallback text
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                          bot_version_id, created_at)
+    VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,
+            p_version, p_now);
+    PERFORM parley_enqueue_event(p_tenant, 'message.created', p_reply, p_fallback);
+    UPDATE llm_turns
+    SET status = 'succeeded', model = p_model, cost_usd = p_cost,
+        prompt_tokens = p_prompt_tokens, completion_tokens = p_completion_tokens,
+        latency_ms = p_latency_ms, ttft_ms = p_ttft_ms, reply_message_id = p_reply,
+        finished_at = p_now
+    WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    UPDATE llm_turns SET fallback = p_fallback
     WHERE tenant_id = p_tenant AND operation_id = p_operation;
     PERFORM parley_inbox_after_reply(p_tenant, p_conversation, p_version, p_fallback, p_now);
+    UPDATE idempotency_keys SET state = 'completed', response = p_response
+    WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+    UPDATE conversations
+    SET last_message_at = p_now,
+        summary = CASE WHEN p_summary_upto IS NULL THEN summary ELSE p_summary END,
+        summary_upto = coalesce(p_summary_upto, summary_upto)
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+END
+$fn$;
 """
 
+# The functions as 0018 and 0010 left them (the downgrade).
+SEND_BEFORE = f"""
+CREATE OR REPLACE FUNCTION parley_chat_send(
+    p_tenant uuid, p_scope text, p_key text, p_hash text, p_operation uuid,
+    p_message uuid, p_turn uuid, p_conversation uuid, p_bot uuid, p_content text,
+    p_now timestamptz, p_lease interval, p_retention interval, p_history_limit integer,
+    p_job text,  -- the job's entrypoint (asynchronous send) or NULL (the caller runs the turn)
+    p_epoch integer  -- the widget token's channel epoch; NULL for API-key callers
+) RETURNS jsonb
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+DECLARE
+    v_status text;
+    v_idem idempotency_keys%ROWTYPE;
+    v_outcome text := 'new';
+    v_message messages%ROWTYPE;
+    v_version bot_versions%ROWTYPE;
+    v_turn llm_turns%ROWTYPE;
+    v_summary text;
+    v_upto uuid;
+    v_history jsonb;
+    v_credential jsonb;
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    -- An inline send's commit does not wait for its WAL flush: the request ends with the
+    -- reply, whose commit is synchronous, and the WAL is one sequence, so a reply that reached
+    -- anyone implies its stored message; a crash before it loses the claim, message and ledger
+    -- row together and the client, which got no reply, retries with the same key. A 202 is
+    -- the acknowledgement itself, so an asynchronous send commits durably (decision 0005).
+    IF p_job IS NULL THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    ELSE
+        -- No per-insert NOTIFY for the jobs this send enqueues: the caller nudges the
+        -- workers after the commit (migration 0013).
+        PERFORM set_config('parley.enqueue_notify', 'off', true);
+    END IF;
+    -- Suspended workspace, deleted channel, revoked token: raised.
+    PERFORM parley_widget_live(p_tenant, p_conversation, p_epoch);
 
-def _send_0018() -> str:
-    """The send function as 0018 left it (the widget token's liveness check)."""
-    liveness = importlib.import_module(_LIVENESS)
-    return str(liveness._send()).replace(
-        "CREATE FUNCTION parley_chat_send(", "CREATE OR REPLACE FUNCTION parley_chat_send(", 1
-    )
+    -- 1. The idempotency claim: one winner among concurrent identical requests.
+    INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, state, operation_id,
+                                  message_id, lease_expires_at, expires_at)
+    VALUES (p_tenant, p_scope, p_key, p_hash, 'in_progress', p_operation, p_message,
+            p_now + p_lease, p_now + p_retention)
+    ON CONFLICT (tenant_id, scope, key) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_idem FROM idempotency_keys
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key FOR UPDATE;
+        IF v_idem.request_hash <> p_hash THEN
+            RETURN jsonb_build_object('outcome', 'reused');
+        END IF;
+        SELECT * INTO v_message FROM messages
+        WHERE tenant_id = p_tenant AND id = v_idem.message_id;
+        IF v_idem.state = 'completed' THEN
+            RETURN jsonb_build_object('outcome', 'replay', 'operation_id', v_idem.operation_id,
+                                      'response', v_idem.response,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        IF v_idem.state = 'in_progress' AND v_idem.lease_expires_at > p_now THEN
+            RETURN jsonb_build_object('outcome', 'in_progress',
+                                      'operation_id', v_idem.operation_id,
+                                      'message', to_jsonb(v_message));
+        END IF;
+        -- Failed (retryable) or abandoned by a process that died: take it over.
+        UPDATE idempotency_keys SET state = 'in_progress', lease_expires_at = p_now + p_lease
+        WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+        v_outcome := 'takeover';
+        p_operation := v_idem.operation_id;
+        p_message := coalesce(v_idem.message_id, p_message);
+    END IF;
 
+    SELECT * INTO v_version FROM bot_versions
+    WHERE tenant_id = p_tenant AND bot_id = p_bot AND status = 'published';
+    IF NOT FOUND THEN  -- undo the claim: the statement is the transaction
+        RAISE EXCEPTION 'bot_not_found' USING ERRCODE = 'PA404';
+    END IF;
 
-def _finish_0010() -> str:
-    send_path = importlib.import_module(_SEND_PATH)
-    return str(send_path.FINISH).replace(
-        "CREATE FUNCTION parley_chat_finish(", "CREATE OR REPLACE FUNCTION parley_chat_finish("
-    )
+    -- 2. The user message (a taken-over operation keeps the one it stored).
+    IF v_message.id IS NULL THEN
+        INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                              created_at)
+        VALUES (p_tenant, p_message, p_conversation, 'user', p_content, '[]'::jsonb, p_now)
+        RETURNING * INTO v_message;
+        PERFORM parley_enqueue_event(p_tenant, 'message.created', v_message.id, false);
+    END IF;
 
+    IF p_job IS NOT NULL THEN
+        -- 3a. Asynchronous: enqueue the turn in this same transaction (pgqueuer's table;
+        -- its trigger notifies the workers).
+        WITH job AS (
+            INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, status)
+            VALUES (0, p_job, convert_to(jsonb_build_object(
+                        'tenant_id', p_tenant, 'operation_id', p_operation, 'scope', p_scope,
+                        'key', p_key, 'conversation_id', p_conversation, 'bot_id', p_bot,
+                        'message_id', v_message.id)::text, 'UTF8'),
+                    now(), 'queued')
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'queued', entrypoint, priority FROM job;
+        RETURN jsonb_build_object('outcome', v_outcome, 'operation_id', p_operation,
+                                  'message', to_jsonb(v_message));
+    END IF;
 
-def _send_0019() -> str:
-    body = _send_0018()
-    if _SEND_ANCHOR not in body or _SEND_DECLARE not in body:
-        raise RuntimeError("parley_chat_send changed shape; update 0019")
-    body = body.replace(_SEND_DECLARE, _SEND_DECLARE + "    v_handling text;\n", 1)
-    return body.replace(_SEND_ANCHOR, _SEND_HELD + _SEND_ANCHOR, 1)
+    -- 3b. Synchronous: claim the turn ledger row; a turn that already succeeded is answered
+    -- from what it stored.
+    INSERT INTO llm_turns (tenant_id, id, operation_id, conversation_id, bot_version_id,
+                           provider, model, status)
+    VALUES (p_tenant, p_turn, p_operation, p_conversation, v_version.id,
+            coalesce(v_version.config->>'provider', 'extractive'),
+            coalesce(v_version.config->>'model', 'extractive'), 'running')
+    ON CONFLICT (tenant_id, operation_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO v_turn FROM llm_turns
+        WHERE tenant_id = p_tenant AND operation_id = p_operation FOR UPDATE;
+        IF v_turn.status = 'succeeded' AND EXISTS (
+            SELECT 1 FROM messages r
+            WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id
+        ) THEN
+            RETURN jsonb_build_object(
+                'outcome', 'stored_reply', 'operation_id', p_operation,
+                'message', to_jsonb(v_message), 'version_id', v_version.id,
+                'config', v_version.config,
+                'reply', (SELECT to_jsonb(r) FROM messages r
+                          WHERE r.tenant_id = p_tenant AND r.id = v_turn.reply_message_id));
+        END IF;
+        UPDATE llm_turns SET status = 'running', error = NULL
+        WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    END IF;
 
+    -- 4. What the prompt needs: the rolling summary, the turns it does not cover yet, the
+    -- workspace's own provider key.
+    SELECT summary, summary_upto INTO v_summary, v_upto FROM conversations
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+    SELECT coalesce(jsonb_agg(jsonb_build_array(h.id, h.role, h.content) ORDER BY h.id),
+                    '[]'::jsonb)
+    INTO v_history
+    FROM (SELECT m.id, m.role, m.content FROM messages m
+          WHERE m.tenant_id = p_tenant AND m.conversation_id = p_conversation
+            AND m.id < v_message.id AND (v_upto IS NULL OR m.id > v_upto)
+          ORDER BY m.id DESC LIMIT p_history_limit) h;
+    SELECT jsonb_build_object('base_url', c.base_url, 'api_key_encrypted', c.api_key_encrypted)
+    INTO v_credential
+    FROM provider_credentials c
+    WHERE c.tenant_id = p_tenant AND c.provider = v_version.config->>'provider';
 
-def _finish_0019() -> str:
-    body = _finish_0010()
-    if _FINISH_ANCHOR not in body:
-        raise RuntimeError("parley_chat_finish changed shape; update 0019")
-    return body.replace(_FINISH_ANCHOR, _FINISH_INBOX + _FINISH_ANCHOR, 1)
+    RETURN jsonb_build_object(
+        'outcome', v_outcome, 'operation_id', p_operation, 'message', to_jsonb(v_message),
+        'version_id', v_version.id, 'config', v_version.config, 'summary', v_summary,
+        'summary_upto', v_upto, 'history', v_history, 'credential', v_credential,
+        'has_knowledge', EXISTS (SELECT 1 FROM kb_stats
+                                 WHERE tenant_id = p_tenant AND chunks > 0));
+END
+$fn$;
+"""
+
+FINISH_BEFORE = f"""
+CREATE OR REPLACE FUNCTION parley_chat_finish(
+    p_tenant uuid, p_operation uuid, p_scope text, p_key text, p_conversation uuid,
+    p_reply uuid, p_content text, p_version uuid, p_now timestamptz, p_model text,
+    p_cost numeric, p_prompt_tokens integer, p_completion_tokens integer,
+    p_latency_ms integer, p_ttft_ms integer, p_response jsonb,
+    p_summary text, p_summary_upto uuid,  -- a rolling summary the turn extended, or NULLs
+    p_citations jsonb, p_fallback boolean  -- what the answer cites; it is the fallback text
+) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+BEGIN
+    {bind_tenant_sql("p_tenant")}
+    INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
+                          bot_version_id, created_at)
+    VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,
+            p_version, p_now);
+    PERFORM parley_enqueue_event(p_tenant, 'message.created', p_reply, p_fallback);
+    UPDATE llm_turns
+    SET status = 'succeeded', model = p_model, cost_usd = p_cost,
+        prompt_tokens = p_prompt_tokens, completion_tokens = p_completion_tokens,
+        latency_ms = p_latency_ms, ttft_ms = p_ttft_ms, reply_message_id = p_reply,
+        finished_at = p_now
+    WHERE tenant_id = p_tenant AND operation_id = p_operation;
+    UPDATE idempotency_keys SET state = 'completed', response = p_response
+    WHERE tenant_id = p_tenant AND scope = p_scope AND key = p_key;
+    UPDATE conversations
+    SET last_message_at = p_now,
+        summary = CASE WHEN p_summary_upto IS NULL THEN summary ELSE p_summary END,
+        summary_upto = coalesce(p_summary_upto, summary_upto)
+    WHERE tenant_id = p_tenant AND id = p_conversation;
+END
+$fn$;
+"""
 
 
 # Full-text search. Under row-level security PostgreSQL evaluates the policy before any
@@ -425,8 +771,8 @@ def upgrade() -> None:
     execute_script(USER_MESSAGE)
     execute_script(HANDLING_TRIGGER)
     execute_script(AFTER_FALLBACK)
-    execute_script(_send_0019())
-    execute_script(_finish_0019())
+    execute_script(SEND)
+    execute_script(FINISH)
     for fn in (
         "parley_inbox_user_message(uuid, uuid, text, jsonb)",
         "parley_inbox_after_reply(uuid, uuid, uuid, boolean, timestamptz)",
@@ -436,8 +782,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    execute_script(_finish_0010())
-    execute_script(_send_0018())
+    execute_script(FINISH_BEFORE)
+    execute_script(SEND_BEFORE)
     op.execute("DROP FUNCTION parley_inbox_after_reply(uuid, uuid, uuid, boolean, timestamptz)")
     op.execute("DROP TRIGGER conversations_handling ON conversations")
     op.execute("DROP FUNCTION parley_conversation_handling()")

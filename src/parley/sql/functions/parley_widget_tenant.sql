@@ -1,0 +1,7 @@
+-- The workspace of a widget key. SECURITY DEFINER door (decision 0002): the one lookup the app
+-- role may make before it knows the workspace; it returns a tenant id only, never a row. Source
+-- file (decision 0029): a migration applies it with
+-- apply_sql("functions/parley_widget_tenant.sql"); edit it only together with such a migration.
+CREATE OR REPLACE FUNCTION parley_widget_tenant(p_widget_key text) RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS
+$$ SELECT tenant_id FROM channels WHERE widget_key = p_widget_key AND type = 'widget' $$;
