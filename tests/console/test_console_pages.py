@@ -286,6 +286,46 @@ async def test_onboarding_ticks_each_step_from_real_state(
         assert "data-widget-key=&#34;wk_" in home  # the snippet, escaped inside the textarea
 
 
+async def test_the_first_checklist_form_creates_the_bot_and_its_first_knowledge(
+    app: Any, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    tenant = uuid.UUID(owner.tenant_id)
+    async with await console_client(app, "10.200.0.13") as c:
+        await sign_in(c, owner)
+        home = (await c.get(f"{base}/")).text
+        assert 'name="text"' in home
+        assert "What should it know?" in home
+        # A blank name: nothing is created (neither the bot nor the source), the pasted text
+        # comes back with the name's error.
+        refused = await post(
+            c, f"{base}/", f"{base}/bots", {"name": "", "text": "Kept text", "back": "home"}
+        )
+        assert refused.status_code == 422
+        assert 'id="onb-name-error"' in refused.text
+        assert ">Kept text</textarea>" in refused.text
+        for table in ("bots", "kb_sources"):
+            count = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
+            assert await admin_conn.fetchval(count, tenant) == 0
+        made = await post(
+            c,
+            f"{base}/",
+            f"{base}/bots",
+            {
+                "name": "Helper",
+                "text": "Returns are free for 30 days.\nKeep the receipt.",
+                "back": "home",
+            },
+        )
+        assert made.status_code == 303
+        assert made.headers["location"] == f"{base}/"
+        titles = await admin_conn.fetch("SELECT title FROM kb_sources WHERE tenant_id = $1", tenant)
+        assert [r["title"] for r in titles] == ["Returns are free for 30 days."]
+        home = (await c.get(f"{base}/")).text
+        assert 'id="step-bot"' in home
+        assert "waiting to be indexed" in home
+
+
 async def test_a_console_action_leaves_the_same_audit_entry_as_the_api(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:

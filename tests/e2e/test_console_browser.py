@@ -138,19 +138,18 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.get_by_role("heading", name="Get started").wait_for()
     await check_page(page, watch, "home-checklist")
 
-    # The bot's name is filled in already ("Lyon Bikes assistant"): one key press.
+    # One form for the first two steps: the bot's name is filled in already ("Lyon Bikes
+    # assistant") and the focus waits in its knowledge field: paste, then create.
     assert await page.get_by_label("Bot name").input_value() == "Lyon Bikes assistant"
+    knows = page.get_by_label("What should it know? (optional)")
+    assert await knows.evaluate("el => document.activeElement === el")
+    await act(
+        watch,
+        knows.fill("Repairs take three working days. We fix every brand of bike at our Lyon shop."),
+    )
     await tab_to(page, page.get_by_role("button", name="Create the bot"))
     await act(watch, page.keyboard.press("Enter"))
     await page.get_by_role("link", name="Lyon Bikes assistant").wait_for()
-
-    await act(
-        watch,
-        page.get_by_label("Text", exact=True).fill(
-            "Repairs take three working days. We fix every brand of bike at our Lyon shop."
-        ),
-    )
-    await act(watch, page.get_by_role("button", name="Add this knowledge").click())
     await page.locator("#step-knowledge.done").wait_for(timeout=30_000)
 
     await act(
