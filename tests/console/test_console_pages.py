@@ -692,3 +692,66 @@ async def test_telegram_channel_shows_its_webhook_state(
             assert "points elsewhere" in moved.text
     finally:
         telegram.stop()
+
+
+async def test_a_webhook_channels_secret_rotates_from_the_console(
+    app: Any, client: httpx.AsyncClient, owner: Account, admin_conn: Any
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "Hooked"}, headers=owner.headers
+    )
+    made = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/channels",
+        json={
+            "type": "webhook",
+            "bot_id": bot.json()["id"],
+            "config": {"callback_url": "https://hooks.example/parley"},
+        },
+        headers=owner.headers,
+    )
+    channel_id, first = made.json()["id"], made.json()["webhook_secret"]
+    page_url = f"/console/w/{owner.tenant_id}/channels/{channel_id}"
+    viewer = await add_member(client, owner, "viewer")
+    other = await register(client, "console-rot-other")
+    async with await console_client(app, "10.200.0.14") as c:
+        await sign_in(c, owner)
+        page = (await c.get(page_url)).text
+        assert "Rotate secret" in page
+        assert "whsec_" not in page
+        rotated = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "3600"})
+        assert rotated.status_code == 200
+        shown = re.search(r'id="secret-once" readonly value="(whsec_[^"]+)"', rotated.text)
+        assert shown is not None
+        assert shown.group(1) != first
+        assert "The previous secret still verifies until" in rotated.text
+        again = (await c.get(page_url)).text  # shown once: never again
+        assert shown.group(1) not in again
+        assert "whsec_" not in again
+        assert "The previous secret still verifies until" in again
+        # The same audit entry as the API's rotation, by this user.
+        row = await admin_conn.fetchrow(
+            "SELECT actor, after FROM audit_log WHERE action = 'channel.secret_rotated'"
+            " AND target_id = $1",
+            channel_id,
+        )
+        assert row["actor"] == f"user:{owner.user_id}"
+        assert "whsec_" not in row["after"]
+        bad = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "-5"})
+        assert bad.status_code == 422
+        assert 'id="f-grace-error"' in bad.text
+    async with await console_client(app, "10.200.0.15") as c:
+        await sign_in(c, viewer)
+        page = (await c.get(page_url)).text
+        assert "Rotate secret" not in page
+        refused = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "0"})
+        assert refused.status_code == 403
+    async with await console_client(app, "10.200.0.16") as c:
+        await sign_in(c, other)
+        theirs = f"/console/w/{other.tenant_id}/channels/{channel_id}"
+        assert (await c.get(theirs)).status_code == 404
+        home = f"/console/w/{other.tenant_id}/"
+        assert (await post(c, home, f"{theirs}/rotate", {"grace_seconds": "0"})).status_code == 404
+    count = (
+        "SELECT count(*) FROM audit_log WHERE action = 'channel.secret_rotated' AND target_id = $1"
+    )
+    assert await admin_conn.fetchval(count, channel_id) == 1

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from parley.bots import service as bots
 from parley.channels import service as channels
 from parley.channels.schemas import (
+    ChannelSecretRotate,
     ChannelUpdate,
     TelegramChannelCreate,
     WebhookChannelCreate,
@@ -140,8 +141,36 @@ async def channel(request: Request, viewer: Reader, channel_id: uuid.UUID) -> Re
         form=FormState(),
         snippet=snippet(request, found.widget_key),
         telegram=telegram,
+        rotated=None,
     )
     return render.page(request, "channels/channel.html", context)
+
+
+@router.post("/{channel_id}/rotate")
+async def rotate_secret(request: Request, viewer: Editor, channel_id: uuid.UUID) -> Response:
+    """The API's rotation; the new secret is on this answer only (no redirect to a page that
+    could show it again)."""
+    data = await read_form(request)
+    state = FormState(values=data)
+    rotated = await submit(
+        viewer.session,
+        state,
+        ChannelSecretRotate,
+        {"grace_seconds": data.get("grace_seconds") or None},
+        lambda body: channels.rotate_secret(
+            viewer.session,
+            viewer.runtime,
+            viewer.tenant_id,
+            channel_id,
+            body,
+            actor=viewer.principal.actor,
+        ),
+    )
+    found = await channels.get_channel(viewer.session, viewer.tenant_id, channel_id)
+    context = await layout(
+        viewer, channel=found, form=state, snippet=None, telegram=None, rotated=rotated
+    )
+    return render.page(request, "channels/channel.html", context, status=200 if rotated else 422)
 
 
 @router.post("/{channel_id}")
@@ -169,6 +198,7 @@ async def update_channel(request: Request, viewer: Editor, channel_id: uuid.UUID
             form=state,
             snippet=snippet(request, found.widget_key),
             telegram=None,
+            rotated=None,
         )
         return render.page(request, "channels/channel.html", context, status=422)
     return render.redirect(request, f"{_base(viewer)}/{channel_id}?saved=1")
