@@ -4,6 +4,7 @@ same audit trail, and stored text shown inert."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -755,3 +756,103 @@ async def test_a_webhook_channels_secret_rotates_from_the_console(
         "SELECT count(*) FROM audit_log WHERE action = 'channel.secret_rotated' AND target_id = $1"
     )
     assert await admin_conn.fetchval(count, channel_id) == 1
+
+
+async def test_indexing_progress_is_streamed_until_nothing_is_busy(
+    app: Any, client: httpx.AsyncClient, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    other = await register(client, "console-progress-other")
+    async with await console_client(app, "10.200.0.17") as c:
+        await sign_in(c, owner)
+        added = await post(
+            c, f"{base}/knowledge", f"{base}/knowledge/add/text", {"text": "Opening hours: 9 to 5."}
+        )
+        assert added.status_code == 303
+        page = (await c.get(f"{base}/knowledge")).text
+        # Busy: the list listens to the stream (no polling); home's knowledge step too.
+        assert f'sse-connect="{base}/knowledge/events"' in page
+        assert "every 2s" not in page
+        assert f'sse-connect="{base}/knowledge/events"' in (await c.get(f"{base}/")).text
+
+        async def listen() -> str:
+            resp = await c.get(f"{base}/knowledge/events")
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            return resp.text
+
+        stream = asyncio.create_task(listen())
+        job_id = await admin_conn.fetchval(
+            "SELECT id FROM kb_jobs WHERE tenant_id = $1", uuid.UUID(owner.tenant_id)
+        )
+        await ingest_now(app, owner.tenant_id, str(job_id))
+        text = await asyncio.wait_for(stream, timeout=30)
+        events = re.findall(r"^event: (\w+)$", text, re.M)
+        assert events[-1] == "idle"
+        assert "sources" in events
+        # Nothing busy any more: the page no longer listens.
+        page = (await c.get(f"{base}/knowledge")).text
+        assert "sse-connect" not in page
+        assert "ready, 1 passage<" in page
+    async with await console_client(app, "10.200.0.18") as c:
+        await sign_in(c, other)
+        assert (await c.get(f"{base}/knowledge/events")).status_code == 404
+
+
+async def test_the_widget_preview_is_the_real_widget_with_the_typed_theme(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots",
+        json={"name": "Previewed", "greeting": "Bonjour!"},
+        headers=owner.headers,
+    )
+    made = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/channels",
+        json={
+            "type": "widget",
+            "bot_id": bot.json()["id"],
+            "allowed_origins": ["https://shop.example.com"],
+            "theme": {"color": "#112233"},
+        },
+        headers=owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    page_url = f"/console/w/{owner.tenant_id}/channels/{made.json()['id']}"
+    other = await register(client, "console-preview-other")
+    async with await console_client(app, "10.200.0.19") as c:
+        await sign_in(c, owner)
+        page = await c.get(page_url)
+        assert (
+            '<iframe id="widget-preview" title="Widget preview" sandbox="allow-scripts"'
+            in page.text
+        )
+        assert "frame-src 'self'" in page.headers["content-security-policy"]
+        saved = await c.get(f"{page_url}/preview")
+        assert saved.status_code == 200
+        assert '/widget/v1/parley.js" data-widget-key="preview"' in saved.text
+        assert "&#34;color&#34;:&#34;#112233&#34;" in saved.text  # the saved theme
+        assert "&#34;greeting&#34;:&#34;Bonjour!&#34;" in saved.text  # the bot's own
+        csp = saved.headers["content-security-policy"]
+        assert "connect-src 'none'" in csp  # the preview never reaches the API
+        assert "frame-ancestors 'self'" in csp
+        assert saved.headers["x-frame-options"] == "SAMEORIGIN"
+        typed = await c.get(
+            f"{page_url}/preview",
+            params={
+                "theme.color": "#aa0000",
+                "theme.position": "left",
+                "theme.title": '<img src=x onerror="window.__xss=1">',
+                "theme.greeting": "Hello from the form",
+            },
+        )
+        assert "&#34;color&#34;:&#34;#aa0000&#34;" in typed.text
+        assert "&#34;position&#34;:&#34;left&#34;" in typed.text
+        assert "Hello from the form" in typed.text
+        assert "<img" not in typed.text  # only ever inside an escaped attribute
+        # A colour that would not save is not previewed either: the saved one stays.
+        bad = await c.get(f"{page_url}/preview", params={"theme.color": "red"})
+        assert "&#34;color&#34;:&#34;#112233&#34;" in bad.text
+    async with await console_client(app, "10.200.0.20") as c:
+        await sign_in(c, other)
+        theirs = f"/console/w/{other.tenant_id}/channels/{made.json()['id']}/preview"
+        assert (await c.get(theirs)).status_code == 404

@@ -27,7 +27,7 @@ from sqlalchemy import insert, update
 from parley.kit.errors import ParleyError
 from parley.kit.http import OutboundFailed, fetch
 from parley.kit.ids import new_id
-from parley.knowledge import bm25, isolated
+from parley.knowledge import bm25, isolated, progress
 from parley.knowledge import repository as repo
 from parley.knowledge.chunking import Chunk, heading_prefix
 from parley.knowledge.errors import TimeBudgetExceeded
@@ -96,6 +96,7 @@ async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **v
             .where(KnowledgeJob.tenant_id == tenant_id, KnowledgeJob.id == job_id)
             .values(**values)
         )
+    await progress.nudge(runtime, tenant_id)  # a step done: the console's pages look again
 
 
 @dataclass(frozen=True)
