@@ -856,3 +856,40 @@ async def test_the_widget_preview_is_the_real_widget_with_the_typed_theme(
         await sign_in(c, other)
         theirs = f"/console/w/{other.tenant_id}/channels/{made.json()['id']}/preview"
         assert (await c.get(theirs)).status_code == 404
+
+
+async def test_the_inbox_list_filters_by_tag_channel_and_flags_and_keeps_them(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    from tests.conftest import create_widget
+    from tests.conversations.factories import create_conversation
+
+    w = await create_widget(client, owner)
+    tagged = await create_conversation(
+        app.state.runtime.db, owner.tenant_id, w.channel_id, w.bot_id
+    )
+    plain = await create_conversation(app.state.runtime.db, owner.tenant_id, w.channel_id, w.bot_id)
+    base = f"/console/w/{owner.tenant_id}/inbox"
+    async with await console_client(app, "10.200.0.21") as c:
+        await sign_in(c, owner)
+        done = await post(c, f"{base}?c={tagged}", f"{base}/{tagged}/tag", {"tag": "billing"})
+        assert done.status_code == 200
+        everything = (await c.get(f"{base}?tab=all")).text
+        assert f"c={tagged}" in everything
+        assert f"c={plain}" in everything
+        only = (await c.get(f"{base}?tab=all&tag=billing")).text
+        assert f"c={tagged}" in only
+        assert f"c={plain}" not in only
+        assert "Filter (1 on)" in only
+        # The filter rides along on the tabs, the conversation links and the live refresh.
+        assert f"{base}?tab=waiting&amp;tag=billing" in only
+        assert f"c={tagged}&amp;tag=billing" in only
+        telegram = (await c.get(f"{base}?tab=all&channel=telegram")).text
+        assert f"c={tagged}" not in telegram
+        assert f"c={plain}" not in telegram
+        assert f"c={plain}" in (await c.get(f"{base}?tab=all&channel=widget")).text
+        # What the API would refuse is dropped, not an error: the whole tab shows.
+        hostile = await c.get(f"{base}", params={"tab": "all", "tag": "a/b", "channel": "<x>"})
+        assert hostile.status_code == 200
+        assert f"c={plain}" in hostile.text
+        assert "Filter (" not in hostile.text
