@@ -4,6 +4,7 @@ same audit trail, and stored text shown inert."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -284,6 +285,46 @@ async def test_onboarding_ticks_each_step_from_real_state(
         assert ticked(home) == ["bot", "knowledge", "try", "widget"]
         assert "https://shop.example.com" in home
         assert "data-widget-key=&#34;wk_" in home  # the snippet, escaped inside the textarea
+
+
+async def test_the_first_checklist_form_creates_the_bot_and_its_first_knowledge(
+    app: Any, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    tenant = uuid.UUID(owner.tenant_id)
+    async with await console_client(app, "10.200.0.13") as c:
+        await sign_in(c, owner)
+        home = (await c.get(f"{base}/")).text
+        assert 'name="text"' in home
+        assert "What should it know?" in home
+        # A blank name: nothing is created (neither the bot nor the source), the pasted text
+        # comes back with the name's error.
+        refused = await post(
+            c, f"{base}/", f"{base}/bots", {"name": "", "text": "Kept text", "back": "home"}
+        )
+        assert refused.status_code == 422
+        assert 'id="onb-name-error"' in refused.text
+        assert ">Kept text</textarea>" in refused.text
+        for table in ("bots", "kb_sources"):
+            count = f"SELECT count(*) FROM {table} WHERE tenant_id = $1"
+            assert await admin_conn.fetchval(count, tenant) == 0
+        made = await post(
+            c,
+            f"{base}/",
+            f"{base}/bots",
+            {
+                "name": "Helper",
+                "text": "Returns are free for 30 days.\nKeep the receipt.",
+                "back": "home",
+            },
+        )
+        assert made.status_code == 303
+        assert made.headers["location"] == f"{base}/"
+        titles = await admin_conn.fetch("SELECT title FROM kb_sources WHERE tenant_id = $1", tenant)
+        assert [r["title"] for r in titles] == ["Returns are free for 30 days."]
+        home = (await c.get(f"{base}/")).text
+        assert 'id="step-bot"' in home
+        assert "waiting to be indexed" in home
 
 
 async def test_a_console_action_leaves_the_same_audit_entry_as_the_api(
@@ -652,3 +693,203 @@ async def test_telegram_channel_shows_its_webhook_state(
             assert "points elsewhere" in moved.text
     finally:
         telegram.stop()
+
+
+async def test_a_webhook_channels_secret_rotates_from_the_console(
+    app: Any, client: httpx.AsyncClient, owner: Account, admin_conn: Any
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots", json={"name": "Hooked"}, headers=owner.headers
+    )
+    made = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/channels",
+        json={
+            "type": "webhook",
+            "bot_id": bot.json()["id"],
+            "config": {"callback_url": "https://hooks.example/parley"},
+        },
+        headers=owner.headers,
+    )
+    channel_id, first = made.json()["id"], made.json()["webhook_secret"]
+    page_url = f"/console/w/{owner.tenant_id}/channels/{channel_id}"
+    viewer = await add_member(client, owner, "viewer")
+    other = await register(client, "console-rot-other")
+    async with await console_client(app, "10.200.0.14") as c:
+        await sign_in(c, owner)
+        page = (await c.get(page_url)).text
+        assert "Rotate secret" in page
+        assert "whsec_" not in page
+        rotated = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "3600"})
+        assert rotated.status_code == 200
+        shown = re.search(r'id="secret-once" readonly value="(whsec_[^"]+)"', rotated.text)
+        assert shown is not None
+        assert shown.group(1) != first
+        assert "The previous secret still verifies until" in rotated.text
+        again = (await c.get(page_url)).text  # shown once: never again
+        assert shown.group(1) not in again
+        assert "whsec_" not in again
+        assert "The previous secret still verifies until" in again
+        # The same audit entry as the API's rotation, by this user.
+        row = await admin_conn.fetchrow(
+            "SELECT actor, after FROM audit_log WHERE action = 'channel.secret_rotated'"
+            " AND target_id = $1",
+            channel_id,
+        )
+        assert row["actor"] == f"user:{owner.user_id}"
+        assert "whsec_" not in row["after"]
+        bad = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "-5"})
+        assert bad.status_code == 422
+        assert 'id="f-grace-error"' in bad.text
+    async with await console_client(app, "10.200.0.15") as c:
+        await sign_in(c, viewer)
+        page = (await c.get(page_url)).text
+        assert "Rotate secret" not in page
+        refused = await post(c, page_url, f"{page_url}/rotate", {"grace_seconds": "0"})
+        assert refused.status_code == 403
+    async with await console_client(app, "10.200.0.16") as c:
+        await sign_in(c, other)
+        theirs = f"/console/w/{other.tenant_id}/channels/{channel_id}"
+        assert (await c.get(theirs)).status_code == 404
+        home = f"/console/w/{other.tenant_id}/"
+        assert (await post(c, home, f"{theirs}/rotate", {"grace_seconds": "0"})).status_code == 404
+    count = (
+        "SELECT count(*) FROM audit_log WHERE action = 'channel.secret_rotated' AND target_id = $1"
+    )
+    assert await admin_conn.fetchval(count, channel_id) == 1
+
+
+async def test_indexing_progress_is_streamed_until_nothing_is_busy(
+    app: Any, client: httpx.AsyncClient, owner: Account, admin_conn: Any
+) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    other = await register(client, "console-progress-other")
+    async with await console_client(app, "10.200.0.17") as c:
+        await sign_in(c, owner)
+        added = await post(
+            c, f"{base}/knowledge", f"{base}/knowledge/add/text", {"text": "Opening hours: 9 to 5."}
+        )
+        assert added.status_code == 303
+        page = (await c.get(f"{base}/knowledge")).text
+        # Busy: the list listens to the stream (no polling); home's knowledge step too.
+        assert f'sse-connect="{base}/knowledge/events"' in page
+        assert "every 2s" not in page
+        assert f'sse-connect="{base}/knowledge/events"' in (await c.get(f"{base}/")).text
+
+        async def listen() -> str:
+            resp = await c.get(f"{base}/knowledge/events")
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            return resp.text
+
+        stream = asyncio.create_task(listen())
+        job_id = await admin_conn.fetchval(
+            "SELECT id FROM kb_jobs WHERE tenant_id = $1", uuid.UUID(owner.tenant_id)
+        )
+        await ingest_now(app, owner.tenant_id, str(job_id))
+        text = await asyncio.wait_for(stream, timeout=30)
+        events = re.findall(r"^event: (\w+)$", text, re.M)
+        assert events[-1] == "idle"
+        assert "sources" in events
+        # Nothing busy any more: the page no longer listens.
+        page = (await c.get(f"{base}/knowledge")).text
+        assert "sse-connect" not in page
+        assert "ready, 1 passage<" in page
+    async with await console_client(app, "10.200.0.18") as c:
+        await sign_in(c, other)
+        assert (await c.get(f"{base}/knowledge/events")).status_code == 404
+
+
+async def test_the_widget_preview_is_the_real_widget_with_the_typed_theme(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    bot = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/bots",
+        json={"name": "Previewed", "greeting": "Bonjour!"},
+        headers=owner.headers,
+    )
+    made = await client.post(
+        f"/v1/tenants/{owner.tenant_id}/channels",
+        json={
+            "type": "widget",
+            "bot_id": bot.json()["id"],
+            "allowed_origins": ["https://shop.example.com"],
+            "theme": {"color": "#112233"},
+        },
+        headers=owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    page_url = f"/console/w/{owner.tenant_id}/channels/{made.json()['id']}"
+    other = await register(client, "console-preview-other")
+    async with await console_client(app, "10.200.0.19") as c:
+        await sign_in(c, owner)
+        page = await c.get(page_url)
+        assert (
+            '<iframe id="widget-preview" title="Widget preview" sandbox="allow-scripts"'
+            in page.text
+        )
+        assert "frame-src 'self'" in page.headers["content-security-policy"]
+        saved = await c.get(f"{page_url}/preview")
+        assert saved.status_code == 200
+        assert '/widget/v1/parley.js" data-widget-key="preview"' in saved.text
+        assert "&#34;color&#34;:&#34;#112233&#34;" in saved.text  # the saved theme
+        assert "&#34;greeting&#34;:&#34;Bonjour!&#34;" in saved.text  # the bot's own
+        csp = saved.headers["content-security-policy"]
+        assert "connect-src 'none'" in csp  # the preview never reaches the API
+        assert "frame-ancestors 'self'" in csp
+        assert saved.headers["x-frame-options"] == "SAMEORIGIN"
+        typed = await c.get(
+            f"{page_url}/preview",
+            params={
+                "theme.color": "#aa0000",
+                "theme.position": "left",
+                "theme.title": '<img src=x onerror="window.__xss=1">',
+                "theme.greeting": "Hello from the form",
+            },
+        )
+        assert "&#34;color&#34;:&#34;#aa0000&#34;" in typed.text
+        assert "&#34;position&#34;:&#34;left&#34;" in typed.text
+        assert "Hello from the form" in typed.text
+        assert "<img" not in typed.text  # only ever inside an escaped attribute
+        # A colour that would not save is not previewed either: the saved one stays.
+        bad = await c.get(f"{page_url}/preview", params={"theme.color": "red"})
+        assert "&#34;color&#34;:&#34;#112233&#34;" in bad.text
+    async with await console_client(app, "10.200.0.20") as c:
+        await sign_in(c, other)
+        theirs = f"/console/w/{other.tenant_id}/channels/{made.json()['id']}/preview"
+        assert (await c.get(theirs)).status_code == 404
+
+
+async def test_the_inbox_list_filters_by_tag_channel_and_flags_and_keeps_them(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    from tests.conftest import create_widget
+    from tests.conversations.factories import create_conversation
+
+    w = await create_widget(client, owner)
+    tagged = await create_conversation(
+        app.state.runtime.db, owner.tenant_id, w.channel_id, w.bot_id
+    )
+    plain = await create_conversation(app.state.runtime.db, owner.tenant_id, w.channel_id, w.bot_id)
+    base = f"/console/w/{owner.tenant_id}/inbox"
+    async with await console_client(app, "10.200.0.21") as c:
+        await sign_in(c, owner)
+        done = await post(c, f"{base}?c={tagged}", f"{base}/{tagged}/tag", {"tag": "billing"})
+        assert done.status_code == 200
+        everything = (await c.get(f"{base}?tab=all")).text
+        assert f"c={tagged}" in everything
+        assert f"c={plain}" in everything
+        only = (await c.get(f"{base}?tab=all&tag=billing")).text
+        assert f"c={tagged}" in only
+        assert f"c={plain}" not in only
+        assert "Filter (1 on)" in only
+        # The filter rides along on the tabs, the conversation links and the live refresh.
+        assert f"{base}?tab=waiting&amp;tag=billing" in only
+        assert f"c={tagged}&amp;tag=billing" in only
+        telegram = (await c.get(f"{base}?tab=all&channel=telegram")).text
+        assert f"c={tagged}" not in telegram
+        assert f"c={plain}" not in telegram
+        assert f"c={plain}" in (await c.get(f"{base}?tab=all&channel=widget")).text
+        # What the API would refuse is dropped, not an error: the whole tab shows.
+        hostile = await c.get(f"{base}", params={"tab": "all", "tag": "a/b", "channel": "<x>"})
+        assert hostile.status_code == 200
+        assert f"c={plain}" in hostile.text
+        assert "Filter (" not in hostile.text

@@ -138,19 +138,18 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.get_by_role("heading", name="Get started").wait_for()
     await check_page(page, watch, "home-checklist")
 
-    # The bot's name is filled in already ("Lyon Bikes assistant"): one key press.
+    # One form for the first two steps: the bot's name is filled in already ("Lyon Bikes
+    # assistant") and the focus waits in its knowledge field: paste, then create.
     assert await page.get_by_label("Bot name").input_value() == "Lyon Bikes assistant"
+    knows = page.get_by_label("What should it know? (optional)")
+    assert await knows.evaluate("el => document.activeElement === el")
+    await act(
+        watch,
+        knows.fill("Repairs take three working days. We fix every brand of bike at our Lyon shop."),
+    )
     await tab_to(page, page.get_by_role("button", name="Create the bot"))
     await act(watch, page.keyboard.press("Enter"))
     await page.get_by_role("link", name="Lyon Bikes assistant").wait_for()
-
-    await act(
-        watch,
-        page.get_by_label("Text", exact=True).fill(
-            "Repairs take three working days. We fix every brand of bike at our Lyon shop."
-        ),
-    )
-    await act(watch, page.get_by_role("button", name="Add this knowledge").click())
     await page.locator("#step-knowledge.done").wait_for(timeout=30_000)
 
     await act(
@@ -218,13 +217,51 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.get_by_text("Version 2 is now live.").wait_for()
 
     await visit(page, watch, "Knowledge", "Knowledge", "knowledge")
+    # A new source's indexing arrives over the stream: the row turns ready without a reload.
+    # ("Paste text" is the form open by default.)
+    await page.get_by_label("Text", exact=True).fill("Saddles are fitted free of charge.")
+    await page.get_by_role("button", name="Add text").click()
+    row = page.get_by_role("row", name="Saddles are fitted free of charge.")
+    await (
+        row.get_by_text("waiting to be indexed", exact=False)
+        .or_(row.get_by_text("ready,", exact=False))
+        .wait_for()
+    )
+    await row.get_by_text("ready, 1 passage", exact=False).wait_for(timeout=30_000)
     await visit(page, watch, "Repairs", "Repairs", "knowledge-source")
     await page.goto(page.url.split("/knowledge")[0] + "/knowledge/search?q=repairs")
     await page.get_by_role("heading", name="Test search").wait_for()
     await check_page(page, watch, "knowledge-search")
 
     await visit(page, watch, "Channels", "Channels", "channels")
-    await visit(page, watch, "Website widget", "Embed snippet", "channel-widget")
+    await page.get_by_role("link", name="Website widget").first.click()
+    await page.get_by_role("heading", name="Embed snippet").wait_for()
+    # The real widget in the preview frame follows the form as the owner types, unsaved.
+    frame = page.frame_locator("#widget-preview")
+    await frame.get_by_role("dialog").wait_for()
+    await page.get_by_label("Colour").fill("#aa3300")
+    await page.get_by_label("Greeting").fill("Bienvenue chez Lyon Bikes")
+    await page.get_by_label("Position").select_option("left")
+    await frame.get_by_text("Bienvenue chez Lyon Bikes").wait_for()
+    host = frame.locator("#parley-widget")
+    await page.wait_for_function(
+        "() => document.getElementById('widget-preview').src.includes('position=left')"
+    )
+    await frame.get_by_text("Bienvenue chez Lyon Bikes").wait_for()
+    assert (
+        await host.evaluate("el => getComputedStyle(el).getPropertyValue('--pc').trim()")
+        == "#aa3300"
+    )
+    launcher = frame.get_by_role("button", name="Open chat")
+    outer = await page.locator("#widget-preview").bounding_box()
+    for _ in range(100):  # the frame reloads once the form has settled
+        box = await launcher.bounding_box()
+        if box is not None and box["x"] - outer["x"] < 100:
+            break
+        await page.wait_for_timeout(100)
+    else:
+        raise AssertionError(("launcher not on the left", box, outer))
+    await check_page(page, watch, "channel-widget")
 
     await page.get_by_role("link", name="Inbox").click()
     await page.get_by_role("heading", name="Inbox").wait_for()

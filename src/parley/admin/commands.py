@@ -91,6 +91,11 @@ async def rotate_keys(settings: Settings, app_url: str) -> int:
                     if ch.secret_encrypted is not None:
                         ch.secret_encrypted = runtime.keyring.reencrypt(ch.secret_encrypted)
                         count += 1
+                    if ch.previous_secret_encrypted is not None:  # a rotation's grace period
+                        ch.previous_secret_encrypted = runtime.keyring.reencrypt(
+                            ch.previous_secret_encrypted
+                        )
+                        count += 1
                     if ch.token_encrypted is not None:
                         ch.token_encrypted = runtime.keyring.reencrypt(ch.token_encrypted)
                         count += 1

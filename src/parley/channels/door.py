@@ -25,7 +25,10 @@ RECHECK_SECONDS = 5.0
 than this: how soon a secret replaced through another process is seen by this one."""
 
 _LOOKUP = text("SELECT parley_channel_tenant(:channel_id, :kind)")
-_SECRET = text("SELECT secret_encrypted FROM channels WHERE tenant_id = :tenant_id AND id = :id")
+_SECRET = text(
+    "SELECT secret_encrypted, previous_secret_encrypted, previous_secret_expires_at"
+    " FROM channels WHERE tenant_id = :tenant_id AND id = :id"
+)
 
 
 async def bind_channel_tenant(
@@ -51,7 +54,18 @@ class ChannelKey:
     tenant_id: TenantId
     secret_encrypted: str
     secret: str
+    previous: str | None = None
+    """After a rotation, the previous secret; it verifies until `previous_until` (epoch s)."""
+    previous_until: float = 0.0
     loaded_at: float = field(default_factory=time.monotonic)
+
+    def secrets(self) -> list[str]:
+        """The secrets a delivery may be signed with now: the current one, then the previous
+        one during its grace period. The statement that stores the delivery still compares
+        the *current* ciphertext, so a later rotation is noticed as before."""
+        if self.previous is not None and time.time() < self.previous_until:
+            return [self.secret, self.previous]
+        return [self.secret]
 
 
 class ChannelKeys:
@@ -97,12 +111,19 @@ async def channel_key(
         if tenant_id is None:
             keys.forget(channel_id, kind)
             return None
-        ciphertext = (
+        row = (
             await session.execute(_SECRET, {"tenant_id": tenant_id, "id": channel_id})
-        ).scalar_one_or_none()
-    if ciphertext is None:
+        ).one_or_none()
+    if row is None or row[0] is None:
         keys.forget(channel_id, kind)
         return None
-    key = ChannelKey(tenant_id, str(ciphertext), runtime.keyring.decrypt(str(ciphertext)))
+    ciphertext, previous, until = str(row[0]), row[1], row[2]
+    key = ChannelKey(
+        tenant_id,
+        ciphertext,
+        runtime.keyring.decrypt(ciphertext),
+        runtime.keyring.decrypt(str(previous)) if previous is not None and until else None,
+        until.timestamp() if previous is not None and until else 0.0,
+    )
     keys.put(channel_id, kind, key)
     return key

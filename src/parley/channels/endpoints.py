@@ -13,6 +13,8 @@ from parley.channels.schemas import (
     ChannelCreate,
     ChannelCreated,
     ChannelOut,
+    ChannelSecretRotate,
+    ChannelSecretRotated,
     ChannelUpdate,
     InboundEventOut,
 )
@@ -81,6 +83,29 @@ async def list_channel_events(
 async def update_channel(scope: Writer, channel_id: uuid.UUID, body: ChannelUpdate) -> ChannelOut:
     return await service.update_channel(
         scope.session, scope.tenant_id, channel_id, body, actor=scope.principal.actor
+    )
+
+
+@router.post(
+    "/{channel_id}/rotate-secret",
+    response_model=ChannelSecretRotated,
+    summary="Rotate a webhook channel's inbound secret: the new one is returned once, the "
+    "previous one keeps verifying for the grace period",
+    responses=merge_responses(Unprocessable, service.SecretNotRotatable),
+)
+async def rotate_secret(
+    scope: Writer,
+    request: Request,
+    channel_id: uuid.UUID,
+    body: ChannelSecretRotate | None = None,
+) -> ChannelSecretRotated:
+    return await service.rotate_secret(
+        scope.session,
+        get_runtime(request),
+        scope.tenant_id,
+        channel_id,
+        body or ChannelSecretRotate(),
+        actor=scope.principal.actor,
     )
 
 

@@ -145,15 +145,28 @@ async def _verified_key(
     if key is None:
         raise ChannelNotFound()
     try:
-        verify(key.secret)
+        _verify_any(key, verify)
     except ParleyError:
         if fresh or time.monotonic() - key.loaded_at < RECHECK_SECONDS:
             raise
         key = await channel_key(runtime, channel_id, kind, fresh=True)
         if key is None:
             raise ChannelNotFound() from None
-        verify(key.secret)
+        _verify_any(key, verify)
     return key
+
+
+def _verify_any(key: ChannelKey, verify: Callable[[str], None]) -> None:
+    """Accept the delivery if one of the channel's live secrets verifies it (during a
+    rotation's grace period, the previous one too); the last failure is raised."""
+    *earlier, last = key.secrets()
+    for secret in earlier:
+        try:
+            verify(secret)
+            return
+        except ParleyError:
+            continue
+    verify(last)
 
 
 async def _deliver(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,15 @@ class _Target:
     tenant_id: TenantId | None = None
     bot_id: uuid.UUID | None = None
     payload: dict[str, Any] = field(default_factory=dict)  # the update (a voice message?)
+    # During a secret rotation's grace period replies carry a signature with each secret.
+    previous_secret_encrypted: str | None = None
+
+
+def _live_previous(ch: Channel) -> str | None:
+    end = ch.previous_secret_expires_at
+    if ch.previous_secret_encrypted is None or end is None or end <= datetime.now(UTC):
+        return None
+    return ch.previous_secret_encrypted
 
 
 async def _note_error(
@@ -175,6 +185,7 @@ async def _process_once(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UU
             tenant_id,
             ch.bot_id,
             dict(ev.payload or {}),
+            _live_previous(ch),
         )
         conversation_id, contact = ev.conversation_id, ev.external_user_id
         already_sent = ev.reply_sent_at is not None
@@ -298,13 +309,22 @@ async def _send(
                 },
             },
             msg_id=f"msg_{reply['id']}",
+            also_signed_with=[
+                runtime.keyring.decrypt(x) for x in [target.previous_secret_encrypted] if x
+            ],
         )
         return
     raise _Refused(f"unsupported_channel_type_{target.type}")
 
 
 async def send_callback(
-    runtime: Runtime, url: str, secret: str, payload: dict[str, Any], *, msg_id: str
+    runtime: Runtime,
+    url: str,
+    secret: str,
+    payload: dict[str, Any],
+    *,
+    msg_id: str,
+    also_signed_with: Sequence[str] = (),
 ) -> None:
     """POST the payload, signed (Standard Webhooks). Redirects are not followed; anything but
     a 2xx within the short timeout is a failure the job retries — except a destination the
@@ -312,7 +332,10 @@ async def send_callback(
     id is stable across retries, so the receiver can drop a repeat."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     timeout = runtime.settings.parley_channel_send_timeout_seconds
-    headers = {"Content-Type": "application/json", **signatures.headers(secret, msg_id, body)}
+    headers = {
+        "Content-Type": "application/json",
+        **signatures.headers(secret, msg_id, body, also=also_signed_with),
+    }
     try:
         response = await fetch(
             runtime,
@@ -352,7 +375,13 @@ async def deliver_message(runtime: Runtime, tenant_id: TenantId, message_id: uui
         visitor = await conv_repo.visitor(session, tenant_id, conversation.visitor_id)
         if ch is None or not visitor.external_id:
             return "gone"
-        target = _Target(ch.type, dict(ch.config or {}), ch.token_encrypted, ch.secret_encrypted)
+        target = _Target(
+            ch.type,
+            dict(ch.config or {}),
+            ch.token_encrypted,
+            ch.secret_encrypted,
+            previous_secret_encrypted=_live_previous(ch),
+        )
         contact, payload = visitor.external_id, message_json(message)
     try:
         await _send(runtime, target, conversation.id, contact, payload)

@@ -130,6 +130,10 @@ class ChannelOut(BaseModel):
     inbound_path: str | None = Field(
         default=None, description="Where the channel receives deliveries (telegram, webhook)."
     )
+    secret_rotation_ends_at: datetime | None = Field(
+        default=None,
+        description="After a secret rotation: until when the previous secret still verifies.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -172,3 +176,23 @@ class TelegramState(BaseModel):
     points_here: bool = Field(default=False, description="The webhook is this channel's.")
     pending_updates: int = 0
     error: str | None = Field(default=None, description="Telegram's last delivery error.")
+
+
+class ChannelSecretRotate(BaseModel):
+    grace_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=604_800,
+        description="How long the previous secret keeps verifying (0: stops at once, for a "
+        "leaked secret); default PARLEY_WEBHOOK_ROTATION_WINDOW_SECONDS (24 h).",
+    )
+
+
+class ChannelSecretRotated(BaseModel):
+    """A webhook channel's new inbound secret, shown once."""
+
+    id: uuid.UUID
+    webhook_secret: str = Field(description="The new whsec_ key; shown only in this answer.")
+    rotation_ends_at: datetime | None = Field(
+        description="Until when the previous secret still verifies (null: it stopped at once)."
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import select
@@ -17,9 +17,12 @@ from parley.bots import repository as bots_repo
 from parley.bots.schemas import Theme
 from parley.bots.service import BotNotFound
 from parley.channels import signatures, telegram
+from parley.channels.door import channel_keys
 from parley.channels.schemas import (
     ChannelCreated,
     ChannelOut,
+    ChannelSecretRotate,
+    ChannelSecretRotated,
     ChannelUpdate,
     InboundEventOut,
     TelegramChannelCreate,
@@ -28,7 +31,7 @@ from parley.channels.schemas import (
     WidgetChannelCreate,
 )
 from parley.kit.db import TenantId
-from parley.kit.errors import NotFound, ParleyError, Unprocessable
+from parley.kit.errors import Conflict, NotFound, ParleyError, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
 from parley.kit.runtime import Runtime
@@ -65,6 +68,19 @@ def inbound_path(ch: Channel) -> str | None:
     return template.format(id=ch.id) if template else None
 
 
+class SecretNotRotatable(Conflict):
+    code = "channel_secret_not_rotatable"
+    title = "Only a webhook channel's secret rotates here"
+
+
+def rotation_end(ch: Channel) -> datetime | None:
+    """Until when the previous secret verifies; None when there is none or it has expired."""
+    end = ch.previous_secret_expires_at
+    if ch.previous_secret_encrypted is None or end is None or end <= datetime.now(UTC):
+        return None
+    return end
+
+
 def channel_out(ch: Channel) -> ChannelOut:
     return ChannelOut(
         id=ch.id,
@@ -76,6 +92,7 @@ def channel_out(ch: Channel) -> ChannelOut:
         theme=Theme.model_validate(ch.theme or {}),
         config=dict(ch.config or {}),
         inbound_path=inbound_path(ch),
+        secret_rotation_ends_at=rotation_end(ch),
         created_at=ch.created_at,
         updated_at=ch.updated_at,
     )
@@ -269,6 +286,58 @@ async def update_channel(
         after=out.model_dump(mode="json", exclude={"widget_key"}),
     )
     return out
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    channel_id: uuid.UUID,
+    body: ChannelSecretRotate,
+    *,
+    actor: str,
+) -> ChannelSecretRotated:
+    """A new inbound key for a webhook channel, shown once; the current one keeps verifying
+    deliveries for the grace period, so the sender can switch without a refused delivery.
+    (A Telegram channel's secret token is Telegram's to send: it changes by adding the
+    channel again.) A rotation during a grace period ends the older secret at once."""
+    result = await session.execute(
+        select(Channel)
+        .where(Channel.tenant_id == tenant_id, Channel.id == channel_id)
+        .with_for_update()
+    )
+    ch = result.scalar_one_or_none()
+    if ch is None:
+        raise ChannelNotFound()
+    if ch.type != "webhook" or ch.secret_encrypted is None:
+        raise SecretNotRotatable(f"This is a {ch.type} channel.")
+    grace = body.grace_seconds
+    if grace is None:
+        grace = int(runtime.settings.parley_webhook_rotation_window_seconds)
+    now = datetime.now(UTC)
+    secret = signatures.new_key()
+    if grace > 0:
+        ch.previous_secret_encrypted = ch.secret_encrypted
+        ch.previous_secret_expires_at = now + timedelta(seconds=grace)
+    else:
+        ch.previous_secret_encrypted = None
+        ch.previous_secret_expires_at = None
+    ch.secret_encrypted = runtime.keyring.encrypt(secret)
+    ch.updated_at = now
+    await session.flush()
+    # This process takes the new key at once; another sees it on its first delivery signed
+    # with it, within the door's RECHECK_SECONDS (decision 0008).
+    channel_keys(runtime).forget(channel_id, "webhook")
+    await audit.record(
+        session,
+        tenant_id,
+        actor=actor,
+        action="channel.secret_rotated",
+        target_type="channel",
+        target_id=channel_id,
+        after={"rotation_ends_at": ch.previous_secret_expires_at, "grace_seconds": grace},
+    )
+    return ChannelSecretRotated(id=ch.id, webhook_secret=secret, rotation_ends_at=rotation_end(ch))
 
 
 async def delete_channel(

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 
 TOLERANCE_SECONDS = 300  # five minutes either way
 PREFIX = "whsec_"
@@ -39,12 +40,22 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def headers(
+    secret: str,
+    msg_id: str,
+    body: bytes,
+    timestamp: int | None = None,
+    *,
+    also: Sequence[str] = (),
+) -> dict[str, str]:
+    """The three Standard Webhooks headers; `also` adds a signature per extra secret
+    (space-separated, as the standard allows), so a receiver still holding the previous
+    secret verifies during a rotation."""
     ts = int(time.time()) if timestamp is None else timestamp
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret, msg_id, ts, body),
+        "webhook-signature": " ".join(sign(k, msg_id, ts, body) for k in (secret, *also)),
     }
 
 

@@ -18,15 +18,16 @@ from parley.bots import versions
 from parley.bots.schemas import BotCreate, ConfigChanges, VersionOut
 from parley.console import render
 from parley.console.door import Viewer, member
-from parley.console.endpoints import layout
+from parley.console.endpoints import home_page, layout
 from parley.console.forms import FormState, attempt, parse, read_form, submit
+from parley.console.knowledge_pages import title_from
 from parley.console.messages import problem_message
 from parley.kit.errors import NotFound, ParleyError
 from parley.kit.security import TokenError
 from parley.kit.sse import SSE_HEADERS
 from parley.knowledge import service as knowledge
 from parley.knowledge.grounding import passages_for_turn
-from parley.knowledge.schemas import SearchIn
+from parley.knowledge.schemas import SearchIn, TextSourceIn
 
 router = APIRouter(prefix="/console/w/{tenant_id}/bots", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
@@ -50,13 +51,37 @@ async def bot_list(request: Request, viewer: Reader) -> Response:
 async def create_bot(request: Request, viewer: Editor) -> Response:
     data = await read_form(request)
     state = FormState(values=data)
-    created = await submit(
-        viewer.session,
-        state,
-        BotCreate,
-        {"name": data.get("name", "")},
-        lambda body: bots.create_bot(viewer.session, viewer.tenant_id, viewer.principal, body),
-    )
+    # The checklist's first form also takes the bot's first knowledge (optional): one post
+    # for two steps. Both bodies are validated before either is created.
+    first_text = str(data.get("text", ""))
+    source = None
+    if first_text.strip():
+        source = parse(
+            TextSourceIn,
+            {"type": "text", "title": title_from(first_text), "text": first_text},
+            state,
+        )
+    created = None
+    if not state.failed:
+        created = await submit(
+            viewer.session,
+            state,
+            BotCreate,
+            {"name": data.get("name", "")},
+            lambda body: bots.create_bot(viewer.session, viewer.tenant_id, viewer.principal, body),
+        )
+    if created is not None and source is not None:
+        added = await attempt(
+            viewer.session,
+            state,
+            lambda: knowledge.create_source(
+                viewer.session, viewer.runtime, viewer.tenant_id, viewer.principal, source
+            ),
+        )
+        if added is None:  # the bot exists; the text stays in the knowledge step's form
+            created = None
+    if created is None and data.get("back") == "home":
+        return await home_page(request, viewer, state, status=422)
     if created is None:
         page = await bots.list_bots(viewer.session, viewer.tenant_id, None, 50)
         return render.page(

@@ -180,11 +180,18 @@ async def accept_invitation(request: Request, viewer: SignedIn, token: str) -> R
 
 @router.get("/w/{tenant_id}/")
 async def home(request: Request, viewer: Member) -> Response:
+    return await home_page(request, viewer, FormState())
+
+
+async def home_page(
+    request: Request, viewer: Viewer, form: FormState, *, status: int = 200
+) -> Response:
+    """The checklist (or the glance); `form` carries a failed checklist post back to it."""
     state = await console.onboarding(viewer.session, viewer.tenant_id)
     glance = await console.glance(viewer.session, viewer.tenant_id) if state.complete else None
-    context = await layout(viewer, onboarding=state, glance=glance, form=FormState())
+    context = await layout(viewer, onboarding=state, glance=glance, form=form)
     context["snippet"] = snippet(request, state.widget.widget_key if state.widget else None)
-    return render.page(request, "home.html", context)
+    return render.page(request, "home.html", context, status=status)
 
 
 def snippet(request: Request, widget_key: str | None) -> str | None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import StreamingResponse
@@ -17,7 +20,7 @@ from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, read_form
 from parley.conversations import service as conversations
 from parley.conversations.events import Pending, inbox_stream
-from parley.conversations.repository import ConversationFilters
+from parley.conversations.repository import ConversationFilters, searchable
 from parley.kit.db import UserId
 from parley.kit.errors import NotFound
 from parley.kit.sse import SSE_HEADERS
@@ -35,7 +38,10 @@ TAG = re.compile(r"^[^\s/][^/]{0,63}$")  # the API's path rule for a tag
 PARTS = {"conv-list": "inbox/list_pane.html", "conv-pane": "inbox/conversation_pane.html"}
 
 
-def _filters(viewer: Viewer, tab: str) -> ConversationFilters:
+CHANNEL_TYPES = ("widget", "telegram", "webhook", "api")
+
+
+def _tab_filters(viewer: Viewer, tab: str) -> ConversationFilters:
     if tab == "waiting":
         return ConversationFilters(handoff_status="waiting")
     if tab == "mine":
@@ -45,14 +51,45 @@ def _filters(viewer: Viewer, tab: str) -> ConversationFilters:
     return ConversationFilters()
 
 
+def refinements(params: Mapping[str, str]) -> dict[str, str]:
+    """The list's filters beyond the tab (search words, channel, tag, unanswered,
+    unassigned) as the query gave them; anything the API would refuse is dropped, so a
+    hand-edited URL shows the unfiltered tab rather than an error."""
+    out: dict[str, str] = {}
+    q = params.get("q", "").strip()[:200]
+    if q and searchable(q):
+        out["q"] = q
+    if params.get("channel") in CHANNEL_TYPES:
+        out["channel"] = params["channel"]
+    tag = params.get("tag", "").strip()
+    if tag and TAG.match(tag):
+        out["tag"] = tag
+    for flag in ("unanswered", "unassigned"):
+        if params.get(flag) == "1":
+            out[flag] = "1"
+    return out
+
+
+def _filters(viewer: Viewer, tab: str, refined: dict[str, str]) -> ConversationFilters:
+    return replace(
+        _tab_filters(viewer, tab),
+        q=refined.get("q"),
+        channel_type=refined.get("channel"),
+        tag=refined.get("tag"),
+        unanswered="unanswered" in refined,
+        unassigned="unassigned" in refined,
+    )
+
+
 async def _context(
     viewer: Viewer, tab: str, open_id: uuid.UUID | None, **extra: Any
 ) -> dict[str, Any]:
     tab = tab if tab in TABS else "all"
+    refined = refinements(viewer.request.query_params)
     listing = await conversations.list_conversations(
         viewer.session,
         viewer.tenant_id,
-        _filters(viewer, tab),
+        _filters(viewer, tab, refined),
         viewer.request.query_params.get("cursor"),
         30,
     )
@@ -64,7 +101,16 @@ async def _context(
         )
     extra.setdefault("form", FormState())
     return await layout(
-        viewer, tab=tab, tabs=TABS, listing=listing, detail=detail, transcript=transcript, **extra
+        viewer,
+        tab=tab,
+        tabs=TABS,
+        listing=listing,
+        detail=detail,
+        transcript=transcript,
+        refined=refined,
+        keep="".join(f"&{urlencode({k: v})}" for k, v in refined.items()),
+        channel_types=CHANNEL_TYPES,
+        **extra,
     )
 
 

@@ -8,13 +8,16 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form
+from parley.kit.sse import SSE_HEADERS
 from parley.knowledge import service as knowledge
+from parley.knowledge.progress import progress_stream
 from parley.knowledge.schemas import (
     FaqSourceIn,
     QualityCheckIn,
@@ -145,6 +148,14 @@ async def add_source(request: Request, viewer: Editor, kind: str) -> Response:
     return render.page(
         request, "knowledge/sources.html", await _page(viewer, form=state), status=422
     )
+
+
+@router.get("/events")
+async def events(request: Request, viewer: Reader) -> StreamingResponse:
+    """Indexing progress, streamed: `sources` when a source's state changes, `idle` when
+    nothing is waiting or indexing (the page then stops listening)."""
+    stream = progress_stream(viewer.runtime, viewer.tenant_id, request.is_disconnected)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/sources/{source_id}")

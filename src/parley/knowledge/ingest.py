@@ -29,7 +29,7 @@ from parley.kit.db import tenant_session
 from parley.kit.errors import ParleyError
 from parley.kit.http import OutboundFailed, fetch
 from parley.kit.ids import new_id
-from parley.knowledge import bm25, isolated, markdown, vectors
+from parley.knowledge import bm25, isolated, markdown, progress, vectors
 from parley.knowledge import document as doc
 from parley.knowledge import repository as repo
 from parley.knowledge.chunking import Chunk, chunk, heading_prefix
@@ -100,6 +100,7 @@ async def _set_job(runtime: Runtime, tenant_id: TenantId, job_id: uuid.UUID, **v
             .where(KnowledgeJob.tenant_id == tenant_id, KnowledgeJob.id == job_id)
             .values(**values)
         )
+    await progress.nudge(runtime, tenant_id)  # a step done: the console's pages look again
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from parley.kit.jobs import REGISTRY, JobContext
-from parley.knowledge import ingest
+from parley.knowledge import ingest, progress
 from parley.knowledge.service import INGEST_JOB, PURGE_JOB
 from parley.knowledge.storage import storage_for
 
@@ -14,7 +14,10 @@ log = structlog.get_logger(__name__)
 
 @REGISTRY.job(INGEST_JOB, concurrency_limit=2)
 async def ingest_source(ctx: JobContext) -> None:
-    await ingest.run(ctx)
+    try:
+        await ingest.run(ctx)
+    finally:  # ready, failed or retrying: open knowledge pages re-read (progress.py)
+        await progress.nudge(ctx.runtime, ctx.tenant_id)
 
 
 @REGISTRY.job(PURGE_JOB, max_attempts=10)

@@ -85,6 +85,9 @@ class Channel(TenantScoped, Base):
     # inbound secret (Telegram secret token or `whsec_` key) and the bot token, encrypted.
     config: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # After a rotation the previous inbound secret verifies until it expires (migration 0027).
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     token_encrypted: Mapped[str | None] = mapped_column(Text)
     # Widget tokens carry the epoch they were issued under; removing an origin moves it on,
     # which ends every live token of the channel (migration 0018, decision 0019).

@@ -70,3 +70,29 @@
     }
   });
 })();
+
+// The widget's live preview: the frame shows the real widget with the theme the form holds;
+// typing reloads it (debounced) with the fields as query parameters. No saving involved.
+(function () {
+  "use strict";
+  var timer = null;
+  function refresh(form) {
+    var frame = document.getElementById(form.getAttribute("data-preview"));
+    if (!frame) return;
+    var query = [];
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name && field.name.indexOf("theme.") === 0 && field.value) {
+        query.push(encodeURIComponent(field.name) + "=" + encodeURIComponent(field.value));
+      }
+    });
+    frame.src = frame.getAttribute("data-base") + (query.length ? "?" + query.join("&") : "");
+  }
+  function changed(event) {
+    var form = event.target.closest ? event.target.closest("form[data-preview]") : null;
+    if (!form) return;
+    clearTimeout(timer);
+    timer = setTimeout(function () { refresh(form); }, 250);
+  }
+  document.addEventListener("input", changed);
+  document.addEventListener("change", changed);
+})();

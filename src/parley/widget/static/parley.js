@@ -35,7 +35,7 @@
   button.addEventListener("click", () => call("toggle", []));
   ["focus", "pointerenter", "touchstart"].forEach((t) => button.addEventListener(t, load, { passive: true }));
   w.Parley = {
-    _c: { key: s.dataset.widgetKey, base, host, root, button, open: s.dataset.open === "true" },
+    _c: { key: s.dataset.widgetKey, base, host, root, button, open: s.dataset.open === "true", preview: s.dataset.preview },
     open: () => call("open", []),
     close: () => call("close", []),
     send: (t) => call("send", [t]),

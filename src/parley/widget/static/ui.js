@@ -279,6 +279,7 @@
     text = String(text || "").trim().slice(0, 4000);
     if (!text) return;
     err.replaceChildren();
+    if (c.preview) { add({ role: "user", content: text }); return showError("A preview: nothing is sent.", null); }
     const pending = add({ role: "user", content: text });
     pend.set(text, pending);
     const idem = uuid();
@@ -355,7 +356,7 @@
   panel.onkeydown = (e) => { if (e.key === "Escape") api.close(); };
   let loaded = false;
   const boot = () => {
-    if (loaded) return;
+    if (loaded || c.preview) return;
     loaded = true;
     ensure().then(() => history()).then(listen).catch((e) => {
       loaded = false;
@@ -368,7 +369,17 @@
     toggle() { panel.hasAttribute("hidden") ? api.open() : api.close(); },
     send(t) { api.open(); send(t); },
   };
-  if (saved().visitor_token) ensure().then(() => history()).then(() => { loaded = true; listen(); }).catch(() => {});
+  if (c.preview) {
+    // The console's theme preview (data-preview: the theme as JSON): drawn open, no network.
+    let t = {};
+    try { t = JSON.parse(c.preview) || {}; } catch {}
+    title.textContent = t.title || t.name || "Chat";
+    theme(t);
+    t.handoff_button === false ? hp.setAttribute("hidden", "") : hp.removeAttribute("hidden");
+    if (t.greeting) log.append(el("div", { class: "m bot", text: t.greeting }));
+    panel.removeAttribute("hidden");
+    button.setAttribute("aria-expanded", "true");
+  } else if (saved().visitor_token) ensure().then(() => history()).then(() => { loaded = true; listen(); }).catch(() => {});
   P._ui(api);
   if (c.open) api.open();
 })();
