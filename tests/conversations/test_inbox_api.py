@@ -463,3 +463,35 @@ async def test_the_search_copy_is_out_of_the_app_roles_reach(
     assert await admin_conn.fetchval("SELECT count(*) FROM message_search") > 0
     # Unbound: nothing, whatever the words.
     assert await app_conn.fetch("SELECT parley_inbox_search('hello')") == []
+    assert await app_conn.fetch("SELECT parley_inbox_search_page('hello', NULL, 50)") == []
+
+
+async def test_search_reads_further_candidates_when_filters_leave_the_page_short(
+    client: httpx.AsyncClient,
+) -> None:
+    """Search takes candidates a page at a time (newest first); a filter that only the oldest
+    match passes still finds it, and paging through every match returns each once."""
+    box = await inbox_workspace(client, "inbox-search-pages")
+    h = box.agent.headers
+    convs = []
+    for i in range(15):
+        v = await widget_session(client, box.widget.widget_key)
+        await _send(client, v.headers, f"where is my parcel number {i}")
+        convs.append(v.conversation_id)
+    assert (await client.put(box.conv(convs[0], "/tags/vip"), headers=h)).status_code == 200
+    oldest = await client.get(
+        box.staff("/conversations"), params={"q": "parcel", "tag": "vip", "limit": 1}, headers=h
+    )
+    assert [c["id"] for c in oldest.json()["items"]] == [convs[0]]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"q": "parcel", "limit": 4}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get(box.staff("/conversations"), params=params, headers=h)).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(convs))
