@@ -5,8 +5,9 @@ Two app instances (uvicorn, each its own thread and event loop) on one embedded 
 and one Redis. The visitor's widget events stream is open on instance B. Alternating, (a) the
 visitor sends a message through instance A (`POST /v1/widget/messages`), and (b) an agent
 replies through instance A (`POST …/conversations/{id}/messages`, the whole staff path: login
-token, tenant door, idempotency claim, insert, audit entry, webhook check, commit, then the
-publish). Each is timed from the request's start to its `message.created` event arriving on
+token, tenant door, then `parley_operator_reply` — conversation lock, idempotency claim,
+message, audit entry, outbox check — in one statement, a durable commit, then the publish).
+Each is timed from the request's start to its `message.created` event arriving on
 B's stream. The added latency is p95(b) − p95(a).
 """
 
@@ -211,10 +212,9 @@ def run(quick: bool = False) -> Section:
             f"{rounds} rounds of each, alternating, one visitor stream open on instance B; "
             f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
             "The visitor's held send is one round trip (`parley_chat_send`, asynchronous "
-            "commit); the operator's reply is about twelve statements through the ORM (the "
-            "door's member check, the conversation lock, the idempotency claim and finish, the "
-            "message, the audit chain's lock/read/append, the webhook check, a durable "
-            "commit), so the difference is round trips times the scheduling delay of a "
-            "crowded machine.",
+            "commit); the operator's reply is the door's statements plus one "
+            "(`parley_operator_reply`, migration 0023) and a durable commit: it was about "
+            "twelve ORM statements before, each waiting for the scheduler of a crowded "
+            "machine (decision 0032).",
         ],
     )

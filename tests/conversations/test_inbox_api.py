@@ -5,8 +5,11 @@ workspace's ids."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -15,6 +18,7 @@ import pytest
 from parley.conversations.tasks import EMIT_MESSAGE_JOB, emit_message
 from parley.kit.ids import id_floor
 from parley.kit.jobs import JobContext
+from parley.webhooks.tasks import EMIT_EVENT_JOB, emit_event
 from tests.conftest import assert_problem, parse_sse, register, widget_session
 from tests.conversations.helpers import inbox_workspace
 from tests.webhooks.helpers import deliveries, make_hook
@@ -144,12 +148,69 @@ async def test_handoff_take_over_reply_hand_back(client: httpx.AsyncClient) -> N
     audit = await client.get(box.staff("/audit-log"), headers=box.owner.headers)
     actions = {(e["action"], e["actor"]) for e in audit.json()["items"]}
     assert ("conversation.reply", f"user:{box.agent.user_id}") in actions
+    # The reply's entry is chained in SQL; the chain still verifies (hash over Python's JSON).
+    chain = await client.get(box.staff("/audit-log/verify"), headers=box.owner.headers)
+    assert chain.json() == {"intact": True, "broken_seqs": []}
+    # The operator's message.created was enqueued in the reply's own transaction (an outbox
+    # job, once although the reply was sent twice); a worker turns it into the delivery, and a
+    # second run of the same job delivers nothing more.
+    jobs = await _take_queued(client, box.owner.tenant_id, EMIT_EVENT_JOB)
+    assert [j[1]["event"] for j in jobs] == ["message.created"]
+    assert jobs[0][1]["data"]["author_id"] == box.agent.user_id
+    for _ in range(2):
+        await _run_jobs(client, jobs, EMIT_EVENT_JOB, emit_event)
     events = [d["event_type"] for d in await deliveries(client, box.owner, hook["id"])]
     assert "conversation.assigned" in events
     assert "conversation.resolved" in events
-    # The operator's message.created is emitted in its own transaction (the visitor's and the
-    # bot's go through the queued `webhooks.emit_message` job, not run here).
     assert events.count("message.created") == 1
+
+
+async def test_a_reply_takes_the_conversation_once_under_concurrent_retries(
+    client: httpx.AsyncClient,
+) -> None:
+    """Replying to a conversation the bot holds assigns it to the author in the same statement
+    (timeline reason `reply`, `conversation.assigned` through the outbox); five concurrent
+    copies of one request store one message."""
+    box = await inbox_workspace(client, "inbox-reply-takes")
+    hook = await make_hook(
+        client, box.owner, "https://93.184.215.14/inbox", ["conversation.assigned"]
+    )
+    s = await widget_session(client, box.widget.widget_key)
+    await _send(client, s.headers, "hello")
+    path = box.conv(s.conversation_id, "/messages")
+    key = {**box.agent.headers, "Idempotency-Key": "same-reply"}
+    answers = await asyncio.gather(
+        *(client.post(path, json={"content": "Ann here, ça va ?"}, headers=key) for _ in range(5))
+    )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["message"]["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 4
+    assert answers[0].json()["message"]["content"] == "Ann here, ça va ?"
+
+    page = (await client.get(box.conv(s.conversation_id), headers=box.agent.headers)).json()
+    assert (page["handoff_status"], page["assignee_id"]) == ("assigned", box.agent.user_id)
+    assert [(e["from_status"], e["to_status"], e["reason"]) for e in page["timeline"]] == [
+        ("bot", "assigned", "reply")
+    ]
+    assert page["figures"]["first_human_reply_ms"] is not None
+    transcript = (await client.get(path, headers=box.agent.headers)).json()["items"]
+    assert [m["role"] for m in transcript].count("operator") == 1
+
+    jobs = await _take_queued(client, box.owner.tenant_id, EMIT_EVENT_JOB)
+    assert [j[1]["event"] for j in jobs] == ["conversation.assigned"]
+    await _run_jobs(client, jobs, EMIT_EVENT_JOB, emit_event)
+    delivered = await deliveries(client, box.owner, hook["id"])
+    assert [d["event_type"] for d in delivered] == ["conversation.assigned"]
+    chain = await client.get(box.staff("/audit-log/verify"), headers=box.owner.headers)
+    assert chain.json() == {"intact": True, "broken_seqs": []}
+
+    # Another conversation's id, or none at all: 404, nothing stored.
+    missing = await client.post(
+        box.conv("0190a000-0000-7000-8000-000000000000", "/messages"),
+        json={"content": "hi"},
+        headers=box.agent.headers,
+    )
+    assert_problem(missing, 404, "conversation_not_found")
 
 
 async def test_notes_tags_search_and_filters(client: httpx.AsyncClient) -> None:
@@ -294,23 +355,39 @@ async def test_the_other_handoff_triggers(client: httpx.AsyncClient) -> None:
 
 async def _run_queued_events(client: httpx.AsyncClient, tenant_id: str) -> None:
     """Run this workspace's queued `webhooks.emit_message` jobs here, as a worker would."""
-    app = client._transport.app  # type: ignore[attr-defined]
-    runtime = app.state.runtime
+    jobs = await _take_queued(client, tenant_id, EMIT_MESSAGE_JOB)
+    assert jobs
+    await _run_jobs(client, jobs, EMIT_MESSAGE_JOB, emit_message)
+
+
+async def _take_queued(
+    client: httpx.AsyncClient, tenant_id: str, entrypoint: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """Remove this workspace's queued jobs of `entrypoint` from the queue, in order."""
+    runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
     async with (await runtime.db.driver_pool()).acquire() as conn:
         rows = await conn.fetch(
             "DELETE FROM pgqueuer WHERE entrypoint = $1"
             " AND convert_from(payload, 'UTF8')::jsonb ->> 'tenant_id' = $2 RETURNING id, payload",
-            EMIT_MESSAGE_JOB,
+            entrypoint,
             tenant_id,
         )
-    assert rows
-    for row in rows:
-        payload = json.loads(bytes(row["payload"]))
-        await emit_message(
+    return sorted((int(r["id"]), json.loads(bytes(r["payload"]))) for r in rows)
+
+
+async def _run_jobs(
+    client: httpx.AsyncClient,
+    jobs: list[tuple[int, dict[str, Any]]],
+    entrypoint: str,
+    handler: Callable[[JobContext], Awaitable[None]],
+) -> None:
+    runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+    for job_id, payload in jobs:
+        await handler(
             JobContext(
                 db=runtime.db,
-                job_id=int(row["id"]),
-                entrypoint=EMIT_MESSAGE_JOB,
+                job_id=job_id,
+                entrypoint=entrypoint,
                 attempt=0,
                 payload=payload,
                 runtime_=runtime,
@@ -387,3 +464,35 @@ async def test_the_search_copy_is_out_of_the_app_roles_reach(
     assert await admin_conn.fetchval("SELECT count(*) FROM message_search") > 0
     # Unbound: nothing, whatever the words.
     assert await app_conn.fetch("SELECT parley_inbox_search('hello')") == []
+    assert await app_conn.fetch("SELECT parley_inbox_search_page('hello', NULL, 50)") == []
+
+
+async def test_search_reads_further_candidates_when_filters_leave_the_page_short(
+    client: httpx.AsyncClient,
+) -> None:
+    """Search takes candidates a page at a time (newest first); a filter that only the oldest
+    match passes still finds it, and paging through every match returns each once."""
+    box = await inbox_workspace(client, "inbox-search-pages")
+    h = box.agent.headers
+    convs = []
+    for i in range(15):
+        v = await widget_session(client, box.widget.widget_key)
+        await _send(client, v.headers, f"where is my parcel number {i}")
+        convs.append(v.conversation_id)
+    assert (await client.put(box.conv(convs[0], "/tags/vip"), headers=h)).status_code == 200
+    oldest = await client.get(
+        box.staff("/conversations"), params={"q": "parcel", "tag": "vip", "limit": 1}, headers=h
+    )
+    assert [c["id"] for c in oldest.json()["items"]] == [convs[0]]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"q": "parcel", "limit": 4}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get(box.staff("/conversations"), params=params, headers=h)).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(convs))

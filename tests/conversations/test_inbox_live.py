@@ -281,3 +281,68 @@ def _has(texts: Any, n: int) -> Any:
         return len(texts()) >= n
 
     return check
+
+
+async def test_presence_is_counted_per_open_stream(
+    http: httpx.AsyncClient, admin_conn: asyncpg.Connection
+) -> None:
+    """An agent with two tabs open closes one: still present (a visitor asking for a person
+    gets the handoff message, not the offline one); closing the last marks them away at once.
+    A count a dead process left behind is dropped once it is stale."""
+    box = await inbox_workspace(http, "live-presence", HANDOFF)
+
+    async def streams() -> int:
+        return int(
+            await admin_conn.fetchval(
+                "SELECT inbox_connections FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+                uuid.UUID(box.owner.tenant_id),
+                uuid.UUID(box.agent.user_id),
+            )
+        )
+
+    async def visitor_asks() -> bool:
+        """Whether the visitor is asked for an email (nobody can take it now)."""
+        s = await widget_session(http, box.widget.widget_key)
+        asked = await http.post(
+            "/v1/widget/messages", json={"content": "talk to a person"}, headers=s.headers
+        )
+        assert asked.json()["handoff_status"] == "waiting", asked.text
+        return bool(asked.json()["ask_email"])
+
+    async def settled(count: int) -> None:
+        async def check() -> bool:
+            return await streams() == count
+
+        await wait_for(check, what=f"{count} open staff streams counted")
+
+    assert await visitor_asks() is True  # no tab open
+    first = await open_stream(http, box.staff("/inbox/events"), box.agent.headers)
+    second = await open_stream(http, box.staff("/inbox/events"), box.agent.headers)
+    try:
+        await settled(2)
+        assert await visitor_asks() is False
+        await first.close()
+        await settled(1)
+        assert await visitor_asks() is False  # the other tab is still open
+    finally:
+        await first.close()
+        await second.close()
+    await settled(0)
+    assert await visitor_asks() is True  # away at once, not after the presence TTL
+
+    # A process died with three streams counted: stale after the TTL, reset by the next one.
+    await admin_conn.execute(
+        "UPDATE memberships SET inbox_connections = 3, inbox_seen_at = now() - interval '1 hour'"
+        " WHERE tenant_id = $1 AND user_id = $2",
+        uuid.UUID(box.owner.tenant_id),
+        uuid.UUID(box.agent.user_id),
+    )
+    assert await visitor_asks() is True
+    third = await open_stream(http, box.staff("/inbox/events"), box.agent.headers)
+    try:
+        await settled(1)
+        assert await visitor_asks() is False
+    finally:
+        await third.close()
+    await settled(0)
+    assert await visitor_asks() is True

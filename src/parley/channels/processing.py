@@ -355,7 +355,7 @@ async def send_callback(
 
 
 async def deliver_message(runtime: Runtime, tenant_id: TenantId, message_id: uuid.UUID) -> str:
-    """Send a person's reply (`conversations.service.operator_reply`) to the contact on a
+    """Send a person's reply (`conversations.operator_reply`) to the contact on a
     Telegram or webhook channel. A job: a failure that may pass is retried (RetryLater); the
     webhook callback's `webhook-id` is the message id, so a receiver drops a repeat."""
     async with tenant_session(runtime.db, tenant_id) as session:

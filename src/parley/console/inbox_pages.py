@@ -18,6 +18,7 @@ from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, read_form
+from parley.conversations import operator_reply as reply
 from parley.conversations import service as conversations
 from parley.conversations.events import Pending, inbox_stream
 from parley.conversations.repository import ConversationFilters, searchable
@@ -161,7 +162,7 @@ async def act(
         if action in ("unassign", "handback", "resolve", "reopen"):
             return await conversations.transition(s, t, p, conversation_id, action, pending)
         if action == "reply":
-            return await conversations.operator_reply(s, t, p, conversation_id, text, None, pending)
+            return await reply.operator_reply(s, t, p, conversation_id, text, None, pending)
         if action == "note":
             return await conversations.add_note(s, t, p, conversation_id, text)
         tag = str(data.get("tag", "")).strip()

@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Re
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from parley.auth.dependencies import TenantScope, tenant_access
+from parley.conversations import operator_reply as reply
 from parley.conversations import repository as repo
 from parley.conversations import service
 from parley.conversations.events import Pending, inbox_stream
@@ -139,7 +140,7 @@ async def operator_reply(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     pending = Pending()
-    message, replayed = await service.operator_reply(
+    message, replayed = await reply.operator_reply(
         scope.session,
         scope.tenant_id,
         scope.principal,

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.conversations import presence
 from parley.conversations import repository as repo
 from parley.kit.db import TenantId, UserId, tenant_session
 from parley.kit.ids import id_floor
+from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import SSE_CONNECTIONS
 from parley.kit.runtime import Runtime
 from parley.kit.sse import sse_comment, sse_event
@@ -51,11 +55,17 @@ class Pending:
     hands `flush` to a background task, which runs after the response, so after the commit)."""
 
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Jobs were enqueued without pgqueuer's per-insert NOTIFY (the operator reply's SQL
+    # function, migration 0023): wake the workers after the commit.
+    wake_workers: bool = False
 
     def add(self, topic_name: str, event: dict[str, Any]) -> None:
         self.items.append((topic_name, event))
 
     async def flush(self, runtime: Runtime) -> None:
+        if self.wake_workers:
+            worker_nudge(runtime).poke()
+            self.wake_workers = False
         for name, event in self.items:
             await runtime.broker.publish(name, event)
         self.items.clear()
@@ -88,13 +98,17 @@ async def _rows_after(
 
 
 async def _set_presence(
-    runtime: Runtime, tenant_id: TenantId, user_id: UserId | None, online: bool
+    runtime: Runtime,
+    tenant_id: TenantId,
+    user_id: UserId | None,
+    change: Callable[[AsyncSession, TenantId, uuid.UUID], Awaitable[None]],
 ) -> None:
+    """This stream opened, beat or closed (`presence`: counted per stream)."""
     if user_id is None:
         return
     try:
         async with tenant_session(runtime.db, tenant_id) as session:
-            await repo.set_presence(session, tenant_id, user_id, online)
+            await change(session, tenant_id, user_id)
     except Exception as exc:  # presence is advisory; the stream goes on
         log.warning("inbox.presence_failed", tenant_id=str(tenant_id), error=type(exc).__name__)
 
@@ -121,7 +135,7 @@ async def inbox_stream(
 
     try:
         async with runtime.broker.subscribe(inbox_topic(tenant_id)) as queue:
-            await _set_presence(runtime, tenant_id, user_id, True)
+            await _set_presence(runtime, tenant_id, user_id, presence.opened)
             yield sse_comment("connected")
             after = newest
             for row in await _rows_after(runtime, tenant_id, after):
@@ -145,7 +159,7 @@ async def inbox_stream(
                         del sent[key]
                 if now - last_beat >= KEEPALIVE_SECONDS:
                     last_beat = now
-                    await _set_presence(runtime, tenant_id, user_id, True)
+                    await _set_presence(runtime, tenant_id, user_id, presence.beat)
                     yield sse_comment()
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
@@ -159,4 +173,6 @@ async def inbox_stream(
                     yield sse_event(str(event.get("type")), event.get("data") or {}, str(event_id))
     finally:
         SSE_CONNECTIONS.labels("inbox").dec()
-        await _set_presence(runtime, tenant_id, user_id, False)
+        # The server cancels a stream whose client left; shielded, so the uncount still runs.
+        with anyio.CancelScope(shield=True):
+            await _set_presence(runtime, tenant_id, user_id, presence.closed)

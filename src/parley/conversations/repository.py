@@ -404,11 +404,22 @@ def conversations_query(
         query = query.where(Conversation.last_feedback == f.feedback)
     if f.unanswered:
         query = query.where(Conversation.fallback_count > 0)
-    if f.q:
-        # Conversation ids of the bound workspace whose messages match (migration 0019).
-        matches = select(func.parley_inbox_search(f.q)).scalar_subquery()
-        query = query.where(Conversation.id.in_(matches))
     return query
+
+
+# Full-text search reads candidates in pages (decision 0032): the first batch is a little
+# larger than the page the caller wants; when its other filters leave the page short, the next
+# batch starts below the last candidate and doubles, up to the function's cap.
+SEARCH_BATCH_MAX = 5000
+
+
+async def search_candidates(
+    session: AsyncSession, q: str, before: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """Ids of the bound workspace's conversations whose messages match `q`, newest first,
+    below `before` (`parley_inbox_search_page`, migration 0023)."""
+    rows = await session.execute(select(func.parley_inbox_search_page(q, before, limit)))
+    return [uuid.UUID(str(r)) for r in rows.scalars()]
 
 
 async def list_conversations(
@@ -418,10 +429,24 @@ async def list_conversations(
     after: uuid.UUID | None,
     limit: int,
 ) -> list[tuple[Conversation, str]]:
-    if f.q is not None and not searchable(f.q):
+    if f.q is None:
+        rows = await session.execute(conversations_query(tenant_id, f, after, limit))
+        return [(row[0], str(row[1])) for row in rows.all()]
+    if not searchable(f.q):
         return []
-    rows = await session.execute(conversations_query(tenant_id, f, after, limit))
-    return [(row[0], str(row[1])) for row in rows.all()]
+    out: list[tuple[Conversation, str]] = []
+    before, batch = after, limit + 10
+    while len(out) < limit:
+        ids = await search_candidates(session, f.q, before, batch)
+        if not ids:
+            break
+        query = conversations_query(tenant_id, f, None, limit - len(out))
+        rows = await session.execute(query.where(Conversation.id.in_(ids)))
+        out += [(row[0], str(row[1])) for row in rows.all()]
+        if len(ids) < batch:
+            break
+        before, batch = ids[-1], min(batch * 2, SEARCH_BATCH_MAX)
+    return out
 
 
 async def conversation_with_channel(
@@ -599,16 +624,6 @@ async def is_member(session: AsyncSession, tenant_id: TenantId, user_id: uuid.UU
         )
     )
     return found.first() is not None
-
-
-async def set_presence(
-    session: AsyncSession, tenant_id: TenantId, user_id: uuid.UUID, online: bool
-) -> None:
-    await session.execute(
-        update(Membership)
-        .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-        .values(inbox_seen_at=func.now() if online else None)
-    )
 
 
 PRESENCE_TTL = timedelta(seconds=45)  # three missed heartbeats of a staff stream

@@ -35,7 +35,7 @@ from parley.conversations.schemas import (
     TurnLedger,
     message_json,
 )
-from parley.kit import idempotency, jobs
+from parley.kit import sqlnames
 from parley.kit.db import TenantId
 from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
@@ -43,7 +43,7 @@ from parley.kit.pagination import Page, after_id, page_by_id
 from parley.models import Conversation, ConversationNote, Message
 from parley.webhooks import service as webhooks
 
-DELIVER_JOB = "channels.deliver_operator_message"  # handled by the channels package
+DELIVER_JOB = sqlnames.DELIVER_OPERATOR_JOB  # handled by the channels package
 MAX_TAGS = 50
 
 
@@ -371,121 +371,6 @@ async def transition(
 
 
 # --- operator replies ---------------------------------------------------------------------
-
-
-async def operator_reply(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    principal: Principal,
-    conversation_id: uuid.UUID,
-    content: str,
-    idem_key: str | None,
-    pending: Pending,
-) -> tuple[dict[str, Any], bool]:
-    """Store a person's reply and send it to the visitor's channel; returns (message, replayed).
-
-    Same `Idempotency-Key` semantics as a visitor's send: the same key and body answer the
-    stored message again (nothing is sent twice), the same key with another body is a 422,
-    and a duplicate while the first is still running is a 409. Replying takes a conversation
-    nobody holds (bot or waiting), so the bot falls silent."""
-    text = content.strip()
-    if not text:
-        raise Unprocessable("The reply is empty.")
-    conversation, channel_type = await _conversation(session, tenant_id, conversation_id, lock=True)
-    scope = f"operator:{conversation_id}"
-    key = idem_key or uuid.uuid4().hex
-    message_id = new_id()
-    claim = await idempotency_keys.claim(
-        session,
-        tenant_id,
-        scope,
-        key,
-        idempotency.request_hash(str(conversation_id), text),
-        message_id=message_id,
-    )
-    if claim.outcome == "replay" and claim.response is not None:
-        return dict(claim.response["message"]), True
-    if claim.outcome == "in_progress":
-        raise idempotency.IdempotencyInProgress(headers={"Retry-After": "1"})
-    if claim.message_id is not None:
-        message_id = claim.message_id
-    now = datetime.now(UTC)
-    if conversation.handoff_status != "assigned" and principal.user_id is not None:
-        await repo.set_handling(
-            session,
-            tenant_id,
-            conversation_id,
-            actor=principal.actor,
-            reason="reply",
-            handoff_status="assigned",
-            assignee_id=principal.user_id,
-        )
-        await session.refresh(conversation)
-        _updated(pending, tenant_id, conversation, "assigned", principal.user_id)
-        await webhooks.emit(
-            session,
-            tenant_id,
-            "conversation.assigned",
-            {
-                "conversation_id": str(conversation_id),
-                "assignee_id": str(principal.user_id),
-                "actor": principal.actor,
-            },
-        )
-    message = Message(
-        tenant_id=tenant_id,
-        id=message_id,
-        conversation_id=conversation_id,
-        role="operator",
-        content=text,
-        citations=[],
-        author_id=principal.user_id,
-        created_at=now,
-    )
-    session.add(message)
-    conversation.last_message_at = now
-    if conversation.first_human_reply_ms is None:
-        since = conversation.handoff_requested_at or conversation.created_at
-        conversation.first_human_reply_ms = max(0, int((now - since).total_seconds() * 1000))
-    await session.flush()
-    data = message_json(message)
-    data["author_id"] = str(principal.user_id) if principal.user_id else None
-    await idempotency_keys.finish(
-        session, tenant_id, scope, key, state="completed", response={"message": data}
-    )
-    await audit.record(
-        session,
-        tenant_id,
-        actor=principal.actor,
-        action="conversation.reply",
-        target_type="message",
-        target_id=message_id,
-        after={"conversation_id": str(conversation_id), "chars": len(text)},
-    )
-    await webhooks.emit(
-        session,
-        tenant_id,
-        "message.created",
-        {
-            "conversation_id": str(conversation_id),
-            "message_id": str(message_id),
-            "role": "operator",
-            "text": text,
-            "citations": [],
-            "fallback": False,
-            "author_id": data["author_id"],
-        },
-    )
-    if channel_type in ("telegram", "webhook"):
-        await jobs.enqueue(
-            session,
-            DELIVER_JOB,
-            {"tenant_id": str(tenant_id), "message_id": str(message_id)},
-            dedupe_key=f"{tenant_id}:deliver:{message_id}",
-        )
-    pending.add(topic(tenant_id, conversation_id), {"type": "message.created", "message": data})
-    pending.add(inbox_topic(tenant_id), staff_event("message.created", message_id, data))
-    return data, False
 
 
 def operator_typing(tenant_id: TenantId, conversation_id: uuid.UUID, pending: Pending) -> None:

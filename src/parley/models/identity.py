@@ -118,8 +118,10 @@ class Membership(Base):
     )
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = utcnow_column()
-    # Staff presence: set while the member's inbox stream is open (docs/inbox.md).
+    # Staff presence: set while one of the member's inbox streams is open, and how many are
+    # (`conversations.presence`, docs/inbox.md).
     inbox_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inbox_connections: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Invitation(TenantScoped, Base):
