@@ -50,10 +50,7 @@ def test_every_name_the_sql_quotes_is_registered() -> None:
 def test_every_registered_name_is_quoted_by_some_sql_file() -> None:
     quoted = quoted_names(_sources())
     shared = (
-        sqlnames.SQL_JOBS
-        | sqlnames.SQL_EVENTS
-        | sqlnames.SQL_SETTINGS
-        | sqlnames.SQL_AUDIT_ACTIONS
+        sqlnames.SQL_JOBS | sqlnames.SQL_EVENTS | sqlnames.SQL_SETTINGS | sqlnames.SQL_AUDIT_ACTIONS
     )
     assert sorted(shared - set(quoted)) == []
     assert quoted["webhooks.emit_message"] == {"functions/parley_enqueue_event.sql"}

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.audit import service as audit
 from parley.auth.access import Principal
-from parley.conversations import idempotency_keys
 from parley.conversations import repository as repo
 from parley.conversations.events import Pending, inbox_topic, staff_event, topic
 from parley.conversations.handoff import status_event
