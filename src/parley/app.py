@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
+from parley.analytics.endpoints import router as analytics_router
 from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.automations.endpoints import router as automations_router
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         webhooks_router,
         automations_router,
         conversations_router,
+        analytics_router,
         widget_static_router,
         demo_router,
         admin_router,

@@ -98,6 +98,15 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             headers=signed_headers(ch.json()["webhook_secret"], body),
         )
         assert delivered.status_code == 200, delivered.text
+        # Analytics: the day's roll-ups (the dirty marks of later writes stay).
+        from tests.analytics.test_rollups import roll_up_all
+
+        await roll_up_all(app, owner.tenant_id)
+        await client.post(
+            f"/v1/widget/messages/{sent.json()['reply']['id']}/feedback",
+            json={"rating": "down"},
+            headers=session.headers,
+        )
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

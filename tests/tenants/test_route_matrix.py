@@ -574,6 +574,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/deletion"): Case(_no_deletion, 202),
     ("DELETE", "/deletion"): Case(_pending_deletion, 200),
     ("GET", "/retention"): Case(_none, 200),
+    ("GET", "/analytics/metrics"): Case(_none, 200),
+    ("GET", "/analytics/models"): Case(_none, 200),
     ("PUT", "/retention"): Case(_retention, 200),
 }
 

@@ -1,0 +1,163 @@
+"""Queries of the analytics tables (roll-ups, dirty-day marks, answered gaps)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.kit.db import TenantId
+
+GroupBy = Literal["day", "bot", "channel"]
+
+SUMS = (
+    "conversations",
+    "messages",
+    "user_messages",
+    "bot_messages",
+    "operator_messages",
+    "turns",
+    "answered",
+    "fallback",
+    "unanswered",
+    "handoffs",
+    "resolved_by_bot",
+    "resolved_by_person",
+    "feedback_up",
+    "feedback_down",
+    "first_bot_reply_ms_sum",
+    "first_bot_replies",
+    "first_human_reply_ms_sum",
+    "first_human_replies",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
+
+_KEY = {"day": "day", "bot": "bot_id", "channel": "channel_id"}
+
+
+async def lock_rollup(session: AsyncSession, tenant_id: TenantId) -> None:
+    """One roll-up of a workspace at a time (two would rewrite the same days)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('analytics:' || :t, 0))"),
+        {"t": str(tenant_id)},
+    )
+
+
+async def take_dirty(session: AsyncSession, tenant_id: TenantId, limit: int) -> list[date]:
+    """Delete up to `limit` marks and return their days. Marks committed after this statement
+    stay for the next run; the ones taken were committed before it, so the recompute that
+    follows in this transaction (a later statement, a later snapshot) sees their rows."""
+    rows = await session.execute(
+        text(
+            "DELETE FROM analytics_dirty WHERE tenant_id = :t AND id IN ("
+            " SELECT id FROM analytics_dirty WHERE tenant_id = :t ORDER BY id LIMIT :n)"
+            " RETURNING day"
+        ),
+        {"t": tenant_id, "n": limit},
+    )
+    return sorted({row[0] for row in rows})
+
+
+async def recompute(session: AsyncSession, tenant_id: TenantId, days: Sequence[date]) -> int:
+    result = await session.scalar(
+        text("SELECT parley_analytics_recompute(:t, :days)"),
+        {"t": tenant_id, "days": list(days)},
+    )
+    return int(result or 0)
+
+
+async def pending(session: AsyncSession, tenant_id: TenantId) -> tuple[int, Any]:
+    """Marks waiting for a roll-up, and when the oldest was made."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(DISTINCT day), min(marked_at) FROM analytics_dirty "
+                "WHERE tenant_id = :t"
+            ),
+            {"t": tenant_id},
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+def _filters(bot_id: uuid.UUID | None, channel_id: uuid.UUID | None) -> str:
+    out = ""
+    if bot_id is not None:
+        out += " AND bot_id = :bot"
+    if channel_id is not None:
+        out += " AND channel_id = :channel"
+    return out
+
+
+async def daily(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    start: date,
+    end: date,
+    *,
+    bot_id: uuid.UUID | None,
+    channel_id: uuid.UUID | None,
+    group_by: GroupBy,
+) -> list[dict[str, Any]]:
+    key = _KEY[group_by]
+    sums = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
+    rows = await session.execute(
+        text(
+            f"SELECT {key} AS key, {sums} FROM analytics_daily "  # noqa: S608 (fixed names)
+            f"WHERE tenant_id = :t AND day BETWEEN :start AND :end"
+            f"{_filters(bot_id, channel_id)} GROUP BY 1 ORDER BY 1"
+        ),
+        {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def latency(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    start: date,
+    end: date,
+    *,
+    bot_id: uuid.UUID | None,
+    channel_id: uuid.UUID | None,
+    group_by: GroupBy,
+) -> list[tuple[Any, int, int]]:
+    """(key, bucket upper bound in ms, turns), ascending by bound within each key."""
+    key = _KEY[group_by]
+    rows = await session.execute(
+        text(
+            f"SELECT {key}, le_ms, sum(turns) FROM analytics_daily_latency "  # noqa: S608
+            f"WHERE tenant_id = :t AND day BETWEEN :start AND :end"
+            f"{_filters(bot_id, channel_id)} GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
+    )
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def models(
+    session: AsyncSession,
+    tenant_id: TenantId,
+    start: date,
+    end: date,
+    *,
+    bot_id: uuid.UUID | None,
+    channel_id: uuid.UUID | None,
+) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT day, provider, model, sum(turns) AS turns, "  # noqa: S608 (fixed names)
+            "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
+            "sum(cost_usd) AS cost_usd FROM analytics_daily_models "
+            "WHERE tenant_id = :t AND day BETWEEN :start AND :end"
+            f"{_filters(bot_id, channel_id)} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
+        {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
+    )
+    return [dict(r) for r in rows.mappings()]
