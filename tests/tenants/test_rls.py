@@ -107,6 +107,23 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             json={"rating": "down"},
             headers=session.headers,
         )
+        # A knowledge gap (the disliked reply's question), answered into an FAQ source.
+        faq = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+            json={"type": "faq", "title": "FAQ", "pairs": [{"question": "q", "answer": "a"}]},
+            headers=owner.headers,
+        )
+        gaps = await client.get(
+            f"/v1/tenants/{owner.tenant_id}/analytics/gaps",
+            params={"bot_id": w.bot_id},
+            headers=owner.headers,
+        )
+        answered = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/analytics/gaps/{gaps.json()['gaps'][0]['id']}/answer",
+            json={"bot_id": w.bot_id, "source_id": faq.json()["id"], "answer": "Hello to you."},
+            headers=owner.headers,
+        )
+        assert answered.status_code == 201, answered.text
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

@@ -6,12 +6,20 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response, status
 
-from parley.analytics import service
-from parley.analytics.schemas import GroupBy, MetricsReport, ModelsReport
+from parley.analytics import gaps, service
+from parley.analytics.schemas import (
+    GapAnswerIn,
+    GapAnswerOut,
+    GapsReport,
+    GroupBy,
+    MetricsReport,
+    ModelsReport,
+)
 from parley.auth.dependencies import TenantScope, tenant_access
-from parley.kit.errors import Forbidden, NotFound, Unprocessable, merge_responses
+from parley.kit.errors import Conflict, Forbidden, NotFound, Unprocessable, merge_responses
+from parley.kit.runtime import get_runtime
 
 router = APIRouter(
     prefix="/v1/tenants/{tenant_id}/analytics",
@@ -20,6 +28,7 @@ router = APIRouter(
 )
 
 Reader = Annotated[TenantScope, tenant_access("viewer", "conversations:read")]
+Editor = Annotated[TenantScope, tenant_access("editor", "knowledge:write")]
 Start = Annotated[
     date | None, Query(description="First day (UTC), inclusive; default 29 days before end.")
 ]
@@ -79,3 +88,35 @@ async def models(
     if format == "csv":
         return Response(service.models_csv(report), media_type="text/csv; charset=utf-8")
     return report
+
+
+@router.get(
+    "/gaps",
+    response_model=GapsReport,
+    summary="Questions the bot could not answer, grouped by meaning, most asked first",
+)
+async def list_gaps(
+    request: Request,
+    scope: Reader,
+    bot_id: uuid.UUID,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> GapsReport:
+    return await gaps.list_gaps(
+        scope.session, get_runtime(request), scope.tenant_id, bot_id, days=days, limit=limit
+    )
+
+
+@router.post(
+    "/gaps/{gap_id}/answer",
+    response_model=GapAnswerOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Answer a gap: an FAQ entry in the chosen source, re-indexed; the gap is closed",
+    responses=merge_responses(Conflict),
+)
+async def answer_gap(
+    request: Request, scope: Editor, gap_id: uuid.UUID, body: GapAnswerIn
+) -> GapAnswerOut:
+    return await gaps.answer_gap(
+        scope.session, get_runtime(request), scope.tenant_id, scope.principal, gap_id, body
+    )

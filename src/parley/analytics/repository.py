@@ -161,3 +161,73 @@ async def models(
         {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
     )
     return [dict(r) for r in rows.mappings()]
+
+
+# --- knowledge gaps ---------------------------------------------------------------------
+
+_FAILED = """
+SELECT m.id, m.content, m.created_at,
+       coalesce(t.fallback, false) AS fallback,
+       coalesce(f.rating = 'down', false) AS disliked,
+       coalesce(rl.low, false) AS low_relevance,
+       (c.handoff_requested_at IS NOT NULL AND m.created_at <= c.handoff_requested_at
+        AND NOT EXISTS (
+            SELECT 1 FROM messages n
+            WHERE n.tenant_id = m.tenant_id AND n.conversation_id = m.conversation_id
+              AND n.role = 'user' AND n.created_at > m.created_at
+              AND n.created_at <= c.handoff_requested_at)) AS handed_over
+FROM messages m
+JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
+LEFT JOIN LATERAL (
+    SELECT a.id FROM messages a
+    WHERE a.tenant_id = m.tenant_id AND a.conversation_id = m.conversation_id
+      AND a.role = 'assistant' AND (a.created_at, a.id) > (m.created_at, m.id)
+    ORDER BY a.created_at, a.id LIMIT 1
+) reply ON true
+LEFT JOIN LATERAL (
+    SELECT lt.fallback FROM llm_turns lt
+    WHERE lt.tenant_id = m.tenant_id AND lt.conversation_id = m.conversation_id
+      AND lt.reply_message_id = reply.id
+    LIMIT 1
+) t ON true
+LEFT JOIN message_feedback f ON f.tenant_id = m.tenant_id AND f.message_id = reply.id
+LEFT JOIN LATERAL (
+    SELECT coalesce(jsonb_array_length(l.detail -> 'selected'), 0) = 0 AS low
+    FROM kb_retrieval_logs l WHERE l.tenant_id = m.tenant_id AND l.message_id = m.id
+    ORDER BY l.id DESC LIMIT 1
+) rl ON true
+WHERE m.tenant_id = :t AND c.bot_id = :bot AND m.role = 'user' AND m.created_at >= :since
+  AND NOT EXISTS (SELECT 1 FROM analytics_gap_questions g
+                  WHERE g.tenant_id = m.tenant_id AND g.message_id = m.id)
+"""
+
+
+async def failed_questions(
+    session: AsyncSession, tenant_id: TenantId, bot_id: uuid.UUID, since: Any, limit: int
+) -> list[dict[str, Any]]:
+    """The bot's visitors' questions it could not answer (fallback, nothing relevant found,
+    a 👎 on the reply, handed to a person right after), not yet covered by an answered gap;
+    the newest `limit`, returned oldest first."""
+    rows = await session.execute(
+        text(
+            f"SELECT * FROM ({_FAILED}) q "  # noqa: S608 (no input in the text)
+            "WHERE fallback OR disliked OR low_relevance OR handed_over "
+            "ORDER BY created_at DESC, id DESC LIMIT :n"
+        ),
+        {"t": tenant_id, "bot": bot_id, "since": since, "n": limit},
+    )
+    return [dict(r) for r in reversed(rows.mappings().all())]
+
+
+async def record_gap_answer(
+    session: AsyncSession, tenant_id: TenantId, answer: Any, message_ids: Sequence[uuid.UUID]
+) -> None:
+    session.add(answer)
+    await session.flush()
+    await session.execute(
+        text(
+            "INSERT INTO analytics_gap_questions (tenant_id, message_id, answer_id) "
+            "SELECT :t, unnest(CAST(:ids AS uuid[])), :a ON CONFLICT DO NOTHING"
+        ),
+        {"t": tenant_id, "ids": list(message_ids), "a": answer.id},
+    )

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 GroupBy = Literal["day", "bot", "channel"]
 
@@ -67,3 +67,55 @@ class ModelsReport(BaseModel):
     start: date
     end: date
     rows: list[ModelRow]
+
+
+# --- knowledge gaps ---------------------------------------------------------------------
+
+Reason = Literal["fallback", "low_relevance", "negative_feedback", "handed_over"]
+
+
+class GapQuestion(BaseModel):
+    message_id: uuid.UUID
+    text: str
+    asked_at: datetime
+    reasons: list[Reason]
+
+
+class Gap(BaseModel):
+    id: uuid.UUID = Field(description="The gap's first question's message id.")
+    label: str = Field(description="The question most typical of the group.")
+    count: int
+    reasons: dict[str, int]
+    first_seen: datetime
+    last_seen: datetime
+    examples: list[GapQuestion]
+
+
+class GapsReport(BaseModel):
+    bot_id: uuid.UUID
+    since: datetime
+    grouping: Literal["embeddings", "lexical"]
+    questions: int = Field(description="Unanswered questions grouped (newest first, capped).")
+    gaps: list[Gap]
+
+
+class GapAnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_id: uuid.UUID
+    source_id: uuid.UUID = Field(description="The FAQ source that gets the entry.")
+    question: str | None = Field(
+        default=None, min_length=1, max_length=2_000, description="Default: the gap's label."
+    )
+    answer: str = Field(min_length=1, max_length=20_000)
+    days: int = Field(default=30, ge=1, le=366, description="The window the gap was listed in.")
+
+
+class GapAnswerOut(BaseModel):
+    id: uuid.UUID
+    gap_id: uuid.UUID
+    bot_id: uuid.UUID
+    source_id: uuid.UUID
+    job_id: uuid.UUID
+    question: str
+    questions: int = Field(description="Questions of the gap now marked answered.")

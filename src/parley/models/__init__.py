@@ -5,6 +5,8 @@ from parley.models.analytics import (
     AnalyticsDailyLatency,
     AnalyticsDailyModel,
     AnalyticsDirty,
+    GapAnswer,
+    GapQuestion,
 )
 from parley.models.audit import AuditEntry
 from parley.models.base import Base, TenantScoped
@@ -66,6 +68,8 @@ __all__ = [
     "ConversationEvent",
     "ConversationNote",
     "EmittedEvent",
+    "GapAnswer",
+    "GapQuestion",
     "IdempotencyKey",
     "InboundEvent",
     "Invitation",

@@ -1,6 +1,7 @@
 """Analytics roll-ups (per workspace, bot, channel and UTC day) and the dirty-day marks that
-keep them current. All tenant-scoped. The roll-ups are derived data: `parley_analytics_recompute`
-rewrites a day from the source rows (migration 0024, docs/analytics.md)."""
+keep them current, and answered knowledge gaps. All tenant-scoped. The roll-ups are derived
+data: `parley_analytics_recompute` rewrites a day from the source rows (migration 0024,
+docs/analytics.md)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from sqlalchemy import (
     BigInteger,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
+    Index,
     Integer,
     Numeric,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parley.models.base import Base, utcnow_column
+from parley.models.base import Base, TenantScoped, utcnow_column
 
 
 def _tenant() -> Mapped[uuid.UUID]:
@@ -101,9 +105,52 @@ class AnalyticsDailyLatency(Base):
     turns: Mapped[int] = _count()
 
 
+class GapAnswer(TenantScoped, Base):
+    """A knowledge gap someone answered: the FAQ entry written and the re-index it started."""
+
+    __tablename__ = "analytics_gap_answers"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
+        ),
+        Index("ix_analytics_gap_answers_bot", "tenant_id", "bot_id", "id"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    source_id: Mapped[uuid.UUID] = mapped_column()
+    job_id: Mapped[uuid.UUID | None] = mapped_column()
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    questions: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class GapQuestion(Base):
+    """A visitor's question that an answered gap covers; gaps leave it out from then on."""
+
+    __tablename__ = "analytics_gap_questions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "answer_id"],
+            ["analytics_gap_answers.tenant_id", "analytics_gap_answers.id"],
+            ondelete="CASCADE",
+            name="fk_analytics_gap_questions_answer",
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    message_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    answer_id: Mapped[uuid.UUID] = mapped_column()
+
+
 __all__ = [
     "AnalyticsDaily",
     "AnalyticsDailyLatency",
     "AnalyticsDailyModel",
     "AnalyticsDirty",
+    "GapAnswer",
+    "GapQuestion",
 ]

@@ -1,5 +1,5 @@
-"""Analytics (issue 19): daily roll-ups kept current by dirty-day marks, (knowledge gaps
-and the quality gate on publish come in later revisions of this file before merging).
+"""Analytics (issue 19): daily roll-ups kept current by dirty-day marks, and answered
+knowledge gaps (the quality gate on publish comes in a later revision of this file).
 
 Triggers on messages, conversations, llm_turns and message_feedback mark the (workspace, UTC
 day) a write changes in `analytics_dirty`; the `analytics.rollup` job recomputes those days
@@ -31,6 +31,8 @@ TABLES = (
     "analytics_daily",
     "analytics_daily_models",
     "analytics_daily_latency",
+    "analytics_gap_answers",
+    "analytics_gap_questions",
 )
 
 FUNCTIONS = (
@@ -197,6 +199,50 @@ def upgrade() -> None:
         sa.Column("le_ms", sa.Integer(), nullable=False),
         _count("turns"),
         keys=("le_ms",),
+    )
+    op.create_table(
+        "analytics_gap_answers",
+        sa.Column("bot_id", sa.Uuid(), nullable=False),
+        sa.Column("source_id", sa.Uuid(), nullable=False),
+        sa.Column("job_id", sa.Uuid(), nullable=True),
+        sa.Column("question", sa.Text(), nullable=False),
+        sa.Column("answer", sa.Text(), nullable=False),
+        sa.Column("questions", sa.Integer(), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        _bot_fk("analytics_gap_answers"),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["users.id"],
+            name="fk_analytics_gap_answers_created_by_users",
+            ondelete="SET NULL",
+        ),
+        _tenant_fk("analytics_gap_answers"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_analytics_gap_answers"),
+    )
+    op.create_index(
+        "ix_analytics_gap_answers_bot", "analytics_gap_answers", ["tenant_id", "bot_id", "id"]
+    )
+    op.create_table(
+        "analytics_gap_questions",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("answer_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "answer_id"],
+            ["analytics_gap_answers.tenant_id", "analytics_gap_answers.id"],
+            name="fk_analytics_gap_questions_answer",
+            ondelete="CASCADE",
+        ),
+        _tenant_fk("analytics_gap_questions"),
+        sa.PrimaryKeyConstraint("tenant_id", "message_id", name="pk_analytics_gap_questions"),
     )
     for table in TABLES:
         enable_tenant_rls(table)
