@@ -29,6 +29,7 @@ MODULES = {
     "p15": "bench.p15_noisy_neighbour",
     "p13": "bench.p13_console_render",
     "p14": "bench.p14_analytics",
+    "q3": "bench.q3_gap_grouping",
 }
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-LEXICAL_THRESHOLD = 0.35
+LEXICAL_THRESHOLD = 0.3
 DENSE_THRESHOLD = 0.6
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -50,14 +50,15 @@ async def lock_rollup(session: AsyncSession, tenant_id: TenantId) -> None:
 
 
 async def take_dirty(session: AsyncSession, tenant_id: TenantId, limit: int) -> list[date]:
-    """Delete up to `limit` marks and return their days. Marks committed after this statement
-    stay for the next run; the ones taken were committed before it, so the recompute that
-    follows in this transaction (a later statement, a later snapshot) sees their rows."""
+    """Delete every mark of up to `limit` marked days and return the days. Marks committed
+    after this statement stay for the next run; the ones taken were committed before it, so
+    the recompute that follows in this transaction (a later statement, a later snapshot)
+    sees their rows."""
     rows = await session.execute(
         text(
-            "DELETE FROM analytics_dirty WHERE tenant_id = :t AND id IN ("
-            " SELECT id FROM analytics_dirty WHERE tenant_id = :t ORDER BY id LIMIT :n)"
-            " RETURNING day"
+            "DELETE FROM analytics_dirty WHERE tenant_id = :t AND day IN ("
+            " SELECT DISTINCT day FROM analytics_dirty WHERE tenant_id = :t"
+            " ORDER BY day LIMIT :n) RETURNING day"
         ),
         {"t": tenant_id, "n": limit},
     )

@@ -54,7 +54,7 @@ async def roll_up(session: AsyncSession, tenant_id: TenantId, *, limit: int = BA
     """Recompute up to `limit` dirty days of the workspace in the caller's transaction;
     returns how many days were recomputed (0: nothing pending)."""
     await repo.lock_rollup(session, tenant_id)
-    days = await repo.take_dirty(session, tenant_id, limit * 64)
+    days = await repo.take_dirty(session, tenant_id, limit)
     if not days:
         return 0
     await repo.recompute(session, tenant_id, days)
