@@ -42,7 +42,8 @@ def date_range(
     """The inclusive range asked for; the last 30 days by default."""
     today = today or datetime.now(UTC).date()
     end = end or today
-    start = start or end - timedelta(days=29)
+    if start is None:
+        start = end - timedelta(days=29) if end > date.min + timedelta(days=29) else date.min
     if start > end:
         raise BadRange(f"start ({start}) is after end ({end}).")
     if (end - start).days + 1 > MAX_DAYS:
