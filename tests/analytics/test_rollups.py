@@ -148,3 +148,61 @@ async def test_filters_bad_ranges_and_other_workspaces(client: httpx.AsyncClient
     assert_problem(
         await client.get(f"/v1/tenants/{b.tenant_id}/analytics/metrics", headers=a.headers), 404
     )
+
+
+async def test_hostile_parameters_are_problems_not_errors(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "analytics-hostile")
+    w = await create_widget(client, owner)
+    base = f"/v1/tenants/{owner.tenant_id}/analytics"
+    h = owner.headers
+    edge = await client.get(f"{base}/metrics", params={"end": "0001-01-05"}, headers=h)
+    assert edge.status_code == 200, edge.text
+    assert edge.json()["start"] == "0001-01-01"
+    csv = await client.get(f"{base}/models", params={"format": "csv"}, headers=h)
+    assert csv.text.splitlines()[0].split(",") == [
+        "day",
+        "provider",
+        "model",
+        "turns",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+    ]
+    assert_problem(await client.get(f"{base}/metrics", params={"format": "xml"}, headers=h), 422)
+    assert_problem(
+        await client.get(f"{base}/metrics", params={"end": "2026-13-01"}, headers=h), 422
+    )
+    gaps = f"{base}/gaps"
+    assert_problem(await client.get(gaps, headers=h), 422)  # bot_id is required
+    for params in ({"days": "0"}, {"days": "367"}, {"limit": "1000"}, {"bot_id": "nope"}):
+        assert_problem(
+            await client.get(gaps, params={"bot_id": w.bot_id, **params}, headers=h), 422
+        )
+    answer = f"{gaps}/{w.bot_id}/answer"
+    assert_problem(
+        await client.post(
+            answer,
+            json={"bot_id": w.bot_id, "source_id": w.bot_id, "answer": "x" * 20_001},
+            headers=h,
+        ),
+        422,
+    )
+    assert_problem(
+        await client.post(
+            answer,
+            json={"bot_id": w.bot_id, "source_id": w.bot_id, "answer": "x", "extra": 1},
+            headers=h,
+        ),
+        422,
+    )
+    assert_problem(
+        await client.post(f"{gaps}/not-a-uuid/answer", json={}, headers=h),
+        422,
+    )
+    assert_problem(
+        await client.post(
+            answer, json={"bot_id": w.bot_id, "source_id": w.bot_id, "answer": "x"}, headers=h
+        ),
+        404,
+        "gap_not_found",
+    )
