@@ -56,6 +56,31 @@ async def test_rollups_equal_a_recount_after_late_and_duplicate_events(
     assert await roll_up_all(app, owner.tenant_id) > 0
     assert await differences(admin_conn, tenant) == {"daily": 0, "models": 0, "latency": 0}
 
+    # The time-to-first-token percentiles are within the 10 % bucket above the exact ones.
+    exact = await admin_conn.fetchrow(
+        "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ttft_ms) AS p50,"
+        " percentile_disc(0.95) WITHIN GROUP (ORDER BY ttft_ms) AS p95 FROM llm_turns"
+        " WHERE tenant_id = $1 AND status = 'succeeded' AND ttft_ms IS NOT NULL",
+        tenant,
+    )
+    async with tenant_session(app.state.runtime.db, TenantId(tenant)) as session:
+        report = await service.metrics(
+            session,
+            TenantId(tenant),
+            start=None,
+            end=None,
+            bot_id=None,
+            channel_id=None,
+            group_by="channel",
+        )
+    for got, want in (
+        (report.total.ttft_p50_ms, exact["p50"]),
+        (report.total.ttft_p95_ms, exact["p95"]),
+    ):
+        assert got is not None
+        assert want <= got <= want * 1.1 + 1
+    assert all(r.ttft_p95_ms is not None for r in report.rows)
+
     # Nothing pending: a second run changes nothing; a re-marked day recomputes to the same.
     assert await roll_up_all(app, owner.tenant_id) == 0
     before = await admin_conn.fetch(

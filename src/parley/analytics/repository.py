@@ -107,7 +107,9 @@ async def daily(
     group_by: GroupBy,
 ) -> list[dict[str, Any]]:
     key = _KEY[group_by]
-    sums = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
+    sums = ", ".join(
+        f"sum({c}) AS {c}" if c == "cost_usd" else f"sum({c})::bigint AS {c}" for c in SUMS
+    )
     rows = await session.execute(
         text(
             f"SELECT {key} AS key, {sums} FROM analytics_daily "  # noqa: S608 (fixed names)
@@ -119,7 +121,7 @@ async def daily(
     return [dict(r) for r in rows.mappings()]
 
 
-async def latency(
+async def ttft_percentiles(
     session: AsyncSession,
     tenant_id: TenantId,
     start: date,
@@ -128,18 +130,26 @@ async def latency(
     bot_id: uuid.UUID | None,
     channel_id: uuid.UUID | None,
     group_by: GroupBy,
-) -> list[tuple[Any, int, int]]:
-    """(key, bucket upper bound in ms, turns), ascending by bound within each key."""
+) -> dict[Any, tuple[int | None, int | None]]:
+    """p50 and p95 time to first token per key (and for the whole range under the key
+    `None`): the upper bound of the histogram bucket where the running count reaches the
+    quantile's rank, computed in the database so only one row per key comes back."""
     key = _KEY[group_by]
     rows = await session.execute(
         text(
-            f"SELECT {key}, le_ms, sum(turns) FROM analytics_daily_latency "  # noqa: S608
-            f"WHERE tenant_id = :t AND day BETWEEN :start AND :end"
-            f"{_filters(bot_id, channel_id)} GROUP BY 1, 2 ORDER BY 1, 2"
+            "WITH h AS ("  # noqa: S608 (fixed names)
+            f" SELECT {key} AS key, le_ms, sum(turns) AS n FROM analytics_daily_latency"
+            " WHERE tenant_id = :t AND day BETWEEN :start AND :end"
+            f"{_filters(bot_id, channel_id)} GROUP BY GROUPING SETS ((1, 2), (2))),"
+            " c AS (SELECT key, le_ms,"
+            "  sum(n) OVER (PARTITION BY key ORDER BY le_ms) AS cum,"
+            "  sum(n) OVER (PARTITION BY key) AS total FROM h)"
+            " SELECT key, min(le_ms) FILTER (WHERE cum >= ceil(0.5 * total)),"
+            " min(le_ms) FILTER (WHERE cum >= ceil(0.95 * total)) FROM c GROUP BY key"
         ),
         {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
     )
-    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def models(

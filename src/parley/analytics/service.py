@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -63,25 +62,11 @@ async def roll_up(session: AsyncSession, tenant_id: TenantId, *, limit: int = BA
     return len(days)
 
 
-def percentile(buckets: list[tuple[int, int]], q: float) -> int | None:
-    """The upper bound of the histogram bucket holding the q-th quantile."""
-    total = sum(n for _, n in buckets)
-    if total == 0:
-        return None
-    rank = max(1, -(-int(q * total * 1000) // 1000))  # ceil(q * total)
-    seen = 0
-    for le, n in buckets:
-        seen += n
-        if seen >= rank:
-            return le
-    return buckets[-1][0]
-
-
 def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def _row(key: str, s: dict[str, Any], hist: list[tuple[int, int]]) -> MetricsRow:
+def _row(key: str, s: dict[str, Any], ttft: tuple[int | None, int | None]) -> MetricsRow:
     n = {c: int(s.get(c) or 0) for c in repo.SUMS if c != "cost_usd"}
     return MetricsRow(
         key=key,
@@ -106,8 +91,8 @@ def _row(key: str, s: dict[str, Any], hist: list[tuple[int, int]]) -> MetricsRow
         prompt_tokens=n["prompt_tokens"],
         completion_tokens=n["completion_tokens"],
         cost_usd=float(s.get("cost_usd") or 0),
-        ttft_p50_ms=percentile(hist, 0.5),
-        ttft_p95_ms=percentile(hist, 0.95),
+        ttft_p50_ms=ttft[0],
+        ttft_p95_ms=ttft[1],
     )
 
 
@@ -128,12 +113,8 @@ async def metrics(
         await channels.get_channel(session, tenant_id, channel_id)
     args: dict[str, Any] = {"bot_id": bot_id, "channel_id": channel_id, "group_by": group_by}
     sums = await repo.daily(session, tenant_id, first, last, **args)
-    hist: dict[Any, list[tuple[int, int]]] = defaultdict(list)
-    merged: dict[int, int] = defaultdict(int)
-    for key, le, n in await repo.latency(session, tenant_id, first, last, **args):
-        hist[key].append((le, n))
-        merged[le] += n
-    rows = [_row(str(s["key"]), s, hist.get(s["key"], [])) for s in sums]
+    ttft = await repo.ttft_percentiles(session, tenant_id, first, last, **args)
+    rows = [_row(str(s["key"]), s, ttft.get(s["key"], (None, None))) for s in sums]
     total = {c: sum((s[c] or 0) for s in sums) for c in repo.SUMS}
     pending_days, pending_since = await repo.pending(session, tenant_id)
     return MetricsReport(
@@ -143,7 +124,7 @@ async def metrics(
         bot_id=bot_id,
         channel_id=channel_id,
         rows=rows,
-        total=_row("total", total, sorted(merged.items())),
+        total=_row("total", total, ttft.get(None, (None, None))),
         pending_days=pending_days,
         pending_since=pending_since,
     )
