@@ -28,6 +28,8 @@ MODULES = {
     "p16b": "bench.p16b_ingest_budgets",
     "p15": "bench.p15_noisy_neighbour",
     "p13": "bench.p13_console_render",
+    "p14": "bench.p14_analytics",
+    "q3": "bench.q3_gap_grouping",
 }
 
 

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import parley.tasks  # noqa: F401  (registers the product's jobs with the worker)
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
+from parley.analytics.endpoints import router as analytics_router
 from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.automations.endpoints import router as automations_router
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         webhooks_router,
         automations_router,
         conversations_router,
+        analytics_router,
         widget_static_router,
         demo_router,
         admin_router,

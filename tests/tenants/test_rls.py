@@ -98,6 +98,32 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             headers=signed_headers(ch.json()["webhook_secret"], body),
         )
         assert delivered.status_code == 200, delivered.text
+        # Analytics: the day's roll-ups (the dirty marks of later writes stay).
+        from tests.analytics.test_rollups import roll_up_all
+
+        await roll_up_all(app, owner.tenant_id)
+        await client.post(
+            f"/v1/widget/messages/{sent.json()['reply']['id']}/feedback",
+            json={"rating": "down"},
+            headers=session.headers,
+        )
+        # A knowledge gap (the disliked reply's question), answered into an FAQ source.
+        faq = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
+            json={"type": "faq", "title": "FAQ", "pairs": [{"question": "q", "answer": "a"}]},
+            headers=owner.headers,
+        )
+        gaps = await client.get(
+            f"/v1/tenants/{owner.tenant_id}/analytics/gaps",
+            params={"bot_id": w.bot_id},
+            headers=owner.headers,
+        )
+        answered = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/analytics/gaps/{gaps.json()['gaps'][0]['id']}/answer",
+            json={"bot_id": w.bot_id, "source_id": faq.json()["id"], "answer": "Hello to you."},
+            headers=owner.headers,
+        )
+        assert answered.status_code == 201, answered.text
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from parley.auth.access import ROLE_RANK
+from tests.analytics.factories import failed_question
 from tests.conftest import (
     ALLOWED_ORIGIN,
     Account,
@@ -430,6 +431,30 @@ async def _retention(w: World) -> Call:
     return Call({}, {"conversations_days": 400, "files_days": None, "logs_days": 30})
 
 
+async def _gaps(w: World) -> Call:
+    return Call({}, params={"bot_id": await _fresh_bot(w)})
+
+
+async def _answer_gap(w: World) -> Call:
+    """A fresh bot with one unanswered question (its own gap), and an FAQ source."""
+    widget = await create_widget(w.client, w.a["owner"])
+    app = w.client._transport.app  # type: ignore[attr-defined]
+    gap = await failed_question(
+        app.state.runtime.db, w.tenant_a(), widget.bot_id, widget.channel_id, "Gift cards?"
+    )
+    if "faq_id" not in w.cache:
+        faq = await w.client.post(
+            f"/v1/tenants/{w.tenant_a()}/knowledge/sources",
+            json={"type": "faq", "title": "FAQ", "pairs": [{"question": "q", "answer": "a"}]},
+            headers=w.a["owner"].headers,
+        )
+        w.cache["faq_id"] = faq.json()["id"]
+    return Call(
+        {"gap_id": str(gap)},
+        {"bot_id": widget.bot_id, "source_id": w.cache["faq_id"], "answer": "Yes, online."},
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     make: CaseFn
@@ -574,6 +599,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/deletion"): Case(_no_deletion, 202),
     ("DELETE", "/deletion"): Case(_pending_deletion, 200),
     ("GET", "/retention"): Case(_none, 200),
+    ("GET", "/analytics/metrics"): Case(_none, 200),
+    ("GET", "/analytics/models"): Case(_none, 200),
+    ("GET", "/analytics/gaps"): Case(_gaps, 200),
+    ("POST", "/analytics/gaps/{gap_id}/answer"): Case(_answer_gap, 201),
     ("PUT", "/retention"): Case(_retention, 200),
 }
 

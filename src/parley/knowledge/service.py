@@ -28,6 +28,7 @@ from parley.knowledge import repository as repo
 from parley.knowledge.extract import detect_format
 from parley.knowledge.schemas import (
     ChunkOut,
+    FaqPair,
     FaqSourceIn,
     JobOut,
     JobRef,
@@ -332,6 +333,47 @@ async def reindex(
         after={"job_id": str(job.id), "index_version": job.index_version},
     )
     return job_out(job)
+
+
+class NotAnFaq(Conflict):
+    code = "source_not_faq"
+    title = "Only an FAQ source takes question and answer entries"
+
+
+async def add_faq_entry(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    principal: Principal,
+    source_id: uuid.UUID,
+    pair: FaqPair,
+) -> JobOut:
+    """Append a question and its answer to an FAQ source's kept original and re-index it
+    (analytics' "answer a gap"). The source row is locked, so two entries added at once are
+    both kept."""
+    source = await repo.get_source(session, tenant_id, source_id, lock=True)
+    if source is None:
+        raise SourceNotFound()
+    if source.type != "faq" or source.storage_key is None:
+        raise NotAnFaq(f"The source is of type {source.type!r}.")
+    storage = storage_for(runtime)
+    body = json.loads(await storage.get(source.storage_key))
+    body["pairs"] = [*body.get("pairs", []), pair.model_dump()]
+    original = json.dumps(body).encode()
+    await storage.put(source.storage_key, original)
+    source.size_bytes = len(original)
+    source.content_sha256 = hashlib.sha256(original).hexdigest()
+    await audit.record(
+        session,
+        tenant_id,
+        actor=principal.actor,
+        action="knowledge_source.faq_entry_added",
+        target_type="knowledge_source",
+        target_id=source.id,
+        after={"pairs": len(body["pairs"])},
+    )
+    await session.flush()
+    return await reindex(session, tenant_id, principal, source_id)
 
 
 async def restore_previous(

@@ -1,5 +1,13 @@
 """Every ORM model, imported here so Alembic and the tests see the whole schema."""
 
+from parley.models.analytics import (
+    AnalyticsDaily,
+    AnalyticsDailyLatency,
+    AnalyticsDailyModel,
+    AnalyticsDirty,
+    GapAnswer,
+    GapQuestion,
+)
 from parley.models.audit import AuditEntry
 from parley.models.base import Base, TenantScoped
 from parley.models.channels import InboundEvent
@@ -44,6 +52,10 @@ from parley.models.knowledge import (
 from parley.models.voice import VoiceTurn
 
 __all__ = [
+    "AnalyticsDaily",
+    "AnalyticsDailyLatency",
+    "AnalyticsDailyModel",
+    "AnalyticsDirty",
     "ApiKey",
     "AuditEntry",
     "AuthSession",
@@ -56,6 +68,8 @@ __all__ = [
     "ConversationEvent",
     "ConversationNote",
     "EmittedEvent",
+    "GapAnswer",
+    "GapQuestion",
     "IdempotencyKey",
     "InboundEvent",
     "Invitation",

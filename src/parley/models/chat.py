@@ -138,6 +138,7 @@ class Conversation(TenantScoped, Base):
         Index("ix_conversations_bot", "tenant_id", "bot_id", "id"),
         Index("ix_conversations_channel", "tenant_id", "channel_id", "id"),
         Index("ix_conversations_tags", "tags", postgresql_using="gin"),
+        Index("ix_conversations_created", "tenant_id", "created_at"),  # analytics (0024)
     )
 
     bot_id: Mapped[uuid.UUID] = mapped_column()
@@ -175,6 +176,7 @@ class Message(TenantScoped, Base):
         ),
         CheckConstraint("role IN ('user', 'assistant', 'operator')", name="role"),
         Index("ix_messages_conversation", "tenant_id", "conversation_id", "id"),
+        Index("ix_messages_created", "tenant_id", "created_at"),  # analytics (0024)
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column()
@@ -239,6 +241,7 @@ class LlmTurn(TenantScoped, Base):
         Index("uq_llm_turns_operation", "tenant_id", "operation_id", unique=True),
         CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
         Index("ix_llm_turns_conversation", "tenant_id", "conversation_id"),
+        Index("ix_llm_turns_created", "tenant_id", "created_at"),  # analytics (0024)
     )
 
     operation_id: Mapped[uuid.UUID] = mapped_column()

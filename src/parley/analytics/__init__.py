@@ -1,0 +1,1 @@
+"""Analytics: daily metrics roll-ups, knowledge gaps (docs/analytics.md)."""
