@@ -66,49 +66,6 @@ COUNTS = (
     "completion_tokens",
 )
 
-TRIGGERS = """
-CREATE TRIGGER analytics_messages_insert AFTER INSERT ON messages
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_messages_delete AFTER DELETE ON messages
-REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_conversations_insert AFTER INSERT ON conversations
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_conversations_delete AFTER DELETE ON conversations
-REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_conversations_update AFTER UPDATE ON conversations
-FOR EACH ROW WHEN (
-    OLD.handoff_status IS DISTINCT FROM NEW.handoff_status
-    OR OLD.handoff_requested_at IS DISTINCT FROM NEW.handoff_requested_at
-    OR OLD.first_bot_reply_ms IS DISTINCT FROM NEW.first_bot_reply_ms
-    OR OLD.first_human_reply_ms IS DISTINCT FROM NEW.first_human_reply_ms
-    OR OLD.fallback_streak IS DISTINCT FROM NEW.fallback_streak
-    OR OLD.last_feedback IS DISTINCT FROM NEW.last_feedback
-    OR OLD.bot_id IS DISTINCT FROM NEW.bot_id
-    OR OLD.channel_id IS DISTINCT FROM NEW.channel_id)
-EXECUTE FUNCTION parley_analytics_mark_row();
-CREATE TRIGGER analytics_llm_turns_insert AFTER INSERT ON llm_turns
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_llm_turns_update AFTER UPDATE ON llm_turns
-FOR EACH ROW WHEN (
-    OLD.status IS DISTINCT FROM NEW.status
-    OR OLD.fallback IS DISTINCT FROM NEW.fallback
-    OR OLD.prompt_tokens IS DISTINCT FROM NEW.prompt_tokens
-    OR OLD.completion_tokens IS DISTINCT FROM NEW.completion_tokens
-    OR OLD.cost_usd IS DISTINCT FROM NEW.cost_usd
-    OR OLD.ttft_ms IS DISTINCT FROM NEW.ttft_ms
-    OR OLD.model IS DISTINCT FROM NEW.model)
-EXECUTE FUNCTION parley_analytics_mark_row();
-CREATE TRIGGER analytics_llm_turns_delete AFTER DELETE ON llm_turns
-REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-EXECUTE FUNCTION parley_analytics_mark_rows();
-CREATE TRIGGER analytics_feedback AFTER INSERT OR UPDATE OR DELETE ON message_feedback
-FOR EACH ROW EXECUTE FUNCTION parley_analytics_mark_feedback();
-"""
 
 DROP_TRIGGERS = """
 DROP TRIGGER IF EXISTS analytics_messages_insert ON messages;
@@ -247,11 +204,20 @@ def upgrade() -> None:
     for table in TABLES:
         enable_tenant_rls(table)
         grant("SELECT, INSERT, UPDATE, DELETE", table)
-    for name in FUNCTIONS:
-        apply_sql(f"functions/{name}.sql")
-    for statement in TRIGGERS.split(";\n"):
-        if statement.strip():
-            op.execute(statement)
+    apply_sql("functions/parley_analytics_mark_rows.sql")
+    apply_sql("functions/parley_analytics_mark_row.sql")
+    apply_sql("functions/parley_analytics_mark_feedback.sql")
+    apply_sql("functions/parley_analytics_days.sql")
+    apply_sql("functions/parley_analytics_recompute.sql")
+    apply_sql("triggers/analytics_messages_insert.sql")
+    apply_sql("triggers/analytics_messages_delete.sql")
+    apply_sql("triggers/analytics_conversations_insert.sql")
+    apply_sql("triggers/analytics_conversations_delete.sql")
+    apply_sql("triggers/analytics_conversations_update.sql")
+    apply_sql("triggers/analytics_llm_turns_insert.sql")
+    apply_sql("triggers/analytics_llm_turns_update.sql")
+    apply_sql("triggers/analytics_llm_turns_delete.sql")
+    apply_sql("triggers/analytics_feedback.sql")
 
 
 def downgrade() -> None:

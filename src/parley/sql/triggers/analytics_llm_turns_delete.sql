@@ -1,0 +1,7 @@
+-- Marks the analytics day this change touches as dirty, so the roll-up job recomputes it
+-- (decision 0034). Source file (decision 0029): a migration applies it with
+-- apply_sql("triggers/analytics_llm_turns_delete.sql"); edit it only together with such a migration.
+DROP TRIGGER IF EXISTS analytics_llm_turns_delete ON llm_turns;
+CREATE TRIGGER analytics_llm_turns_delete AFTER DELETE ON llm_turns
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+EXECUTE FUNCTION parley_analytics_mark_rows();
