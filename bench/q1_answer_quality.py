@@ -1,16 +1,19 @@
 """Q1 — answer quality of the offline `extractive` provider on the demo's knowledge.
 
-Two question sets of our own: the development set (`bench/data/demo_qa.json`: questions a
-newcomer asks the demo bot, each with a gold phrase from Parley's `docs/`, and a few that
-nothing in the docs answers), and a held-out set written the same way
-(`bench/data/demo_qa_heldout.json`), never used to tune the selection. The docs are ingested
-as the demo does (`bench.demo_corpus`: the pages `parley serve --demo` indexes); every question
-goes through the product's grounding (`passages_for_turn`: retrieval plus the relevance gate),
-and both the old sentence choice (`bench/extractive_v0.py`, the code before issue 14, kept
-only here) and the current one (`parley.llm.providers.extractive`) answer from the same
-passages in the same run. A reply *contains the gold* when the gold phrase appears in it
-(case-insensitive); a question nothing answers is *declined* when the reply is the bot's
-fallback text. Words exclude the `[n]` citation marks.
+Three question sets of our own, each written the same way (questions a newcomer asks the demo
+bot, each with a gold phrase from Parley's `docs/`, and a few that nothing in the docs
+answers): the development set (`bench/data/demo_qa.json`) the selection was tuned on;
+held-out set 1 (`demo_qa_heldout.json`), written before the reworked selection was first run
+on it, whose misses were then read to find systematic faults (so it is no longer unseen);
+held-out set 2 (`demo_qa_heldout2.json`), written after that and before anything ran on it.
+The docs are ingested as the demo does (`bench.demo_corpus`: the pages `parley serve --demo`
+indexes); every question goes through the product's grounding (`passages_for_turn`:
+retrieval plus the relevance gate), and both the old sentence choice
+(`bench/extractive_v0.py`, the code before issue 14, kept only here) and the current one
+(`parley.llm.providers.extractive`) answer from the same passages in the same run. A reply
+*contains the gold* when the gold phrase appears in it (case-insensitive); a question nothing
+answers is *declined* when the reply is the bot's fallback text. Words exclude the `[n]`
+citation marks.
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ from parley.llm.providers import extractive
 from parley.settings import local_embeddings_installed
 
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {"development": DATA / "demo_qa.json", "held-out": DATA / "demo_qa_heldout.json"}
+SETS = {
+    "development": DATA / "demo_qa.json",
+    "held-out 1 (misses read)": DATA / "demo_qa_heldout.json",
+    "held-out 2 (unseen)": DATA / "demo_qa_heldout2.json",
+}
 COMMAND = ".venv/bin/python -m bench q1"
 _CITATION = re.compile(r"\[\d+\]")
 NOTES = [
     (
-        "The selection's constants were tuned on the development set; the held-out set was "
-        "written (and committed) before the reworked selection was first run on it, and was "
-        "not used to tune it."
+        "Order of work (see the commits): held-out 1 committed, the selection reworked on the "
+        "development set, held-out 1 measured (74 % against the old selection's 89 %), its "
+        'misses read (filler words like "may" and the "s" of "visitor\'s" weighed as '
+        "rare terms; a trimmed run-on sentence kept its first clauses rather than the one "
+        "with the answer), held-out 2 committed, the faults fixed, then this run."
     ),
     (
         "To answer in its own words rather than quote, give the bot a generative model: `PATCH "

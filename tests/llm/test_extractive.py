@@ -190,3 +190,26 @@ def test_a_question_about_a_quantity_prefers_the_sentence_that_states_one() -> N
     )
     reply = ask("How long do widget tokens last?", *passages)
     assert reply.startswith("Widget tokens expire after 15 minutes; the widget takes a new one")
+
+
+def test_a_run_on_sentence_is_quoted_by_the_clauses_that_answer_not_its_opening() -> None:
+    run_on = (
+        "The embedded database's own output (the initdb and pg_ctl command lines, the plugin "
+        "and revision lines of the migrations) goes to a file under the data directory, never "
+        "to the console; PostgreSQL's server log stays in the pg/log folder of the data "
+        "directory."
+    )
+    reply = ask("Where does PostgreSQL keep its server log?", run_on)
+    assert reply == (
+        "… PostgreSQL's server log stays in the pg/log folder of the data directory. [1]"
+    )
+
+
+def test_filler_words_and_possessives_do_not_outweigh_what_is_asked() -> None:
+    # "may" and the "s" of "visitor's" are in one sentence only: rare, but not what is asked.
+    passages = (
+        "The export is returned in one response; a visitor's history may be large.",
+        "Owners and admins export a visitor's data; an API key needs the admin scope.",
+    )
+    reply = ask("Who may export a visitor's data?", *passages)
+    assert reply.startswith("Owners and admins export a visitor's data")

@@ -19,67 +19,19 @@ from parley.llm.base import Passage, StreamEvent, TextDelta, TurnRequest, Usage
 
 _WORDS = re.compile(r"\S+\s*")
 _TERMS = re.compile(r"[^\W_]+", re.UNICODE)
+# The Snowball English stop words (PostgreSQL's `english` text search configuration, which
+# the BM25 leg uses), plus the modal and filler verbs of questions ("may", "get"): with terms
+# weighed by rarity, a filler word that happens to be rare in the passages would otherwise
+# outweigh the words that say what is asked.
 _STOP = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    }
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing don down during each few for
+    from further had has have having he her here hers herself him himself his how i if in into
+    is it its itself just me more most my myself no nor not now of off on once only or other
+    our ours ourselves out over own same she should so some such than that the their theirs
+    them themselves then there these they this those through to too under until up us very was
+    we were what when where which while who whom why will with would you your yours yourself
+    yourselves may might must shall get gets got getting need needs""".split()  # noqa: SIM905
 )
 MAX_WORDS = 50
 """An answer's length cap (a single longer sentence is kept whole)."""
@@ -97,7 +49,7 @@ QUANTITY_BONUS = 0.15
 """A nudge towards a window that states a quantity when the question asks for one."""
 
 _ASKS_QUANTITY = re.compile(
-    r"\bhow (long|many|much|big|large|small|often|fast|old|far)\b|\bwhat size\b", re.I
+    r"^\W*(how (long|many|much|big|large|small|often|fast|old|far)|what size)\b", re.I
 )
 _QUANTITY = re.compile(
     r"\b\d[\d,.]*\s?(ms|s|seconds?|minutes?|hours?|days?|weeks?|months?|years?|[kmg]i?b|"
@@ -136,8 +88,10 @@ def _stem(word: str) -> str:
 
 
 def stems(text: str) -> set[str]:
-    """Crude stems of the words of `text`, without stop words."""
-    return {_stem(w) for w in (m.group(0).lower() for m in _TERMS.finditer(text)) if w not in _STOP}
+    """Crude stems of the words of `text`, without stop words and single letters (the "s"
+    of "visitor's")."""
+    words = (m.group(0).lower() for m in _TERMS.finditer(text))
+    return {_stem(w) for w in words if len(w) > 1 and w not in _STOP}
 
 
 def prose_blocks(text: str) -> list[str]:
@@ -254,29 +208,44 @@ def _listish(clause: str) -> bool:
     return len(_INLINE_CODE.sub("", clause).split()) < 3 and "`" in clause
 
 
-def _trim(sentence: str) -> str:
-    """A run-on sentence, or one that runs into a list of fields, as its leading clauses with
-    an ellipsis: the answer reads as a sentence, not a catalogue. Others unchanged."""
+def _trim(sentence: str, wanted: set[str]) -> str:
+    """A run-on sentence, or one that runs into a list of fields, as the run of its clauses
+    (at most `TRIM_TO` words, never into a list) that holds most of the question's terms,
+    starting with a clause that has one, the earliest of equals, with an ellipsis where it
+    was cut: the answer reads as a sentence, not a catalogue. Other sentences unchanged."""
     if len(sentence.split()) <= TRIM_OVER and len(_INLINE_CODE.findall(sentence)) <= MAX_CODE_SPANS:
         return sentence
     pieces = _clauses(sentence)
-    kept = [pieces[0]]
-    for piece in pieces[1:]:
-        if _listish(piece) or len(" ".join([*kept, piece]).split()) > TRIM_TO:
-            break
-        kept.append(piece)
+
+    def run(first: int) -> list[str]:
+        kept = [pieces[first]]
+        for piece in pieces[first + 1 :]:
+            if _listish(piece) or len(" ".join([*kept, piece]).split()) > TRIM_TO:
+                break
+            kept.append(piece)
+        return kept
+
+    starts = [i for i, p in enumerate(pieces) if i == 0 or not _listish(p)]
+    first = max(
+        starts,
+        key=lambda i: (len(stems(" ".join(run(i))) & wanted), bool(stems(pieces[i]) & wanted), -i),
+    )
+    kept = run(first)
     if len(kept) == len(pieces):
         return sentence
-    return " ".join(kept).rstrip(",;") + " …"
+    text = " ".join(kept)
+    if first + len(kept) < len(pieces):
+        text = text.rstrip(",;") + " …"
+    return f"… {text}" if first else text
 
 
-def _sentences(passages: list[Passage]) -> list[tuple[int, int, int, str]]:
+def _sentences(passages: list[Passage], wanted: set[str]) -> list[tuple[int, int, int, str]]:
     """(passage number, block, position, sentence) for every prose sentence."""
     out = []
     for n, passage in enumerate(passages, start=1):
         for b, (_, block) in enumerate(headed_blocks(passage.text)):
             for pos, raw in enumerate(_SPLIT.split(block)):
-                sentence = _trim(_plain(raw))
+                sentence = _trim(_plain(raw), wanted)
                 if len(sentence.split()) >= 3 and not _codeish(sentence):
                     out.append((n, b, pos, sentence))
     return out
@@ -310,8 +279,9 @@ def _weights(wanted: set[str], sentences: list[set[str]]) -> dict[str, float]:
     """How much each question term says, by its BM25 inverse document frequency over the
     retrieved sentences: a term most of them share ("parley", "use") tells little about which
     one answers; a rare one ("redis", "suite") tells a lot. A term no sentence has weighs as
-    much as the rarest one that some sentence has, so one unknown word does not sink the
-    question."""
+    little as the commonest one that some sentence has, so a word the docs put differently
+    ("valid" for "expires") does not sink the question; the price is that an off-topic
+    question sharing one word with a passage is declined less often (Q1 measures both)."""
     n = len(sentences)
     df = {t: sum(t in s for s in sentences) for t in wanted}
     idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in wanted if df[t]}
@@ -326,7 +296,7 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
     half), a longer window winning only when it adds enough, plus a close second window from
     elsewhere when both fit; empty when no window covers `MIN_COVERAGE` of the weight."""
     wanted = stems(question)
-    candidates = _sentences(passages)
+    candidates = _sentences(passages, wanted)
     if not wanted or not candidates:
         return []
     terms = [stems(c[3]) & wanted for c in candidates]
@@ -345,8 +315,8 @@ def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
         for b, (heading, _) in enumerate(headed_blocks(p.text))
     }
     lengths = [len(c[3].split()) for c in candidates]
-    # "How long…", "how many…": the answer is a quantity, so a sentence that states one (a
-    # number, or a number word) is a likelier answer than one that only shares the words.
+    # A question that opens with "How long…", "How many…" asks for a quantity: a sentence that
+    # states one (a number with a unit, or a number word) is the likelier answer.
     asks_quantity = bool(_ASKS_QUANTITY.search(question))
     quantity = [asks_quantity and bool(_QUANTITY.search(c[3])) for c in candidates]
     at = {c[:3]: i for i, c in enumerate(candidates)}
