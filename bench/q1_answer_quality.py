@@ -1,14 +1,19 @@
 """Q1 — answer quality of the offline `extractive` provider on the demo's knowledge.
 
-A question set of our own (`bench/data/demo_qa.json`: questions a newcomer asks the demo bot,
-each with a gold phrase from Parley's `docs/`, and a few that nothing in the docs answers).
-The docs are ingested as the demo does (`bench.demo_corpus`); every question goes through the
-product's grounding (`passages_for_turn`: retrieval plus the relevance gate), and both the old
-sentence choice (`bench/extractive_v0.py`, the code before issue 14, kept only here) and the
-current one (`parley.llm.providers.extractive`) answer from the same passages in the same run.
-A reply *contains the gold* when the gold phrase appears in it (case-insensitive); a question
-nothing answers is *declined* when the reply is the bot's fallback text. Words exclude the
-`[n]` citation marks.
+Three question sets of our own, each written the same way (questions a newcomer asks the demo
+bot, each with a gold phrase from Parley's `docs/`, and a few that nothing in the docs
+answers): the development set (`bench/data/demo_qa.json`) the selection was tuned on;
+held-out set 1 (`demo_qa_heldout.json`), written before the reworked selection was first run
+on it, whose misses were then read to find systematic faults (so it is no longer unseen);
+held-out set 2 (`demo_qa_heldout2.json`), written after that and before anything ran on it.
+The docs are ingested as the demo does (`bench.demo_corpus`: the pages `parley serve --demo`
+indexes); every question goes through the product's grounding (`passages_for_turn`:
+retrieval plus the relevance gate), and both the old sentence choice
+(`bench/extractive_v0.py`, the code before issue 14, kept only here) and the current one
+(`parley.llm.providers.extractive`) answer from the same passages in the same run. A reply
+*contains the gold* when the gold phrase appears in it (case-insensitive); a question nothing
+answers is *declined* when the reply is the bot's fallback text. Words exclude the `[n]`
+citation marks.
 """
 
 from __future__ import annotations
@@ -30,13 +35,21 @@ from parley.llm.base import ChatMessage, TurnRequest
 from parley.llm.providers import extractive
 from parley.settings import local_embeddings_installed
 
-QA = Path(__file__).resolve().parent / "data" / "demo_qa.json"
+DATA = Path(__file__).resolve().parent / "data"
+SETS = {
+    "development": DATA / "demo_qa.json",
+    "held-out 1 (misses read)": DATA / "demo_qa_heldout.json",
+    "held-out 2 (unseen)": DATA / "demo_qa_heldout2.json",
+}
 COMMAND = ".venv/bin/python -m bench q1"
 _CITATION = re.compile(r"\[\d+\]")
 NOTES = [
     (
-        "The selection's constants were tuned on this same set (it is a development set, not a "
-        "held-out one); the gold phrases were written from the docs before that."
+        "Order of work (see the commits): held-out 1 committed, the selection reworked on the "
+        "development set, held-out 1 measured (74 % against the old selection's 89 %), its "
+        'misses read (filler words like "may" and the "s" of "visitor\'s" weighed as '
+        "rare terms; a trimmed run-on sentence kept its first clauses rather than the one "
+        "with the answer), held-out 2 committed, the faults fixed, then this run."
     ),
     (
         "To answer in its own words rather than quote, give the bot a generative model: `PATCH "
@@ -67,7 +80,9 @@ def score(items: list[dict[str, Any]], replies: list[str], fallback: str) -> dic
     }
 
 
-def _differences(items: list[dict[str, Any]], old: list[str], new: list[str]) -> list[str]:
+def _differences(
+    label: str, items: list[dict[str, Any]], old: list[str], new: list[str]
+) -> list[str]:
     """The questions whose gold only one of the two replies contains, named."""
     only_old, only_new = [], []
     for item, o, n in zip(items, old, new, strict=True):
@@ -79,55 +94,15 @@ def _differences(items: list[dict[str, Any]], old: list[str], new: list[str]) ->
         if gold in n.lower() and gold not in o.lower():
             only_new.append(f"“{item['q']}” ({item['gold']})")
     return [
-        f"Gold only in the old reply: {', '.join(only_old) or 'none'}.",
-        f"Gold only in the new reply: {', '.join(only_new) or 'none'}.",
+        f"{label}: gold only in the old reply: {', '.join(only_old) or 'none'}.",
+        f"{label}: gold only in the new reply: {', '.join(only_new) or 'none'}.",
     ]
 
 
-async def _measure() -> tuple[Section, list[dict[str, Any]]]:
-    from parley.bots.schemas import DEFAULT_FALLBACK
-
-    items: list[dict[str, Any]] = json.loads(QA.read_text())["items"]
-    mode = "local" if local_embeddings_installed("all-MiniLM-L6-v2") else "none"
-    config = BotConfig()
-    old_replies: list[str] = []
-    new_replies: list[str] = []
-    retrieved: list[list[dict[str, Any]]] = []
-    async with bench_database(pool_size=30) as bench:
-        runtime = bench_runtime(bench, parley_embeddings=mode)
-        tenant = await bench.tenant("demo-qa")
-        await upload(runtime, tenant)
-        await run_worker_until_idle(runtime)
-        for item in items:
-            passages = await passages_for_turn(
-                runtime,
-                tenant,
-                config=config,
-                query=item["q"],
-                bot_id=None,
-                bot_version_id=None,
-                conversation_id=None,
-                message_id=None,
-                operation_id=None,
-            )
-            request = TurnRequest(
-                system="",
-                messages=[ChatMessage(role="user", content=item["q"])],
-                model="extractive",
-                temperature=0.0,
-                max_tokens=512,
-                fallback_text=DEFAULT_FALLBACK,
-                passages=passages,
-            )
-            retrieved.append([{"title": p.title, "text": p.text} for p in passages])
-            old_replies.append(extractive_v0.compose(request))
-            new_replies.append(extractive.compose(request))
-    old = score(items, old_replies, DEFAULT_FALLBACK)
-    new = score(items, new_replies, DEFAULT_FALLBACK)
-    answerable = sum(1 for i in items if i["gold"])
-    rows = [
+def _rows(label: str, new: dict[str, float], old: dict[str, float]) -> list[Row]:
+    return [
         Row(
-            "reply contains the gold answer",
+            f"{label}: reply contains the gold answer",
             f"{new['contains']:.0%}",
             f"{old['contains']:.0%} (before)",
             f"{new['contains'] / old['contains']:.2f}" if old["contains"] else "—",
@@ -135,7 +110,7 @@ async def _measure() -> tuple[Section, list[dict[str, Any]]]:
             new["contains"] >= old["contains"],
         ),
         Row(
-            "median words of an answer",
+            f"{label}: median words of an answer",
             f"{new['median_words']:.0f}",
             f"{old['median_words']:.0f} (before)",
             f"{new['median_words'] / old['median_words']:.2f}" if old["median_words"] else "—",
@@ -143,23 +118,82 @@ async def _measure() -> tuple[Section, list[dict[str, Any]]]:
             new["median_words"] < 60,
         ),
         Row(
-            "90th percentile words",
+            f"{label}: 90th percentile words",
             f"{new['p90_words']:.0f}",
             f"{old['p90_words']:.0f} (before)",
         ),
         Row(
-            "unanswerable questions declined",
+            f"{label}: unanswerable questions declined",
             f"{new['declined']:.0%}",
             f"{old['declined']:.0%} (before)",
             target="reported",
         ),
         Row(
-            "answerable questions declined",
+            f"{label}: answerable questions declined",
             f"{new['fallback_on_answerable']:.0%}",
             f"{old['fallback_on_answerable']:.0%} (before)",
             target="reported",
         ),
     ]
+
+
+async def _measure() -> tuple[Section, dict[str, list[dict[str, Any]]]]:
+    from parley.bots.schemas import DEFAULT_FALLBACK
+
+    sets = {label: json.loads(path.read_text())["items"] for label, path in SETS.items()}
+    mode = "local" if local_embeddings_installed("all-MiniLM-L6-v2") else "none"
+    config = BotConfig()
+    rows: list[Row] = []
+    counts: list[str] = []
+    differences: list[str] = []
+    details: dict[str, list[dict[str, Any]]] = {}
+    async with bench_database(pool_size=30) as bench:
+        runtime = bench_runtime(bench, parley_embeddings=mode)
+        tenant = await bench.tenant("demo-qa")
+        await upload(runtime, tenant)
+        await run_worker_until_idle(runtime)
+        for label, items in sets.items():
+            old_replies: list[str] = []
+            new_replies: list[str] = []
+            retrieved: list[list[dict[str, Any]]] = []
+            for item in items:
+                passages = await passages_for_turn(
+                    runtime,
+                    tenant,
+                    config=config,
+                    query=item["q"],
+                    bot_id=None,
+                    bot_version_id=None,
+                    conversation_id=None,
+                    message_id=None,
+                    operation_id=None,
+                )
+                request = TurnRequest(
+                    system="",
+                    messages=[ChatMessage(role="user", content=item["q"])],
+                    model="extractive",
+                    temperature=0.0,
+                    max_tokens=512,
+                    fallback_text=DEFAULT_FALLBACK,
+                    passages=passages,
+                )
+                retrieved.append(
+                    [{"source_id": p.source_id, "title": p.title, "text": p.text} for p in passages]
+                )
+                old_replies.append(extractive_v0.compose(request))
+                new_replies.append(extractive.compose(request))
+            old = score(items, old_replies, DEFAULT_FALLBACK)
+            new = score(items, new_replies, DEFAULT_FALLBACK)
+            rows += _rows(label, new, old)
+            answerable = sum(1 for i in items if i["gold"])
+            counts.append(
+                f"{label}: {answerable} answerable and {len(items) - answerable} unanswerable"
+            )
+            differences += _differences(label, items, old_replies, new_replies)
+            details[label] = [
+                {"q": i["q"], "gold": i["gold"], "old": o, "new": n, "passages": r}
+                for i, o, n, r in zip(items, old_replies, new_replies, retrieved, strict=True)
+            ]
     section = Section(
         id="Q1",
         title="Extractive answers on the demo's knowledge",
@@ -167,23 +201,20 @@ async def _measure() -> tuple[Section, list[dict[str, Any]]]:
         command=COMMAND,
         rows=rows,
         notes=[
-            f"{answerable} answerable and {len(items) - answerable} unanswerable questions; "
-            f"retrieval `{'hybrid, local embeddings' if mode == 'local' else 'keyword-only'}` "
+            f"Questions: {'; '.join(counts)}; retrieval "
+            f"`{'hybrid, local embeddings' if mode == 'local' else 'keyword-only'}` "
             "(what `make run` uses on this install).",
-            *_differences(items, old_replies, new_replies),
+            *differences,
             *NOTES,
         ],
     )
-    detail = [
-        {"q": i["q"], "gold": i["gold"], "old": o, "new": n, "passages": r}
-        for i, o, n, r in zip(items, old_replies, new_replies, retrieved, strict=True)
-    ]
-    return section, detail
+    return section, details
 
 
 def run(quick: bool = False) -> Section:
-    section, detail = asyncio.run(_measure())
-    out = Path(__file__).resolve().parent.parent / "test-artifacts" / "q1_replies.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(detail, indent=1))
+    section, details = asyncio.run(_measure())
+    out = Path(__file__).resolve().parent.parent / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    for label, detail in details.items():
+        (out / f"q1_replies_{label}.json").write_text(json.dumps(detail, indent=1))
     return section

@@ -136,3 +136,80 @@ def test_a_sentence_two_overlapping_chunks_share_is_said_once() -> None:
     same = "Refunds are paid within 14 days to the card that paid."
     reply = ask("When are refunds paid?", same, f"Returns need a receipt. {same}")
     assert reply.count("Refunds are paid") == 1
+
+
+def test_a_sentence_that_runs_into_a_list_of_fields_is_quoted_up_to_the_list() -> None:
+    text = (
+        "Access tokens are JWTs (HS256) with a `kid` header, `iss=parley`, `aud=parley:console`, "
+        "`typ=access`, `sub` (user id), `sid` (session family), `iat`, `nbf`, `exp` (15 minutes)."
+    )
+    reply = ask("Which algorithm signs access tokens?", text)
+    assert reply == "Access tokens are JWTs (HS256) with a `kid` header … [1]"
+
+
+def test_a_run_on_sentence_is_cut_at_a_clause_never_inside_a_parenthesis() -> None:
+    run_on = (
+        "A session token (JWT, 15 minutes, bound to one origin) is returned by the session "
+        "route, every other route takes it as a bearer token, the history route pages by "
+        "cursor, the events route streams what happens live, and the feedback route records "
+        "a rating for one answer of the conversation."
+    )
+    reply = ask("What does the session route return?", run_on)
+    assert reply.startswith("A session token (JWT, 15 minutes, bound to one origin) is returned")
+    assert reply.endswith(" … [1]")
+    assert len(reply.replace("[1]", "").split()) <= 30
+
+
+def test_rare_question_words_decide_between_sentences_that_share_common_ones() -> None:
+    # "parley" and "run" are in most sentences, so they say little; "test" and "suite" are
+    # only in the one that answers, although it is in the lower-ranked passage.
+    common = "Parley can run on one machine. Parley runs its job worker in the same process."
+    answer = "The test suite is make test, which lints the code first."
+    reply = ask(
+        "How do I run Parley's test suite?", f"{common} Parley runs behind a proxy.", answer
+    )
+    assert reply == "The test suite is make test, which lints the code first. [2]"
+
+
+def test_the_heading_above_a_paragraph_says_what_it_is_about() -> None:
+    text = (
+        "## Tests\n\n"
+        "The command is make check, which lints the code first.\n\n"
+        "## Server\n\n"
+        "The command is make serve, which starts the server.\n"
+    )
+    assert ask("Which command runs the tests?", text) == (
+        "The command is make check, which lints the code first. [1]"
+    )
+
+
+def test_a_question_about_a_quantity_prefers_the_sentence_that_states_one() -> None:
+    passages = (
+        "Widget tokens are bound to the origin that asked for them.",
+        "Widget tokens expire after 15 minutes; the widget takes a new one itself.",
+    )
+    reply = ask("How long do widget tokens last?", *passages)
+    assert reply.startswith("Widget tokens expire after 15 minutes; the widget takes a new one")
+
+
+def test_a_run_on_sentence_is_quoted_by_the_clauses_that_answer_not_its_opening() -> None:
+    run_on = (
+        "The embedded database's own output (the initdb and pg_ctl command lines, the plugin "
+        "and revision lines of the migrations) goes to a file under the data directory, never "
+        "to the console; PostgreSQL's server log stays in the pg/log folder of the data "
+        "directory."
+    )
+    reply = ask("Where does PostgreSQL keep its server log?", run_on)
+    assert reply == (
+        "… PostgreSQL's server log stays in the pg/log folder of the data directory. [1]"
+    )
+
+
+def test_filler_words_and_possessives_do_not_outweigh_what_is_asked() -> None:
+    # "may" and the "s" of "visitor's" are in one sentence only: rare, but not what is asked.
+    passages = (
+        "The export is returned in one response; a visitor's history may be large.",
+        "Owners and admins export a visitor's data; an API key needs the admin scope.",
+    )
+    reply = ask("Who may export a visitor's data?", *passages)
+    assert reply.startswith("Owners and admins export a visitor's data")

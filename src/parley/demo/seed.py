@@ -58,10 +58,24 @@ def docs_dir() -> Path | None:
     return candidate if (candidate / "index.md").exists() else None
 
 
+NOT_KNOWLEDGE = ("decisions/", "benchmarks.md")
+"""Pages of `docs/` the demo bot does not answer from (decision 0031): design records tell the
+history of a choice, old bugs included, and would answer "how do I…" with how it used to be;
+the benchmark report is rewritten by the benchmarks, Q1's notes quote its own questions and
+gold answers, so answering from it would make Q1 measure itself."""
+
+
 def doc_pages() -> list[Path]:
-    """The Markdown pages of `docs/` (none outside a source checkout)."""
+    """The Markdown pages of `docs/` that describe Parley as it is (none outside a source
+    checkout)."""
     folder = docs_dir()
-    return sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 0) if folder else []
+    if folder is None:
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*.md")
+        if p.stat().st_size > 0 and not p.relative_to(folder).as_posix().startswith(NOT_KNOWLEDGE)
+    )
 
 
 async def upload_pages(

@@ -11,6 +11,7 @@ code-like lines are never quoted. Measured on a question set of Parley's own doc
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator
 
@@ -18,67 +19,19 @@ from parley.llm.base import Passage, StreamEvent, TextDelta, TurnRequest, Usage
 
 _WORDS = re.compile(r"\S+\s*")
 _TERMS = re.compile(r"[^\W_]+", re.UNICODE)
+# The Snowball English stop words (PostgreSQL's `english` text search configuration, which
+# the BM25 leg uses), plus the modal and filler verbs of questions ("may", "get"): with terms
+# weighed by rarity, a filler word that happens to be rare in the passages would otherwise
+# outweigh the words that say what is asked.
 _STOP = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    }
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing don down during each few for
+    from further had has have having he her here hers herself him himself his how i if in into
+    is it its itself just me more most my myself no nor not now of off on once only or other
+    our ours ourselves out over own same she should so some such than that the their theirs
+    them themselves then there these they this those through to too under until up us very was
+    we were what when where which while who whom why will with would you your yours yourself
+    yourselves may might must shall get gets got getting need needs""".split()  # noqa: SIM905
 )
 MAX_WORDS = 50
 """An answer's length cap (a single longer sentence is kept whole)."""
@@ -92,6 +45,18 @@ SECOND_SHARE = 0.7
 """A second passage's window joins the answer when it scores this close to the best one."""
 MIN_COVERAGE = 0.4
 """Below this share of the question's terms, no sentence answers it."""
+QUANTITY_BONUS = 0.15
+"""A nudge towards a window that states a quantity when the question asks for one."""
+
+_ASKS_QUANTITY = re.compile(
+    r"^\W*(how (long|many|much|big|large|small|often|fast|old|far)|what size)\b", re.I
+)
+_QUANTITY = re.compile(
+    r"\b\d[\d,.]*\s?(ms|s|seconds?|minutes?|hours?|days?|weeks?|months?|years?|[kmg]i?b|"
+    r"bytes?|characters?|tokens?|words?|times|attempts?|%|×)(?!\w)"
+    r"|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|once|twice)\b",
+    re.I,
+)
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _TABLE = re.compile(r"^\s*\|")
@@ -123,8 +88,10 @@ def _stem(word: str) -> str:
 
 
 def stems(text: str) -> set[str]:
-    """Crude stems of the words of `text`, without stop words."""
-    return {_stem(w) for w in (m.group(0).lower() for m in _TERMS.finditer(text)) if w not in _STOP}
+    """Crude stems of the words of `text`, without stop words and single letters (the "s"
+    of "visitor's")."""
+    words = (m.group(0).lower() for m in _TERMS.finditer(text))
+    return {_stem(w) for w in words if len(w) > 1 and w not in _STOP}
 
 
 def prose_blocks(text: str) -> list[str]:
@@ -132,18 +99,30 @@ def prose_blocks(text: str) -> list[str]:
     headings, rules and indented code are left out. A chunk may start inside a code block
     whose opening fence is in the previous chunk: an odd number of fences where the first
     closes a block is detected by what precedes it looking like code."""
+    return [block for _, block in headed_blocks(text)]
+
+
+_LABEL = re.compile(r"^(\*\*|__)(.+?)\1")
+
+
+def headed_blocks(text: str) -> list[tuple[str, str]]:
+    """`prose_blocks` with what each block is about: the heading above it in the passage and,
+    for a list item that starts with a bold label (`- **local** needs…`), that label."""
     lines = text.splitlines()
     fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
     in_fence = False
     if len(fences) % 2 == 1:
         before = [line for line in lines[: fences[0]] if line.strip()]
         in_fence = bool(before) and sum(map(_codeish, before)) * 2 >= len(before)
-    blocks: list[str] = []
+    blocks: list[tuple[str, str]] = []
     current: list[str] = []
+    heading = ""
 
     def flush() -> None:
         if current:
-            blocks.append(" ".join(current))
+            label = _LABEL.match(current[0])
+            about = f"{heading} {label.group(2)}" if label else heading
+            blocks.append((about, " ".join(current)))
             current.clear()
 
     for line in lines:
@@ -155,7 +134,11 @@ def prose_blocks(text: str) -> list[str]:
         if in_fence or not stripped:
             flush()
             continue
-        if _TABLE.match(line) or _HEADING.match(line) or _RULE.match(line):
+        if _HEADING.match(line):
+            flush()
+            heading = stripped.lstrip("#").strip()
+            continue
+        if _TABLE.match(line) or _RULE.match(line):
             flush()
             continue
         if line.startswith(("    ", "\t")) and not current:
@@ -192,13 +175,77 @@ def _plain(sentence: str) -> str:
     return " ".join(sentence.split())
 
 
-def _sentences(passages: list[Passage]) -> list[tuple[int, int, int, str]]:
+TRIM_OVER = 40
+"""A sentence longer than this many words is quoted by its leading clauses only."""
+TRIM_TO = 30
+"""How many words of leading clauses a trimmed sentence keeps (at least its first clause)."""
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence cut after each `,` or `;` that is outside brackets and inline code, so
+    "a token (JWT, 15 minutes, `kid`) bound to…" is never cut inside its parenthesis."""
+    pieces: list[str] = []
+    depth, code, start = 0, False, 0
+    for i, ch in enumerate(sentence):
+        if ch == "`":
+            code = not code
+        elif code:
+            continue
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch in ",;" and depth == 0 and sentence[i + 1 : i + 2] == " ":
+            pieces.append(sentence[start : i + 1])
+            start = i + 2
+    pieces.append(sentence[start:])
+    return [p for p in pieces if p.strip()]
+
+
+def _listish(clause: str) -> bool:
+    """A clause that is an item of a list of names or fields (`iss=parley`, `sub` (user id))."""
+    return len(_INLINE_CODE.sub("", clause).split()) < 3 and "`" in clause
+
+
+def _trim(sentence: str, wanted: set[str]) -> str:
+    """A run-on sentence, or one that runs into a list of fields, as the run of its clauses
+    (at most `TRIM_TO` words, never into a list) that holds most of the question's terms,
+    starting with a clause that has one, the earliest of equals, with an ellipsis where it
+    was cut: the answer reads as a sentence, not a catalogue. Other sentences unchanged."""
+    if len(sentence.split()) <= TRIM_OVER and len(_INLINE_CODE.findall(sentence)) <= MAX_CODE_SPANS:
+        return sentence
+    pieces = _clauses(sentence)
+
+    def run(first: int) -> list[str]:
+        kept = [pieces[first]]
+        for piece in pieces[first + 1 :]:
+            if _listish(piece) or len(" ".join([*kept, piece]).split()) > TRIM_TO:
+                break
+            kept.append(piece)
+        return kept
+
+    starts = [i for i, p in enumerate(pieces) if i == 0 or not _listish(p)]
+    first = max(
+        starts,
+        key=lambda i: (len(stems(" ".join(run(i))) & wanted), bool(stems(pieces[i]) & wanted), -i),
+    )
+    kept = run(first)
+    if len(kept) == len(pieces):
+        return sentence
+    text = " ".join(kept)
+    if first + len(kept) < len(pieces):
+        text = text.rstrip(",;") + " …"
+    return f"… {text}" if first else text
+
+
+def _sentences(passages: list[Passage], wanted: set[str]) -> list[tuple[int, int, int, str]]:
     """(passage number, block, position, sentence) for every prose sentence."""
     out = []
     for n, passage in enumerate(passages, start=1):
-        for b, block in enumerate(prose_blocks(passage.text)):
+        for b, (_, block) in enumerate(headed_blocks(passage.text)):
             for pos, raw in enumerate(_SPLIT.split(block)):
-                sentence = _plain(raw)
+                sentence = _trim(_plain(raw), wanted)
                 if len(sentence.split()) >= 3 and not _codeish(sentence):
                     out.append((n, b, pos, sentence))
     return out
@@ -228,36 +275,70 @@ def _next(
     return follow
 
 
+def _weights(wanted: set[str], sentences: list[set[str]]) -> dict[str, float]:
+    """How much each question term says, by its BM25 inverse document frequency over the
+    retrieved sentences: a term most of them share ("parley", "use") tells little about which
+    one answers; a rare one ("redis", "suite") tells a lot. A term no sentence has weighs as
+    little as the commonest one that some sentence has, so a word the docs put differently
+    ("valid" for "expires") does not sink the question; the price is that an off-topic
+    question sharing one word with a passage is declined less often (Q1 measures both)."""
+    n = len(sentences)
+    df = {t: sum(t in s for s in sentences) for t in wanted}
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in wanted if df[t]}
+    top = min(idf.values(), default=1.0)
+    return {t: idf.get(t, top) for t in wanted}
+
+
 def choose(question: str, passages: list[Passage]) -> list[tuple[int, str]]:
     """The sentences to answer with, as (passage number, sentence), in reading order: the
     window of one to three consecutive sentences of one paragraph that covers most of the
-    question's terms (those of the passage's title count half), a longer window winning only
-    when it adds enough, plus a close second window from elsewhere when both fit;
-    empty when no window covers `MIN_COVERAGE` of the question's terms."""
+    question's weight (terms weighted by `_weights`; those in the passage's title count
+    half), a longer window winning only when it adds enough, plus a close second window from
+    elsewhere when both fit; empty when no window covers `MIN_COVERAGE` of the weight."""
     wanted = stems(question)
-    candidates = _sentences(passages)
+    candidates = _sentences(passages, wanted)
     if not wanted or not candidates:
         return []
     terms = [stems(c[3]) & wanted for c in candidates]
-    total = len(wanted)
-    # A passage's title says what its sentences are about: its terms count half.
-    titled = [stems(p.title) & wanted for p in passages]
+    unique = {c[3]: t for c, t in zip(candidates, terms, strict=True)}  # chunks overlap
+    weight = _weights(wanted, list(unique.values()))
+    total = sum(weight.values())
+
+    def mass(found: set[str]) -> float:
+        return sum(weight[t] for t in found)
+
+    # A passage's title, the heading above a paragraph and a list item's bold label say what
+    # its sentences are about: their terms count half.
+    about = {
+        (n, b): stems(f"{p.title} {heading}") & wanted
+        for n, p in enumerate(passages, start=1)
+        for b, (heading, _) in enumerate(headed_blocks(p.text))
+    }
     lengths = [len(c[3].split()) for c in candidates]
+    # A question that opens with "How long…", "How many…" asks for a quantity: a sentence that
+    # states one (a number with a unit, or a number word) is the likelier answer.
+    asks_quantity = bool(_ASKS_QUANTITY.search(question))
+    quantity = [asks_quantity and bool(_QUANTITY.search(c[3])) for c in candidates]
     at = {c[:3]: i for i, c in enumerate(candidates)}
     windows: list[tuple[float, float, list[int]]] = []
-    for i, (n, _, _, _) in enumerate(candidates):
+    for i, (n, b, _, _) in enumerate(candidates):
         window = [i]
         while True:
             size = sum(lengths[j] for j in window)
             if size > MAX_WORDS and len(window) > 1:
                 break
             covered = set().union(*(terms[j] for j in window))
-            context = titled[n - 1] - covered
-            coverage = (len(covered) + 0.5 * len(context)) / total
+            context = about[n, b] - covered
+            coverage = (mass(covered) + 0.5 * mass(context)) / total
             shape = _shape(candidates[window[-1]][3], size, len(window))
             added = size - lengths[i]  # words beyond the first sentence must earn their place
+            typed = QUANTITY_BONUS if any(quantity[j] for j in window) else 0.0
             windows.append(
-                (coverage * shape - WORD_COST * added + RANK_BONUS / n, coverage, list(window))
+                (
+                    coverage * shape - WORD_COST * added + RANK_BONUS / n + typed,
+                    coverage,
+                    list(window),
+                )
             )
             if len(window) == 3:
                 break
