@@ -51,6 +51,9 @@ from parley.llm.credential_endpoints import router as credentials_router
 from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
+from parley.usage.endpoints import admin_router as usage_admin_router
+from parley.usage.endpoints import router as usage_router
+from parley.usage.plans import sync_plans
 from parley.voice.endpoints import router as voice_router
 from parley.webhooks.endpoints import router as webhooks_router
 from parley.widget.cors import WidgetCORSMiddleware
@@ -107,6 +110,8 @@ async def build_runtime(settings: Settings, database_url: str) -> Runtime:
     async with platform_session(db) as session:
         # The vector table exists where the migration could install pgvector (0007).
         pgvector = bool(await session.scalar(text("SELECT to_regclass('kb_vectors') IS NOT NULL")))
+    async with platform_session(db) as session:
+        await sync_plans(session, settings)  # the limits the database enforces (0025)
     info: dict[str, Any] = {"db_role": role}
     demo = settings.data_dir / "demo.json"
     if demo.exists():  # written by `parley serve --demo`, read once per process for /demo
@@ -195,6 +200,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         widget_static_router,
         demo_router,
         admin_router,
+        usage_router,
+        usage_admin_router,
         console_router,
     ):
         app.include_router(router)
