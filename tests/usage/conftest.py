@@ -3,6 +3,7 @@ onto the plan it exercises)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,6 +55,14 @@ async def pclient(plans_app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def on_plan(admin_conn: asyncpg.Connection, tenant_id: str, plan: str) -> None:
+    """Move the workspace onto `plan`. The plan's row is written too: another app of the
+    session (other settings) may have re-synced the table since `plans_app` started."""
+    await admin_conn.execute(
+        "INSERT INTO plans (name, limits) VALUES ($1, $2::jsonb) "
+        "ON CONFLICT (name) DO UPDATE SET limits = EXCLUDED.limits",
+        plan,
+        json.dumps(PLANS[plan]),
+    )
     await admin_conn.execute("UPDATE tenants SET plan = $2 WHERE id = $1::uuid", tenant_id, plan)
 
 
