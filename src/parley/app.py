@@ -33,6 +33,7 @@ from parley.demo.page import router as demo_router
 from parley.health.endpoints import router as health_router
 from parley.kit import telemetry
 from parley.kit.boot import build_runtime
+from parley.kit.db import platform_session
 from parley.kit.errors import install_error_handlers
 from parley.kit.headers import SecurityHeadersMiddleware
 from parley.kit.jobs import REGISTRY, Worker
@@ -49,6 +50,9 @@ from parley.llm.endpoints import router as llm_router
 from parley.settings import Settings, get_settings
 from parley.tenants.endpoints import router as tenants_router
 from parley.tenants.joining import router as joining_router
+from parley.usage.endpoints import admin_router as usage_admin_router
+from parley.usage.endpoints import router as usage_router
+from parley.usage.plans import sync_plans
 from parley.voice.endpoints import router as voice_router
 from parley.webhooks.endpoints import router as webhooks_router
 from parley.widget.cors import WidgetCORSMiddleware
@@ -70,6 +74,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         if url is None:
             raise RuntimeError("DATABASE_URL is not set; start with `parley serve`")
         runtime = await build_runtime(settings, url)
+        async with platform_session(runtime.db) as session:
+            await sync_plans(session, settings)  # the limits the database enforces (0025)
         app.state.runtime = runtime
         worker_task: asyncio.Task[None] | None = None
         worker: Worker | None = None
@@ -130,6 +136,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         widget_static_router,
         demo_router,
         admin_router,
+        usage_router,
+        usage_admin_router,
         console_router,
     ):
         app.include_router(router)

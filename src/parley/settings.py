@@ -18,13 +18,18 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class PlanLimits(BaseModel):
-    """One plan's monthly limits; `None` is unlimited. Alerts only (`usage.threshold` at 80 % and
-    100 %); nothing is refused yet (docs/decisions/0012-usage-thresholds.md)."""
+    """One plan's limits; `None` is unlimited. Enforced before the work is done (402/429, see
+    docs/plans.md and decision 0035), with `usage.threshold` alerts at 80 % and 100 % of the
+    monthly ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     monthly_conversations: int | None = Field(default=None, ge=1)
     monthly_tokens: int | None = Field(default=None, ge=1)
+    messages_per_minute: int | None = Field(default=None, ge=1)
+    bots: int | None = Field(default=None, ge=1)
+    sources: int | None = Field(default=None, ge=1)
+    storage_bytes: int | None = Field(default=None, ge=1)
 
 
 UNLIMITED = PlanLimits()
@@ -159,8 +164,10 @@ class Settings(BaseSettings):
     # --- plans and usage -----------------------------------------------------------------
     parley_plans: Annotated[dict[str, PlanLimits], NoDecode] = Field(
         default_factory=_default_plans,
-        description='JSON {"plan": {"monthly_conversations": n|null, "monthly_tokens": n|null}}; '
-        "replaces the whole table. A plan not listed is unlimited.",
+        description='JSON {"plan": {"monthly_conversations": n|null, "monthly_tokens": n|null, '
+        '"messages_per_minute": n|null, "bots": n|null, "sources": n|null, '
+        '"storage_bytes": n|null}}; replaces the whole table (every process must agree: the '
+        "table is copied into the database at startup). A plan not listed is unlimited.",
     )
 
     # --- channels (Telegram, webhook) -------------------------------------------------------

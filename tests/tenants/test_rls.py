@@ -54,6 +54,15 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
         )
         await ingest_now(app, owner.tenant_id, source.json()["job"]["id"])
         w = await create_widget(client, owner, voice=True)
+        # A per-visitor budget on the widget channel (so the message below is counted in
+        # visitor_usage) and an overage (migration 0025).
+        budget = await client.put(
+            f"/v1/tenants/{owner.tenant_id}/channels/{w.channel_id}/visitor-budget",
+            json={"messages_per_day": 50},
+            headers=owner.headers,
+        )
+        assert budget.status_code == 200, budget.text
+        await _grant_overage(app, owner)
         session = await widget_session(client, w.widget_key)
         from tests.voice.helpers import spoken_wav  # a voice turn: a voice_turns row
 
@@ -126,6 +135,29 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
         assert answered.status_code == 201, answered.text
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
+
+
+async def _grant_overage(app: Any, owner: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from parley.kit.db import TenantId, tenant_session
+    from parley.usage import controls
+    from parley.usage.schemas import OverageGrant
+
+    tid = TenantId(uuid.UUID(owner.tenant_id))
+    async with tenant_session(app.state.runtime.db, tid) as s:
+        await controls.grant_overage(
+            s,
+            tid,
+            OverageGrant(
+                metric="bots",
+                extra=1,
+                expires_at=datetime.now(UTC) + timedelta(days=1),
+                reason="rls",
+            ),
+            admin_id=uuid.UUID(owner.user_id),
+            actor="test",
+        )
 
 
 APPEND_ONLY = {"audit_log"}

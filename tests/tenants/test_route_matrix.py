@@ -401,6 +401,14 @@ async def _put_inbox_settings(w: World) -> Call:
     return Call({}, {"offline_message": "Back soon."})
 
 
+async def _put_quota_settings(w: World) -> Call:
+    return Call({}, {"quota_message": "We're at capacity; back soon."})
+
+
+async def _put_budget(w: World) -> Call:
+    return Call({"channel_id": await _fresh_channel(w)}, {"messages_per_day": 20})
+
+
 async def _fresh_visitor(w: World) -> Call:
     """A visitor of tenant A with a conversation: export and erasure select it by id."""
     if "widget_key" not in w.cache:
@@ -492,6 +500,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/channels/{channel_id}/events"): Case(_channel, 200, foreign_param="channel_id"),
     ("PATCH", "/channels/{channel_id}"): Case(_patch_channel, 200, foreign_param="channel_id"),
     ("DELETE", "/channels/{channel_id}"): Case(_channel, 204, foreign_param="channel_id"),
+    ("GET", "/channels/{channel_id}/visitor-budget"): Case(
+        _channel, 200, foreign_param="channel_id"
+    ),
+    ("PUT", "/channels/{channel_id}/visitor-budget"): Case(
+        _put_budget, 200, foreign_param="channel_id"
+    ),
+    ("GET", "/usage"): Case(_none, 200),
+    ("GET", "/usage.csv"): Case(_none, 200),
+    ("GET", "/usage/settings"): Case(_none, 200),
+    ("PUT", "/usage/settings"): Case(_put_quota_settings, 200),
     ("POST", "/bots/{bot_id}/versions"): Case(_create_version, 201, foreign_param="bot_id"),
     ("GET", "/bots/{bot_id}/versions"): Case(_bot, 200, foreign_param="bot_id"),
     ("GET", "/bots/{bot_id}/versions/{version_id}"): Case(

@@ -21,7 +21,14 @@ from standardwebhooks import Webhook
 from parley.kit.jobs import JobContext
 from parley.usage.service import CHECK_JOB
 from parley.usage.tasks import check_thresholds
-from tests.conftest import Account, create_widget, register, widget_session
+from tests.conftest import (
+    ALLOWED_ORIGIN,
+    Account,
+    assert_problem,
+    create_widget,
+    register,
+    widget_session,
+)
 from tests.webhooks.conftest import WorkerFactory, wait_for
 from tests.webhooks.helpers import call_webhook_rule, deliveries, make_hook
 from tests.webhooks.receiver import Receiver
@@ -122,10 +129,15 @@ async def test_conversations_reaching_80_and_100_percent_are_announced_once_each
         await _checked(admin_conn, owner)
         await wait_for(lambda: _delivered(wh_client, owner, hook["id"], 2))
 
-        # Over the limit: checked again, both levels of this month already announced.
-        for _ in range(2):
-            extra = await widget_session(wh_client, w.widget_key)
-        await _chat(wh_client, extra.headers, "One more")
+        # Over the limit: a new conversation is refused (402, migration 0025); a message in
+        # an existing one is checked again, both levels of this month already announced.
+        over = await wh_client.post(
+            "/v1/widget/session",
+            json={"widget_key": w.widget_key},
+            headers={"Origin": ALLOWED_ORIGIN},
+        )
+        assert_problem(over, 402, "quota_exceeded")
+        await _chat(wh_client, fourth.headers, "One more")
         await _checked(admin_conn, owner)
 
     got = receiver.at("/usage")
@@ -197,8 +209,11 @@ async def test_tokens_announced_through_a_rule_on_the_event(
         assert second * 100 >= limit * 100
         await _checked(admin_conn, owner)
         await wait_for(lambda: _delivered(wh_client, owner, other["id"], 2))
-        await _chat(wh_client, s.headers, "Thanks")
-        await _checked(admin_conn, owner)
+        # Over the month's tokens: the next message is refused before any work (0025).
+        refused = await wh_client.post(
+            "/v1/widget/messages", json={"content": "Thanks"}, headers=s.headers
+        )
+        assert_problem(refused, 402, "quota_exceeded")
 
     got = receiver.at("/rule")
     assert len(got) == 2

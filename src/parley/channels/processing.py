@@ -34,6 +34,7 @@ from parley.conversations import repository as conv_repo
 from parley.conversations.events import Pending, publish_visitor_message
 from parley.conversations.schemas import message_json
 from parley.kit.db import TenantId, platform_session, tenant_session
+from parley.kit.errors import sql_problem
 from parley.kit.http import OutboundFailed, OutboundTooLarge, fetch
 from parley.kit.metrics import CHANNEL_SENDS
 from parley.kit.runtime import Runtime
@@ -102,6 +103,60 @@ class _Untranscribed(Exception):
 
 
 async def _process(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
+    try:
+        return await _process_transcribed(runtime, tenant_id, event_id)
+    except Exception as exc:
+        refused = sql_problem(exc)
+        if refused is None:
+            raise
+        return await _over_limit(runtime, tenant_id, event_id, refused)
+
+
+async def _over_limit(
+    runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID, refused: dict[str, Any]
+) -> str:
+    """The workspace is over a plan limit or the contact over their daily budget (migration
+    0025): nothing of the message was stored. The event fails for good with the problem's
+    code, and the contact is told the workspace's message, best effort (no retry)."""
+    code = str(refused["code"])
+    async with tenant_session(runtime.db, tenant_id) as session:
+        ev = await session.scalar(
+            select(InboundEvent).where(
+                InboundEvent.tenant_id == tenant_id, InboundEvent.id == event_id
+            )
+        )
+        ch = None
+        if ev is not None:
+            ch = await session.scalar(
+                select(Channel).where(Channel.tenant_id == tenant_id, Channel.id == ev.channel_id)
+            )
+        if ev is None or ch is None:
+            return "gone"
+        ev.status, ev.error, ev.processed_at = "failed", code, datetime.now(UTC)
+        target = _Target(
+            ch.type,
+            dict(ch.config or {}),
+            ch.token_encrypted,
+            ch.secret_encrypted,
+            None,  # no voice note for a notice
+            ch.bot_id,
+            dict(ev.payload or {}),
+        )
+        conversation_id, contact = ev.conversation_id, ev.external_user_id
+    text_ = refused["extra"].get("message") or OVER_LIMIT_TEXT
+    notice: dict[str, Any] = {"id": f"limit-{event_id}", "content": text_, "citations": []}
+    try:
+        await _send(runtime, target, conversation_id, contact, notice)
+    except (RetryLater, _Refused) as exc:
+        log.warning("channels.limit_notice_failed", tenant_id=str(tenant_id), reason=str(exc))
+    log.info("channels.over_limit", tenant_id=str(tenant_id), event_id=str(event_id), code=code)
+    return "failed"
+
+
+OVER_LIMIT_TEXT = "We can't take more messages right now. Please try again later."
+
+
+async def _process_transcribed(runtime: Runtime, tenant_id: TenantId, event_id: uuid.UUID) -> str:
     try:
         return await _process_once(runtime, tenant_id, event_id)
     except _Untranscribed:

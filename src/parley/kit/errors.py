@@ -7,6 +7,7 @@ Every error the API returns is `application/problem+json` with `type`, `title`, 
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import asyncpg
@@ -291,6 +292,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 detail="Text must be valid UTF-8 without NUL characters or lone surrogates.",
             )
         state = _sqlstate(exc)
+        refused = sql_problem(exc)
+        if refused is not None:
+            return problem_response(request, **refused)
         if state == FOREIGN_KEY_VIOLATION:
             # A row that names another that is gone (404), or a delete of a row others still
             # name (409): a race with a delete or a stale id, not a server fault.
@@ -332,6 +336,61 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 FOREIGN_KEY_VIOLATION = "23503"
+
+# Work refused by the database itself (`parley_quota_refuse`, migration 0025): the SQLSTATE
+# names the HTTP status and DETAIL carries the problem's members as JSON.
+SQL_PROBLEM_STATUS = {"PQ402": 402, "PQ429": 429}
+_SQL_PROBLEM_TITLES = {
+    "quota_exceeded": "The workspace's plan limit is reached",
+    "visitor_budget_exceeded": "This visitor's daily budget is used up",
+}
+
+
+def _driver_detail(exc: BaseException) -> str | None:
+    """DETAIL of the asyncpg error behind `exc` (raised directly or wrapped by SQLAlchemy)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        candidate = todo.pop()
+        if candidate is None or any(candidate is s for s in seen):
+            continue
+        seen.append(candidate)
+        detail = getattr(candidate, "detail", None)
+        if isinstance(detail, str) and detail.startswith("{"):
+            return detail
+        todo += [getattr(candidate, "orig", None), candidate.__cause__]
+    return None
+
+
+def sql_problem(exc: BaseException) -> dict[str, Any] | None:
+    """The problem (keyword arguments of `problem_response`) of work the database refused
+    over a plan limit or a visitor's budget; None for any other error."""
+    status = SQL_PROBLEM_STATUS.get(_sqlstate(exc) or "")
+    raw = _driver_detail(exc) if status is not None else None
+    if status is None or raw is None:
+        return None
+    found: dict[str, Any] = json.loads(raw)
+    code = str(found.get("code") or "quota_exceeded")
+    metric = str(found.get("metric"))
+    limit, used, reset_at = found.get("limit"), found.get("used"), found.get("reset_at")
+    detail = f"{metric}: {used} used of {limit}" + (f"; resets at {reset_at}." if reset_at else ".")
+    headers = {}
+    if status == 429 and found.get("retry_after") is not None:
+        headers["Retry-After"] = str(int(found["retry_after"]))
+    return {
+        "status": status,
+        "code": code,
+        "title": _SQL_PROBLEM_TITLES.get(code, "The request is over a limit"),
+        "detail": detail,
+        "headers": headers,
+        "extra": {
+            "metric": metric,
+            "limit": limit,
+            "used": used,
+            "reset_at": reset_at,
+            "message": found.get("message"),
+        },
+    }
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -156,11 +156,14 @@ async def _new_source(
     )
     if original is not None:
         source.storage_key = key_for(tenant_id, source.id)
+    session.add(source)
+    # The row first: the plan's sources and storage limits are checked as it is inserted
+    # (migration 0025), so a refused upload writes no file.
+    await session.flush()
+    if original is not None and source.storage_key is not None:
         # Written before the row commits; a failed request leaves at most an unreferenced file
         # under the tenant's prefix, which tenant deletion removes with the rest.
         await storage_for(runtime).put(source.storage_key, original)
-    session.add(source)
-    await session.flush()
     job = await _start_job(session, tenant_id, source, "ingest")
     await session.refresh(source)
     await audit.record(

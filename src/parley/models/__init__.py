@@ -49,6 +49,14 @@ from parley.models.knowledge import (
     KnowledgeTerm,
     RetrievalLog,
 )
+from parley.models.usage import (
+    Plan,
+    PlanOverage,
+    UsageCounter,
+    UsageEvent,
+    VisitorBudget,
+    VisitorUsage,
+)
 from parley.models.voice import VoiceTurn
 
 __all__ = [
@@ -83,12 +91,18 @@ __all__ = [
     "Membership",
     "Message",
     "MessageFeedback",
+    "Plan",
+    "PlanOverage",
     "ProviderCredential",
     "RetrievalLog",
     "Tenant",
     "TenantScoped",
+    "UsageCounter",
+    "UsageEvent",
     "User",
     "Visitor",
+    "VisitorBudget",
+    "VisitorUsage",
     "VoiceTurn",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -61,6 +61,9 @@ class Tenant(Base):
     )
     # Keep visitors' voice recordings (voice_turns.audio); off: audio is never stored.
     voice_retention: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # What the widget and the channels show a visitor when the workspace is over a plan limit
+    # or the visitor over their budget (migration 0025); NULL: a neutral default.
+    quota_message: Mapped[str | None] = mapped_column(Text)
     # The inbox's workspace settings (hours, offline message; `conversations.schemas`).
     inbox_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     # Data lifecycle (migration 0020): days kept (NULL: the platform default) and a pending

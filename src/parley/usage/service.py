@@ -6,7 +6,9 @@ metric and level (80 %, 100 %) reached, exactly once per workspace, metric, mont
 the `emitted_events` marker is written in the same transaction as the event's deliveries and
 rule actions, so a check that runs twice, or two at once, emits nothing more.
 
-Limits only alert; nothing is refused when one is reached (enforcement is C9's next step).
+The limits are also enforced, before the work is done, by the database (migration 0025:
+admission triggers, `parley_plan_admit`; see `usage.plans` and decision 0035); these alerts
+announce the approach.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from parley.kit.errors import (
     Unprocessable,
     merge_responses,
     problem_response,
+    sql_problem,
 )
 from parley.kit.pagination import Page
 from parley.kit.runtime import get_runtime
@@ -54,7 +55,14 @@ async def create_session(request: Request, body: SessionRequest) -> SessionRespo
     runtime = get_runtime(request)
     origin = request_origin(request)
     ip = request.client.host if request.client else "unknown"
-    result = await service.create_session(runtime, body, origin, ip)
+    try:
+        result = await service.create_session(runtime, body, origin, ip)
+    except Exception as exc:
+        # Over a plan limit (checked after the origin was): the widget must read the
+        # problem to show the workspace's message, so it carries CORS like a success.
+        if sql_problem(exc) is not None:
+            request.state.cors_origin = origin
+        raise
     request.state.cors_origin = origin
     return result
 

@@ -183,6 +183,15 @@
     err.replaceChildren(text);
     if (retry) err.append(el("button", { type: "button", text: "Retry", onclick: () => { err.replaceChildren(); retry(); } }));
   };
+  // Over a plan limit or the visitor's daily budget: the workspace's own message, said by the
+  // assistant, not an error (docs/plans.md).
+  const LIMITED = ["quota_exceeded", "visitor_budget_exceeded"];
+  const limited = (p) => p && LIMITED.includes(p.code);
+  const notice = (p) => {
+    const m = el("div", { class: "m bot notice", role: "status", text: p.message || "We can't take more messages right now. Please try again later." });
+    log.append(m);
+    log.scrollTop = log.scrollHeight;
+  };
 
   // --- API -------------------------------------------------------------------------------
   const theme = (t) => {
@@ -197,7 +206,7 @@
       method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ widget_key: key, visitor_token: s.visitor_token, conversation_id: s.conversation_id, page_url: location.href.slice(0, 2000) }),
     });
-    if (!r.ok) { const p = await r.json().catch(() => ({})); throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status }); }
+    if (!r.ok) { const p = await r.json().catch(() => ({})); throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status, problem: p }); }
     const b = await r.json();
     session = { token: b.token, exp: Date.parse(b.expires_at), conv: b.conversation_id };
     save({ visitor_token: b.visitor_token, conversation_id: b.conversation_id });
@@ -290,6 +299,7 @@
         if (r.status === 409) { await sleep(1000); attempt--; continue; }
         if (!r.ok) {
           const p = await r.json().catch(() => ({}));
+          if (limited(p)) return notice(p);
           return showError(r.status === 429 ? "You're sending messages too quickly. Please wait a moment." : p.detail || "Something went wrong.", () => { pending.remove(); send(text); });
         }
         acc = "";
@@ -317,6 +327,7 @@
         }
         throw new Error("stream ended early");
       } catch (e) {
+        if (limited(e.problem)) return notice(e.problem);
         if (e.status) return showError("The chat is unavailable here.", null);
         await sleep(1000 * 2 ** attempt);
       }
@@ -360,6 +371,7 @@
     loaded = true;
     ensure().then(() => history()).then(listen).catch((e) => {
       loaded = false;
+      if (limited(e.problem)) return notice(e.problem);
       showError(e.status === 403 ? "The chat is not available on this website." : "The chat is unavailable right now.", e.status === 403 ? null : boot);
     });
   };
