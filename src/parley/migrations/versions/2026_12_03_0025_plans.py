@@ -247,15 +247,30 @@ def upgrade() -> None:
         enable_tenant_rls(table)
         grant("SELECT, INSERT, UPDATE, DELETE", table)
     grant("SELECT, INSERT, UPDATE, DELETE", "plans")
+    apply_sql("functions/parley_plan_limit.sql")
+    apply_sql("functions/parley_quota_refuse.sql")
+    apply_sql("functions/parley_usage_meter.sql")
+    apply_sql("functions/parley_plan_admit.sql")
+    apply_sql("functions/parley_plan_rate.sql")
+    apply_sql("functions/parley_usage_on_conversation.sql")
+    apply_sql("functions/parley_usage_on_message.sql")
+    apply_sql("functions/parley_usage_on_turn.sql")
+    apply_sql("functions/parley_usage_on_count.sql")
+    apply_sql("functions/parley_usage_on_storage.sql")
+    apply_sql("functions/parley_usage_on_call.sql")
     for fn in FUNCTIONS:
-        apply_sql(f"functions/{fn.split('(')[0]}.sql")
         op.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
         grant("EXECUTE", f"FUNCTION {fn}")
-    for table, name, when, condition, call in TRIGGERS:
-        op.execute(
-            f"CREATE TRIGGER {name} {when} ON {table} FOR EACH ROW {condition} "
-            f"EXECUTE FUNCTION {call}"
-        )
+    apply_sql("triggers/usage_admit_conversation.sql")
+    apply_sql("triggers/usage_meter_conversation.sql")
+    apply_sql("triggers/usage_admit_message.sql")
+    apply_sql("triggers/usage_meter_message.sql")
+    apply_sql("triggers/usage_meter_turn.sql")
+    apply_sql("triggers/usage_admit_bot.sql")
+    apply_sql("triggers/usage_admit_source.sql")
+    apply_sql("triggers/usage_storage.sql")
+    apply_sql("triggers/usage_meter_inbound.sql")
+    apply_sql("triggers/usage_meter_attempt.sql")
 
 
 def downgrade() -> None:

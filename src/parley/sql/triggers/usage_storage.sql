@@ -1,0 +1,5 @@
+-- Plans enforced before the work is done, metered in the same transaction (decision 0035).
+-- Source file (decision 0029): a migration applies it with apply_sql("triggers/usage_storage.sql");
+-- edit it only together with such a migration.
+DROP TRIGGER IF EXISTS usage_storage ON kb_sources;
+CREATE TRIGGER usage_storage BEFORE INSERT OR UPDATE OF size_bytes OR DELETE ON kb_sources FOR EACH ROW EXECUTE FUNCTION parley_usage_on_storage();
