@@ -41,6 +41,7 @@ from parley.models.knowledge import (
     KnowledgeTerm,
     RetrievalLog,
 )
+from parley.models.lifecycle import WorkspaceExport
 from parley.models.voice import VoiceTurn
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkspaceExport",
 ]
 
 TENANT_TABLES: tuple[str, ...] = tuple(

@@ -1,0 +1,63 @@
+"""Workspace exports through the API (issue 20): one row per requested export.
+
+Revision ID: 0026_workspace_exports
+Revises: 0021_voice
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from parley.migrations.rls import disable_tenant_rls, enable_tenant_rls, grant
+
+revision: str = "0026_workspace_exports"
+down_revision: str | None = "0021_voice"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "workspace_exports",
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=True),
+        sa.Column("storage_key", sa.Text(), nullable=True),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=True),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'ready', 'failed')",
+            name=op.f("ck_workspace_exports_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_workspace_exports_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_workspace_exports")),
+    )
+    op.create_index(
+        "ix_workspace_exports_created", "workspace_exports", ["tenant_id", "created_at"]
+    )
+    enable_tenant_rls("workspace_exports")
+    grant("SELECT, INSERT, UPDATE, DELETE", "workspace_exports")
+
+
+def downgrade() -> None:
+    disable_tenant_rls("workspace_exports")
+    op.drop_index("ix_workspace_exports_created", table_name="workspace_exports")
+    op.drop_table("workspace_exports")
