@@ -168,7 +168,9 @@ async def next_waiting(
     session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID, now: datetime
 ) -> WebhookDelivery | None:
     """The oldest delivery of the endpoint waiting for an in-flight slot (never tried, moved
-    to a later time), locked; one another run holds is skipped, not waited for."""
+    to a later time), locked; one another run holds is skipped, not waited for. Served by the
+    partial index `ix_webhook_deliveries_waiting`, so the endpoint's delivered history is not
+    scanned."""
     found = await session.scalars(
         select(WebhookDelivery)
         .where(

@@ -1,6 +1,7 @@
-"""Workspace exports through the API (issue 20): one row per requested export.
+"""Issue 20: workspace exports through the API (one row per requested export), and a partial
+index for the webhook slot hand-over (the endpoint's deliveries waiting for a slot).
 
-Revision ID: 0026_workspace_exports
+Revision ID: 0026_exports_and_slots
 Revises: 0021_voice
 Create Date: 2026-12-03
 """
@@ -14,7 +15,7 @@ from alembic import op
 
 from parley.migrations.rls import disable_tenant_rls, enable_tenant_rls, grant
 
-revision: str = "0026_workspace_exports"
+revision: str = "0026_exports_and_slots"
 down_revision: str | None = "0021_voice"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -55,9 +56,16 @@ def upgrade() -> None:
     )
     enable_tenant_rls("workspace_exports")
     grant("SELECT, INSERT, UPDATE, DELETE", "workspace_exports")
+    op.create_index(
+        "ix_webhook_deliveries_waiting",
+        "webhook_deliveries",
+        ["tenant_id", "endpoint_id", "id"],
+        postgresql_where=sa.text("status = 'pending' AND attempt_count = 0"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_deliveries_waiting", table_name="webhook_deliveries")
     disable_tenant_rls("workspace_exports")
     op.drop_index("ix_workspace_exports_created", table_name="workspace_exports")
     op.drop_table("workspace_exports")
