@@ -59,6 +59,7 @@ class Attempt:
     at: float
     ok: bool
     latency: float
+    status: int  # the HTTP status; 0 when no answer came (refused, reset, timed out)
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Procs:
 
     def start_api(self) -> None:
         self._spawn("api", [sys.executable, "-m", "parley", "serve", "--port", str(self.api_port)])
-        wait_ready(f"http://127.0.0.1:{self.api_port}/readyz", self.procs["api"])
+        wait_ready(f"http://127.0.0.1:{self.api_port}/readyz", self.procs["api"], timeout=240)
 
     def start_worker(self) -> None:
         self._spawn("worker", [sys.executable, "-m", "parley", "worker"])
@@ -237,7 +238,8 @@ class Load:
         except httpx.HTTPError:
             resp = None
         ok = resp is not None and resp.status_code < 300
-        self.ledger.attempts.append(Attempt(t0 - self.started, ok, time.monotonic() - t0))
+        status = resp.status_code if resp is not None else 0
+        self.ledger.attempts.append(Attempt(t0 - self.started, ok, time.monotonic() - t0, status))
         return resp if ok else None
 
     async def _until_acked(
@@ -344,6 +346,16 @@ def _window(ledger: Ledger, start: float, end: float) -> tuple[int, float]:
     return len(sel), (errors / len(sel) if sel else float("nan"))
 
 
+def _error_kinds(ledger: Ledger, start: float, end: float) -> str:
+    """The failed attempts of a window by status (0: no answer), most frequent first."""
+    counts: dict[int, int] = {}
+    for a in ledger.attempts:
+        if start <= a.at < end and not a.ok:
+            counts[a.status] = counts.get(a.status, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{'no answer' if k == 0 else k}×{n}" for k, n in ranked) or "none"
+
+
 def _recovery(ledger: Ledger, fault_end: float, horizon: float) -> float:
     """Seconds after the fault ended until a 2-second window with ≥ 95 % success."""
     t = fault_end
@@ -431,6 +443,11 @@ async def _check(p: Procs, world: World, ledger: Ledger) -> dict[str, int]:
             f"AND x.status IN ('queued', 'running') AND {no_job})",
             tid,
         )
+        unrecorded = await conn.fetchval(
+            "SELECT count(*) FROM webhook_attempts WHERE tenant_id = $1 "
+            "AND error LIKE 'no outcome recorded%'",
+            tid,
+        )
         channel_replies = await conn.fetchval(
             "SELECT count(*) FROM inbound_events "
             "WHERE tenant_id = $1 AND reply_sent_at IS NOT NULL",
@@ -445,6 +462,19 @@ async def _check(p: Procs, world: World, ledger: Ledger) -> dict[str, int]:
     for line in lines:
         key = (line["path"], line["headers"].get("webhook-id", ""))
         by_id[key] = by_id.get(key, 0) + 1
+    # A receiver that dedupes on webhook-id processes each id once; an event it processes
+    # twice would arrive under two ids (two deliveries of one event): counted by the event's
+    # own identity (type + the message or conversation it is about).
+    ids_by_event: dict[tuple[str, str], set[str]] = {}
+    for line in lines:
+        if line["path"] != "hook":
+            continue
+        body = json.loads(line["body"])
+        data = body.get("data") or {}
+        subject = str(data.get("message_id") or data.get("conversation_id") or data)
+        ids_by_event.setdefault((str(body.get("type")), subject), set()).add(
+            line["headers"].get("webhook-id", "")
+        )
     status = {r["status"]: int(r["n"]) for r in deliveries}
     return {
         "chats_acked": len(ledger.acked_chats),
@@ -466,6 +496,8 @@ async def _check(p: Procs, world: World, ledger: Ledger) -> dict[str, int]:
         "webhooks_received_twice": sum(
             1 for (path, _), n in by_id.items() if path == "hook" and n > 1
         ),
+        "webhook_events_processed_twice": sum(1 for ids in ids_by_event.values() if len(ids) > 1),
+        "webhook_attempts_unrecorded": int(unrecorded),
         "jobs_held_failed": int(held),
         "jobs_lost": int(orphans),
         "given_up": sum(ledger.given_up.values()),
@@ -568,10 +600,11 @@ def run(quick: bool = False) -> Section:
         n_d, err_d = _window(ledger, s, e + 1)
         n_a, err_a = _window(ledger, e + 1, e + gap_s)
         rec = _recovery(ledger, e, horizon)
+        kinds = _error_kinds(ledger, s, e + gap_s)
         rows.append(
             Row(
                 name,
-                f"errors during {err_d:.1%} ({n_d}), after {err_a:.1%} ({n_a})",
+                f"errors during {err_d:.1%} ({n_d}), after {err_a:.1%} ({n_a}); by status: {kinds}",
                 "",
                 "",
                 "recovers by itself (≤ 60 s)",
@@ -583,14 +616,30 @@ def run(quick: bool = False) -> Section:
     dup = (
         totals["chat_duplicated"]
         + totals["replies_received_twice"]
-        + totals["webhooks_received_twice"]
+        + totals["webhook_events_processed_twice"]
     )
     unfinished = (
         totals["inbound_unfinished"] + totals["sources_unfinished"] + totals["webhooks_pending"]
     )
     rows += [
         Row("acknowledged messages lost", str(lost), "", "", "0", lost == 0),
-        Row("messages/replies/deliveries duplicated", str(dup), "", "", "0", dup == 0),
+        Row(
+            "messages, replies or webhook events processed twice (receiver dedupes on webhook-id)",
+            str(dup),
+            "",
+            "",
+            "0",
+            dup == 0,
+        ),
+        Row(
+            "  webhook deliveries received again under the same webhook-id",
+            str(totals["webhooks_received_twice"]),
+            f"attempts logged with no outcome (worker lost mid-POST): "
+            f"{totals['webhook_attempts_unrecorded']}",
+            "",
+            "≤ attempts in flight when a worker died",
+            totals["webhooks_received_twice"] <= totals["webhook_attempts_unrecorded"],
+        ),
         Row(
             "jobs lost (unfinished work with no job left to finish it)",
             str(totals["jobs_lost"]),

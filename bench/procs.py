@@ -41,7 +41,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> 
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=5).status_code == 200:  # a loaded machine: /readyz is slow
                 return time.perf_counter() - started
         except httpx.HTTPError:
             pass

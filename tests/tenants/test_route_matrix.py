@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from parley.auth.access import ROLE_RANK
 from tests.analytics.factories import failed_question
@@ -425,6 +426,52 @@ async def _fresh_visitor(w: World) -> Call:
     return Call({}, {"visitor_id": me.json()["visitor_id"]})
 
 
+async def _no_exports(w: World) -> Call:
+    """Tenant A with no export this hour (one at a time, three an hour: the matrix asks more)."""
+    from parley.kit.db import TenantId, tenant_session
+
+    app = w.client._transport.app  # type: ignore[attr-defined]
+    tid = TenantId(uuid.UUID(w.tenant_a()))
+    async with tenant_session(app.state.runtime.db, tid) as session:
+        await session.execute(
+            text("DELETE FROM workspace_exports WHERE tenant_id = :t"), {"t": tid}
+        )
+    return Call({})
+
+
+async def _ready_export(w: World) -> Call:
+    """A built export of tenant A (requested by its owner, its job run here)."""
+    from parley.kit.jobs import JobContext
+    from parley.lifecycle import exports
+
+    known = w.cache.get("export_id")
+    if known is not None:
+        seen = await w.client.get(
+            f"/v1/tenants/{w.tenant_a()}/exports/{known}", headers=w.a["owner"].headers
+        )
+        if seen.status_code != 200:  # the POST case cleared it
+            del w.cache["export_id"]
+    if "export_id" not in w.cache:
+        await _no_exports(w)
+        asked = await w.client.post(
+            f"/v1/tenants/{w.tenant_a()}/exports", headers=w.a["owner"].headers
+        )
+        assert asked.status_code == 202, asked.text
+        runtime = w.client._transport.app.state.runtime  # type: ignore[attr-defined]
+        ctx = JobContext(
+            db=runtime.db,
+            job_id=0,
+            entrypoint=exports.EXPORT_JOB,
+            attempt=0,
+            payload={"tenant_id": w.tenant_a(), "export_id": asked.json()["id"]},
+            runtime_=runtime,
+            max_attempts=3,
+        )
+        await exports.build_export(ctx)
+        w.cache["export_id"] = asked.json()["id"]
+    return Call({"export_id": w.cache["export_id"]})
+
+
 async def _pending_deletion(w: World) -> Call:
     await w.client.post(f"/v1/tenants/{w.tenant_a()}/deletion", headers=w.a["owner"].headers)
     return Call({})
@@ -616,6 +663,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/deletion"): Case(_none, 200),
     ("POST", "/deletion"): Case(_no_deletion, 202),
     ("DELETE", "/deletion"): Case(_pending_deletion, 200),
+    ("POST", "/exports"): Case(_no_exports, 202),
+    ("GET", "/exports"): Case(_none, 200),
+    ("GET", "/exports/{export_id}"): Case(_ready_export, 200),
+    ("GET", "/exports/{export_id}/download"): Case(_ready_export, 200),
     ("GET", "/retention"): Case(_none, 200),
     ("GET", "/analytics/metrics"): Case(_none, 200),
     ("GET", "/analytics/models"): Case(_none, 200),

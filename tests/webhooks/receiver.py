@@ -29,6 +29,9 @@ class Receiver:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.received: list[Received] = []
+        self.before_answer: Any = None  # called with each request before it is answered
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at one time
         self._plans: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         receiver = self
@@ -38,6 +41,16 @@ class Receiver:
                 pass
 
             def do_POST(self) -> None:
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status = receiver._record(
@@ -50,6 +63,8 @@ class Receiver:
                 )
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.before_answer is not None:
+                    receiver.before_answer(receiver.received[-1])
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "/target")

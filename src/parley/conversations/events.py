@@ -28,6 +28,7 @@ from parley.kit.db import TenantId, UserId, tenant_session
 from parley.kit.ids import id_floor
 from parley.kit.jobs import worker_nudge
 from parley.kit.metrics import SSE_CONNECTIONS
+from parley.kit.pubsub import RESYNC
 from parley.kit.runtime import Runtime
 from parley.kit.sse import sse_comment, sse_event
 
@@ -164,6 +165,9 @@ async def inbox_stream(
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
                 except TimeoutError:
+                    continue
+                if event.get("type") == RESYNC:  # Redis was away: re-read the database now
+                    last_poll = 0.0
                     continue
                 event_id = event.get("id")
                 if not event_id:  # typing: not stored, not replayed

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from parley.health import service
 from parley.kit.errors import (
+    RETRY_AFTER_SECONDS,
     ServiceUnavailable,
     Unauthorized,
     merge_responses,
@@ -46,6 +47,7 @@ async def readyz(request: Request) -> Any:
         code="not_ready",
         title="Not ready",
         detail=f"Failing checks: {failing}",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         extra={"checks": checks},
     )
 

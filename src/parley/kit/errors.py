@@ -8,6 +8,7 @@ Every error the API returns is `application/problem+json` with `type`, `title`, 
 from __future__ import annotations
 
 import json
+import errno
 from typing import Any, ClassVar
 
 import asyncpg
@@ -283,6 +284,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _database_or_text(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            return _unavailable(request, exc)
         if _is_bad_text(exc):
             return problem_response(
                 request,
@@ -325,14 +328,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger = structlog.get_logger(__name__)  # a fresh logger: error paths are rare
-        if _sqlstate(exc) is not None:
-            # Not a database error's text or traceback: either can carry a statement's
-            # values (asyncpg quotes a parameter it could not encode).
-            logger.error("http.unhandled_error", path=request.url.path, error=type(exc).__name__)
-        else:
-            logger.exception("http.unhandled_error", path=request.url.path)
-        return _internal_error(request)
+        if is_unavailable(exc):
+            return _unavailable(request, exc)
+        return _unhandled(request, exc)
+
+    async def _connection(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            return _unavailable(request, exc)
+        return _unhandled(request, exc)
+
+    for cls in UNAVAILABLE_CLASSES:
+        app.add_exception_handler(cls, _connection)
+    from sqlalchemy.exc import DisconnectionError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app.add_exception_handler(PoolTimeout, _connection)
+    app.add_exception_handler(DisconnectionError, _connection)
+
+
+def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger = structlog.get_logger(__name__)  # a fresh logger: error paths are rare
+    if _sqlstate(exc) is not None:
+        # Not a database error's text or traceback: either can carry a statement's values
+        # (asyncpg quotes a parameter it could not encode).
+        logger.error("http.unhandled_error", path=request.url.path, error=type(exc).__name__)
+    else:
+        logger.exception("http.unhandled_error", path=request.url.path)
+    return _internal_error(request)
 
 
 FOREIGN_KEY_VIOLATION = "23503"
@@ -391,6 +413,94 @@ def sql_problem(exc: BaseException) -> dict[str, Any] | None:
             "message": found.get("message"),
         },
     }
+RETRY_AFTER_SECONDS = 5
+"""What a client is told to wait when the database is away: a restart or a fail-over takes
+seconds, and clients that all retry at once the moment it returns would only slow it down."""
+
+# SQLSTATE classes that mean "the server is not there now", not "this statement is wrong":
+# 08 connection exceptions, 57P01–57P03 admin/crash shutdown and "cannot connect now"
+# (starting up or shutting down), 53300 too many connections.
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+_UNAVAILABLE_TYPES = (
+    "ConnectionDoesNotExistError",  # asyncpg: the server closed it mid-statement
+    "InterfaceError",  # asyncpg: "connection is closed" / pool closing
+    "InternalClientError",  # asyncpg: "cannot switch to state" after a cut connection
+    "TooManyConnectionsError",
+)
+# A refused or reset TCP connection, or a Unix socket file that is gone (the server is
+# stopped): only when raised from inside the database driver, not from a file or an HTTP call.
+_CONNECT_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENOENT,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+    }
+)
+UNAVAILABLE_CLASSES: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+"""Raised outside SQLAlchemy's DBAPIError wrapping (connecting, the asyncpg pool): handled
+explicitly, since Starlette re-raises whatever reaches its catch-all handler."""
+
+
+def _through_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("asyncpg"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) says the database cannot be reached right now: a
+    server restarting, a cut connection, a pool that could not get one in time. Such a
+    request can succeed when retried, so it is a 503, not a 500."""
+    from sqlalchemy.exc import DisconnectionError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PoolTimeout | DisconnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_STATES):
+            return True
+        if isinstance(current, OSError):
+            if current.errno in _CONNECT_ERRNOS and _through_driver(current):
+                return True
+        elif type(current).__name__ in _UNAVAILABLE_TYPES and type(current).__module__.startswith(
+            "asyncpg"
+        ):
+            return True
+        current = current.__cause__ or current.__context__ or getattr(current, "orig", None)
+    return False
+
+
+def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    structlog.get_logger(__name__).warning(
+        "http.database_unavailable", path=request.url.path, error=type(exc).__name__
+    )
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        title="The database is temporarily unavailable",
+        detail=(
+            f"Retry in {RETRY_AFTER_SECONDS} s (with the same Idempotency-Key where the "
+            "request takes one: it may or may not have been applied)."
+        ),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _sqlstate(exc: BaseException) -> str | None:

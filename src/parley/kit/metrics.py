@@ -138,7 +138,7 @@ WEBHOOK_FAILURES = Counter(
 )
 WEBHOOK_DELIVERIES = Counter(
     "parley_webhook_deliveries_total",
-    "Webhook delivery outcomes by this process (delivered, retry, dead, deferred).",
+    "Webhook delivery outcomes by this process (delivered, retry, dead, deferred, handed_over).",
     ["outcome"],
     registry=REGISTRY,
 )

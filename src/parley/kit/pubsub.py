@@ -47,9 +47,21 @@ class MemoryBroker:
                 del self._subs[topic]
 
 
+RESYNC = "stream.resync"
+"""Put in a subscriber's queue after its Redis subscription was lost and restored: events
+published meanwhile were missed, so the stream re-reads from the database (or ends, and the
+client reconnects with `Last-Event-ID`)."""
+
+
 class RedisBroker:
-    def __init__(self, redis: Any) -> None:
+    """Redis pub/sub that survives Redis restarts: each subscription's reader reconnects and
+    resubscribes with backoff (redis-py gives up after a few quick retries, which left a
+    stream deaf for good after a 30 s outage), and a subscription opened while Redis is away
+    still opens (the reader keeps trying; streams also read the database)."""
+
+    def __init__(self, redis: Any, *, max_pause: float = 5.0) -> None:
         self.redis = redis
+        self.max_pause = max_pause
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         try:
@@ -60,22 +72,44 @@ class RedisBroker:
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(f"parley:ev:{topic}")
+        channel = f"parley:ev:{topic}"
+        ready = asyncio.Event()
 
         async def pump() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    with contextlib.suppress(asyncio.QueueFull, ValueError):
-                        queue.put_nowait(json.loads(message["data"]))
+            pause = 0.2
+            lost = False
+            while True:
+                pubsub = self.redis.pubsub()
+                try:
+                    await pubsub.subscribe(channel)
+                    ready.set()
+                    if lost:
+                        log.info("pubsub.resubscribed", topic=topic)
+                        with contextlib.suppress(asyncio.QueueFull):
+                            queue.put_nowait({"type": RESYNC})
+                    lost, pause = False, 0.2
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            with contextlib.suppress(asyncio.QueueFull, ValueError):
+                                queue.put_nowait(json.loads(message["data"]))
+                except Exception as exc:
+                    if not lost:
+                        log.warning("pubsub.subscription_lost", error=type(exc).__name__)
+                    lost = True
+                finally:
+                    ready.set()  # the first try is over, subscribed or not
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_pause)
 
         task = asyncio.create_task(pump())
         try:
+            # Subscribed before the caller reads the database, so nothing falls in between.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), timeout=3.0)
             yield queue
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-                await pubsub.aclose()

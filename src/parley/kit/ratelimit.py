@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from parley.kit.errors import ServiceUnavailable, TooManyRequests
+from parley.kit.errors import RETRY_AFTER_SECONDS, ServiceUnavailable, TooManyRequests
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ class RedisRateLimiter:
             pipe.expire(rkey, window_seconds + 1)
             count, _ = await pipe.execute()
         except Exception as exc:  # fail closed: see module docstring
-            raise ServiceUnavailable("Rate limiting is unavailable; try again shortly.") from exc
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from exc
         reset = max(1, math.ceil((window + 1) * window_seconds - now))
         return Decision(int(count) <= limit, limit, max(0, limit - int(count)), reset)
 

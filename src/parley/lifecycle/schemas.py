@@ -64,3 +64,20 @@ class RetentionSettings(BaseModel):
 
 class RetentionOut(RetentionSettings):
     effective: dict[str, int]
+
+
+class WorkspaceExportOut(BaseModel):
+    """One requested export; `download_url` once its archive is built."""
+
+    id: uuid.UUID
+    status: str = Field(description="queued, running, ready or failed")
+    created_at: datetime
+    finished_at: datetime | None
+    size_bytes: int | None
+    sha256: str | None = Field(description="SHA-256 of the archive, hex")
+    error: str | None
+    download_url: str | None
+
+
+class WorkspaceExportList(BaseModel):
+    items: list[WorkspaceExportOut]

@@ -8,12 +8,13 @@ import structlog
 from parley.kit.db import all_tenant_ids, tenants_due_for_deletion
 from parley.kit.jobs import REGISTRY, JobContext
 from parley.knowledge.storage import storage_for
-from parley.lifecycle import retention, workspace_data
+from parley.lifecycle import exports, retention, workspace_data
 
 log = structlog.get_logger(__name__)
 
 DELETE_DUE_JOB = "lifecycle.delete_due_workspaces"
 RETENTION_JOB = "lifecycle.apply_retention"
+EXPORT_JOB = exports.EXPORT_JOB  # registered in exports.py
 
 
 class LeftoverData(RuntimeError):

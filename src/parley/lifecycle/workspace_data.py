@@ -73,6 +73,8 @@ async def export_workspace(
                 "sha256": file_sha256(path),
             }
     for key in await storage.list_keys(tenant_prefix(tenant_id)):
+        if key.endswith("/export"):  # an earlier export's archive (exports.py)
+            continue
         data = await storage.get(key)
         target = out / "files" / key
         target.parent.mkdir(parents=True, exist_ok=True)

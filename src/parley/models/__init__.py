@@ -57,6 +57,7 @@ from parley.models.usage import (
     VisitorBudget,
     VisitorUsage,
 )
+from parley.models.lifecycle import WorkspaceExport
 from parley.models.voice import VoiceTurn
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkspaceExport",
 ]
 
 TENANT_TABLES: tuple[str, ...] = tuple(

@@ -64,6 +64,14 @@ class WebhookDelivery(TenantScoped, Base):
         Index("ix_webhook_deliveries_endpoint", "tenant_id", "endpoint_id", "id"),
         Index("ix_webhook_deliveries_status", "tenant_id", "status", "id"),
         Index("ix_webhook_deliveries_dead", "id", postgresql_where=text("status = 'dead'")),
+        # Deliveries waiting for an in-flight slot, oldest first (the slot hand-over).
+        Index(
+            "ix_webhook_deliveries_waiting",
+            "tenant_id",
+            "endpoint_id",
+            "id",
+            postgresql_where=text("status = 'pending' AND attempt_count = 0"),
+        ),
     )
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column()

@@ -2,16 +2,23 @@
 
 Guarantee: at least once, with a stable `webhook-id` (the delivery id) receivers dedupe on.
 - A delivery is claimed (`pending` → `sending`, lease until the POST's timeout has surely
-  passed) before the POST, and the outcome is written after it. Only a job carrying the row's
-  current `seq` may act, so a duplicated or stale job is a no-op.
+  passed) before the POST, and the outcome is written after it, before the job is
+  acknowledged. Only a job carrying the row's current `seq` may act, so a duplicated or stale
+  job is a no-op.
 - A delivery marked `delivered` is never sent again: no path leads out of that state.
+- Writing the outcome is retried while the lease lasts, so a database restart between the
+  POST and the record does not cause a second POST (found by `bench.chaos`, R1).
 - If the worker dies between the POST and the record, the job is re-picked (pgqueuer
-  heartbeat); it waits for the lease to lapse, then sends again — the one case a receiver sees
-  the same `webhook-id` twice.
+  heartbeat); it waits for the lease to lapse, then sends again with the same `webhook-id` —
+  the one case a receiver sees a delivery twice, logged as an attempt with no outcome.
 - Retries are new jobs with a delay (exponential ceilings from the settings, full jitter), so a
   waiting delivery holds no worker. The circuit breaker and the per-endpoint in-flight limit
   defer a delivery without counting an attempt; one slow or failing endpoint therefore holds at
   most `PARLEY_WEBHOOK_MAX_IN_FLIGHT` workers, and only until its circuit opens.
+- A delivery over the in-flight limit waits in the queue, not in a loop: it is scheduled with
+  a growing, jittered delay, and each finished attempt hands its slot to the endpoint's oldest
+  waiting delivery at once. A backlog drains at the endpoint's pace, with one claim per
+  delivery and slot instead of one every second (the busy loop R1 found).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.kit.errors import ParleyError
+from parley.kit.errors import ParleyError, is_unavailable
 from parley.kit.http import REDIRECT_CODES, fetch
 from parley.kit.ids import new_id
 from parley.kit.jobs import JobContext
@@ -51,6 +58,7 @@ class Claim:
     secrets: list[str]
     body: bytes
     attempt: int
+    lease_until: datetime
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,31 @@ async def _defer(
 
 
 _ZERO = timedelta(0)
+
+
+def slot_wait(seq: int) -> timedelta:
+    """How long a delivery over the in-flight limit waits before it looks again by itself:
+    2–4 s the first time, doubling per deferral up to 30–60 s, jittered so a backlog does not
+    wake at once. A slot freed earlier is handed over by `_hand_over`, so this is only the
+    fallback (an attempt that never finished, a worker lost)."""
+    ceiling = min(60.0, 4.0 * 2 ** min(seq, 4))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311
+
+
+async def _hand_over(
+    session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID, now: datetime
+) -> None:
+    """A slot just freed: the endpoint's oldest waiting delivery gets a job now (under a new
+    `seq`, so the job it had becomes a no-op)."""
+    waiting = await repo.next_waiting(session, tenant_id, endpoint_id, now)
+    if waiting is None:
+        return
+    waiting.seq += 1
+    waiting.next_attempt_at = now
+    waiting.updated_at = now
+    await session.flush()
+    await enqueue_delivery(session, tenant_id, waiting.id, waiting.seq)
+    WEBHOOK_DELIVERIES.labels("handed_over").inc()
 
 
 def _dead(delivery: WebhookDelivery, now: datetime, error: str | None) -> None:
@@ -199,9 +232,7 @@ async def claim(
         await repo.in_flight(session, tenant_id, endpoint.id, now, delivery.id)
         >= s.parley_webhook_max_in_flight
     ):
-        spread = random.uniform(0.2, 1.0)  # noqa: S311
-        wait = timedelta(seconds=spread * min(2.0, s.parley_webhook_timeout_seconds))
-        await _defer(session, tenant_id, delivery, now + wait, now)
+        await _defer(session, tenant_id, delivery, now + slot_wait(delivery.seq), now)
         return None
 
     delivery.status = "sending"
@@ -210,7 +241,13 @@ async def claim(
     delivery.updated_at = now
     await session.flush()
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Claim(endpoint.url, _secrets(runtime, endpoint, now), body, delivery.attempt_count)
+    return Claim(
+        endpoint.url,
+        _secrets(runtime, endpoint, now),
+        body,
+        delivery.attempt_count,
+        delivery.lease_until,
+    )
 
 
 async def send(runtime: Runtime, delivery_id: uuid.UUID, c: Claim) -> Result:
@@ -302,6 +339,7 @@ async def record(
         endpoint.circuit_open_until = None
         WEBHOOK_DELIVERIES.labels("delivered").inc()
         await session.flush()
+        await _hand_over(session, tenant_id, endpoint.id, now)
         return
     assert result.kind is not None
     WEBHOOK_FAILURES.labels(result.kind).inc()
@@ -327,6 +365,8 @@ async def record(
             attempts=delivery.attempt_count,
         )
         await session.flush()
+        if not _circuit_open(endpoint, now):
+            await _hand_over(session, tenant_id, endpoint.id, now)
         return
     delay = retry_delay(s.parley_webhook_retry_schedule, delivery.attempt_count)
     delivery.status = "pending"
@@ -335,6 +375,35 @@ async def record(
     await session.flush()
     await enqueue_delivery(session, tenant_id, delivery_id, delivery.seq, delay)
     WEBHOOK_DELIVERIES.labels("retry").inc()
+    if not _circuit_open(endpoint, now):
+        await _hand_over(session, tenant_id, endpoint.id, now)
+
+
+def _circuit_open(endpoint: WebhookEndpoint, now: datetime) -> bool:
+    """While the circuit is open nothing is sent: handing a slot over would only defer again."""
+    return endpoint.circuit_open_until is not None and endpoint.circuit_open_until > now
+
+
+async def _record_durably(
+    ctx: JobContext, delivery_id: uuid.UUID, seq: int, c: Claim, result: Result
+) -> None:
+    """Write the outcome, retrying while the database is unreachable and the claim's lease
+    lasts: an outcome not written means the delivery is sent again once the lease lapses."""
+    margin = timedelta(seconds=1)
+    pause = 0.2
+    while True:
+        try:
+            async with ctx.tenant_session() as session:
+                await record(session, ctx.runtime, ctx.tenant_id, delivery_id, seq, c, result)
+            return
+        except Exception as exc:
+            if not is_unavailable(exc) or datetime.now(UTC) + margin >= c.lease_until:
+                raise
+            log.warning(
+                "webhook.record_retry", delivery_id=str(delivery_id), error=type(exc).__name__
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 async def run(ctx: JobContext) -> None:
@@ -347,8 +416,7 @@ async def run(ctx: JobContext) -> None:
     if c is None:
         return
     result = await send(runtime, delivery_id, c)
-    async with ctx.tenant_session() as session:
-        await record(session, runtime, tenant_id, delivery_id, seq, c, result)
+    await _record_durably(ctx, delivery_id, seq, c, result)
     log.info(
         "webhook.attempt",
         tenant_id=str(tenant_id),

@@ -164,6 +164,29 @@ async def in_flight(
     return int(count or 0)
 
 
+async def next_waiting(
+    session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID, now: datetime
+) -> WebhookDelivery | None:
+    """The oldest delivery of the endpoint waiting for an in-flight slot (never tried, moved
+    to a later time), locked; one another run holds is skipped, not waited for. Served by the
+    partial index `ix_webhook_deliveries_waiting`, so the endpoint's delivered history is not
+    scanned."""
+    found = await session.scalars(
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.attempt_count == 0,
+            WebhookDelivery.next_attempt_at > now,
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return found.first()
+
+
 async def dead_letter_total(session: AsyncSession) -> int:
     """Dead deliveries across every tenant (a count only; see the migration's function)."""
     return int(await session.scalar(text("SELECT parley_webhook_dead_letters()")) or 0)

@@ -38,6 +38,7 @@ from parley.kit.ids import new_id
 from parley.kit.metrics import SSE_CONNECTIONS
 from parley.kit.origins import is_allowed
 from parley.kit.pagination import Page
+from parley.kit.pubsub import RESYNC
 from parley.kit.ratelimit import enforce
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest, new_secret
@@ -378,6 +379,8 @@ async def _event_stream(
                         yield sse_comment()
                     continue
                 quiet_since = loop.time()
+                if event.get("type") == RESYNC:  # Redis was away: the client resumes from
+                    return  # its Last-Event-ID, which replays what it missed
                 if event.get("type") in ("typing", "conversation.status"):  # not stored
                     yield sse_event(str(event["type"]), event.get("data") or {})
                     continue

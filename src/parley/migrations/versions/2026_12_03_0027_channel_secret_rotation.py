@@ -2,7 +2,7 @@
 verifying deliveries until it expires (issue 18, docs/channels.md "Rotating the secret").
 
 Revision ID: 0027_channel_secret_rotation
-Revises: 0025_plans
+Revises: 0026_exports_and_slots
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027_channel_secret_rotation"
-down_revision: str | None = "0025_plans"
+down_revision: str | None = "0026_exports_and_slots"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
