@@ -7,8 +7,8 @@ Every error the API returns is `application/problem+json` with `type`, `title`, 
 
 from __future__ import annotations
 
-import json
 import errno
+import json
 from typing import Any, ClassVar
 
 import asyncpg
@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.kit.requestid import current_trace_id
@@ -339,9 +340,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for cls in UNAVAILABLE_CLASSES:
         app.add_exception_handler(cls, _connection)
-    from sqlalchemy.exc import DisconnectionError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     app.add_exception_handler(PoolTimeout, _connection)
     app.add_exception_handler(DisconnectionError, _connection)
 
@@ -413,6 +411,8 @@ def sql_problem(exc: BaseException) -> dict[str, Any] | None:
             "message": found.get("message"),
         },
     }
+
+
 RETRY_AFTER_SECONDS = 5
 """What a client is told to wait when the database is away: a restart or a fail-over takes
 seconds, and clients that all retry at once the moment it returns would only slow it down."""
@@ -461,9 +461,6 @@ def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` (or what it wraps) says the database cannot be reached right now: a
     server restarting, a cut connection, a pool that could not get one in time. Such a
     request can succeed when retried, so it is a 503, not a 500."""
-    from sqlalchemy.exc import DisconnectionError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

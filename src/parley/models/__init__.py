@@ -49,6 +49,7 @@ from parley.models.knowledge import (
     KnowledgeTerm,
     RetrievalLog,
 )
+from parley.models.lifecycle import WorkspaceExport
 from parley.models.usage import (
     Plan,
     PlanOverage,
@@ -57,7 +58,6 @@ from parley.models.usage import (
     VisitorBudget,
     VisitorUsage,
 )
-from parley.models.lifecycle import WorkspaceExport
 from parley.models.voice import VoiceTurn
 
 __all__ = [
