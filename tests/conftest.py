@@ -427,3 +427,22 @@ def require_service(env_var: str) -> str:
             pytest.fail(f"{env_var} is required under CI")
         pytest.skip(f"{env_var} is not set")
     return value
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_windows(request: pytest.FixtureRequest) -> None:
+    """Every test over the session's live server starts with empty rate-limit windows: they all
+    come from 127.0.0.1, so without this a test's session start could be refused for what the
+    tests before it did in the same minute (the limits themselves are tested on their own)."""
+    url = os.environ.get("REDIS_URL")
+    if not url or "live_server" not in request.fixturenames:
+        return
+    import redis  # lazy: only the tests that run against Redis need the client
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match="parley:rl:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

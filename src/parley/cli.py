@@ -147,6 +147,8 @@ def worker(
     from parley.app import make_worker
     from parley.kit import bootstrap
     from parley.kit.boot import build_runtime
+    from parley.kit.db import platform_session
+    from parley.usage.plans import sync_plans
 
     settings = _settings()
     configure_logging(settings.parley_log_level, settings.parley_log_format)
@@ -154,6 +156,8 @@ def worker(
 
     async def run() -> None:
         runtime = await build_runtime(settings, target.app_url)
+        async with platform_session(runtime.db) as session:
+            await sync_plans(session, settings)  # the limits the database enforces (0025)
         w = make_worker(runtime)
         w.concurrency = concurrency
         loop = asyncio.get_running_loop()

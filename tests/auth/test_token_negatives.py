@@ -160,6 +160,8 @@ async def test_hostile_tokens_are_refused_everywhere(
         "conversation_id": str(uuid.uuid4()),
         "note_id": str(uuid.uuid4()),
         "tag": "vip",
+        "export_id": str(uuid.uuid4()),
+        "gap_id": str(uuid.uuid4()),
     }
     accepted = []
     for name, token in tokens.items():

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -254,7 +255,9 @@ async def attempts(runtime: Runtime, base: str) -> dict[str, Exception | None]:
         out["url_source"] = None
     except Exception as exc:
         out["url_source"] = exc
-    claim = delivery.Claim(f"{base}/hook", ["whsec_" + "a" * 32], b"{}", 1)
+    claim = delivery.Claim(
+        f"{base}/hook", ["whsec_" + "a" * 32], b"{}", 1, datetime.now(UTC) + timedelta(minutes=1)
+    )
     result = await delivery.send(runtime, uuid.uuid4(), claim)
     out["webhook"] = None if result.kind != "refused" else UnsafeUrl(result.error or "")
     try:

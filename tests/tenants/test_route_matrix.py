@@ -151,6 +151,20 @@ async def _channel(w: World) -> Call:
     return Call({"channel_id": await _fresh_channel(w)})
 
 
+async def _webhook_channel(w: World) -> Call:
+    """A webhook channel: the kind whose inbound secret rotates."""
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/channels",
+        json={
+            "type": "webhook",
+            "bot_id": await _fresh_bot(w),
+            "config": {"callback_url": "https://hooks.example.com/in"},
+        },
+        headers=w.a["owner"].headers,
+    )
+    return Call({"channel_id": str(resp.json()["id"])})
+
+
 async def _patch_channel(w: World) -> Call:
     return Call({"channel_id": await _fresh_channel(w)}, {"name": "Renamed"})
 
@@ -547,6 +561,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/channels/{channel_id}/events"): Case(_channel, 200, foreign_param="channel_id"),
     ("PATCH", "/channels/{channel_id}"): Case(_patch_channel, 200, foreign_param="channel_id"),
     ("DELETE", "/channels/{channel_id}"): Case(_channel, 204, foreign_param="channel_id"),
+    ("POST", "/channels/{channel_id}/rotate-secret"): Case(
+        _webhook_channel, 200, foreign_param="channel_id"
+    ),
     ("GET", "/channels/{channel_id}/visitor-budget"): Case(
         _channel, 200, foreign_param="channel_id"
     ),

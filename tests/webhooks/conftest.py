@@ -86,11 +86,14 @@ def worker(data_dir: Path, test_db: DatabaseUnderTest) -> WorkerFactory:
     async def run(**overrides: Any) -> AsyncIterator[Runtime]:
         import parley.tasks  # noqa: F401  (registers the product's jobs)
         from parley.kit.boot import build_runtime
+        from parley.kit.db import platform_session
         from parley.kit.jobs import REGISTRY, Worker
+        from parley.usage.plans import sync_plans
 
-        runtime = await build_runtime(
-            make_settings(data_dir, **{**FAST, **overrides}), test_db.app_url
-        )
+        settings = make_settings(data_dir, **{**FAST, **overrides})
+        runtime = await build_runtime(settings, test_db.app_url)
+        async with platform_session(runtime.db) as session:
+            await sync_plans(session, settings)  # as every process does at start-up (0025)
         w = Worker(
             db=runtime.db,
             registry=REGISTRY,
