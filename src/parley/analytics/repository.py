@@ -116,6 +116,8 @@ async def report(
     roll-up tables are read by their primary key's (tenant_id, day) prefix; the range's rows
     number days × bots × channels (× buckets), whatever the message volume. There is always
     at least the total row (a grouping set `()` yields one row on no input)."""
+    # Bucket counts as float8: the running sums and ranks are then float arithmetic, not
+    # numeric (sum of bigint), exact below 2^53 turns; the cost of the read was mostly there.
     key = _KEY[group_by]
     where = f"WHERE tenant_id = :t AND day BETWEEN :start AND :end{_filters(bot_id, channel_id)}"
     sums = ", ".join(
@@ -124,7 +126,7 @@ async def report(
     sql = (
         f"WITH s AS (SELECT {key} AS key, GROUPING({key}) = 1 AS total, {sums}"  # noqa: S608
         f" FROM analytics_daily {where} GROUP BY GROUPING SETS (({key}), ())),"
-        f" h AS (SELECT {key} AS key, GROUPING({key}) = 1 AS total, le_ms, sum(turns) AS n"
+        f" h AS (SELECT {key} AS key, GROUPING({key}) = 1 AS total, le_ms, sum(turns)::float8 AS n"
         f" FROM analytics_daily_latency {where}"
         f" GROUP BY GROUPING SETS (({key}, le_ms), (le_ms))),"
         " c AS (SELECT key, total, le_ms,"
