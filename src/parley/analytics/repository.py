@@ -117,7 +117,7 @@ async def report(
     number days × bots × channels (× buckets), whatever the message volume. There is always
     at least the total row (a grouping set `()` yields one row on no input)."""
     # Bucket counts as float8: the running sums and ranks are then float arithmetic, not
-    # numeric (sum of bigint), exact below 2^53 turns; the cost of the read was mostly there.
+    # numeric (sum of bigint), exact below 2^53 turns.
     key = _KEY[group_by]
     where = f"WHERE tenant_id = :t AND day BETWEEN :start AND :end{_filters(bot_id, channel_id)}"
     sums = ", ".join(
