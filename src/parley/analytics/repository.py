@@ -114,7 +114,7 @@ async def report(
     count reaches the quantile's rank, the buckets of the range merged in the database), and
     on every row the workspace's pending marks (`pending_days`, `pending_since`). Both
     roll-up tables are read by their primary key's (tenant_id, day) prefix; the range's rows
-    number days × bots × channels (× buckets), whatever the message volume. There is always
+    number days × bots × channels (× latency buckets filled, at most ~100). There is always
     at least the total row (a grouping set `()` yields one row on no input)."""
     # Bucket counts as float8: the running sums and ranks are then float arithmetic, not
     # numeric (sum of bigint), exact below 2^53 turns.
