@@ -74,7 +74,9 @@ async def recompute(session: AsyncSession, tenant_id: TenantId, days: Sequence[d
 
 
 async def pending(session: AsyncSession, tenant_id: TenantId) -> tuple[int, Any]:
-    """Marks waiting for a roll-up, and when the oldest was made."""
+    """Marks waiting for a roll-up, and when the oldest was made (an index-only scan of the
+    workspace's marks on `ix_analytics_dirty_day`: it grows with the marks not yet rolled
+    up, never with history)."""
     row = (
         await session.execute(
             text(
@@ -96,7 +98,7 @@ def _filters(bot_id: uuid.UUID | None, channel_id: uuid.UUID | None) -> str:
     return out
 
 
-async def daily(
+async def report(
     session: AsyncSession,
     tenant_id: TenantId,
     start: date,
@@ -106,50 +108,45 @@ async def daily(
     channel_id: uuid.UUID | None,
     group_by: GroupBy,
 ) -> list[dict[str, Any]]:
+    """The metrics read in one statement: per key (`key`, `total` false) and for the whole
+    range (`total` true, last) the sums of the daily roll-ups, the p50 and p95 time to first
+    token (`ttft_p50`, `ttft_p95`: the upper bound of the histogram bucket where the running
+    count reaches the quantile's rank, the buckets of the range merged in the database), and
+    on every row the workspace's pending marks (`pending_days`, `pending_since`). Both
+    roll-up tables are read by their primary key's (tenant_id, day) prefix; the range's rows
+    number days × bots × channels (× latency buckets filled, at most ~100). There is always
+    at least the total row (a grouping set `()` yields one row on no input)."""
+    # Bucket counts as float8: the running sums and ranks are then float arithmetic, not
+    # numeric (sum of bigint), exact below 2^53 turns.
     key = _KEY[group_by]
+    where = f"WHERE tenant_id = :t AND day BETWEEN :start AND :end{_filters(bot_id, channel_id)}"
     sums = ", ".join(
         f"sum({c}) AS {c}" if c == "cost_usd" else f"sum({c})::bigint AS {c}" for c in SUMS
     )
+    sql = (
+        f"WITH s AS (SELECT {key} AS key, GROUPING({key}) = 1 AS total, {sums}"  # noqa: S608
+        f" FROM analytics_daily {where} GROUP BY GROUPING SETS (({key}), ())),"
+        f" h AS (SELECT {key} AS key, GROUPING({key}) = 1 AS total, le_ms, sum(turns)::float8 AS n"
+        f" FROM analytics_daily_latency {where}"
+        f" GROUP BY GROUPING SETS (({key}, le_ms), (le_ms))),"
+        " c AS (SELECT key, total, le_ms,"
+        "  sum(n) OVER (PARTITION BY total, key ORDER BY le_ms) AS cum,"
+        "  sum(n) OVER (PARTITION BY total, key) AS n FROM h),"
+        " p AS (SELECT coalesce(key::text, '') AS k,"
+        "  min(le_ms) FILTER (WHERE cum >= ceil(0.5 * n)) AS ttft_p50,"
+        "  min(le_ms) FILTER (WHERE cum >= ceil(0.95 * n)) AS ttft_p95"
+        "  FROM c GROUP BY total, key),"
+        " d AS (SELECT count(DISTINCT day) AS pending_days, min(marked_at) AS pending_since"
+        "  FROM analytics_dirty WHERE tenant_id = :t)"
+        " SELECT s.*, p.ttft_p50, p.ttft_p95, d.* FROM s"
+        " LEFT JOIN p ON p.k = coalesce(s.key::text, '')"
+        " CROSS JOIN d ORDER BY s.total, s.key"
+    )
     rows = await session.execute(
-        text(
-            f"SELECT {key} AS key, {sums} FROM analytics_daily "  # noqa: S608 (fixed names)
-            f"WHERE tenant_id = :t AND day BETWEEN :start AND :end"
-            f"{_filters(bot_id, channel_id)} GROUP BY 1 ORDER BY 1"
-        ),
+        text(sql),
         {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
     )
     return [dict(r) for r in rows.mappings()]
-
-
-async def ttft_percentiles(
-    session: AsyncSession,
-    tenant_id: TenantId,
-    start: date,
-    end: date,
-    *,
-    bot_id: uuid.UUID | None,
-    channel_id: uuid.UUID | None,
-    group_by: GroupBy,
-) -> dict[Any, tuple[int | None, int | None]]:
-    """p50 and p95 time to first token per key (and for the whole range under the key
-    `None`): the upper bound of the histogram bucket where the running count reaches the
-    quantile's rank, computed in the database so only one row per key comes back."""
-    key = _KEY[group_by]
-    rows = await session.execute(
-        text(
-            "WITH h AS ("  # noqa: S608 (fixed names)
-            f" SELECT {key} AS key, le_ms, sum(turns) AS n FROM analytics_daily_latency"
-            " WHERE tenant_id = :t AND day BETWEEN :start AND :end"
-            f"{_filters(bot_id, channel_id)} GROUP BY GROUPING SETS ((1, 2), (2))),"
-            " c AS (SELECT key, le_ms,"
-            "  sum(n) OVER (PARTITION BY key ORDER BY le_ms) AS cum,"
-            "  sum(n) OVER (PARTITION BY key) AS total FROM h)"
-            " SELECT key, min(le_ms) FILTER (WHERE cum >= ceil(0.5 * total)),"
-            " min(le_ms) FILTER (WHERE cum >= ceil(0.95 * total)) FROM c GROUP BY key"
-        ),
-        {"t": tenant_id, "start": start, "end": end, "bot": bot_id, "channel": channel_id},
-    )
-    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def models(

@@ -111,20 +111,25 @@ async def metrics(
         await bots.get_bot(session, tenant_id, bot_id)  # another workspace's bot: 404
     if channel_id is not None:
         await channels.get_channel(session, tenant_id, channel_id)
-    args: dict[str, Any] = {"bot_id": bot_id, "channel_id": channel_id, "group_by": group_by}
-    sums = await repo.daily(session, tenant_id, first, last, **args)
-    ttft = await repo.ttft_percentiles(session, tenant_id, first, last, **args)
-    rows = [_row(str(s["key"]), s, ttft.get(s["key"], (None, None))) for s in sums]
-    total = {c: sum((s[c] or 0) for s in sums) for c in repo.SUMS}
-    pending_days, pending_since = await repo.pending(session, tenant_id)
+    rows = await repo.report(
+        session,
+        tenant_id,
+        first,
+        last,
+        bot_id=bot_id,
+        channel_id=channel_id,
+        group_by=group_by,
+    )  # one statement: sums, percentiles and pending marks (at least the total row)
+    total = rows[-1]
+    pending_days, pending_since = int(total["pending_days"]), total["pending_since"]
     return MetricsReport(
         start=first,
         end=last,
         group_by=group_by,
         bot_id=bot_id,
         channel_id=channel_id,
-        rows=rows,
-        total=_row("total", total, ttft.get(None, (None, None))),
+        rows=[_row(str(r["key"]), r, (r["ttft_p50"], r["ttft_p95"])) for r in rows[:-1]],
+        total=_row("total", total, (total["ttft_p50"], total["ttft_p95"])),
         pending_days=pending_days,
         pending_since=pending_since,
     )
