@@ -18,6 +18,7 @@ import parley.tasks  # noqa: F401  (registers the product's jobs with the worker
 from parley import __version__
 from parley.admin.endpoints import router as admin_router
 from parley.analytics.endpoints import router as analytics_router
+from parley.analytics.gate_endpoints import router as quality_gate_router
 from parley.audit.endpoints import router as audit_router
 from parley.auth.endpoints import router as auth_router
 from parley.automations.endpoints import router as automations_router
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         automations_router,
         conversations_router,
         analytics_router,
+        quality_gate_router,
         widget_static_router,
         demo_router,
         admin_router,

@@ -136,6 +136,12 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
             headers=owner.headers,
         )
         assert answered.status_code == 201, answered.text
+        golden = await client.post(
+            f"/v1/tenants/{owner.tenant_id}/bots/{w.bot_id}/golden-questions",
+            json={"question": "Hello?", "expected_answer": "Hello"},
+            headers=owner.headers,
+        )
+        assert golden.status_code == 201, golden.text
         ids.append(owner.tenant_id)
     return ids[0], ids[1]
 

@@ -147,6 +147,19 @@ async def _create_channel(w: World) -> Call:
     )
 
 
+async def _webhook_channel(w: World) -> Call:
+    resp = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/channels",
+        json={
+            "type": "webhook",
+            "bot_id": await _fresh_bot(w),
+            "config": {"callback_url": "https://hooks.example.com/in"},
+        },
+        headers=w.a["owner"].headers,
+    )
+    return Call({"channel_id": str(resp.json()["id"])})
+
+
 async def _channel(w: World) -> Call:
     return Call({"channel_id": await _fresh_channel(w)})
 
@@ -500,6 +513,34 @@ async def _retention(w: World) -> Call:
     return Call({}, {"conversations_days": 400, "files_days": None, "logs_days": 30})
 
 
+async def _fresh_golden(w: World) -> tuple[str, str]:
+    bot = await _fresh_bot(w)
+    q = await w.client.post(
+        f"/v1/tenants/{w.tenant_a()}/bots/{bot}/golden-questions",
+        json={"question": "Hours?", "expected_answer": "9"},
+        headers=w.a["owner"].headers,
+    )
+    return bot, str(q.json()["id"])
+
+
+async def _create_golden(w: World) -> Call:
+    return Call({"bot_id": await _fresh_bot(w)}, {"question": "Hours?", "expected_answer": "9"})
+
+
+async def _golden(w: World) -> Call:
+    bot, question = await _fresh_golden(w)
+    return Call({"bot_id": bot, "question_id": question})
+
+
+async def _patch_golden(w: World) -> Call:
+    bot, question = await _fresh_golden(w)
+    return Call({"bot_id": bot, "question_id": question}, {"expected_answer": "10"})
+
+
+async def _put_gate(w: World) -> Call:
+    return Call({"bot_id": await _fresh_bot(w)}, {"mode": "block"})
+
+
 async def _gaps(w: World) -> Call:
     return Call({}, params={"bot_id": await _fresh_bot(w)})
 
@@ -690,6 +731,22 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/analytics/gaps"): Case(_gaps, 200),
     ("POST", "/analytics/gaps/{gap_id}/answer"): Case(_answer_gap, 201),
     ("PUT", "/retention"): Case(_retention, 200),
+    ("POST", "/bots/{bot_id}/golden-questions"): Case(_create_golden, 201, foreign_param="bot_id"),
+    ("GET", "/bots/{bot_id}/golden-questions"): Case(_bot, 200, foreign_param="bot_id"),
+    ("GET", "/bots/{bot_id}/golden-questions/{question_id}"): Case(
+        _golden, 200, foreign_param="question_id"
+    ),
+    ("PATCH", "/bots/{bot_id}/golden-questions/{question_id}"): Case(
+        _patch_golden, 200, foreign_param="question_id"
+    ),
+    ("DELETE", "/bots/{bot_id}/golden-questions/{question_id}"): Case(
+        _golden, 204, foreign_param="question_id"
+    ),
+    ("GET", "/bots/{bot_id}/quality-gate"): Case(_bot, 200, foreign_param="bot_id"),
+    ("PUT", "/bots/{bot_id}/quality-gate"): Case(_put_gate, 200, foreign_param="bot_id"),
+    ("POST", "/channels/{channel_id}/rotate-secret"): Case(
+        _webhook_channel, 200, foreign_param="channel_id"
+    ),
 }
 
 
@@ -726,7 +783,13 @@ async def world(client: httpx.AsyncClient) -> World:
     b_rule = await client.post(
         f"/v1/tenants/{b_owner.tenant_id}/automations", json=_rule_body(), headers=b_owner.headers
     )
+    b_golden = await client.post(
+        f"/v1/tenants/{b_owner.tenant_id}/bots/{b_widget.bot_id}/golden-questions",
+        json={"question": "B's?", "expected_answer": "b"},
+        headers=b_owner.headers,
+    )
     w.b_ids = {
+        "question_id": b_golden.json()["id"],
         "conversation_id": b_conv.conversation_id,
         "note_id": b_note.json()["id"],
         "source_id": b_source.json()["id"],

@@ -50,7 +50,12 @@ async def get_bot(scope: Reader, bot_id: uuid.UUID) -> BotOut:
     return await service.get_bot(scope.session, scope.tenant_id, bot_id)
 
 
-@router.patch("/{bot_id}", response_model=BotOut, summary="Update a bot (publishes a new version)")
+@router.patch(
+    "/{bot_id}",
+    response_model=BotOut,
+    summary="Update a bot (publishes a new version)",
+    responses=merge_responses(Conflict),
+)
 async def update_bot(scope: Writer, bot_id: uuid.UUID, body: BotUpdate) -> BotOut:
     return await service.update_bot(scope.session, scope.tenant_id, scope.principal, bot_id, body)
 
@@ -102,18 +107,6 @@ async def edit_version(
 ) -> VersionOut:
     return await versions.edit_draft(
         scope.session, scope.tenant_id, scope.principal, bot_id, version_id, body
-    )
-
-
-@router.post(
-    "/{bot_id}/versions/{version_id}/publish",
-    response_model=VersionOut,
-    summary="Publish a draft, or an earlier version (rollback)",
-    responses=merge_responses(Conflict),
-)
-async def publish_version(scope: Writer, bot_id: uuid.UUID, version_id: uuid.UUID) -> VersionOut:
-    return await versions.publish(
-        scope.session, scope.tenant_id, scope.principal, bot_id, version_id
     )
 
 

@@ -151,6 +151,40 @@ class ConfigChanges(_Strict):
     voice: VoiceSettings | None = None
 
 
+class GoldenResult(BaseModel):
+    """One golden question run against one version."""
+
+    question_id: uuid.UUID
+    question: str
+    passed: bool
+    failed_checks: list[Literal["source", "passage", "answer", "provider_error"]] = Field(
+        description="Which expectations did not hold (empty when it passed)."
+    )
+    answer: str = Field(description="What the version answered (shortened).")
+
+
+class GateSide(BaseModel):
+    version_id: uuid.UUID
+    number: int
+    passed: int
+    total: int
+    pass_rate: float = Field(description="passed / total, 0..1.")
+    failing: list[GoldenResult]
+
+
+class QualityGateResult(BaseModel):
+    """The quality gate's verdict on publishing a draft (docs/bots.md "Quality gate")."""
+
+    mode: Literal["block", "warn"]
+    outcome: Literal["passed", "warned", "blocked"]
+    draft: GateSide
+    published: GateSide | None = Field(description="The version that was live when checked.")
+    regressions: list[uuid.UUID] = Field(
+        description="Golden questions the published version passes and the draft fails."
+    )
+    checked_at: datetime
+
+
 class VersionOut(BaseModel):
     id: uuid.UUID
     bot_id: uuid.UUID
@@ -159,6 +193,10 @@ class VersionOut(BaseModel):
     config: BotConfig
     created_at: datetime
     published_at: datetime | None
+    quality_gate: QualityGateResult | None = Field(
+        default=None,
+        description="The quality gate's result recorded when this version was published.",
+    )
 
 
 class FieldChange(BaseModel):
@@ -172,3 +210,9 @@ class VersionDiff(BaseModel):
     against_id: uuid.UUID
     changes: list[FieldChange]
     instructions_diff: str = Field(description="Unified line diff of the instructions.")
+    quality_gate: QualityGateResult | None = Field(
+        default=None, description="The gate's result recorded on `version_id` when published."
+    )
+    against_quality_gate: QualityGateResult | None = Field(
+        default=None, description="The gate's result recorded on `against_id` when published."
+    )

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.audit import service as audit
@@ -14,10 +15,10 @@ from parley.auth.access import Principal
 from parley.bots import repository as repo
 from parley.bots.schemas import BotConfig, BotCreate, BotOut, BotUpdate
 from parley.kit.db import TenantId
-from parley.kit.errors import NotFound, Unprocessable
+from parley.kit.errors import Conflict, NotFound, Unprocessable
 from parley.kit.ids import new_id
 from parley.kit.pagination import Page, after_id, page_by_id
-from parley.models import Bot, BotVersion
+from parley.models import Bot, BotVersion, GoldenQuestion
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,11 @@ async def check_sources(
         missing = await repo.missing_sources(session, tenant_id, source_ids)
         if missing:
             raise UnknownKnowledgeSource(f"Unknown source ids: {', '.join(map(str, missing))}")
+
+
+class GateRequiresDraft(Conflict):
+    code = "quality_gate_requires_draft"
+    title = "This bot's quality gate blocks; publish configuration changes through a draft"
 
 
 def bot_out(bot: Bot, version: BotVersion) -> BotOut:
@@ -132,6 +138,8 @@ async def update_bot(
         bot.name = body.name.strip()
     await check_sources(session, tenant_id, body.knowledge_source_ids)
     changes = body.model_dump(exclude_none=True, exclude={"name"}, mode="json")
+    if changes and bot.quality_gate_mode == "block" and await _has_golden(session, tenant_id, bot):
+        raise GateRequiresDraft()  # the shortcut would publish around the gate
     if changes:
         if "provider" in changes and "model" not in changes:
             changes["model"] = _default_model(changes["provider"])
@@ -164,6 +172,15 @@ async def update_bot(
         after=out.model_dump(mode="json"),
     )
     return out
+
+
+async def _has_golden(session: AsyncSession, tenant_id: TenantId, bot: Bot) -> bool:
+    found = await session.scalar(
+        select(GoldenQuestion.id)
+        .where(GoldenQuestion.tenant_id == tenant_id, GoldenQuestion.bot_id == bot.id)
+        .limit(1)
+    )
+    return found is not None
 
 
 async def delete_bot(

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.audit import service as audit
 from parley.auth.access import Principal
 from parley.bots import repository as repo
-from parley.bots.schemas import BotConfig, ConfigChanges, FieldChange, VersionDiff, VersionOut
+from parley.bots.schemas import (
+    BotConfig,
+    ConfigChanges,
+    FieldChange,
+    QualityGateResult,
+    VersionDiff,
+    VersionOut,
+)
 from parley.bots.service import BotNotFound, _default_model, check_sources
 from parley.kit.db import TenantId, tenant_session
 from parley.kit.errors import Conflict, NotFound, ParleyError
@@ -67,7 +74,12 @@ def version_out(v: BotVersion) -> VersionOut:
         config=BotConfig.model_validate(v.config),
         created_at=v.created_at,
         published_at=v.published_at,
+        quality_gate=_gate(v),
     )
+
+
+def _gate(v: BotVersion) -> QualityGateResult | None:
+    return QualityGateResult.model_validate(v.quality_gate) if v.quality_gate else None
 
 
 def _apply(config: dict[str, Any], changes: ConfigChanges) -> dict[str, Any]:
@@ -168,6 +180,8 @@ async def publish(
     principal: Principal,
     bot_id: uuid.UUID,
     version_id: uuid.UUID,
+    *,
+    quality_gate: QualityGateResult | None = None,
 ) -> VersionOut:
     """Make a draft — or an earlier, archived version (a rollback) — the live one. The bot row
     lock serialises publishes; the swap happens in one transaction, so a turn reads either the
@@ -183,6 +197,8 @@ async def publish(
     await session.flush()
     v.status = "published"
     v.published_at = datetime.now(UTC)
+    if quality_gate is not None:  # the gate's verdict joins the version's record
+        v.quality_gate = quality_gate.model_dump(mode="json")
     await session.flush()
     await audit.record(
         session,
@@ -194,7 +210,11 @@ async def publish(
         target_type="bot",
         target_id=bot_id,
         before={"published_number": previous},
-        after={"published_number": v.number, "version_id": str(v.id)},
+        after={
+            "published_number": v.number,
+            "version_id": str(v.id),
+            **({"quality_gate": quality_gate.outcome} if quality_gate else {}),
+        },
     )
     return version_out(v)
 
@@ -245,7 +265,12 @@ async def diff(
         lineterm="",
     )
     return VersionDiff(
-        version_id=b.id, against_id=a.id, changes=changes, instructions_diff="\n".join(lines)
+        version_id=b.id,
+        against_id=a.id,
+        changes=changes,
+        instructions_diff="\n".join(lines),
+        quality_gate=_gate(b),
+        against_quality_gate=_gate(a),
     )
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
+from parley.analytics import quality_gate
 from parley.bots import service as bots
 from parley.bots import versions
 from parley.bots.schemas import BotCreate, ConfigChanges, VersionOut
@@ -23,6 +24,7 @@ from parley.console.forms import FormState, attempt, parse, read_form, submit
 from parley.console.knowledge_pages import title_from
 from parley.console.messages import problem_message
 from parley.kit.errors import NotFound, ParleyError
+from parley.kit.runtime import get_runtime
 from parley.kit.security import TokenError
 from parley.kit.sse import SSE_HEADERS
 from parley.knowledge import service as knowledge
@@ -235,8 +237,13 @@ async def publish(
     done = await attempt(
         viewer.session,
         state,
-        lambda: versions.publish(
-            viewer.session, viewer.tenant_id, viewer.principal, bot_id, version_id
+        lambda: quality_gate.publish(  # through the quality gate, as the API's route
+            viewer.session,
+            get_runtime(request),
+            viewer.tenant_id,
+            viewer.principal,
+            bot_id,
+            version_id,
         ),
     )
     if done is None:

@@ -42,9 +42,7 @@ async def passages_for_turn(
         k=config.retrieval.top_k,
         source_ids=config.knowledge_source_ids,
     )
-    usable = [h for h in result.items if h.score >= config.retrieval.min_score]
-    answerable = any(h.relevance >= RELEVANCE_THRESHOLD for h in usable)
-    chosen = [h for h in usable if h.relevance >= SUPPORT_THRESHOLD] if answerable else []
+    chosen = choose(result.items, config.retrieval.min_score)
     async with tenant_session(runtime.db, tenant_id) as session:
         session.add(
             RetrievalLog(
@@ -70,16 +68,19 @@ async def passages_for_turn(
                 latency_ms=round(result.latency_ms, 3),
             )
         )
-    return [
-        Passage(
-            source_id=str(h.source_id),
-            title=h.title,
-            text=h.text,
-            url=h.url,
-            score=h.score,
-        )
-        for h in chosen
-    ]
+    return [passage(h) for h in chosen]
+
+
+def choose(items: list[retrieval.Hit], min_score: float) -> list[retrieval.Hit]:
+    """The hits a turn is grounded on: none unless one is relevant enough to answer from, then
+    those that support it (scores below the bot's `min_score` never count)."""
+    usable = [h for h in items if h.score >= min_score]
+    answerable = any(h.relevance >= RELEVANCE_THRESHOLD for h in usable)
+    return [h for h in usable if h.relevance >= SUPPORT_THRESHOLD] if answerable else []
+
+
+def passage(h: retrieval.Hit) -> Passage:
+    return Passage(source_id=str(h.source_id), title=h.title, text=h.text, url=h.url, score=h.score)
 
 
 def citations_for(passages: list[Passage], answer: str) -> list[dict[str, Any]]:

@@ -30,7 +30,12 @@ from parley.models.base import Base, TenantScoped, utcnow_column
 class Bot(TenantScoped, Base):
     __tablename__ = "bots"
 
+    __table_args__ = (
+        CheckConstraint("quality_gate_mode IN ('block', 'warn')", name="quality_gate_mode"),
+    )
+
     name: Mapped[str] = mapped_column(String(120))
+    quality_gate_mode: Mapped[str] = mapped_column(String(8), server_default="warn")
     created_at: Mapped[datetime] = utcnow_column()
     updated_at: Mapped[datetime] = utcnow_column()
 
@@ -63,6 +68,36 @@ class BotVersion(TenantScoped, Base):
     )
     created_at: Mapped[datetime] = utcnow_column()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quality_gate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The quality gate's result when this version was published (issue 19, decision 0037)."""
+
+
+class GoldenQuestion(TenantScoped, Base):
+    """A question a bot must keep answering: with the source it should cite, a passage it
+    should retrieve and/or a substring its answer should contain (the quality gate)."""
+
+    __tablename__ = "golden_questions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "bot_id"], ["bots.tenant_id", "bots.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint(
+            "expected_source_id IS NOT NULL OR expected_passage IS NOT NULL "
+            "OR expected_answer IS NOT NULL",
+            name="expects_something",
+        ),
+        Index("ix_golden_questions_bot", "tenant_id", "bot_id", "id"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column()
+    question: Mapped[str] = mapped_column(Text)
+    expected_source_id: Mapped[uuid.UUID | None] = mapped_column()
+    expected_passage: Mapped[str | None] = mapped_column(Text)
+    expected_answer: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = utcnow_column()
 
 
 class Channel(TenantScoped, Base):
