@@ -147,19 +147,6 @@ async def _create_channel(w: World) -> Call:
     )
 
 
-async def _webhook_channel(w: World) -> Call:
-    resp = await w.client.post(
-        f"/v1/tenants/{w.tenant_a()}/channels",
-        json={
-            "type": "webhook",
-            "bot_id": await _fresh_bot(w),
-            "config": {"callback_url": "https://hooks.example.com/in"},
-        },
-        headers=w.a["owner"].headers,
-    )
-    return Call({"channel_id": str(resp.json()["id"])})
-
-
 async def _channel(w: World) -> Call:
     return Call({"channel_id": await _fresh_channel(w)})
 
@@ -744,9 +731,6 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/bots/{bot_id}/quality-gate"): Case(_bot, 200, foreign_param="bot_id"),
     ("PUT", "/bots/{bot_id}/quality-gate"): Case(_put_gate, 200, foreign_param="bot_id"),
-    ("POST", "/channels/{channel_id}/rotate-secret"): Case(
-        _webhook_channel, 200, foreign_param="channel_id"
-    ),
 }
 
 

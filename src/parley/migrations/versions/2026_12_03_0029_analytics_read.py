@@ -6,7 +6,7 @@ primary key's tenant prefix and every row visited). The roll-up tables need no n
 their primary keys start with `(tenant_id, day)`. Decision 0034, docs/analytics.md.
 
 Revision ID: 0029_analytics_read
-Revises: 0027_channel_secret_rotation
+Revises: 0028_quality_gate
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0029_analytics_read"
-down_revision: str | None = "0027_channel_secret_rotation"
+down_revision: str | None = "0028_quality_gate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
