@@ -53,9 +53,10 @@ async def test_an_outcome_is_recorded_after_a_restart_not_sent_again(
         except AssertionError:  # 503 while the server is away
             return False
 
-    # The lease (timeout 5 s → 10 s) outlasts the restart; a resend would follow its end.
-    async with worker(parley_webhook_timeout_seconds=5.0):
-        await wait_for(delivered, timeout=60)
+    # The lease (timeout 15 s → 30 s) outlasts the restart, whose shutdown checkpoint takes
+    # longer once the suite has filled the database; a resend would follow the lease's end.
+    async with worker(parley_webhook_timeout_seconds=15.0):
+        await wait_for(delivered, timeout=90)
     assert restarted.is_set()
     got = receiver.at("/restart")
     assert len(got) == 1, [r.headers["webhook-id"] for r in got]

@@ -33,6 +33,10 @@ class AnalyticsDirty(Base):
     """A (workspace, day) whose figures changed since its last roll-up; append-only marks."""
 
     __tablename__ = "analytics_dirty"
+    # The read's pending check is an index-only scan on this (migration 0029).
+    __table_args__ = (
+        Index("ix_analytics_dirty_day", "tenant_id", "day", postgresql_include=["marked_at"]),
+    )
 
     tenant_id: Mapped[uuid.UUID] = _tenant()
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
