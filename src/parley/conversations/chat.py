@@ -23,7 +23,7 @@ from parley.kit.db import TenantId
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
-from parley.models import Message, Visitor
+from parley.models import Conversation, Message, Visitor
 from parley.webhooks import events as webhook_events
 from parley.webhooks import service as webhooks
 
@@ -48,7 +48,9 @@ async def contact_conversation(
         await session.execute(
             select(Visitor)
             .where(Visitor.tenant_id == tenant_id, Visitor.token_hash == token_hash)
-            .with_for_update()
+            # FOR NO KEY UPDATE: a turn finishing in this visitor's conversation checks its
+            # foreign key with FOR KEY SHARE, which this must not block (decision 0038).
+            .with_for_update(key_share=True)
         )
     ).scalar_one()
     visitor.last_seen_at = datetime.now(UTC)
@@ -69,6 +71,13 @@ async def add_user_message(
     *,
     spoken: bool = False,
 ) -> Message:
+    # The conversation first, as every writer of it does (decision 0038): the insert's
+    # triggers then take the usage rows in the same order everywhere.
+    await session.execute(
+        select(Conversation.id)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .with_for_update(key_share=True)
+    )
     message = Message(
         tenant_id=tenant_id,
         id=new_id(),

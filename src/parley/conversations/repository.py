@@ -461,7 +461,7 @@ async def conversation_with_channel(
         .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
     )
     if lock:
-        query = query.with_for_update(of=Conversation)
+        query = query.with_for_update(of=Conversation, key_share=True)  # decision 0038
     row = (await session.execute(query)).first()
     return (row[0], str(row[1])) if row is not None else None
 

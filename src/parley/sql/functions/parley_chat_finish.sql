@@ -14,6 +14,9 @@ CREATE OR REPLACE FUNCTION parley_chat_finish(
 LANGUAGE plpgsql SECURITY INVOKER AS $fn$
 BEGIN
     PERFORM set_config('app.tenant_id', p_tenant::text, true);
+    -- The conversation first, as every writer of it does (decision 0038).
+    PERFORM 1 FROM conversations
+    WHERE tenant_id = p_tenant AND id = p_conversation FOR NO KEY UPDATE;
     INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
                           bot_version_id, created_at)
     VALUES (p_tenant, p_reply, p_conversation, 'assistant', p_content, p_citations,

@@ -79,8 +79,13 @@ BEGIN
         RAISE EXCEPTION 'bot_not_found' USING ERRCODE = 'PA404';
     END IF;
 
-    -- 2. The user message (a taken-over operation keeps the one it stored).
+    -- 2. The user message (a taken-over operation keeps the one it stored). The conversation
+    -- is locked first (FOR NO KEY UPDATE, decision 0038): every writer of a conversation takes
+    -- that row before the rows its inserts' triggers touch (usage counters, visitor budgets),
+    -- so two writers never wait on each other in opposite orders.
     IF v_message.id IS NULL THEN
+        PERFORM 1 FROM conversations
+        WHERE tenant_id = p_tenant AND id = p_conversation FOR NO KEY UPDATE;
         INSERT INTO messages (tenant_id, id, conversation_id, role, content, citations,
                               created_at)
         VALUES (p_tenant, p_message, p_conversation, 'user', p_content, '[]'::jsonb, p_now)

@@ -14,7 +14,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT handoff_status INTO v_status FROM conversations
-    WHERE tenant_id = p_tenant AND id = p_conversation FOR UPDATE;
+    WHERE tenant_id = p_tenant AND id = p_conversation FOR NO KEY UPDATE;
     IF v_status IN ('waiting', 'assigned') THEN
         RETURN v_status;
     END IF;

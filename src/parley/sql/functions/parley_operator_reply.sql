@@ -38,7 +38,7 @@ BEGIN
     PERFORM set_config('parley.enqueue_notify', 'off', true);
 
     SELECT c.* INTO v_conv FROM conversations c
-    WHERE c.tenant_id = p_tenant AND c.id = p_conversation FOR UPDATE;
+    WHERE c.tenant_id = p_tenant AND c.id = p_conversation FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('outcome', 'not_found');
     END IF;
