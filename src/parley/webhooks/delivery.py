@@ -350,6 +350,7 @@ async def record(
         endpoint.circuit_open_until = now + timedelta(
             seconds=s.parley_webhook_breaker_cooldown_seconds
         )
+        await repo.defer_pending(session, tenant_id, endpoint.id, endpoint.circuit_open_until)
         log.warning(
             "webhook.circuit_opened",
             tenant_id=str(tenant_id),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, null, select, text, union_all
+from sqlalchemy import func, literal, null, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -162,6 +162,37 @@ async def in_flight(
         )
     )
     return int(count or 0)
+
+
+async def defer_pending(
+    session: AsyncSession, tenant_id: TenantId, endpoint_id: uuid.UUID, until: datetime
+) -> int:
+    """The circuit just opened: every pending delivery of the endpoint due before `until` is
+    moved to `until` plus up to 5 s of jitter, so the list says when it will really be tried
+    (a delivery waiting for a slot would otherwise show its slot time, then defer on waking).
+    Rows another run holds are skipped: that run sees the open circuit and defers itself. The
+    deliveries' queued jobs need no change: one that wakes early finds the later time and
+    waits again."""
+    held = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at < until,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(held))
+        .values(
+            next_attempt_at=until + func.random() * text("interval '5 seconds'"),
+            updated_at=func.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def next_waiting(
