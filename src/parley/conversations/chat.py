@@ -23,7 +23,7 @@ from parley.kit.db import TenantId
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import digest
-from parley.models import Conversation, Message, Visitor
+from parley.models import Message, Visitor
 from parley.webhooks import events as webhook_events
 from parley.webhooks import service as webhooks
 
@@ -73,11 +73,7 @@ async def add_user_message(
 ) -> Message:
     # The conversation first, as every writer of it does (decision 0038): the insert's
     # triggers then take the usage rows in the same order everywhere.
-    await session.execute(
-        select(Conversation.id)
-        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
-        .with_for_update(key_share=True)
-    )
+    await conv_repo.conversation_with_channel(session, tenant_id, conversation_id, lock=True)
     message = Message(
         tenant_id=tenant_id,
         id=new_id(),

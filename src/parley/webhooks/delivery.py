@@ -350,12 +350,15 @@ async def record(
         endpoint.circuit_open_until = now + timedelta(
             seconds=s.parley_webhook_breaker_cooldown_seconds
         )
-        await repo.defer_pending(session, tenant_id, endpoint.id, endpoint.circuit_open_until)
+        deferred = await repo.defer_pending(
+            session, tenant_id, endpoint.id, endpoint.circuit_open_until
+        )
         log.warning(
             "webhook.circuit_opened",
             tenant_id=str(tenant_id),
             webhook_id=str(endpoint.id),
             failures=endpoint.consecutive_failures,
+            deferred=deferred,
         )
     if result.kind == "refused" or delivery.attempt_count >= _allowed(runtime, delivery):
         _dead(delivery, now, None)
