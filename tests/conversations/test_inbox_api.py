@@ -457,13 +457,15 @@ async def test_another_workspaces_ids_are_not_found(client: httpx.AsyncClient) -
 async def test_the_search_copy_is_out_of_the_app_roles_reach(
     app_conn: asyncpg.Connection, admin_conn: asyncpg.Connection
 ) -> None:
-    """`message_search` has no policy, so the app role has no privilege on it: it reaches it
-    only through `parley_inbox_search`, which reads the workspace the transaction is bound to."""
+    """`conversation_search` has no policy, so the app role has no privilege on it: it reaches
+    it only through `parley_inbox_search_page`, which reads the workspace the transaction is
+    bound to."""
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await app_conn.fetchval("SELECT count(*) FROM message_search")
-    assert await admin_conn.fetchval("SELECT count(*) FROM message_search") > 0
+        await app_conn.fetchval("SELECT count(*) FROM conversation_search")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_conn.execute("DELETE FROM conversation_search")
+    assert await admin_conn.fetchval("SELECT count(*) FROM conversation_search") > 0
     # Unbound: nothing, whatever the words.
-    assert await app_conn.fetch("SELECT parley_inbox_search('hello')") == []
     assert await app_conn.fetch("SELECT parley_inbox_search_page('hello', NULL, 50)") == []
 
 

@@ -87,6 +87,9 @@ async def _populate(client: httpx.AsyncClient, app: Any) -> tuple[str, str]:
         assert (await client.post(f"{staff}/assign", headers=owner.headers)).status_code == 200
         note = await client.post(f"{staff}/notes", json={"body": "rls"}, headers=owner.headers)
         assert note.status_code == 201, note.text
+        # A tag (its conversation_tags row).
+        tagged = await client.put(f"{staff}/tags/rls", headers=owner.headers)
+        assert tagged.status_code == 200, tagged.text
         # A workspace export requested through the API: a workspace_exports row.
         export = await client.post(f"/v1/tenants/{owner.tenant_id}/exports", headers=owner.headers)
         assert export.status_code == 202, export.text

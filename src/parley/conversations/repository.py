@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
-from sqlalchemy.dialects.postgresql import array as pg_array
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +21,7 @@ from parley.models import (
     Conversation,
     ConversationEvent,
     ConversationNote,
+    ConversationTag,
     LlmTurn,
     Membership,
     Message,
@@ -395,7 +394,14 @@ def conversations_query(
     if f.unassigned:
         query = query.where(Conversation.assignee_id.is_(None))
     if f.tag is not None:
-        query = query.where(Conversation.tags.op("@>")(cast(pg_array([f.tag]), PG_ARRAY(Text))))
+        # `conversation_tags` (decision 0039): its btree reads the tag's conversations newest
+        # first; the cursor bound repeated inside lets it start at the page.
+        tagged = select(ConversationTag.conversation_id).where(
+            ConversationTag.tenant_id == tenant_id, ConversationTag.tag == f.tag
+        )
+        if after is not None:
+            tagged = tagged.where(ConversationTag.conversation_id < after)
+        query = query.where(Conversation.id.in_(tagged))
     if f.since is not None:
         query = query.where(Conversation.id >= id_floor(f.since))
     if f.until is not None:
@@ -417,9 +423,14 @@ async def search_candidates(
     session: AsyncSession, q: str, before: uuid.UUID | None, limit: int
 ) -> list[uuid.UUID]:
     """Ids of the bound workspace's conversations whose messages match `q`, newest first,
-    below `before` (`parley_inbox_search_page`, migration 0023)."""
+    below `before` (`parley_inbox_search_page`, decision 0039)."""
     rows = await session.execute(select(func.parley_inbox_search_page(q, before, limit)))
     return [uuid.UUID(str(r)) for r in rows.scalars()]
+
+
+def _only_search(f: ConversationFilters) -> bool:
+    """Whether `q` is the list's only filter (then every candidate is on the page)."""
+    return f == ConversationFilters(q=f.q)
 
 
 async def list_conversations(
@@ -434,6 +445,13 @@ async def list_conversations(
         return [(row[0], str(row[1])) for row in rows.all()]
     if not searchable(f.q):
         return []
+    if _only_search(f):
+        # One statement: the page is the candidates themselves (every one is a conversation
+        # of the workspace), so a short page means the search is exhausted.
+        candidates = select(func.parley_inbox_search_page(f.q, after, limit))
+        query = conversations_query(tenant_id, f, None, limit)
+        rows = await session.execute(query.where(Conversation.id.in_(candidates)))
+        return [(row[0], str(row[1])) for row in rows.all()]
     out: list[tuple[Conversation, str]] = []
     before, batch = after, limit + 10
     while len(out) < limit:

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     import asyncpg
     from sqlalchemy.ext.asyncio import AsyncSession
 
-PRIVATE_TABLES = frozenset({"message_search"})
+PRIVATE_TABLES = frozenset({"conversation_search"})
 """Tenant tables without a policy that the app role cannot touch at all: the inbox's search
-copy (migration 0019, decision 0022), kept by a trigger and read through one SECURITY DEFINER
-function. A workspace export leaves it out (it is derived), the deletion reaches it through its
-cascade from `messages`, and the verification counts it with `parley_private_row_count`."""
+copy (migrations 0019 and 0031, decisions 0022 and 0039), kept by a trigger and read through one
+SECURITY DEFINER function. A workspace export leaves it out (it is derived), the deletion reaches
+it through its cascade from `conversations`, and the verification counts it with
+`parley_private_row_count`."""
 
 TENANT_TABLES_SQL = """
 SELECT c.relname::text AS name

@@ -17,9 +17,9 @@ target_metadata = Base.metadata
 # pgqueuer's tables are created by our migrations from the library's own DDL; they are not
 # described by our models, so autogenerate must not try to drop them.
 # `kb_vectors` exists only where pgvector does (migration 0007), so it has no model either.
-# `message_search` is the staff search's private copy, without a model (migration 0019).
+# `conversation_search` is the staff search's private copy, without a model (migration 0031).
 # `parley_sql_sources` records the SQL source files applied (migration 0022), without a model.
-EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors", "message_search", "parley_sql_sources")
+EXTERNAL_PREFIXES = ("pgqueuer", "kb_vectors", "conversation_search", "parley_sql_sources")
 
 
 def include_object(

@@ -172,7 +172,6 @@ class Conversation(TenantScoped, Base):
         Index("ix_conversations_assignee", "tenant_id", "assignee_id", "id"),
         Index("ix_conversations_bot", "tenant_id", "bot_id", "id"),
         Index("ix_conversations_channel", "tenant_id", "channel_id", "id"),
-        Index("ix_conversations_tags", "tags", postgresql_using="gin"),
         Index("ix_conversations_created", "tenant_id", "created_at"),  # analytics (0024)
     )
 
@@ -199,6 +198,27 @@ class Conversation(TenantScoped, Base):
     first_bot_reply_ms: Mapped[int | None] = mapped_column(Integer)
     first_human_reply_ms: Mapped[int | None] = mapped_column(Integer)
     resolution_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class ConversationTag(Base):
+    """One row per conversation and tag, kept equal to `conversations.tags` by a trigger
+    (migration 0031): the tag filter reads this btree, since under row-level security the
+    array's `@>` cannot use an index (decision 0039). Written only by the trigger."""
+
+    __tablename__ = "conversation_tags"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "conversation_id"],
+            ["conversations.tenant_id", "conversations.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
 
 
 class Message(TenantScoped, Base):

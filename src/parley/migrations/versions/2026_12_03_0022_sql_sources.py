@@ -46,7 +46,8 @@ def upgrade() -> None:
     apply_sql("functions/parley_inbound_event_counts.sql")
     apply_sql("functions/parley_inbound_receive.sql")
     apply_sql("functions/parley_inbox_after_reply.sql")
-    apply_sql("functions/parley_inbox_search.sql")
+    # parley_inbox_search.sql was applied here until migration 0031 dropped the function and
+    # its file; between 0022 and 0031 it keeps the definition 0019 gave it (the same text).
     apply_sql("functions/parley_inbox_user_message.sql")
     apply_sql("functions/parley_invitation_tenant.sql")
     apply_sql("functions/parley_job_fair_priority.sql")
