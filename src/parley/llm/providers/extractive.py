@@ -63,7 +63,9 @@ _TABLE = re.compile(r"^\s*\|")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
 _RULE = re.compile(r"^\s{0,3}([-=*_]\s*){3,}$")
 _ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=`|[\"'(\[*]?[A-Z0-9])")
+# A sentence ends at . ! or ? before a capital, a digit or inline code, but not after "e.g." or
+# "i.e." ("…, e.g. `PARLEY_X: …` (exit code 2).": the example and what follows it belong to it).
+_SPLIT = re.compile(r"(?<!\We\.g\.)(?<!\Wi\.e\.)(?<=[.!?])\s+(?=`|[\"'(\[*]?[A-Z0-9])")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 _CODE_CHARS = frozenset("{}[]()<>=;$\\|/\"'`_#@")
