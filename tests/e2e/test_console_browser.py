@@ -280,6 +280,7 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.locator(".msg.operator").wait_for()
     await check_page(page, watch, "inbox")
 
+    await visit(page, watch, "Analytics", "Analytics", "analytics")
     await visit(page, watch, "Team", "Team", "team")
     await visit(page, watch, "API keys", "API keys", "api-keys")
     await visit(page, watch, "Usage", "Usage and plan", "usage")

@@ -216,8 +216,8 @@ def test_filler_words_and_possessives_do_not_outweigh_what_is_asked() -> None:
 
 
 def test_an_example_after_e_g_stays_in_its_sentence() -> None:
-    """"e.g." before inline code is not a sentence end: cut there, the example and the answer
-    after it became a fragment that reads as code and was never quoted."""
+    """An "e.g." before inline code is not a sentence end: cut there, the example and the
+    answer after it became a fragment that reads as code and was never quoted."""
     doc = (
         "Settings come from the environment. Invalid settings stop start-up with a message "
         "naming the variable, e.g. `PARLEY_WORKER_CONCURRENCY: Input should be a valid "

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from parley.console import (
     admin_pages,
+    analytics_pages,
     bot_pages,
     channel_pages,
     endpoints,
@@ -22,6 +23,7 @@ for part in (
     knowledge_pages,
     channel_pages,
     inbox_pages,
+    analytics_pages,
     team_pages,
     integration_pages,
     admin_pages,

@@ -1,0 +1,165 @@
+"""`/console/w/{tenant}/analytics`: how the bots are doing, and what they could not answer.
+
+The figures of the analytics API (`analytics.service.metrics`, by day, for the last 7, 30 or
+90 days, one bot or all), its cost by model, the same rows as CSV, and the knowledge gaps of a
+bot (`analytics.gaps`) with the action that answers one: an FAQ entry written into a chosen
+FAQ source, re-indexed, the gap closed. Same roles as the API: any member reads, an editor
+answers a gap."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+
+from parley.analytics import gaps as gap_service
+from parley.analytics import service as analytics
+from parley.analytics.schemas import GapAnswerIn, GapAnswerOut
+from parley.bots import service as bots
+from parley.console import render
+from parley.console.door import Viewer, member
+from parley.console.endpoints import layout
+from parley.console.forms import FormState, attempt, parse, read_form
+from parley.knowledge import service as knowledge
+
+router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
+Reader = Annotated[Viewer, member("viewer")]
+Editor = Annotated[Viewer, member("editor")]
+
+RANGES = (7, 30, 90)
+"""The periods a person picks from (days, today included)."""
+
+
+def _days(request: Request) -> int:
+    raw = request.query_params.get("days", "")
+    return int(raw) if raw.isdigit() and int(raw) in RANGES else 30
+
+
+def _uuid(raw: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _span(days: int) -> tuple[date, date]:
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=days - 1), today
+
+
+async def _context(
+    viewer: Viewer,
+    days: int,
+    bot_id: uuid.UUID | None,
+    *,
+    form: FormState | None = None,
+    answered: GapAnswerOut | None = None,
+) -> dict[str, Any]:
+    start, end = _span(days)
+    bot_list = (await bots.list_bots(viewer.session, viewer.tenant_id, None, 100)).items
+    if bot_id is not None and all(b.id != bot_id for b in bot_list):
+        bot_id = None  # not a bot of this workspace: the whole workspace
+    report = await analytics.metrics(
+        viewer.session,
+        viewer.tenant_id,
+        start=start,
+        end=end,
+        bot_id=bot_id,
+        channel_id=None,
+        group_by="day",
+    )
+    by_model = await analytics.models(
+        viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
+    )
+    gap_bot = bot_id or (bot_list[0].id if bot_list else None)
+    gaps = None
+    if gap_bot is not None:
+        gaps = await gap_service.list_gaps(
+            viewer.session, viewer.runtime, viewer.tenant_id, gap_bot, days=days, limit=20
+        )
+    faq_sources = []
+    if viewer.can("editor"):
+        sources = await knowledge.list_sources(viewer.session, viewer.tenant_id, None, 200)
+        faq_sources = [s for s in sources.items if s.type == "faq"]
+    peak = max((r.conversations for r in report.rows), default=0)
+    return await layout(
+        viewer,
+        days=days,
+        ranges=RANGES,
+        bots=bot_list,
+        bot_id=bot_id,
+        gap_bot=next((b for b in bot_list if b.id == gap_bot), None),
+        report=report,
+        models=by_model.rows,
+        peak=max(peak, 1),
+        gaps=gaps,
+        faq_sources=faq_sources,
+        form=form or FormState(),
+        answered=answered,
+    )
+
+
+@router.get("/analytics")
+async def analytics_page(request: Request, viewer: Reader) -> Response:
+    days = _days(request)
+    bot_id = _uuid(request.query_params.get("bot_id"))
+    return render.page(request, "analytics/index.html", await _context(viewer, days, bot_id))
+
+
+@router.get("/analytics.csv")
+async def analytics_csv(request: Request, viewer: Reader) -> Response:
+    """The day rows as CSV, the API's columns (`GET …/analytics/metrics?format=csv`)."""
+    days = _days(request)
+    start, end = _span(days)
+    bot_id = _uuid(request.query_params.get("bot_id"))
+    report = await analytics.metrics(
+        viewer.session,
+        viewer.tenant_id,
+        start=start,
+        end=end,
+        bot_id=bot_id,
+        channel_id=None,
+        group_by="day",
+    )
+    name = f"parley-analytics-{start.isoformat()}-{end.isoformat()}.csv"
+    return Response(
+        analytics.metrics_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={**render.page_headers(), "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/analytics/gaps/{gap_id}/answer")
+async def answer_gap(request: Request, viewer: Editor, gap_id: uuid.UUID) -> Response:
+    data = await read_form(request)
+    state = FormState(values={**data, "gap_id": str(gap_id)})
+    days = int(data["days"]) if str(data.get("days", "")).isdigit() else 30
+    body = parse(
+        GapAnswerIn,
+        {
+            "bot_id": data.get("bot_id") or None,
+            "source_id": data.get("source_id") or None,
+            "question": data.get("question") or None,
+            "answer": data.get("answer", ""),
+            "days": days,
+        },
+        state,
+    )
+    done = None
+    if body is not None:
+        done = await attempt(
+            viewer.session,
+            state,
+            lambda: gap_service.answer_gap(
+                viewer.session, viewer.runtime, viewer.tenant_id, viewer.principal, gap_id, body
+            ),
+        )
+    bot_id = _uuid(str(data.get("bot_id", "")))
+    shown = days if days in RANGES else 30
+    if done is None:
+        context = await _context(viewer, shown, bot_id, form=state)
+        return render.page(request, "analytics/index.html", context, status=422)
+    context = await _context(viewer, shown, bot_id, answered=done)
+    return render.page(request, "analytics/index.html", context)
