@@ -215,6 +215,14 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await visit(page, watch, "Publish v2…", "Publish v2?", "bot-publish-confirm")
     await page.get_by_role("button", name="Yes, make v2 live").click()
     await page.get_by_text("Version 2 is now live.").wait_for()
+    await visit(page, watch, "Golden questions", "Golden questions", "bot-golden-empty")
+    await page.get_by_label("Question", exact=True).fill("When can I bring my bike?")
+    await page.get_by_label("The answer says").fill("morning")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    await page.get_by_role("heading", name="1 question").wait_for()
+    await page.get_by_role("button", name="Run", exact=True).click()
+    await page.get_by_role("heading", name="v2: ").wait_for()
+    await check_page(page, watch, "bot-golden")
 
     await visit(page, watch, "Knowledge", "Knowledge", "knowledge")
     # A new source's indexing arrives over the stream: the row turns ready without a reload.

@@ -459,6 +459,24 @@ async def _side(
     )
 
 
+async def check_version(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant_id: TenantId,
+    bot_id: uuid.UUID,
+    version_id: uuid.UUID,
+) -> GateSide | None:
+    """The bot's golden questions run against one version (the console's "Run them now");
+    None when the bot keeps none."""
+    await _bot(session, tenant_id, bot_id)
+    questions = await _all_questions(session, tenant_id, bot_id)
+    if not questions:
+        return None
+    version = await versions.get_version(session, tenant_id, bot_id, version_id)
+    side, _ = await _side(session, runtime, tenant_id, version, questions)
+    return side
+
+
 async def evaluate(
     session: AsyncSession,
     runtime: Runtime,

@@ -13,12 +13,14 @@ from parley.console import (
     inbox_pages,
     integration_pages,
     knowledge_pages,
+    quality_pages,
     team_pages,
 )
 
 router = APIRouter()
 for part in (
     endpoints,
+    quality_pages,
     bot_pages,
     knowledge_pages,
     channel_pages,

@@ -1,0 +1,141 @@
+"""`/console/w/{tenant}/bots/{bot}/golden`: a bot's golden questions and its quality gate.
+
+The questions publishing is checked against (what a right answer cites, retrieves or says),
+the gate's mode (block a draft that passes fewer than the published version, or only warn),
+and "Run them now" against the published version or the draft, question by question. The
+quality-gate API's service calls with its roles: any member reads, an editor changes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+
+from parley.analytics import quality_gate as gate
+from parley.analytics.quality_gate import GoldenQuestionIn, QualityGateSettings
+from parley.bots import service as bots
+from parley.bots import versions
+from parley.bots.schemas import GateSide
+from parley.console import render
+from parley.console.door import Viewer, member
+from parley.console.endpoints import layout
+from parley.console.forms import FormState, attempt, parse, read_form
+from parley.knowledge import service as knowledge
+
+router = APIRouter(prefix="/console/w/{tenant_id}/bots/{bot_id}/golden", include_in_schema=False)
+Reader = Annotated[Viewer, member("viewer")]
+Editor = Annotated[Viewer, member("editor")]
+
+
+async def _context(
+    viewer: Viewer,
+    bot_id: uuid.UUID,
+    *,
+    form: FormState | None = None,
+    run: GateSide | None = None,
+) -> dict[str, Any]:
+    bot = await bots.get_bot(viewer.session, viewer.tenant_id, bot_id)
+    questions = await gate.list_questions(viewer.session, viewer.tenant_id, bot_id, None, 200)
+    settings = await gate.get_settings(viewer.session, viewer.tenant_id, bot_id)
+    sources = (await knowledge.list_sources(viewer.session, viewer.tenant_id, None, 200)).items
+    drafts = await versions.list_versions(viewer.session, viewer.tenant_id, bot_id, None, 100)
+    draft = next((v for v in reversed(drafts.items) if v.status == "draft"), None)
+    failing = {r.question_id: r for r in run.failing} if run else {}
+    return await layout(
+        viewer,
+        bot=bot,
+        questions=questions.items,
+        settings=settings,
+        sources=sources,
+        titles={s.id: s.title for s in sources},
+        draft=draft,
+        form=form or FormState(),
+        run=run,
+        failing=failing,
+    )
+
+
+def _page(request: Request, context: dict[str, Any], status: int = 200) -> Response:
+    return render.page(request, "bots/golden.html", context, status=status)
+
+
+@router.get("")
+async def golden_page(request: Request, viewer: Reader, bot_id: uuid.UUID) -> Response:
+    return _page(request, await _context(viewer, bot_id))
+
+
+@router.post("")
+async def add_question(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
+    data = await read_form(request)
+    state = FormState(values=data)
+    body = parse(
+        GoldenQuestionIn,
+        {
+            "question": data.get("question", ""),
+            "expected_answer": data.get("expected_answer") or None,
+            "expected_passage": data.get("expected_passage") or None,
+            "expected_source_id": data.get("expected_source_id") or None,
+        },
+        state,
+    )
+    if body is not None:
+        created = await attempt(
+            viewer.session,
+            state,
+            lambda: gate.create_question(
+                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+            ),
+        )
+        if created is not None:
+            return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
+    if "form" in state.errors:  # the model's own rule: at least one expectation
+        state.message = state.errors.pop("form")
+    return _page(request, await _context(viewer, bot_id, form=state), status=422)
+
+
+@router.post("/{question_id}/delete")
+async def delete_question(
+    request: Request, viewer: Editor, bot_id: uuid.UUID, question_id: uuid.UUID
+) -> Response:
+    await gate.delete_question(
+        viewer.session, viewer.tenant_id, viewer.principal, bot_id, question_id
+    )
+    return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
+
+
+@router.post("/mode")
+async def set_mode(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
+    data = await read_form(request)
+    state = FormState(values=data)
+    body = parse(QualityGateSettings, {"mode": data.get("mode")}, state)
+    if body is not None:
+        done = await attempt(
+            viewer.session,
+            state,
+            lambda: gate.put_settings(
+                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+            ),
+        )
+        if done is not None:
+            return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
+    return _page(request, await _context(viewer, bot_id, form=state), status=422)
+
+
+@router.post("/run")
+async def run_questions(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
+    """Answer every golden question with one version (the published one unless the form names
+    another of this bot's versions) and show which fail and why."""
+    data = await read_form(request)
+    bot = await bots.get_bot(viewer.session, viewer.tenant_id, bot_id)
+    version_id = bot.version_id
+    raw = str(data.get("version_id") or "")
+    if raw:
+        try:
+            version_id = uuid.UUID(raw)
+        except ValueError:
+            version_id = bot.version_id
+    side = await gate.check_version(
+        viewer.session, viewer.runtime, viewer.tenant_id, bot_id, version_id
+    )
+    return _page(request, await _context(viewer, bot_id, run=side))
