@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from parley.analytics import gaps as gap_service
 from parley.analytics import service as analytics
-from parley.analytics.schemas import GapAnswerIn, GapAnswerOut
+from parley.analytics.schemas import GapAnswerIn, GapAnswerOut, MetricsReport
 from parley.bots import service as bots
 from parley.console import render
 from parley.console.door import Viewer, member
@@ -49,6 +49,19 @@ def _span(days: int) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
+async def _by_day(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> MetricsReport:
+    start, end = _span(days)
+    return await analytics.metrics(
+        viewer.session,
+        viewer.tenant_id,
+        start=start,
+        end=end,
+        bot_id=bot_id,
+        channel_id=None,
+        group_by="day",
+    )
+
+
 async def _context(
     viewer: Viewer,
     days: int,
@@ -61,15 +74,7 @@ async def _context(
     bot_list = (await bots.list_bots(viewer.session, viewer.tenant_id, None, 100)).items
     if bot_id is not None and all(b.id != bot_id for b in bot_list):
         bot_id = None  # not a bot of this workspace: the whole workspace
-    report = await analytics.metrics(
-        viewer.session,
-        viewer.tenant_id,
-        start=start,
-        end=end,
-        bot_id=bot_id,
-        channel_id=None,
-        group_by="day",
-    )
+    report = await _by_day(viewer, days, bot_id)
     by_model = await analytics.models(
         viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
     )
@@ -111,19 +116,8 @@ async def analytics_page(request: Request, viewer: Reader) -> Response:
 @router.get("/analytics.csv")
 async def analytics_csv(request: Request, viewer: Reader) -> Response:
     """The day rows as CSV, the API's columns (`GET …/analytics/metrics?format=csv`)."""
-    days = _days(request)
-    start, end = _span(days)
-    bot_id = _uuid(request.query_params.get("bot_id"))
-    report = await analytics.metrics(
-        viewer.session,
-        viewer.tenant_id,
-        start=start,
-        end=end,
-        bot_id=bot_id,
-        channel_id=None,
-        group_by="day",
-    )
-    name = f"parley-analytics-{start.isoformat()}-{end.isoformat()}.csv"
+    report = await _by_day(viewer, _days(request), _uuid(request.query_params.get("bot_id")))
+    name = f"parley-analytics-{report.start.isoformat()}-{report.end.isoformat()}.csv"
     return Response(
         analytics.metrics_csv(report),
         media_type="text/csv; charset=utf-8",
