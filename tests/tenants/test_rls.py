@@ -267,6 +267,12 @@ async def test_app_role_cannot_bypass(
             await app_conn.fetchval("SELECT count(*) FROM memberships")
 
 
+# The two populated workspaces, made once per database for every table's check below: the
+# checks only read them (their writes are refused or roll back), and populating every table
+# takes about two seconds, once per table before.
+_POPULATED: dict[str, tuple[str, str]] = {}
+
+
 @pytest.mark.parametrize("table", TENANT_TABLES)
 async def test_rls_hides_rows(
     table: str,
@@ -274,8 +280,11 @@ async def test_rls_hides_rows(
     client: httpx.AsyncClient,
     app_conn: asyncpg.Connection,
     admin_conn: asyncpg.Connection,
+    test_db: DatabaseUnderTest,
 ) -> None:
-    a, b = await _populate(client, app)
+    if test_db.name not in _POPULATED:
+        _POPULATED[test_db.name] = await _populate(client, app)
+    a, b = _POPULATED[test_db.name]
     real_a = await admin_conn.fetchval(
         f"SELECT count(*) FROM {table} WHERE tenant_id = $1", uuid.UUID(a)
     )
