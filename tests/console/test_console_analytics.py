@@ -60,6 +60,9 @@ async def test_figures_csv_and_answering_a_gap(
         assert _card(text, "Answered by the bot") == "50 %"
         assert _card(text, "Satisfaction (thumbs up)") == "50 %"
         assert 'aria-current="page">Analytics' in text
+        # By channel: the widget channel by its name, with its four conversations.
+        by_channel = text[text.index("<h2>By channel</h2>") : text.index("<h2>Model use</h2>")]
+        assert re.search(r"\(widget\)</th><td>4</td><td>8</td>", by_channel), by_channel
         # The gap: three refund questions in one group, with the form to answer it.
         assert "Asked 3 times" in text
         assert "fallback answer 2, thumbs down 1" in text

@@ -1,10 +1,10 @@
 """`/console/w/{tenant}/analytics`: how the bots are doing, and what they could not answer.
 
-The figures of the analytics API (`analytics.service.metrics`, by day, for the last 7, 30 or
-90 days, one bot or all), its cost by model, the same rows as CSV, and the knowledge gaps of a
-bot (`analytics.gaps`) with the action that answers one: an FAQ entry written into a chosen
-FAQ source, re-indexed, the gap closed. Same roles as the API: any member reads, an editor
-answers a gap."""
+The figures of the analytics API (`analytics.service.metrics`, by day and by channel, for the
+last 7, 30 or 90 days, one bot or all), its cost by model, the day rows as CSV, and the
+knowledge gaps of a bot (`analytics.gaps`) with the action that answers one: an FAQ entry
+written into a chosen FAQ source, re-indexed, the gap closed. Same roles as the API: any member
+reads, an editor answers a gap."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from parley.analytics import gaps as gap_service
 from parley.analytics import service as analytics
 from parley.analytics.schemas import GapAnswerIn, GapAnswerOut, MetricsReport
 from parley.bots import service as bots
+from parley.channels import service as channels
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
@@ -75,6 +76,16 @@ async def _context(
     if bot_id is not None and all(b.id != bot_id for b in bot_list):
         bot_id = None  # not a bot of this workspace: the whole workspace
     report = await _by_day(viewer, days, bot_id)
+    by_channel = await analytics.metrics(
+        viewer.session,
+        viewer.tenant_id,
+        start=start,
+        end=end,
+        bot_id=bot_id,
+        channel_id=None,
+        group_by="channel",
+    )
+    channel_list = (await channels.list_channels(viewer.session, viewer.tenant_id, None, 200)).items
     by_model = await analytics.models(
         viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
     )
@@ -97,6 +108,8 @@ async def _context(
         bot_id=bot_id,
         gap_bot=next((b for b in bot_list if b.id == gap_bot), None),
         report=report,
+        channel_rows=by_channel.rows,
+        channel_names={str(c.id): f"{c.name} ({c.type})" for c in channel_list},
         models=by_model.rows,
         peak=max(peak, 1),
         gaps=gaps,
