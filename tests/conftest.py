@@ -135,6 +135,30 @@ def fake_openai() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def telegram_api() -> Iterator[Any]:
+    """A local server that speaks the Telegram Bot API (`tests/fakes/telegram_server.py`), one
+    per module that uses it."""
+    from tests.fakes.telegram_server import FakeTelegram
+
+    server = FakeTelegram()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def callback_receiver() -> Iterator[Any]:
+    """A local HTTP endpoint that records the webhook channel's signed callbacks
+    (`tests/fakes/webhook_receiver.py`), one per module that uses it."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    server = WebhookReceiver()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def settings(data_dir: Path, fake_openai: Any) -> Settings:
     return make_settings(data_dir, openai_base_url=fake_openai.base_url, openai_api_key="sk-test")

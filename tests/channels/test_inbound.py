@@ -45,22 +45,6 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 @pytest.fixture(scope="module")
-def telegram_api() -> Iterator[FakeTelegram]:
-    server = FakeTelegram()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def channel_server(
     data_dir: Path, test_db: DatabaseUnderTest, telegram_api: FakeTelegram, fake_openai: Any
 ) -> Iterator[LiveServer]:
@@ -317,26 +301,30 @@ async def test_a_chat_that_blocked_the_bot_fails_once_and_is_not_retried(
 
 
 async def test_webhook_channel_replies_are_posted_signed_and_verifiable(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     owner = await register(http, "wh-reply")
     path = f"reply-{uuid.uuid4().hex[:8]}"
     ch = await make_channel(
-        http, owner, "webhook", {"callback_url": receiver.url(path)}, fallback_text="Hi there."
+        http,
+        owner,
+        "webhook",
+        {"callback_url": callback_receiver.url(path)},
+        fallback_text="Hi there.",
     )
     assert ch.inbound_path == f"/v1/channels/{ch.channel_id}/inbound"
     assert ch.secret.startswith("whsec_")
-    assert ch.body["config"] == {"callback_url": receiver.url(path)}
+    assert ch.body["config"] == {"callback_url": callback_receiver.url(path)}
     body = message_body("customer-17", "Where is my order?", metadata={"order": "A-1"})
     resp = await http.post(ch.inbound_path, content=body, headers=signed_headers(ch.secret, body))
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"ok": True, "status": "accepted"}
 
     async def delivered() -> bool:
-        return len(receiver.for_path(path)) == 1
+        return len(callback_receiver.for_path(path)) == 1
 
     await wait_for(delivered, what="reply delivered")
-    (delivery,) = receiver.for_path(path)
+    (delivery,) = callback_receiver.for_path(path)
     assert verify_delivery(ch.secret, delivery.headers, delivery.body)
     assert abs(int(delivery.headers["webhook-timestamp"]) - time.time()) < 60
     payload = delivery.json()
@@ -356,18 +344,18 @@ async def test_webhook_channel_replies_are_posted_signed_and_verifiable(
     assert (stored["role"], stored["content"]) == ("assistant", "Hi there.")
     assert str(stored["conversation_id"]) == data["conversation_id"]
     # The signature does not verify with another key or over another body.
-    other = await make_channel(http, owner, "webhook", {"callback_url": receiver.url("x")})
+    other = await make_channel(http, owner, "webhook", {"callback_url": callback_receiver.url("x")})
     assert not verify_delivery(other.secret, delivery.headers, delivery.body)
     assert not verify_delivery(ch.secret, delivery.headers, delivery.body + b" ")
 
 
 async def test_a_failing_callback_is_retried_until_it_is_delivered_once(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     owner = await register(http, "wh-retry")
     path = f"flaky-{uuid.uuid4().hex[:8]}"
-    ch = await make_channel(http, owner, "webhook", {"callback_url": receiver.url(path)})
-    receiver.fail_next[path] = 2  # two 500s, then 204
+    ch = await make_channel(http, owner, "webhook", {"callback_url": callback_receiver.url(path)})
+    callback_receiver.fail_next[path] = 2  # two 500s, then 204
     body = message_body("u-retry", "hello?")
     await http.post(ch.inbound_path, content=body, headers=signed_headers(ch.secret, body))
 
@@ -375,7 +363,7 @@ async def test_a_failing_callback_is_retried_until_it_is_delivered_once(
         return (await event_counts(admin_conn, ch.channel_id)).get("done") == 1
 
     await wait_for(done, timeout=60, what="delivered after retries")
-    attempts = receiver.for_path(path)
+    attempts = callback_receiver.for_path(path)
     assert len(attempts) == 3  # two refused, one accepted: delivered once
     assert len({a.headers["webhook-id"] for a in attempts}) == 1  # the same message each time
     assert len({a.body for a in attempts}) == 1
@@ -384,7 +372,7 @@ async def test_a_failing_callback_is_retried_until_it_is_delivered_once(
         uuid.UUID(ch.channel_id),
     )
     # At least the three sends; a run can also end early on a loaded machine (a timed-out
-    # send is retried like a refused one), which is fine: the receiver saw three POSTs.
+    # send is retried like a refused one), which is fine: the callback_receiver saw three POSTs.
     assert row["attempts"] >= 3
     assert row["error"] is None
     assert row["reply_sent_at"] is not None
@@ -393,7 +381,7 @@ async def test_a_failing_callback_is_retried_until_it_is_delivered_once(
 
 
 async def test_tampered_expired_and_replayed_deliveries_are_never_accepted(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     """SPEC §4.6: tampered deliveries (flipped byte, wrong secret, timestamp off by 301 s,
     replayed id) → 0 accepted, while a valid one 299 s old is accepted."""
@@ -401,9 +389,11 @@ async def test_tampered_expired_and_replayed_deliveries_are_never_accepted(
     # 10,000 take minutes here; PARLEY_TAMPER_DELIVERIES=10000 runs the full SPEC count.
     total = int(os.environ.get("PARLEY_TAMPER_DELIVERIES", "1000"))
     owner = await register(http, "wh-tamper")
-    ch = await make_channel(http, owner, "webhook", {"callback_url": receiver.url("tamper")})
+    ch = await make_channel(
+        http, owner, "webhook", {"callback_url": callback_receiver.url("tamper")}
+    )
     wrong_secret = (
-        await make_channel(http, owner, "webhook", {"callback_url": receiver.url("t2")})
+        await make_channel(http, owner, "webhook", {"callback_url": callback_receiver.url("t2")})
     ).secret
     original = message_body("u-1", "first")
     original_headers = signed_headers(ch.secret, original, msg_id="msg_original")
@@ -479,10 +469,10 @@ async def test_tampered_expired_and_replayed_deliveries_are_never_accepted(
 
 
 async def test_webhook_bodies_are_validated_after_the_signature(
-    http: httpx.AsyncClient, admin_conn: asyncpg.Connection, receiver: WebhookReceiver
+    http: httpx.AsyncClient, admin_conn: asyncpg.Connection, callback_receiver: WebhookReceiver
 ) -> None:
     owner = await register(http, "wh-body")
-    ch = await make_channel(http, owner, "webhook", {"callback_url": receiver.url("body")})
+    ch = await make_channel(http, owner, "webhook", {"callback_url": callback_receiver.url("body")})
     for bad in (
         b"not json",
         b"[]",
@@ -508,12 +498,12 @@ async def test_webhook_bodies_are_validated_after_the_signature(
 
 
 async def test_channels_are_isolated_between_tenants(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     a = await register(http, "wh-iso-a")
     b = await register(http, "wh-iso-b")
-    ch_a = await make_channel(http, a, "webhook", {"callback_url": receiver.url("iso-a")})
-    ch_b = await make_channel(http, b, "webhook", {"callback_url": receiver.url("iso-b")})
+    ch_a = await make_channel(http, a, "webhook", {"callback_url": callback_receiver.url("iso-a")})
+    ch_b = await make_channel(http, b, "webhook", {"callback_url": callback_receiver.url("iso-b")})
     # Another tenant's channel through the tenant API: 404.
     for method in ("GET", "PATCH", "DELETE"):
         resp = await http.request(
@@ -543,15 +533,17 @@ async def test_channels_are_isolated_between_tenants(
 
 
 async def test_a_hanging_callback_does_not_hold_up_other_channels(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     slow_owner = await register(http, "wh-slow")
     quick_owner = await register(http, "wh-quick")
-    slow = await make_channel(http, slow_owner, "webhook", {"callback_url": receiver.url("slow")})
-    quick = await make_channel(
-        http, quick_owner, "webhook", {"callback_url": receiver.url("quick")}
+    slow = await make_channel(
+        http, slow_owner, "webhook", {"callback_url": callback_receiver.url("slow")}
     )
-    receiver.hang_paths.add("slow")  # its deliveries hang far past the 1 s send timeout
+    quick = await make_channel(
+        http, quick_owner, "webhook", {"callback_url": callback_receiver.url("quick")}
+    )
+    callback_receiver.hang_paths.add("slow")  # its deliveries hang far past the 1 s send timeout
     body = message_body("u", "anyone there?")
     await http.post(slow.inbound_path, content=body, headers=signed_headers(slow.secret, body))
     await asyncio.sleep(0.3)  # the slow channel's send is now hanging

@@ -38,14 +38,6 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def rotation_server(data_dir: Path, test_db: DatabaseUnderTest) -> Iterator[LiveServer]:
     settings = make_settings(
         data_dir,
@@ -118,12 +110,16 @@ async def test_both_secrets_verify_during_the_grace_period_then_only_the_new_one
 
 
 async def test_no_grace_stops_the_old_secret_at_once_and_replies_are_signed_with_both(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     owner = await register(http, "rot-now")
     path = f"rot-{uuid.uuid4().hex[:8]}"
     ch = await make_channel(
-        http, owner, "webhook", {"callback_url": receiver.url(path)}, fallback_text="Hello."
+        http,
+        owner,
+        "webhook",
+        {"callback_url": callback_receiver.url(path)},
+        fallback_text="Hello.",
     )
     first = ch.secret
     assert await deliver(http, ch, first, "a") == 200
@@ -132,10 +128,10 @@ async def test_no_grace_stops_the_old_secret_at_once_and_replies_are_signed_with
     assert await deliver(http, ch, second, "b") == 200
 
     async def replied() -> bool:
-        return len(receiver.for_path(path)) >= 2
+        return len(callback_receiver.for_path(path)) >= 2
 
     await wait_for(replied, what="two replies")
-    during = receiver.for_path(path)[-1]
+    during = callback_receiver.for_path(path)[-1]
     assert verify_delivery(second, during.headers, during.body)
     assert verify_delivery(first, during.headers, during.body)
     # A leaked key: rotate with no grace; both older keys stop at once (the door remembered
@@ -147,10 +143,10 @@ async def test_no_grace_stops_the_old_secret_at_once_and_replies_are_signed_with
     assert await deliver(http, ch, third["webhook_secret"], "e") == 200
 
     async def three() -> bool:
-        return len(receiver.for_path(path)) >= 3
+        return len(callback_receiver.for_path(path)) >= 3
 
     await wait_for(three, what="third reply")
-    after = receiver.for_path(path)[-1]
+    after = callback_receiver.for_path(path)[-1]
     assert verify_delivery(third["webhook_secret"], after.headers, after.body)
     assert not verify_delivery(second, after.headers, after.body)
 

@@ -41,22 +41,6 @@ HANDOFF = {"keywords": ["talk to a person"], "message": "A teammate will be righ
 
 
 @pytest.fixture(scope="module")
-def telegram_api() -> Iterator[FakeTelegram]:
-    server = FakeTelegram()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def inbox_server(
     data_dir: Path, test_db: DatabaseUnderTest, telegram_api: FakeTelegram
 ) -> Iterator[LiveServer]:
@@ -222,12 +206,16 @@ async def test_telegram_handoff(
 
 
 async def test_webhook_channel_handoff(
-    http: httpx.AsyncClient, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    http: httpx.AsyncClient, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     owner = await register(http, "live-wh")
     path = f"inbox-{uuid.uuid4().hex[:8]}"
     ch = await make_channel(
-        http, owner, "webhook", {"callback_url": receiver.url(path)}, fallback_text="Bot here."
+        http,
+        owner,
+        "webhook",
+        {"callback_url": callback_receiver.url(path)},
+        fallback_text="Bot here.",
     )
     await http.patch(
         f"/v1/tenants/{owner.tenant_id}/bots/{ch.bot_id}",
@@ -248,7 +236,7 @@ async def test_webhook_channel_handoff(
         await wait_for(done, what=f"message {n} processed")
 
     def texts() -> list[str]:
-        return [d.json()["data"]["text"] for d in receiver.for_path(path)]
+        return [d.json()["data"]["text"] for d in callback_receiver.for_path(path)]
 
     await send("I want to talk to a person", 1)
     await wait_for(_has(texts, 1), what="announcement")
@@ -265,7 +253,7 @@ async def test_webhook_channel_handoff(
         f"{base}/messages", json={"content": "Yes, I am here."}, headers=owner.headers
     )
     await wait_for(_has(texts, 2), what="operator reply delivered")
-    delivery = receiver.for_path(path)[-1]
+    delivery = callback_receiver.for_path(path)[-1]
     assert verify_delivery(ch.secret, delivery.headers, delivery.body)
     assert delivery.headers["webhook-id"] == f"msg_{reply.json()['message']['id']}"
     assert delivery.json()["data"]["external_user_id"] == "customer-9"

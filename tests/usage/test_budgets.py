@@ -141,18 +141,10 @@ async def test_a_budget_needs_an_admin_and_a_channel_of_the_workspace(
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def channel_server(
     data_dir: Path, test_db: DatabaseUnderTest, fake_openai: Any
 ) -> Iterator[LiveServer]:
-    """The app over real HTTP with its in-process worker, allowed to reach the receiver."""
+    """The app over real HTTP with its in-process worker, allowed to reach the callback_receiver."""
     settings = make_settings(
         data_dir,
         parley_outbound_allow_private=True,
@@ -168,13 +160,17 @@ def channel_server(
 
 
 async def test_webhook_channel_contact_over_budget_gets_the_message_and_nothing_is_stored(
-    channel_server: LiveServer, receiver: WebhookReceiver, admin_conn: asyncpg.Connection
+    channel_server: LiveServer, callback_receiver: WebhookReceiver, admin_conn: asyncpg.Connection
 ) -> None:
     async with httpx.AsyncClient(base_url=channel_server.base_url, timeout=30) as http:
         owner = await register(http, "budget-hook")
         path = f"budget-{uuid.uuid4().hex[:8]}"
         ch = await make_channel(
-            http, owner, "webhook", {"callback_url": receiver.url(path)}, fallback_text="Hi."
+            http,
+            owner,
+            "webhook",
+            {"callback_url": callback_receiver.url(path)},
+            fallback_text="Hi.",
         )
         await _budget(http, owner, ch.channel_id, messages_per_day=1)
         await http.put(
@@ -190,10 +186,10 @@ async def test_webhook_channel_contact_over_budget_gets_the_message_and_nothing_
             assert resp.status_code == 200, resp.text
 
             async def arrived(n: int = 1 if text == "first" else 2) -> bool:
-                return len(receiver.for_path(path)) >= n
+                return len(callback_receiver.for_path(path)) >= n
 
             await wait_for(arrived, what=f"reply to {text}")
-    texts = [d.json()["data"]["text"] for d in receiver.for_path(path)]
+    texts = [d.json()["data"]["text"] for d in callback_receiver.for_path(path)]
     assert texts == ["Hi.", "Come back tomorrow."]
     users = await admin_conn.fetch(
         "SELECT content FROM messages WHERE tenant_id = $1::uuid AND role = 'user'",

@@ -23,14 +23,6 @@ from tests.voice.helpers import spoken_ogg
 
 
 @pytest.fixture(scope="module")
-def telegram_api() -> Iterator[FakeTelegram]:
-    server = FakeTelegram()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def voice_server(
     data_dir: Path, test_db: DatabaseUnderTest, telegram_api: FakeTelegram
 ) -> Iterator[LiveServer]:
