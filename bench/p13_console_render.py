@@ -30,6 +30,10 @@ from parley.kit.ids import new_id
 
 CONVERSATIONS = 10_000
 TARGET_MS = 50.0
+GAPS_SECTION = "analytics: knowledge gaps section"
+DEFERRED = {GAPS_SECTION: "gaps"}
+"""Sections a page loads after itself (htmx, `hx-trigger="load"`), fetched as htmx does, and
+reported without the page target: the page is shown before them."""
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -79,6 +83,9 @@ async def _fill(admin_dsn: str, tenant: uuid.UUID, bot: uuid.UUID, channel: uuid
         )
     conn = await asyncpg.connect(admin_dsn)
     try:
+        # A plan `PARLEY_PLANS` does not list is unlimited: 10,000 conversations in a month are
+        # over the free plan's admission limit (issue 19), which this benchmark is not about.
+        await conn.execute("UPDATE tenants SET plan = 'p13-unlimited' WHERE id = $1", tenant)
         await conn.copy_records_to_table(
             "visitors",
             records=visitors,
@@ -190,17 +197,23 @@ async def _measure(quick: bool) -> Section:
                     "webhooks": f"{base}/webhooks",
                     "automations": f"{base}/automations",
                     "usage and plan": f"{base}/usage",
+                    "analytics (30 days)": f"{base}/analytics",
+                    GAPS_SECTION: f"{base}/analytics/gaps",
+                    "golden questions": f"{base}/bots/{bot}/golden",
                 }
                 rows: list[Row] = []
                 render.page = capture  # type: ignore[assignment]
                 try:
                     for name, url in pages.items():
+                        # A section the page loads after itself is fetched as htmx does.
+                        deferred = name in DEFERRED
+                        hx = {"HX-Request": "true", "HX-Target": DEFERRED[name]} if deferred else {}
                         for _ in range(3):  # warm-up
-                            assert (await c.get(url)).status_code == 200, url
+                            assert (await c.get(url, headers=hx)).status_code == 200, url
                         times = []
                         for _ in range(reps):
                             t0 = time.perf_counter()
-                            r = await c.get(url)
+                            r = await c.get(url, headers=hx)
                             times.append((time.perf_counter() - t0) * 1000)
                             assert r.status_code == 200
                         key = next(k for k in captured if k.startswith(url.split("?")[0] + "?"))
@@ -218,8 +231,8 @@ async def _measure(quick: bool) -> Section:
                                 measured=f"{p95:.1f} ms",
                                 baseline=f"{base95:.2f} ms (bare Jinja2)",
                                 ratio=f"{p95 / base95:.0f}×" if base95 else "—",
-                                target=f"≤ {TARGET_MS:.0f} ms",
-                                ok=p95 <= TARGET_MS,
+                                target="after the page" if deferred else f"≤ {TARGET_MS:.0f} ms",
+                                ok=None if deferred else p95 <= TARGET_MS,
                             )
                         )
                         captured.clear()

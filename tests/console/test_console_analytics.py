@@ -63,6 +63,18 @@ async def test_figures_csv_and_answering_a_gap(
         # By channel: the widget channel by its name, with its four conversations.
         by_channel = text[text.index("<h2>By channel</h2>") : text.index("<h2>Model use</h2>")]
         assert re.search(r"\(widget\)</th><td>4</td><td>8</td>", by_channel), by_channel
+        # The gaps come after the page (grouping costs more than the page): a placeholder
+        # that htmx fills with the section alone, or the whole page without script.
+        assert "Asked 3 times" not in text
+        assert f'hx-get="{url}/gaps?days=7"' in text
+        section = await c.get(
+            f"{url}/gaps", params={"days": "7"}, headers={"HX-Request": "true", "HX-Target": "gaps"}
+        )
+        assert section.status_code == 200
+        assert "<html" not in section.text
+        assert '<section id="gaps"' in section.text
+        text = (await c.get(f"{url}/gaps", params={"days": "7"})).text
+        assert "<html" in text
         # The gap: three refund questions in one group, with the form to answer it.
         assert "Asked 3 times" in text
         assert "fallback answer 2, thumbs down 1" in text
@@ -124,7 +136,7 @@ async def test_a_viewer_reads_but_cannot_answer_and_other_workspaces_stay_out(
     url = f"/console/w/{owner.tenant_id}/analytics"
     async with await console_client(app, "10.210.0.2") as c:
         await sign_in(c, viewer)
-        page = await c.get(url)
+        page = await c.get(f"{url}/gaps")
         assert page.status_code == 200
         assert "Do you ship to Canada?" in page.text
         assert "Answer it" not in page.text  # no form for a viewer
@@ -139,3 +151,4 @@ async def test_a_viewer_reads_but_cannot_answer_and_other_workspaces_stay_out(
         # Another workspace's analytics: not found.
         assert (await c.get(f"/console/w/{other.tenant_id}/analytics")).status_code == 404
         assert (await c.get(f"/console/w/{other.tenant_id}/analytics.csv")).status_code == 404
+        assert (await c.get(f"/console/w/{other.tenant_id}/analytics/gaps")).status_code == 404

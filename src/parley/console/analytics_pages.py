@@ -29,6 +29,7 @@ router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
 Editor = Annotated[Viewer, member("editor")]
 
+GAPS_PARTS = {"gaps": "analytics/gaps.html"}
 RANGES = (7, 30, 90)
 """The periods a person picks from (days, today included)."""
 
@@ -68,9 +69,12 @@ async def _context(
     days: int,
     bot_id: uuid.UUID | None,
     *,
+    with_gaps: bool = False,
     form: FormState | None = None,
     answered: GapAnswerOut | None = None,
 ) -> dict[str, Any]:
+    """The page's context; the knowledge gaps only `with_gaps` (grouping the questions costs
+    more than the rest of the page, so the page loads them after itself: `/analytics/gaps`)."""
     start, end = _span(days)
     bot_list = (await bots.list_bots(viewer.session, viewer.tenant_id, None, 100)).items
     if bot_id is not None and all(b.id != bot_id for b in bot_list):
@@ -91,7 +95,7 @@ async def _context(
     )
     gap_bot = bot_id or (bot_list[0].id if bot_list else None)
     gaps = None
-    if gap_bot is not None:
+    if with_gaps and gap_bot is not None:
         gaps = await gap_service.list_gaps(
             viewer.session, viewer.runtime, viewer.tenant_id, gap_bot, days=days, limit=20
         )
@@ -124,6 +128,16 @@ async def analytics_page(request: Request, viewer: Reader) -> Response:
     days = _days(request)
     bot_id = _uuid(request.query_params.get("bot_id"))
     return render.page(request, "analytics/index.html", await _context(viewer, days, bot_id))
+
+
+@router.get("/analytics/gaps")
+async def analytics_gaps(request: Request, viewer: Reader) -> Response:
+    """The gaps section: only the section for htmx (the page asks for it once shown), the
+    whole page with it otherwise (no script, or a link followed)."""
+    days = _days(request)
+    bot_id = _uuid(request.query_params.get("bot_id"))
+    context = await _context(viewer, days, bot_id, with_gaps=True)
+    return render.page(request, "analytics/index.html", context, parts=GAPS_PARTS)
 
 
 @router.get("/analytics.csv")
@@ -166,7 +180,7 @@ async def answer_gap(request: Request, viewer: Editor, gap_id: uuid.UUID) -> Res
     bot_id = _uuid(str(data.get("bot_id", "")))
     shown = days if days in RANGES else 30
     if done is None:
-        context = await _context(viewer, shown, bot_id, form=state)
+        context = await _context(viewer, shown, bot_id, with_gaps=True, form=state)
         return render.page(request, "analytics/index.html", context, status=422)
-    context = await _context(viewer, shown, bot_id, answered=done)
+    context = await _context(viewer, shown, bot_id, with_gaps=True, answered=done)
     return render.page(request, "analytics/index.html", context)
