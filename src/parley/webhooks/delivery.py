@@ -388,6 +388,10 @@ def _circuit_open(endpoint: WebhookEndpoint, now: datetime) -> bool:
     return endpoint.circuit_open_until is not None and endpoint.circuit_open_until > now
 
 
+_RECORDING: set[asyncio.Task[None]] = set()
+"""Outcome writes in flight, held so a cancelled job's write is not collected mid-way."""
+
+
 async def _record_durably(
     ctx: JobContext, delivery_id: uuid.UUID, seq: int, c: Claim, result: Result
 ) -> None:
@@ -420,7 +424,13 @@ async def run(ctx: JobContext) -> None:
     if c is None:
         return
     result = await send(runtime, delivery_id, c)
-    await _record_durably(ctx, delivery_id, seq, c, result)
+    # The outcome is written even if the job's task is cancelled meanwhile (the worker's queue
+    # connection dropped with the database, and its supervisor reconnects): an outcome not
+    # written means the delivery is sent again once the lease lapses.
+    recording = asyncio.create_task(_record_durably(ctx, delivery_id, seq, c, result))
+    _RECORDING.add(recording)
+    recording.add_done_callback(_RECORDING.discard)
+    await asyncio.shield(recording)
     log.info(
         "webhook.attempt",
         tenant_id=str(tenant_id),
