@@ -16,13 +16,13 @@ from fastapi import APIRouter, Request, Response
 
 from parley.analytics import gaps as gap_service
 from parley.analytics import service as analytics
-from parley.analytics.schemas import GapAnswerIn, GapAnswerOut, MetricsReport
+from parley.analytics.schemas import GapAnswerIn, GapAnswerOut, GroupBy, MetricsReport
 from parley.bots import service as bots
 from parley.channels import service as channels
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, read_form, submit
 from parley.knowledge import service as knowledge
 
 router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
@@ -51,7 +51,9 @@ def _span(days: int) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
-async def _by_day(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> MetricsReport:
+async def _metrics(
+    viewer: Viewer, days: int, bot_id: uuid.UUID | None, group_by: GroupBy
+) -> MetricsReport:
     start, end = _span(days)
     return await analytics.metrics(
         viewer.session,
@@ -60,8 +62,26 @@ async def _by_day(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> Metric
         end=end,
         bot_id=bot_id,
         channel_id=None,
-        group_by="day",
+        group_by=group_by,
     )
+
+
+async def _figures(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> dict[str, Any]:
+    """The figures part of the page: by day, by channel, by model."""
+    start, end = _span(days)
+    report = await _metrics(viewer, days, bot_id, "day")
+    by_channel = await _metrics(viewer, days, bot_id, "channel")
+    channel_list = (await channels.list_channels(viewer.session, viewer.tenant_id, None, 200)).items
+    by_model = await analytics.models(
+        viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
+    )
+    return {
+        "report": report,
+        "channel_rows": by_channel.rows,
+        "channel_names": {str(c.id): f"{c.name} ({c.type})" for c in channel_list},
+        "models": by_model.rows,
+        "peak": max(max((r.conversations for r in report.rows), default=0), 1),
+    }
 
 
 async def _context(
@@ -69,41 +89,28 @@ async def _context(
     days: int,
     bot_id: uuid.UUID | None,
     *,
+    figures: bool = True,
     with_gaps: bool = False,
     form: FormState | None = None,
     answered: GapAnswerOut | None = None,
 ) -> dict[str, Any]:
-    """The page's context; the knowledge gaps only `with_gaps` (grouping the questions costs
-    more than the rest of the page, so the page loads them after itself: `/analytics/gaps`)."""
-    start, end = _span(days)
+    """The page's context: its figures unless only the gaps section is asked for, and the
+    knowledge gaps only `with_gaps` (grouping the questions costs more than the rest of the
+    page, so the page loads them after itself: `/analytics/gaps`)."""
     bot_list = (await bots.list_bots(viewer.session, viewer.tenant_id, None, 100)).items
     if bot_id is not None and all(b.id != bot_id for b in bot_list):
         bot_id = None  # not a bot of this workspace: the whole workspace
-    report = await _by_day(viewer, days, bot_id)
-    by_channel = await analytics.metrics(
-        viewer.session,
-        viewer.tenant_id,
-        start=start,
-        end=end,
-        bot_id=bot_id,
-        channel_id=None,
-        group_by="channel",
-    )
-    channel_list = (await channels.list_channels(viewer.session, viewer.tenant_id, None, 200)).items
-    by_model = await analytics.models(
-        viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
-    )
+    shown = await _figures(viewer, days, bot_id) if figures else {}
     gap_bot = bot_id or (bot_list[0].id if bot_list else None)
     gaps = None
+    faq_sources = []
     if with_gaps and gap_bot is not None:
         gaps = await gap_service.list_gaps(
             viewer.session, viewer.runtime, viewer.tenant_id, gap_bot, days=days, limit=20
         )
-    faq_sources = []
-    if viewer.can("editor"):
-        sources = await knowledge.list_sources(viewer.session, viewer.tenant_id, None, 200)
-        faq_sources = [s for s in sources.items if s.type == "faq"]
-    peak = max((r.conversations for r in report.rows), default=0)
+        if viewer.can("editor"):
+            sources = await knowledge.list_sources(viewer.session, viewer.tenant_id, None, 200)
+            faq_sources = [s for s in sources.items if s.type == "faq"]
     return await layout(
         viewer,
         days=days,
@@ -111,15 +118,11 @@ async def _context(
         bots=bot_list,
         bot_id=bot_id,
         gap_bot=next((b for b in bot_list if b.id == gap_bot), None),
-        report=report,
-        channel_rows=by_channel.rows,
-        channel_names={str(c.id): f"{c.name} ({c.type})" for c in channel_list},
-        models=by_model.rows,
-        peak=max(peak, 1),
         gaps=gaps,
         faq_sources=faq_sources,
         form=form or FormState(),
         answered=answered,
+        **shown,
     )
 
 
@@ -136,14 +139,16 @@ async def analytics_gaps(request: Request, viewer: Reader) -> Response:
     whole page with it otherwise (no script, or a link followed)."""
     days = _days(request)
     bot_id = _uuid(request.query_params.get("bot_id"))
-    context = await _context(viewer, days, bot_id, with_gaps=True)
+    figures = not render.is_htmx(request)  # the section alone needs none of the figures
+    context = await _context(viewer, days, bot_id, figures=figures, with_gaps=True)
     return render.page(request, "analytics/index.html", context, parts=GAPS_PARTS)
 
 
 @router.get("/analytics.csv")
 async def analytics_csv(request: Request, viewer: Reader) -> Response:
     """The day rows as CSV, the API's columns (`GET …/analytics/metrics?format=csv`)."""
-    report = await _by_day(viewer, _days(request), _uuid(request.query_params.get("bot_id")))
+    bot_id = _uuid(request.query_params.get("bot_id"))
+    report = await _metrics(viewer, _days(request), bot_id, "day")
     name = f"parley-analytics-{report.start.isoformat()}-{report.end.isoformat()}.csv"
     return Response(
         analytics.metrics_csv(report),
@@ -157,26 +162,22 @@ async def answer_gap(request: Request, viewer: Editor, gap_id: uuid.UUID) -> Res
     data = await read_form(request)
     state = FormState(values={**data, "gap_id": str(gap_id)})
     days = int(data["days"]) if str(data.get("days", "")).isdigit() else 30
-    body = parse(
-        GapAnswerIn,
-        {
-            "bot_id": data.get("bot_id") or None,
-            "source_id": data.get("source_id") or None,
-            "question": data.get("question") or None,
-            "answer": data.get("answer", ""),
-            "days": days,
-        },
+    fields = {
+        "bot_id": data.get("bot_id") or None,
+        "source_id": data.get("source_id") or None,
+        "question": data.get("question") or None,
+        "answer": data.get("answer", ""),
+        "days": days,
+    }
+    done = await submit(
+        viewer.session,
         state,
+        GapAnswerIn,
+        fields,
+        lambda body: gap_service.answer_gap(
+            viewer.session, viewer.runtime, viewer.tenant_id, viewer.principal, gap_id, body
+        ),
     )
-    done = None
-    if body is not None:
-        done = await attempt(
-            viewer.session,
-            state,
-            lambda: gap_service.answer_gap(
-                viewer.session, viewer.runtime, viewer.tenant_id, viewer.principal, gap_id, body
-            ),
-        )
     bot_id = _uuid(str(data.get("bot_id", "")))
     shown = days if days in RANGES else 30
     if done is None:

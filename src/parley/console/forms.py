@@ -54,7 +54,12 @@ def parse(model: type[M], data: dict[str, Any], state: FormState) -> M | None:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        state.errors.update(field_errors(exc))
+        errors = field_errors(exc)
+        # A rule of the whole model (no field to put it beside) is the form's message.
+        whole = errors.pop("form", None)
+        if whole is not None:
+            state.message = whole
+        state.errors.update(errors)
         return None
 
 

@@ -20,7 +20,7 @@ from parley.bots.schemas import GateSide
 from parley.console import render
 from parley.console.door import Viewer, member
 from parley.console.endpoints import layout
-from parley.console.forms import FormState, attempt, parse, read_form
+from parley.console.forms import FormState, read_form, submit
 from parley.knowledge import service as knowledge
 
 router = APIRouter(prefix="/console/w/{tenant_id}/bots/{bot_id}/golden", include_in_schema=False)
@@ -56,6 +56,10 @@ async def _context(
     )
 
 
+def _url(viewer: Viewer, bot_id: uuid.UUID) -> str:
+    return f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden"
+
+
 def _page(request: Request, context: dict[str, Any], status: int = 200) -> Response:
     return render.page(request, "bots/golden.html", context, status=status)
 
@@ -69,28 +73,23 @@ async def golden_page(request: Request, viewer: Reader, bot_id: uuid.UUID) -> Re
 async def add_question(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
     data = await read_form(request)
     state = FormState(values=data)
-    body = parse(
-        GoldenQuestionIn,
-        {
-            "question": data.get("question", ""),
-            "expected_answer": data.get("expected_answer") or None,
-            "expected_passage": data.get("expected_passage") or None,
-            "expected_source_id": data.get("expected_source_id") or None,
-        },
+    fields = {
+        "question": data.get("question", ""),
+        "expected_answer": data.get("expected_answer") or None,
+        "expected_passage": data.get("expected_passage") or None,
+        "expected_source_id": data.get("expected_source_id") or None,
+    }
+    created = await submit(
+        viewer.session,
         state,
+        GoldenQuestionIn,
+        fields,
+        lambda body: gate.create_question(
+            viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+        ),
     )
-    if body is not None:
-        created = await attempt(
-            viewer.session,
-            state,
-            lambda: gate.create_question(
-                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
-            ),
-        )
-        if created is not None:
-            return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
-    if "form" in state.errors:  # the model's own rule: at least one expectation
-        state.message = state.errors.pop("form")
+    if created is not None:
+        return render.redirect(request, _url(viewer, bot_id))
     return _page(request, await _context(viewer, bot_id, form=state), status=422)
 
 
@@ -101,24 +100,24 @@ async def delete_question(
     await gate.delete_question(
         viewer.session, viewer.tenant_id, viewer.principal, bot_id, question_id
     )
-    return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
+    return render.redirect(request, _url(viewer, bot_id))
 
 
 @router.post("/mode")
 async def set_mode(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
     data = await read_form(request)
     state = FormState(values=data)
-    body = parse(QualityGateSettings, {"mode": data.get("mode")}, state)
-    if body is not None:
-        done = await attempt(
-            viewer.session,
-            state,
-            lambda: gate.put_settings(
-                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
-            ),
-        )
-        if done is not None:
-            return render.redirect(request, f"/console/w/{viewer.tenant_id}/bots/{bot_id}/golden")
+    done = await submit(
+        viewer.session,
+        state,
+        QualityGateSettings,
+        {"mode": data.get("mode")},
+        lambda body: gate.put_settings(
+            viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+        ),
+    )
+    if done is not None:
+        return render.redirect(request, _url(viewer, bot_id))
     return _page(request, await _context(viewer, bot_id, form=state), status=422)
 
 

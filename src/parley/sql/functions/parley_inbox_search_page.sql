@@ -38,6 +38,7 @@ DECLARE
     v_id uuid;
     v_last uuid;
     v_low uuid;
+    v_read bigint;
 BEGIN
     IF v_tenant IS NULL OR p_query IS NULL THEN
         RETURN;
@@ -71,16 +72,16 @@ BEGIN
             RETURN;
         END IF;
         -- Not full: go on below the rows read (a conversation whose parts the cut divided is
-        -- read again, unless it was returned already).
+        -- read again, unless it was returned already) — unless they were all there is.
         EXECUTE
-            'SELECT x.conversation_id FROM ('
+            'SELECT x.conversation_id, count(*) OVER () FROM ('
             '  SELECT s.conversation_id FROM conversation_search s'
             '  WHERE s.tenant_id = $1 AND s.conversation_id < $2'
             '  ORDER BY s.conversation_id DESC, s.part DESC LIMIT $3) x '
             'ORDER BY x.conversation_id LIMIT 1'
-        INTO v_low USING v_tenant, v_hi, v_scan;
-        IF v_low IS NULL THEN
-            RETURN;  -- nothing below the cursor at all
+        INTO v_low, v_read USING v_tenant, v_hi, v_scan;
+        IF v_low IS NULL OR v_read < v_scan THEN
+            RETURN;  -- every row below the cursor was read
         END IF;
         RETURN QUERY EXECUTE
             'SELECT s.conversation_id FROM conversation_search s '
