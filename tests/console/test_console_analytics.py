@@ -133,6 +133,7 @@ async def test_a_viewer_reads_but_cannot_answer_and_other_workspaces_stay_out(
     await asked(admin_conn, owner, w.bot_id, w.channel_id, "Do you ship to Canada?", fallback=True)
     viewer = await add_member(client, owner, "viewer")
     other = await register(client, "console-analytics-other")
+    other_bot = (await create_widget(client, other)).bot_id
     url = f"/console/w/{owner.tenant_id}/analytics"
     async with await console_client(app, "10.210.0.2") as c:
         await sign_in(c, viewer)
@@ -152,3 +153,6 @@ async def test_a_viewer_reads_but_cannot_answer_and_other_workspaces_stay_out(
         assert (await c.get(f"/console/w/{other.tenant_id}/analytics")).status_code == 404
         assert (await c.get(f"/console/w/{other.tenant_id}/analytics.csv")).status_code == 404
         assert (await c.get(f"/console/w/{other.tenant_id}/analytics/gaps")).status_code == 404
+        # Another workspace's bot named in this workspace's CSV: not found, not a 500.
+        foreign = await c.get(f"{url}.csv", params={"bot_id": other_bot})
+        assert foreign.status_code == 404
