@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -183,9 +184,7 @@ async def test_hostile_assistant_output_is_inert(
     payload = WIDGET_PAYLOAD
     await _send(page, payload)
     log = page.get_by_role("log")
-    # `.first`: while the reply stream finishes, the events stream may already show the same
-    # message (the streamed bubble then goes), so for a moment there can be two.
-    await log.get_by_text("You said:", exact=False).first.wait_for(timeout=15_000)
+    await log.get_by_text("You said:", exact=False).wait_for(timeout=15_000)
     await page.wait_for_timeout(500)
     assert await page.evaluate("window.__xss") is None
     host = page.locator("#parley-widget")
@@ -197,6 +196,51 @@ async def test_hostile_assistant_output_is_inert(
     assert await host.evaluate("h => h.shadowRoot.querySelectorAll('img, script').length") == 0
     assert not [u for u in requested if "evil.example" in u]
     await shot(page, "widget-hostile-assistant-output")
+    await context.close()
+
+
+async def test_a_reply_shows_once_when_the_events_stream_delivers_it_first(
+    browser: Any, widget_key: str, host_sites: tuple[HostSite, HostSite]
+) -> None:
+    """The stored reply reaches the open events stream as soon as it is saved, often before
+    the send's own stream has ended. Here the send's response is held back until the events
+    stream has had it for a while: the reply must never be on screen twice."""
+    allowed, _ = host_sites
+    context = await browser.new_context()
+    page = await context.new_page()
+    answered = asyncio.Event()
+
+    async def late(route: Any) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        response = await route.fetch()  # the whole reply stream: the reply is stored by now
+        await asyncio.sleep(1.5)  # the events stream delivers it meanwhile
+        await route.fulfill(response=response)
+        answered.set()
+
+    await page.route("**/v1/widget/messages", late)
+    await page.goto(allowed.origin + "/")
+    await _open(page)
+    host = page.locator("#parley-widget")
+    await host.evaluate(
+        """(h, text) => {
+            const root = h.shadowRoot;
+            window.__replies = 0;
+            const count = () => [...root.querySelectorAll('.m.bot')]
+                .filter((n) => n.textContent.includes(text)).length;
+            new MutationObserver(() => { window.__replies = Math.max(window.__replies, count()); })
+                .observe(root, { subtree: true, childList: true, characterData: true });
+        }""",
+        FALLBACK[:10],
+    )
+    await _send(page, "Is anyone there?")
+    log = page.get_by_role("log")
+    await asyncio.wait_for(answered.wait(), timeout=15)
+    await page.get_by_role("textbox", name="Message").wait_for()
+    await page.wait_for_timeout(500)  # the send's stream is read to its end
+    assert await log.get_by_text(FALLBACK).count() == 1
+    assert await page.evaluate("window.__replies") == 1
     await context.close()
 
 

@@ -164,8 +164,21 @@
     }
   };
   const pend = new Map(); // text of a message being sent -> its optimistic bubble
+  // While the visitor's own reply streams in, assistant messages from the events stream wait:
+  // the stored reply can arrive there before the reply's own stream ends, and would show twice
+  // for a moment. When the reply ends they show, unless it was one of them.
+  let own = 0;
+  const held = new Map();
+  const hold = () => { own++; };
+  const release = () => {
+    if (--own) return;
+    const waiting = [...held.values()];
+    held.clear();
+    waiting.forEach((m) => add(m));
+  };
   const add = (m, where) => {
     if (m.id && shown.has(m.id)) return shown.get(m.id);
+    if (where === "live" && m.id && m.role === "assistant" && own) { held.set(m.id, m); return null; }
     if (m.id && m.role === "user" && pend.has(m.content)) {
       const n = pend.get(m.content);
       pend.delete(m.content);
@@ -277,7 +290,7 @@
           { Accept: "text/event-stream", ...(last ? { "Last-Event-ID": last } : {}) }, true);
         if (r.ok && r.body) {
           wait = 1000;
-          for await (const ev of sse(r)) if (ev.event === "message.created") { last = ev.id || last; add(ev.data); } else onEvent(ev);
+          for await (const ev of sse(r)) if (ev.event === "message.created") { last = ev.id || last; add(ev.data, "live"); } else onEvent(ev);
         }
       } catch {}
       await sleep(wait);
@@ -285,6 +298,10 @@
     }
   };
   const send = async (text) => {
+    hold();
+    try { return await sendOnce(text); } finally { release(); }
+  };
+  const sendOnce = async (text) => {
     text = String(text || "").trim().slice(0, 4000);
     if (!text) return;
     err.replaceChildren();
@@ -340,7 +357,7 @@
   mic.onclick = async () => {
     if (!c.voice) {
       voiceLoading = voiceLoading || new Promise((ok, no) => {
-        c.k = { ensure, sse, add, bubble, fill, showError, shown, log, uuid, base, root, mic, err };
+        c.k = { ensure, sse, add, bubble, fill, showError, shown, log, uuid, base, root, mic, err, hold, release };
         const e = d.createElement("script");
         e.src = base + "/widget/v1/voice.js";
         e.onload = ok; e.onerror = no;

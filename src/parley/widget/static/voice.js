@@ -7,7 +7,7 @@
 (() => {
   const c = window.Parley && window.Parley._c;
   if (!c || c.voice || !c.k) return;
-  const { ensure, sse, add, bubble, fill, showError, shown, log, uuid, base, root, mic, err } = c.k;
+  const { ensure, sse, add, bubble, fill, showError, shown, log, uuid, base, root, mic, err, hold, release } = c.k;
   const d = document;
   const player = d.createElement("audio");
   player.className = "pa";
@@ -87,6 +87,7 @@
     const idem = uuid();
     const ab = (aborter = new AbortController());
     let reply = null, acc = "";
+    hold(); // the events stream's copy of this reply waits for it (see ui.js)
     try {
       for (let i = 0; ; i++) {
         const s = await ensure();
@@ -129,6 +130,7 @@
       if (e.name !== "AbortError") showError("Network problem — please try again.");
     } finally {
       if (aborter === ab) aborter = null;
+      release();
     }
   };
 
