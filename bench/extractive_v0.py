@@ -1,15 +1,30 @@
 """The extractive provider's sentence choice as it was before issue 14 (commit e95db2c), kept
 here only as the baseline of the Q1 answer-quality benchmark: up to three sentences of any kind
-(table rows, headings and code included) ranked by how many question terms they share."""
+(table rows, headings and code included) ranked by how many question terms they share. Its
+terms are its own (words cut to six letters, a short stop list), not the current provider's:
+until 3 December 2026 this file borrowed the current `stems`, so "before" was the old choice
+with the new terms rather than what the product did before the issue."""
 
 from __future__ import annotations
 
 import re
 
 from parley.llm.base import Passage, TurnRequest
-from parley.llm.providers.extractive import stems as _stems
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}")
+_TERMS = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = frozenset(
+    """a an and are as at be by can could do does for from had has have how i if in into is it
+    its me my of on or our so than that the their them then there these they this to us was we
+    were what when where which who why will with would you your""".split()  # noqa: SIM905
+)
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems: lower-case words without stop words, cut to 6 letters."""
+    return {w[:6] for w in (m.group(0).lower() for m in _TERMS.finditer(text)) if w not in _STOP}
+
+
 MAX_SENTENCES = 3
 MAX_SENTENCE_CHARS = 400
 
