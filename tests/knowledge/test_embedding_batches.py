@@ -65,6 +65,24 @@ async def test_a_query_goes_before_queued_documents() -> None:
     assert model.calls[1][0] == "where is my order?"
 
 
+async def test_an_urgent_request_goes_before_queued_documents_and_after_earlier_queries() -> None:
+    """The extractive answer's sentences (many texts, a visitor waiting) are urgent: they go
+    ahead of the documents queued before them, but not ahead of a query already waiting."""
+    model = Model()
+    embedder = CoalescingEmbedder(model, max_texts=40)
+    running = asyncio.create_task(embedder.embed(["doc"] * 40))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(embedder.embed(["doc"] * 40))
+    query = asyncio.create_task(embedder.embed(["where is my order?"]))
+    answer = asyncio.create_task(embedder.embed(["sentence one", "sentence two"], urgent=True))
+    await asyncio.sleep(0)
+    model.gate.set()
+    await asyncio.gather(running, queued, query, answer)
+    assert model.calls[1][:3] == ["where is my order?", "sentence one", "sentence two"]
+    assert model.calls[2] == ["doc"] * 40
+    assert await answer == [[12.0], [12.0]]
+
+
 async def test_a_failure_reaches_every_caller_of_the_batch_and_the_next_batch_runs() -> None:
     model = Model()
     embedder = CoalescingEmbedder(model, max_texts=100)

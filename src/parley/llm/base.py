@@ -100,6 +100,20 @@ def guard_refused(exc: BaseException) -> bool:
     return False
 
 
+EMBEDDER_KEY = "knowledge.embedder"
+"""Where the process's embedder is cached in `runtime.clients` (knowledge builds it for
+retrieval); the extractive provider borrows it to weigh sentences by meaning."""
+
+
+class SentenceEmbedder(Protocol):
+    """What the extractive provider needs of an embedder: unit vectors, and a way to go ahead
+    of ingestion batches (a visitor is waiting)."""
+
+    name: str
+
+    async def embed(self, texts: list[str], *, urgent: bool = False) -> list[list[float]]: ...
+
+
 class Provider(Protocol):
     name: str
 

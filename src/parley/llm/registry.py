@@ -14,12 +14,31 @@ import httpx2
 
 from parley.kit.outbound_guard import guarded_sdk_client
 from parley.kit.runtime import Runtime
-from parley.llm.base import DestinationRefused, Provider, StreamEvent, TurnRequest
+from parley.llm.base import (
+    EMBEDDER_KEY,
+    DestinationRefused,
+    Provider,
+    SentenceEmbedder,
+    StreamEvent,
+    TurnRequest,
+)
 from parley.llm.credentials import ResolvedCredential
 from parley.llm.providers.extractive import ExtractiveProvider
 
-_extractive = ExtractiveProvider()
 _sdk_loaded: set[str] = set()
+
+
+def _local_embedder(runtime: Runtime) -> SentenceEmbedder | None:
+    """The local embedding model, once retrieval has built it; a remote one is not used (the
+    offline provider sends nothing out)."""
+    embedder = runtime.clients.get(EMBEDDER_KEY)
+    return embedder if getattr(embedder, "name", None) == "local" else None
+
+
+def _extractive(runtime: Runtime) -> Provider:
+    return runtime.client(
+        "llm.extractive", lambda: ExtractiveProvider(lambda: _local_embedder(runtime))
+    )
 
 
 def _platform_default(name: str, runtime: Runtime) -> tuple[str | None, str | None]:
@@ -85,7 +104,7 @@ def provider_for(
     and a tenant's client connects only through the SSRF guard (decision 0017)."""
     adapter = _adapter(name)
     if adapter is None:
-        return _extractive
+        return _extractive(runtime)
     key: str | None
     if credential is not None:
         key, base = credential.api_key, credential.base_url

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from parley.kit.errors import ParleyError
 from parley.knowledge.embeddings.batching import CoalescingEmbedder
+from parley.llm.base import EMBEDDER_KEY
 
 if TYPE_CHECKING:
     from parley.kit.runtime import Runtime
     from parley.settings import Settings
 
-CACHE_KEY = "knowledge.embedder"
+CACHE_KEY = EMBEDDER_KEY  # the extractive provider borrows the embedder (llm.registry)
 
 
 class EmbeddingsError(ParleyError):

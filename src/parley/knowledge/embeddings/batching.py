@@ -31,21 +31,26 @@ class CoalescingEmbedder:
         self.name = inner.name
         self.model = inner.model
         self.batch_size = max_texts  # what callers should send at once (index_vectors)
-        self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        # (texts, future, urgent): urgent requests wait at the front, in arrival order.
+        self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]], bool]] = []
         self._drainers: set[asyncio.Task[None]] = set()
 
     @property
     def dims(self) -> int | None:
         return self.inner.dims
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str], *, urgent: bool = False) -> list[list[float]]:
+        """`urgent` (and every one-text request, a chat's query) goes ahead of the documents
+        waiting, behind the urgent ones already waiting: the extractive answer's sentences
+        are urgent too, a visitor waits for them."""
         if not texts:
             return []
         future: asyncio.Future[list[list[float]]] = asyncio.get_running_loop().create_future()
-        if len(texts) == 1:
-            self._pending.insert(sum(len(t) == 1 for t, _ in self._pending), (texts, future))
+        if urgent or len(texts) == 1:
+            ahead = sum(1 for _, _, first in self._pending if first)
+            self._pending.insert(ahead, (texts, future, True))
         else:
-            self._pending.append((texts, future))
+            self._pending.append((texts, future, False))
         self._drainers = {d for d in self._drainers if not d.done()}
         if len(self._drainers) < IN_FLIGHT:
             self._drainers.add(asyncio.create_task(self._drain()))
@@ -55,7 +60,7 @@ class CoalescingEmbedder:
         batch: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
         count = 0
         while self._pending and (not batch or count + len(self._pending[0][0]) <= self.batch_size):
-            texts, future = self._pending.pop(0)
+            texts, future, _ = self._pending.pop(0)
             if future.done():  # its caller gave up (cancelled)
                 continue
             batch.append((texts, future))

@@ -1,0 +1,87 @@
+"""The extractive provider with the local embedding model: a sentence that answers a question
+worded apart from the docs wins over one that merely shares a word with it. Real model, real
+registry path (`provider_for` borrows the embedder retrieval built); Parley's own docs text."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from parley.knowledge.embeddings import embedder_for
+from parley.llm.base import ChatMessage, Passage, TextDelta, TurnRequest
+from parley.llm.providers.extractive import ExtractiveProvider
+from parley.llm.registry import provider_for
+from tests.knowledge.test_retrieval import runtime_with
+
+QUESTION = "At what time does the nightly retention cleanup run?"
+TITLE = "Data lifecycle: export, erasure, retention, workspace deletion"
+INTRO = (
+    "Parley holds other companies' customers' conversations. This page says what it does with "
+    "them over time, and how an owner or operator gets them out or makes them go away."
+)
+ANSWER = (
+    "The job `lifecycle.apply_retention` runs nightly (02:41) in batches of 500 rows per "
+    "transaction. Processed inbound events are also purged after "
+    "`PARLEY_INBOUND_RETENTION_DAYS` (7) by the channels' own job."
+)
+
+
+def request() -> TurnRequest:
+    return TurnRequest(
+        system="",
+        messages=[ChatMessage(role="user", content=QUESTION)],
+        model="extractive",
+        temperature=0.0,
+        max_tokens=512,
+        fallback_text="Nothing in the knowledge base answers this.",
+        passages=[
+            Passage(source_id="a", title=TITLE, text=INTRO),
+            Passage(source_id="b", title=TITLE, text=ANSWER),
+        ],
+    )
+
+
+async def reply(provider: Any) -> str:
+    return "".join([e.text async for e in provider.stream(request()) if isinstance(e, TextDelta)])
+
+
+async def test_with_the_local_model_the_sentence_that_answers_wins(
+    app: Any, data_dir: Path
+) -> None:
+    runtime = dataclasses.replace(
+        runtime_with(app, data_dir, parley_embeddings="local"), pgvector=True
+    )
+    # Words alone (no model built yet): "time" is in the page's introduction, which ranks
+    # first, so it leads the answer.
+    assert (await reply(provider_for("extractive", runtime))).startswith("This page says")
+    assert embedder_for(runtime) is not None  # what retrieval does on the first search
+    answer = await reply(provider_for("extractive", runtime))
+    assert answer.startswith("The job `lifecycle.apply_retention` runs nightly (02:41)")
+    assert "over time" not in answer
+
+
+class Broken:
+    name = "local"
+
+    async def embed(self, texts: list[str], *, urgent: bool = False) -> list[list[float]]:
+        raise RuntimeError("model unavailable")
+
+
+class Remote:
+    name = "openai"
+
+    async def embed(self, texts: list[str], *, urgent: bool = False) -> list[list[float]]:
+        raise AssertionError("the offline provider must not send text to a remote service")
+
+
+async def test_a_failing_model_costs_the_meaning_not_the_answer() -> None:
+    answer = await reply(ExtractiveProvider(lambda: Broken()))
+    assert answer == await reply(ExtractiveProvider())  # the words-only choice
+    assert answer.startswith("This page says")  # an answer, not the fallback
+
+
+async def test_a_remote_embedder_is_never_sent_the_passages(app: Any, data_dir: Path) -> None:
+    runtime = runtime_with(app, data_dir)
+    runtime.clients["knowledge.embedder"] = Remote()
+    assert await reply(provider_for("extractive", runtime)) == await reply(ExtractiveProvider())
