@@ -235,3 +235,17 @@ def test_an_example_after_e_g_stays_in_its_sentence() -> None:
     assert "e.g. `PARLEY_WORKER_CONCURRENCY" in reply
     assert "(exit code 2)" in reply
     assert reply.startswith("Invalid settings stop start-up")
+
+
+def test_a_lead_in_is_never_joined_to_the_next_section() -> None:
+    # Before: the lead-in's list was left out (a table), and the window went on to the first
+    # paragraph under the next heading, another topic.
+    text = (
+        "Agents answer conversations from the inbox; viewers only read them. "
+        "The inbox's role matrix:\n\n"
+        "| action | agent |\n| --- | --- |\n| reply | yes |\n\n"
+        "## Signing in\n\n"
+        "Every member signs in with email and password on a phone or a desktop.\n"
+    )
+    reply = ask("Can agents answer from the inbox on a phone?", text)
+    assert reply == "Agents answer conversations from the inbox; viewers only read them. [1]"

@@ -124,7 +124,7 @@ def prose_blocks(text: str) -> list[str]:
     headings, rules and indented code are left out. A chunk may start inside a code block
     whose opening fence is in the previous chunk: an odd number of fences where the first
     closes a block is detected by what precedes it looking like code."""
-    return [block for _, block in headed_blocks(text)]
+    return [block for _, block in headed_blocks(text) if block]
 
 
 _LABEL = re.compile(r"^(\*\*|__)(.+?)\1")
@@ -132,7 +132,8 @@ _LABEL = re.compile(r"^(\*\*|__)(.+?)\1")
 
 def headed_blocks(text: str) -> list[tuple[str, str]]:
     """`prose_blocks` with what each block is about: the heading above it in the passage and,
-    for a list item that starts with a bold label (`- **local** needs…`), that label."""
+    for a list item that starts with a bold label (`- **local** needs…`), that label; an
+    empty block stands where something was left out."""
     lines = text.splitlines()
     fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
     in_fence = False
@@ -150,6 +151,15 @@ def headed_blocks(text: str) -> list[tuple[str, str]]:
             blocks.append((about, " ".join(current)))
             current.clear()
 
+    def section_break() -> None:
+        """A heading or a rule ends what the text before it says: an empty block marks it,
+        so a lead-in ending with a colon is never joined to the next section's first
+        paragraph. A table or code left out is not marked: the paragraph after an example
+        usually goes on explaining it ("…per provider:" `PUT …` "Keys are never returned…")."""
+        flush()
+        if blocks and blocks[-1][1]:
+            blocks.append((heading, ""))
+
     for line in lines:
         if _FENCE.match(line):
             in_fence = not in_fence
@@ -160,10 +170,13 @@ def headed_blocks(text: str) -> list[tuple[str, str]]:
             flush()
             continue
         if _HEADING.match(line):
-            flush()
+            section_break()
             heading = stripped.lstrip("#").strip()
             continue
-        if _TABLE.match(line) or _RULE.match(line):
+        if _RULE.match(line):
+            section_break()
+            continue
+        if _TABLE.match(line):
             flush()
             continue
         if line.startswith(("    ", "\t")) and not current:
