@@ -167,6 +167,33 @@ async def test_a_question_on_the_demo_page_and_on_another_site_gets_an_answer_wi
     await context.close()
 
 
+async def test_the_demo_pages_suggested_questions_get_answers_that_fit_the_screen(
+    browser: Any, demo: tuple[Serve, str]
+) -> None:
+    """A newcomer who does not know what to ask clicks a suggestion: it opens the chat, sends
+    the question and gets an answer from the docs, cited; the page fits a phone's width."""
+    serve, _ = demo
+    context = await browser.new_context(viewport={"width": 390, "height": 800})
+    page = await context.new_page()
+    failures: list[str] = []
+    page.on(
+        "response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
+    await page.goto(f"{serve.base_url}/demo")
+    width = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert await page.evaluate(width) == 0
+    await page.get_by_role("button", name="How do I add my own documents?").click()
+    log = page.get_by_role("log")
+    await log.get_by_role("list", name="Sources").first.wait_for(timeout=20_000)
+    answer = await log.inner_text()
+    assert "How do I add my own documents?" in answer
+    assert "Knowledge" in answer, answer
+    assert "add a source" in answer, answer
+    assert failures == []
+    await shot(page, "first-run-demo-suggestion-390")
+    await context.close()
+
+
 def test_sigterm_stops_the_embedded_database_and_a_crash_leaves_one_that_starts(
     tmp_path: Path,
 ) -> None:

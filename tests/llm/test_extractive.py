@@ -249,3 +249,29 @@ def test_a_lead_in_is_never_joined_to_the_next_section() -> None:
     )
     reply = ask("Can agents answer from the inbox on a phone?", text)
     assert reply == "Agents answer conversations from the inbox; viewers only read them. [1]"
+
+
+def test_a_second_passage_that_says_the_same_again_is_left_out() -> None:
+    first = "Parley is a self-hostable platform for AI chat assistants that businesses run."
+    again = "Parley is a self-hostable, multi-tenant platform for AI chat assistants."
+    assert ask("What is Parley?", first, again) == f"{first} [1]"
+
+
+def test_an_opening_yes_stays_with_its_sentence_and_a_cut_tail_stays_out() -> None:
+    text = "Yes. Orders can be returned within 30 days for a full refund."
+    assert ask("Can orders be returned?", text) == f"{text} [1]"
+    # A chunk that starts in the middle of a sentence: its tail ("refund.") is not a lead.
+    cut = "refund. Orders can be returned within 30 days."
+    assert ask("Can orders be returned?", cut) == "Orders can be returned within 30 days. [1]"
+
+
+def test_a_sentence_that_only_says_the_question_back_brings_the_one_that_answers() -> None:
+    text = (
+        "A person can take over a chat from the bot. The visitor presses Talk to a person, "
+        "or a staff member takes the conversation in the inbox.\n\n"
+        "Bots answer offline out of the box."
+    )
+    assert ask("Can a person take over a chat from the bot?", text) == (
+        "A person can take over a chat from the bot. [1] The visitor presses Talk to a person, "
+        "or a staff member takes the conversation in the inbox. [1]"
+    )

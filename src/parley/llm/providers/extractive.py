@@ -60,6 +60,10 @@ MIN_COVERAGE = 0.2
 anything in the knowledge base answers is retrieval's relevance gate's call
 (`knowledge.grounding`); at 0.4 this provider declined 8 % of answerable questions on Q1's
 sets (23 % on one written afterwards) to decline 3 more of 24 unanswerable ones."""
+ECHO_NEW_WORDS = 1
+"""A sentence with at most this many words the question lacks only says the question back."""
+REPEAT_SHARE = 0.3
+"""A second window joins only when more than this share of its words are new to the answer."""
 EXTRA_COVERAGE = 0.4
 """A window from elsewhere joins the best one only when it covers this share by itself."""
 SEMANTIC_WEIGHT = 1.5
@@ -128,6 +132,8 @@ def prose_blocks(text: str) -> list[str]:
 
 
 _LABEL = re.compile(r"^(\*\*|__)(.+?)\1")
+_FAQ = re.compile(r"^([QA]):\s+(.*)$")
+"""A line of an FAQ pair as the knowledge base stores it ("Q: …" then "A: …")."""
 
 
 def headed_blocks(text: str) -> list[tuple[str, str]]:
@@ -172,6 +178,17 @@ def headed_blocks(text: str) -> list[tuple[str, str]]:
         if _HEADING.match(line):
             section_break()
             heading = stripped.lstrip("#").strip()
+            continue
+        faq = _FAQ.match(stripped)
+        if faq and faq.group(1) == "Q":
+            # An FAQ pair's question is what its answer is about, like a heading: it is
+            # never quoted back to the visitor, who has just asked it.
+            section_break()
+            heading = faq.group(2)
+            continue
+        if faq:  # the answer: quoted without its "A:" label
+            flush()
+            current.append(faq.group(2))
             continue
         if _RULE.match(line):
             section_break()
@@ -277,12 +294,21 @@ def _trim(sentence: str, wanted: set[str]) -> str:
     return f"… {text}" if first else text
 
 
+def _joined_leads(pieces: list[str]) -> list[str]:
+    """A block's opening "Yes." or "No." (under three words) goes with the sentence after it:
+    alone it is too short to quote, and without it an FAQ answer loses its point. (A piece in
+    lower case is the tail of a sentence a chunk boundary cut, not a lead: it stays out.)"""
+    if len(pieces) > 1 and len(pieces[0].split()) < 3 and pieces[0][:1].isupper():
+        return [f"{pieces[0]} {pieces[1]}", *pieces[2:]]
+    return pieces
+
+
 def _sentences(passages: list[Passage], wanted: set[str]) -> list[tuple[int, int, int, str]]:
     """(passage number, block, position, sentence) for every prose sentence."""
     out = []
     for n, passage in enumerate(passages, start=1):
         for b, (_, block) in enumerate(headed_blocks(passage.text)):
-            for pos, raw in enumerate(_SPLIT.split(block)):
+            for pos, raw in enumerate(_joined_leads(_SPLIT.split(block))):
                 sentence = _trim(_plain(raw), wanted)
                 if len(sentence.split()) >= 3 and not _codeish(sentence):
                     out.append((n, b, pos, sentence))
@@ -398,6 +424,12 @@ def choose(
         return []
     windows = windows[:1] + [w for w in windows[1:] if w[1] >= EXTRA_COVERAGE]
     value, _, chosen = windows[0]
+    # A sentence that only says the question back ("A person can take over a chat from the
+    # bot.") is not an answer by itself: the sentence after it says how.
+    if len(chosen) == 1 and len(stems(candidates[chosen[0]][3]) - wanted) <= ECHO_NEW_WORDS:
+        follow = _next(candidates, at, chosen[0])
+        if follow is not None and lengths[chosen[0]] + lengths[follow] <= MAX_WORDS:
+            chosen = [chosen[0], follow]
     # A close second from elsewhere (another passage or paragraph) is kept when both fit in
     # MAX_WORDS: two short sentences that answer are better than one that may not.
     size = sum(lengths[j] for j in chosen)
@@ -410,6 +442,11 @@ def choose(
         places = {candidates[j][:2] for j in other}
         more = sum(lengths[j] for j in other)
         new = said.isdisjoint(candidates[j][3] for j in other)
+        # A second window that says what the first says (the same sentence on two pages,
+        # reworded) adds only length: most of its words already in the answer, it stays out.
+        words = set().union(*(stems(candidates[j][3]) for j in other))
+        said_words = set().union(*(stems(t) for t in said))
+        new = new and len(words - said_words) > REPEAT_SHARE * len(words)
         if new and where.isdisjoint(places) and size + more <= MAX_WORDS:
             chosen, size, where, extra = chosen + other, size + more, where | places, extra + 1
             said |= {candidates[j][3] for j in other}
