@@ -138,8 +138,8 @@ _FAQ = re.compile(r"^([QA]):\s+(.*)$")
 
 def headed_blocks(text: str) -> list[tuple[str, str]]:
     """`prose_blocks` with what each block is about: the heading above it in the passage and,
-    for a list item that starts with a bold label (`- **local** needs…`), that label; an
-    empty block stands where something was left out."""
+    for a list item that starts with a bold label (`- **local** needs…`), that label, for an
+    FAQ answer its question; an empty block stands where a section ends."""
     lines = text.splitlines()
     fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
     in_fence = False
