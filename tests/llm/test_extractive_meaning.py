@@ -4,12 +4,16 @@ registry path (`provider_for` borrows the embedder retrieval built); Parley's ow
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from parley.knowledge.embeddings import embedder_for
 from parley.llm.base import ChatMessage, Passage, TextDelta, TurnRequest
+from parley.llm.providers import extractive
 from parley.llm.providers.extractive import ExtractiveProvider
 from parley.llm.registry import provider_for
 from tests.knowledge.test_retrieval import runtime_with
@@ -55,7 +59,9 @@ async def test_with_the_local_model_the_sentence_that_answers_wins(
     # Words alone (no model built yet): "time" is in the page's introduction, which ranks
     # first, so it leads the answer.
     assert (await reply(provider_for("extractive", runtime))).startswith("This page says")
-    assert embedder_for(runtime) is not None  # what retrieval does on the first search
+    embedder = embedder_for(runtime)  # what retrieval does on the first search: it builds
+    assert embedder is not None  # the model and embeds the query, which loads it
+    await embedder.embed([QUESTION])
     answer = await reply(provider_for("extractive", runtime))
     assert answer.startswith("The job `lifecycle.apply_retention` runs nightly (02:41)")
     assert "over time" not in answer
@@ -85,3 +91,28 @@ async def test_a_remote_embedder_is_never_sent_the_passages(app: Any, data_dir: 
     runtime = runtime_with(app, data_dir)
     runtime.clients["knowledge.embedder"] = Remote()
     assert await reply(provider_for("extractive", runtime)) == await reply(ExtractiveProvider())
+
+
+class Busy:
+    """A model with a queue of other answers ahead: it would answer, but too late."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def embed(self, texts: list[str], *, urgent: bool = False) -> list[list[float]]:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return []
+
+
+async def test_a_busy_model_does_not_hold_the_answer_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(extractive, "CLOSENESS_TIMEOUT", 0.2)
+    busy = Busy()
+    answer = await asyncio.wait_for(reply(ExtractiveProvider(lambda: busy)), timeout=5)
+    assert answer == await reply(ExtractiveProvider())  # words alone, in time
+    assert busy.cancelled  # its request was withdrawn, not left in the model's queue

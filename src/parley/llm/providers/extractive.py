@@ -12,6 +12,7 @@ Measured on question sets over Parley's own docs by `python -m bench q1` (docs/b
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -72,6 +73,9 @@ sentence to the question under the local embedding model, when there is one): it
 sentence that answers a question worded apart from the docs, which shared words cannot."""
 CLOSENESS_SENTENCES = 10
 """How many sentences (those sharing most words with the question) are embedded per answer."""
+CLOSENESS_TIMEOUT = 1.0
+"""Seconds an answer waits for the model (busy with many answers at once, or a cold start)
+before it goes by words alone: meaning improves an answer, it must not hold one up."""
 QUANTITY_BONUS = 0.15
 """A nudge towards a window that states a quantity when the question asks for one."""
 
@@ -481,7 +485,11 @@ async def closeness_of(
     # closeness found. Measured on Q1's sets: the same answers as embedding them all.
     ranked = sorted(unique, key=lambda s: -len(stems(s) & wanted))[:CLOSENESS_SENTENCES]
     try:
-        vectors = await embedder.embed([question, *ranked], urgent=True)
+        async with asyncio.timeout(CLOSENESS_TIMEOUT):
+            vectors = await embedder.embed([question, *ranked], urgent=True)
+    except TimeoutError:  # a model busy with other answers: words alone, without the wait
+        log.warning("extractive.closeness_timed_out", seconds=CLOSENESS_TIMEOUT)
+        return None
     except Exception as exc:  # the operator's model: its failure must not cost the answer
         log.warning("extractive.closeness_failed", error=type(exc).__name__)
         return None
