@@ -125,6 +125,30 @@ async def test_figures_csv_and_answering_a_gap(
     assert entry == 1
 
 
+async def test_several_bots_side_by_side_and_one_bot_alone(
+    app: Any, client: httpx.AsyncClient, admin_conn: asyncpg.Connection
+) -> None:
+    owner = await register(client, "console-analytics-bots")
+    shop = await create_widget(client, owner, bot={"name": "Shop helper"})
+    desk = await create_widget(client, owner, bot={"name": "Help desk"})
+    await asked(admin_conn, owner, shop.bot_id, shop.channel_id, "Where is my order?")
+    await asked(admin_conn, owner, shop.bot_id, shop.channel_id, "Do you ship abroad?")
+    await asked(admin_conn, owner, desk.bot_id, desk.channel_id, "My login fails", fallback=True)
+    await roll_up_all(app, owner.tenant_id)
+    url = f"/console/w/{owner.tenant_id}/analytics"
+    async with await console_client(app, "10.210.0.3") as c:
+        await sign_in(c, owner)
+        text = (await c.get(url, params={"days": "7"})).text
+        by_bot = text[text.index("<h2>By bot</h2>") : text.index("<h2>By channel</h2>")]
+        # Busiest first, each linking to the page for that bot alone.
+        rows = re.findall(r'bot_id=([0-9a-f-]+)">([^<]+)</a></th><td>(\d+)</td>', by_bot)
+        assert rows == [(shop.bot_id, "Shop helper", "2"), (desk.bot_id, "Help desk", "1")]
+        assert re.search(r"Help desk</a></th><td>1</td><td>2</td><td>0</td><td>1</td>", by_bot)
+        alone = (await c.get(url, params={"days": "7", "bot_id": desk.bot_id})).text
+        assert "<h2>By bot</h2>" not in alone
+        assert _card(alone, "Conversations") == "1"
+
+
 async def test_a_viewer_reads_but_cannot_answer_and_other_workspaces_stay_out(
     app: Any, client: httpx.AsyncClient, admin_conn: asyncpg.Connection
 ) -> None:

@@ -1,7 +1,7 @@
 """`/console/w/{tenant}/analytics`: how the bots are doing, and what they could not answer.
 
-The figures of the analytics API (`analytics.service.metrics`, by day and by channel, for the
-last 7, 30 or 90 days, one bot or all), its cost by model, the day rows as CSV, and the
+The figures of the analytics API (`analytics.service.metrics`, by day, by channel and by bot,
+for the last 7, 30 or 90 days, one bot or all), its cost by model, the day rows as CSV, and the
 knowledge gaps of a bot (`analytics.gaps`) with the action that answers one: an FAQ entry
 written into a chosen FAQ source, re-indexed, the gap closed. Same roles as the API: any member
 reads, an editor answers a gap."""
@@ -66,11 +66,15 @@ async def _metrics(
     )
 
 
-async def _figures(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> dict[str, Any]:
-    """The figures part of the page: by day, by channel, by model."""
+async def _figures(
+    viewer: Viewer, days: int, bot_id: uuid.UUID | None, several_bots: bool
+) -> dict[str, Any]:
+    """The figures part of the page: by day, by channel, by model, and side by side by bot
+    when the whole workspace of several bots is shown."""
     start, end = _span(days)
     report = await _metrics(viewer, days, bot_id, "day")
     by_channel = await _metrics(viewer, days, bot_id, "channel")
+    by_bot = await _metrics(viewer, days, None, "bot") if bot_id is None and several_bots else None
     channel_list = (await channels.list_channels(viewer.session, viewer.tenant_id, None, 200)).items
     by_model = await analytics.models(
         viewer.session, viewer.tenant_id, start=start, end=end, bot_id=bot_id, channel_id=None
@@ -78,6 +82,7 @@ async def _figures(viewer: Viewer, days: int, bot_id: uuid.UUID | None) -> dict[
     return {
         "report": report,
         "channel_rows": by_channel.rows,
+        "bot_rows": by_bot.rows if by_bot else [],
         "channel_names": {str(c.id): f"{c.name} ({c.type})" for c in channel_list},
         "models": by_model.rows,
         "peak": max(max((r.conversations for r in report.rows), default=0), 1),
@@ -100,7 +105,7 @@ async def _context(
     bot_list = (await bots.list_bots(viewer.session, viewer.tenant_id, None, 100)).items
     if bot_id is not None and all(b.id != bot_id for b in bot_list):
         bot_id = None  # not a bot of this workspace: the whole workspace
-    shown = await _figures(viewer, days, bot_id) if figures else {}
+    shown = await _figures(viewer, days, bot_id, len(bot_list) > 1) if figures else {}
     gap_bot = bot_id or (bot_list[0].id if bot_list else None)
     gaps = None
     faq_sources = []
@@ -116,6 +121,7 @@ async def _context(
         days=days,
         ranges=RANGES,
         bots=bot_list,
+        bot_names={str(b.id): b.name for b in bot_list},
         bot_id=bot_id,
         gap_bot=next((b for b in bot_list if b.id == gap_bot), None),
         gaps=gaps,
