@@ -64,6 +64,16 @@ def _page(request: Request, context: dict[str, Any], status: int = 200) -> Respo
     return render.page(request, "bots/golden.html", context, status=status)
 
 
+async def _saved(
+    request: Request, viewer: Viewer, bot_id: uuid.UUID, state: FormState, done: object | None
+) -> Response:
+    """After a form: back to the page when the change was made, else the page again with
+    the form's errors (422)."""
+    if done is not None:
+        return render.redirect(request, _url(viewer, bot_id))
+    return _page(request, await _context(viewer, bot_id, form=state), status=422)
+
+
 @router.get("")
 async def golden_page(request: Request, viewer: Reader, bot_id: uuid.UUID) -> Response:
     return _page(request, await _context(viewer, bot_id))
@@ -79,18 +89,21 @@ async def add_question(request: Request, viewer: Editor, bot_id: uuid.UUID) -> R
         "expected_passage": data.get("expected_passage") or None,
         "expected_source_id": data.get("expected_source_id") or None,
     }
-    created = await submit(
-        viewer.session,
+    return await _saved(
+        request,
+        viewer,
+        bot_id,
         state,
-        GoldenQuestionIn,
-        fields,
-        lambda body: gate.create_question(
-            viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+        await submit(
+            viewer.session,
+            state,
+            GoldenQuestionIn,
+            fields,
+            lambda body: gate.create_question(
+                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+            ),
         ),
     )
-    if created is not None:
-        return render.redirect(request, _url(viewer, bot_id))
-    return _page(request, await _context(viewer, bot_id, form=state), status=422)
 
 
 @router.post("/{question_id}/delete")
@@ -107,18 +120,21 @@ async def delete_question(
 async def set_mode(request: Request, viewer: Editor, bot_id: uuid.UUID) -> Response:
     data = await read_form(request)
     state = FormState(values=data)
-    done = await submit(
-        viewer.session,
+    return await _saved(
+        request,
+        viewer,
+        bot_id,
         state,
-        QualityGateSettings,
-        {"mode": data.get("mode")},
-        lambda body: gate.put_settings(
-            viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+        await submit(
+            viewer.session,
+            state,
+            QualityGateSettings,
+            {"mode": data.get("mode")},
+            lambda body: gate.put_settings(
+                viewer.session, viewer.tenant_id, viewer.principal, bot_id, body
+            ),
         ),
     )
-    if done is not None:
-        return render.redirect(request, _url(viewer, bot_id))
-    return _page(request, await _context(viewer, bot_id, form=state), status=422)
 
 
 @router.post("/run")
