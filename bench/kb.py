@@ -23,6 +23,8 @@ import numpy as np
 from parley.kit import embedded_pg, migrate
 from parley.kit.db import Database, TenantId, create_database, tenant_session
 from parley.kit.jobs import asyncpg_dsn
+from parley.kit.pubsub import MemoryBroker
+from parley.kit.ratelimit import MemoryRateLimiter
 from parley.kit.runtime import Runtime
 from parley.knowledge import bm25, vectors
 from parley.knowledge.embeddings import CACHE_KEY
@@ -63,7 +65,16 @@ class BenchDb:
         }
         base.update(overrides)
         settings = Settings(_env_file=None, **base)  # type: ignore[call-arg]
-        return Runtime(settings=settings, db=self.db, keyring=None, pgvector=True)  # type: ignore[arg-type]
+        # The in-process broker and limiter, as a server without Redis has: ingestion's
+        # progress nudges have somewhere to go.
+        return Runtime(
+            settings=settings,
+            db=self.db,
+            keyring=None,  # type: ignore[arg-type]
+            limiter=MemoryRateLimiter(),
+            broker=MemoryBroker(),
+            pgvector=True,
+        )
 
     async def tenant(self, name: str) -> TenantId:
         conn = await asyncpg.connect(self.admin_dsn)

@@ -275,3 +275,27 @@ def test_a_sentence_that_only_says_the_question_back_brings_the_one_that_answers
         "A person can take over a chat from the bot. [1] The visitor presses Talk to a person, "
         "or a staff member takes the conversation in the inbox. [1]"
     )
+
+
+def test_a_clear_answer_stays_short_and_an_unclear_one_brings_the_next_sentence() -> None:
+    first = (
+        "Every workspace has limits on messages per month, set by its plan and shown in the "
+        "console."
+    )
+    limits = f"{first} Free: 1,000; pro: 50,000."
+    # One page matches the question: its sentence alone is the answer.
+    question = "What are the limits on messages per month for a workspace?"
+    assert ask(question, limits) == f"{first} [1]"
+    # Another page matches it about as well: no clear answer, so the answer goes on to the
+    # sentence after the best match (where the figures are), and the close one from the other
+    # page joins as its own paragraph.
+    meters = "Limits on messages per month are counted for every workspace by the usage meter."
+    reply = ask(question, limits, meters)
+    assert reply == f"{first} [1] Free: 1,000; pro: 50,000. [1]\n\n{meters} [2]"
+
+
+def test_a_chunk_that_starts_mid_sentence_is_quoted_as_a_fragment() -> None:
+    cut = "characters long, hashed with argon2id and never logged.\n\nSessions last a day."
+    assert ask("How are passwords hashed with argon2id?", cut) == (
+        "… characters long, hashed with argon2id and never logged. [1]"
+    )

@@ -1,6 +1,7 @@
 """The built-in offline provider: answers with the one or two sentences of the retrieved
-passages that best answer the question, each cited `[n]`, or with the bot's fallback text when
-nothing relevant was retrieved. No network, deterministic.
+passages that best answer the question, each cited `[n]` (and, when no passage is a clear
+answer, with a few more from the close ones, a paragraph each), or with the bot's fallback
+text when nothing relevant was retrieved. No network, deterministic.
 
 Passages reach it only when retrieval judged them relevant (see `knowledge.grounding`), so an
 empty list means "nothing in the knowledge base answers this" and the bot says so. It reads
@@ -56,6 +57,16 @@ MAX_EXTRA = 1
 """How many windows from elsewhere may join the best one."""
 SECOND_SHARE = 0.7
 """A second passage's window joins the answer when it scores this close to the best one."""
+CLEAR_LEAD = 0.9
+"""The best window is a clear answer when the best one from elsewhere scores below this share
+of it (and it covers `CLEAR_COVERAGE`)."""
+CLEAR_COVERAGE = 0.5
+"""The share of the question's weight a clear answer covers by itself."""
+CLEAR_NEAR = 0.7
+"""A window holding a sentence this close in meaning to the question (cosine, local model)
+is a clear answer whatever the rest scores."""
+UNSURE_WORDS = 110
+"""An answer's cap when no window is a clear answer: it says more rather than guess."""
 MIN_COVERAGE = 0.2
 """Below this share of the question's weight, no sentence answers it. A low floor: whether
 anything in the knowledge base answers is retrieval's relevance gate's call
@@ -308,14 +319,19 @@ def _joined_leads(pieces: list[str]) -> list[str]:
 
 
 def _sentences(passages: list[Passage], wanted: set[str]) -> list[tuple[int, int, int, str]]:
-    """(passage number, block, position, sentence) for every prose sentence."""
+    """(passage number, block, position, sentence) for every prose sentence. A passage's
+    first sentence that starts in lower case is the tail of one a chunk boundary cut
+    ("characters (configurable), not containing…"): quoted after an ellipsis, as such."""
     out = []
     for n, passage in enumerate(passages, start=1):
+        opening = True
         for b, (_, block) in enumerate(headed_blocks(passage.text)):
             for pos, raw in enumerate(_joined_leads(_SPLIT.split(block))):
+                cut, opening = opening and raw[:1].islower(), False
                 sentence = _trim(_plain(raw), wanted)
                 if len(sentence.split()) >= 3 and not _codeish(sentence):
-                    out.append((n, b, pos, sentence))
+                    cut = cut and not sentence.startswith("…")
+                    out.append((n, b, pos, f"… {sentence}" if cut else sentence))
     return out
 
 
@@ -359,13 +375,14 @@ def _weights(wanted: set[str], sentences: list[set[str]]) -> dict[str, float]:
 
 def choose(
     question: str, passages: list[Passage], closeness: Mapping[str, float] | None = None
-) -> list[tuple[int, str]]:
-    """The sentences to answer with, as (passage number, sentence), in reading order: the
-    window of one to three consecutive sentences of one paragraph that covers most of the
-    question's weight (terms weighted by `_weights`; those in the passage's title count
-    half) and, with `closeness` (sentence → cosine to the question), is closest in meaning,
-    a longer window winning only when it adds enough, plus a close second window from
-    elsewhere when both fit; empty when no window covers `MIN_COVERAGE` of the weight."""
+) -> list[list[tuple[int, str]]]:
+    """The windows to answer with, best first, each as (passage number, sentence) in reading
+    order: the window of one to three consecutive sentences of one paragraph that covers most
+    of the question's weight (terms weighted by `_weights`; those in the passage's title count
+    half) and, with `closeness` (sentence → cosine to the question), is closest in meaning, a
+    longer window winning only when it adds enough, plus close windows from elsewhere when
+    they fit (more of them when the best is not a clear answer); empty when no window covers
+    `MIN_COVERAGE` of the weight."""
     wanted = stems(question)
     candidates = _sentences(passages, wanted)
     if not wanted or not candidates:
@@ -427,34 +444,65 @@ def choose(
     if not windows:
         return []
     windows = windows[:1] + [w for w in windows[1:] if w[1] >= EXTRA_COVERAGE]
-    value, _, chosen = windows[0]
+    value, coverage, chosen = windows[0]
+
+    def places(window: list[int]) -> set[tuple[int, int]]:
+        return {candidates[j][:2] for j in window}
+
+    def repeats(window: list[int], said: set[str]) -> bool:
+        """A window that says what is said already (the same sentence on two pages, reworded,
+        or twice in overlapping chunks): one of its sentences has most of its words in it."""
+        return any(
+            len(stems(candidates[j][3]) - said) <= REPEAT_SHARE * len(stems(candidates[j][3]))
+            for j in window
+        )
+
+    # Is the best window a clear answer? It covers most of the question and nothing from
+    # elsewhere that says something else scores near it, or the model finds it very close in
+    # meaning. When it is not, the answer says more rather than guess (the fact often sits in
+    # the sentence after the one that matches the question, or on another page): the sentence
+    # after it, and a close window from elsewhere may join, within `UNSURE_WORDS`. A clear
+    # answer stays within `MAX_WORDS`, a sentence or two.
+    best_words = set().union(*(stems(candidates[j][3]) for j in chosen))
+    runner = next(
+        (
+            w[0]
+            for w in windows[1:]
+            if places(w[2]).isdisjoint(places(chosen)) and not repeats(w[2], best_words)
+        ),
+        0.0,
+    )
+    clear = (coverage >= CLEAR_COVERAGE and runner < CLEAR_LEAD * value) or max(
+        near[j] for j in chosen
+    ) >= CLEAR_NEAR
+    budget = MAX_WORDS if clear else UNSURE_WORDS
     # A sentence that only says the question back ("A person can take over a chat from the
     # bot.") is not an answer by itself: the sentence after it says how.
     if len(chosen) == 1 and len(stems(candidates[chosen[0]][3]) - wanted) <= ECHO_NEW_WORDS:
         follow = _next(candidates, at, chosen[0])
         if follow is not None and lengths[chosen[0]] + lengths[follow] <= MAX_WORDS:
             chosen = [chosen[0], follow]
-    # A close second from elsewhere (another passage or paragraph) is kept when both fit in
-    # MAX_WORDS: two short sentences that answer are better than one that may not.
     size = sum(lengths[j] for j in chosen)
-    where = {candidates[j][:2] for j in chosen}
+    if not clear:
+        follow = _next(candidates, at, chosen[-1])
+        if follow is not None and size + lengths[follow] <= budget:
+            chosen, size = [*chosen, follow], size + lengths[follow]
+    # Close windows from elsewhere (another passage or paragraph) join while they fit: two
+    # short sentences that answer are better than one that may not.
+    groups = [chosen]
+    where = places(chosen)
     said = {candidates[j][3] for j in chosen}  # overlapping chunks repeat sentences
-    extra = 0
     for other_value, _, other in windows[1:]:
-        if other_value < SECOND_SHARE * value or extra == MAX_EXTRA:
+        if other_value < SECOND_SHARE * value or len(groups) > MAX_EXTRA:
             break
-        places = {candidates[j][:2] for j in other}
         more = sum(lengths[j] for j in other)
-        new = said.isdisjoint(candidates[j][3] for j in other)
-        # A second window that says what the first says (the same sentence on two pages,
-        # reworded) adds only length: most of its words already in the answer, it stays out.
-        words = set().union(*(stems(candidates[j][3]) for j in other))
-        said_words = set().union(*(stems(t) for t in said))
-        new = new and len(words - said_words) > REPEAT_SHARE * len(words)
-        if new and where.isdisjoint(places) and size + more <= MAX_WORDS:
-            chosen, size, where, extra = chosen + other, size + more, where | places, extra + 1
+        # A window that repeats the answer adds only length: it stays out.
+        new = not repeats(other, set().union(*(stems(t) for t in said)))
+        if new and where.isdisjoint(places(other)) and size + more <= budget:
+            groups.append(other)
+            size, where = size + more, where | places(other)
             said |= {candidates[j][3] for j in other}
-    return [(candidates[j][0], candidates[j][3]) for j in chosen]
+    return [[(candidates[j][0], candidates[j][3]) for j in group] for group in groups]
 
 
 def _question(request: TurnRequest) -> str:
@@ -467,7 +515,8 @@ def compose(request: TurnRequest, closeness: Mapping[str, float] | None = None) 
     picked = choose(_question(request), request.passages, closeness)
     if not picked:
         return request.fallback_text
-    return " ".join(f"{sentence} [{n}]" for n, sentence in picked)
+    # Each window its own paragraph (the widget renders a blank line as one).
+    return "\n\n".join(" ".join(f"{sentence} [{n}]" for n, sentence in group) for group in picked)
 
 
 async def closeness_of(
