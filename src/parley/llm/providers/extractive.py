@@ -1,7 +1,7 @@
 """The built-in offline provider: answers with the one or two sentences of the retrieved
-passages that best answer the question, each cited `[n]` (and, when no passage is a clear
-answer, with a few more from the close ones, a paragraph each), or with the bot's fallback
-text when nothing relevant was retrieved. No network, deterministic.
+passages that best answer the question, each cited `[n]` (a little more when no passage is a
+clear answer; each place its own paragraph), or with the bot's fallback text when nothing
+relevant was retrieved. No network, deterministic.
 
 Passages reach it only when retrieval judged them relevant (see `knowledge.grounding`), so an
 empty list means "nothing in the knowledge base answers this" and the bot says so. It reads
@@ -380,9 +380,9 @@ def choose(
     order: the window of one to three consecutive sentences of one paragraph that covers most
     of the question's weight (terms weighted by `_weights`; those in the passage's title count
     half) and, with `closeness` (sentence → cosine to the question), is closest in meaning, a
-    longer window winning only when it adds enough, plus close windows from elsewhere when
-    they fit (more of them when the best is not a clear answer); empty when no window covers
-    `MIN_COVERAGE` of the weight."""
+    longer window winning only when it adds enough, plus a close window from elsewhere when it
+    fits (in `MAX_WORDS`, or `UNSURE_WORDS` with the best window's next sentence when the best
+    is not a clear answer); empty when no window covers `MIN_COVERAGE` of the weight."""
     wanted = stems(question)
     candidates = _sentences(passages, wanted)
     if not wanted or not candidates:
