@@ -116,3 +116,41 @@ async def test_a_busy_model_does_not_hold_the_answer_up(monkeypatch: pytest.Monk
     answer = await asyncio.wait_for(reply(ExtractiveProvider(lambda: busy)), timeout=5)
     assert answer == await reply(ExtractiveProvider())  # words alone, in time
     assert busy.cancelled  # its request was withdrawn, not left in the model's queue
+
+
+async def test_a_question_far_from_anything_in_meaning_gets_the_fallback(
+    app: Any, data_dir: Path
+) -> None:
+    """Words alone quote a sentence that shares a word with an off-topic question; the model
+    sees that nothing is about it, and the visitor is told so instead."""
+    runtime = dataclasses.replace(
+        runtime_with(app, data_dir, parley_embeddings="local"), pgvector=True
+    )
+    embedder = embedder_for(runtime)
+    assert embedder is not None
+    await embedder.embed(["warm"])  # retrieval has loaded the model
+    visitors = Passage(
+        source_id="v",
+        title="The inbox: conversations and handoff",
+        text=(
+            "A visitor is named by the first of: the contact's name, the email addresses the "
+            "visitor wrote, or a short id. Staff can rename a visitor from the inbox."
+        ),
+    )
+    off_topic = dataclasses.replace(
+        request(),
+        messages=[ChatMessage(role="user", content="Who wrote Hamlet?")],
+        passages=[visitors],
+    )
+
+    async def say(provider: Any, turn: TurnRequest) -> str:
+        return "".join([e.text async for e in provider.stream(turn) if isinstance(e, TextDelta)])
+
+    assert "visitor wrote" in await say(ExtractiveProvider(), off_topic)  # words alone
+    provider = provider_for("extractive", runtime)
+    assert await say(provider, off_topic) == "Nothing in the knowledge base answers this."
+    # A question about the passage, worded apart from it, is still answered.
+    on_topic = dataclasses.replace(
+        off_topic, messages=[ChatMessage(role="user", content="What name does a visitor get?")]
+    )
+    assert "A visitor is named" in await say(provider, on_topic)
