@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from parley.console.render import counted
 from tests.conftest import Account, add_member, ingest_now, register
 from tests.xss_corpus import CORPUS
 
@@ -893,3 +894,10 @@ async def test_the_inbox_list_filters_by_tag_channel_and_flags_and_keeps_them(
         assert hostile.status_code == 200
         assert f"c={plain}" in hostile.text
         assert "Filter (" not in hostile.text
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    assert counted(1, "passage") == "1 passage"
+    assert counted(0, "passage") == "0 passages"
+    assert counted(3, "attempt") == "3 attempts"
+    assert counted(2, "reply", "replies") == "2 replies"

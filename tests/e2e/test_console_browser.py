@@ -6,6 +6,7 @@ violations; the main actions are done from the keyboard."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -239,6 +240,8 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await visit(page, watch, "Repairs", "Repairs", "knowledge-source")
     await page.goto(page.url.split("/knowledge")[0] + "/knowledge/search?q=repairs")
     await page.get_by_role("heading", name="Test search").wait_for()
+    # One passage found, and the heading says so in the singular.
+    await page.get_by_role("heading", name=re.compile(r"^1 passage \(")).wait_for()
     await check_page(page, watch, "knowledge-search")
 
     await visit(page, watch, "Channels", "Channels", "channels")

@@ -81,6 +81,11 @@ def static_url(name: str) -> str:
     return "/console/static/" + _versioned()[name]
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 passage", "3 passages": a count with its noun agreeing (`plural` when not `noun`+s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -92,6 +97,7 @@ def environment() -> Environment:
         auto_reload=False,
     )
     env.globals.update(static_url=static_url, HTMX=HTMX, HTMX_SSE=HTMX_SSE, HTMX_CONFIG=HTMX_CONFIG)
+    env.filters["counted"] = counted
     return env
 
 
