@@ -16,7 +16,8 @@ from parley.console.endpoints import layout
 from parley.console.forms import FormState, attempt, parse, read_form, submit
 from parley.tenants import service as tenants
 from parley.tenants.schemas import ApiKeyCreate, InvitationCreate, MemberUpdate
-from parley.usage import service as usage
+from parley.usage import controls, reports
+from parley.usage.schemas import QuotaSettings
 
 router = APIRouter(prefix="/console/w/{tenant_id}", include_in_schema=False)
 Reader = Annotated[Viewer, member("viewer")]
@@ -145,7 +146,45 @@ async def audit_log(request: Request, viewer: Admin) -> Response:
     return render.page(request, "team/audit.html", context)
 
 
+async def _usage(viewer: Viewer, **context: Any) -> dict[str, Any]:
+    """The month's report (every limit with live overages, the metered totals) and the
+    message visitors see at a limit: what the API's `/usage` and `/usage/settings` give."""
+    report = await reports.tenant_report(viewer.session, viewer.tenant_id, None)
+    quota = await controls.quota_settings(viewer.session, viewer.tenant_id)
+    context.setdefault("form", FormState(values={"quota_message": quota.quota_message or ""}))
+    return await layout(viewer, report=report, quota=quota, **context)
+
+
 @router.get("/usage")
 async def usage_page(request: Request, viewer: Reader) -> Response:
-    month = await usage.month_to_date(viewer.session, viewer.runtime.settings, viewer.tenant_id)
-    return render.page(request, "team/usage.html", await layout(viewer, month=month))
+    return render.page(request, "team/usage.html", await _usage(viewer))
+
+
+@router.get("/usage.csv")
+async def usage_csv(viewer: Reader) -> Response:
+    """This month's metered usage as the API's CSV, for a spreadsheet."""
+    report = await reports.tenant_report(viewer.session, viewer.tenant_id, None)
+    return Response(
+        reports.report_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="usage-{report.period}.csv"'},
+    )
+
+
+@router.post("/usage/quota-message")
+async def quota_message(request: Request, viewer: Admin) -> Response:
+    data = await read_form(request)
+    state = FormState(values=data)
+    saved = await submit(
+        viewer.session,
+        state,
+        QuotaSettings,
+        {"quota_message": data.get("quota_message") or None},
+        lambda body: controls.set_quota_settings(
+            viewer.session, viewer.tenant_id, body, actor=viewer.principal.actor
+        ),
+    )
+    if saved is not None:
+        return render.redirect(request, f"/console/w/{viewer.tenant_id}/usage?saved=1")
+    context = await _usage(viewer, form=state)
+    return render.page(request, "team/usage.html", context, status=422)

@@ -130,39 +130,3 @@ async def check_thresholds(
                 threshold_percent=level,
             )
     return emitted
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    metric: str
-    used: int
-    limit: int | None
-
-    @property
-    def percent(self) -> int | None:
-        return None if not self.limit else min(100, self.used * 100 // self.limit)
-
-
-@dataclass(frozen=True)
-class MonthUsage:
-    plan: str
-    period: str
-    meters: list[MeterReading]
-
-
-async def month_to_date(
-    session: AsyncSession, settings: Settings, tenant_id: TenantId, now: datetime | None = None
-) -> MonthUsage:
-    """This month's usage against the plan's limits (the console's usage page)."""
-    now = now or datetime.now(UTC)
-    plan = await repo.tenant_plan(session, tenant_id) or "free"
-    limits = settings.plan_limits(plan)
-    conversations, tokens = await repo.month_usage(
-        session, tenant_id, month_start(now), conversations=True, tokens=True
-    )
-    used_by = {"monthly_conversations": conversations or 0, "monthly_tokens": tokens or 0}
-    return MonthUsage(
-        plan=plan,
-        period=period_of(now),
-        meters=[MeterReading(m, used_by[m], _limit(limits, m)) for m in METRICS],
-    )
