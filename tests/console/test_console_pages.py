@@ -445,6 +445,37 @@ async def test_team_invitation_accepted_in_the_console_and_api_key_shown_once(
         assert 'id="workspace-switch"' in switcher.text
 
 
+async def test_a_pending_invitation_is_revoked_from_the_team_page(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    """An invitation sent to the wrong address is taken back: it leaves the list, its link no
+    longer works, and the audit log says who revoked it."""
+    invitee = await register(client, "revoked-invitee")
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.26") as c:
+        await sign_in(c, owner)
+        invited = await post(
+            c, f"{base}/team", f"{base}/team/invite", {"email": invitee.email, "role": "agent"}
+        )
+        link = re.search(r'id="invite-link" readonly value="([^"]+)"', invited.text)
+        assert link is not None
+        team = (await c.get(f"{base}/team")).text
+        assert f"Revoke the invitation of {invitee.email}" in team
+        action = re.search(r'action="([^"]+/invitations/[^"]+/revoke)"', team)
+        assert action is not None
+        revoked = await c.post(action.group(1), data={"csrf_token": csrf_of(team)})
+        assert revoked.status_code == 303
+        assert invitee.email not in (await c.get(f"{base}/team")).text
+        again = await c.post(action.group(1), data={"csrf_token": csrf_of(team)})
+        assert again.status_code == 404  # already revoked: said on the page, nothing changes
+    token = link.group(1).rsplit("/", 1)[1]
+    accept = await client.post(f"/v1/invitations/{token}/accept", headers=invitee.headers)
+    assert accept.status_code == 404, accept.text
+    audit = await client.get(f"/v1/tenants/{owner.tenant_id}/audit-log", headers=owner.headers)
+    entry = next(e for e in audit.json()["items"] if e["action"] == "invitation.revoked")
+    assert entry["actor"] == f"user:{owner.user_id}"
+
+
 async def test_stored_html_and_script_are_shown_inert(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:

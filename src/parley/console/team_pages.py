@@ -62,6 +62,23 @@ async def invite(request: Request, viewer: Admin) -> Response:
     return render.page(request, "team/team.html", context, status=200 if created else 422)
 
 
+@router.post("/team/invitations/{invitation_id}/revoke")
+async def revoke_invitation(request: Request, viewer: Admin, invitation_id: uuid.UUID) -> Response:
+    """The API's revocation: the link stops working at once (accepting it answers 404)."""
+    state = FormState()
+
+    async def revoke() -> bool:
+        await tenants.revoke_invitation(
+            viewer.session, viewer.tenant_id, invitation_id, actor=viewer.principal.actor
+        )
+        return True
+
+    if await attempt(viewer.session, state, revoke) is None:
+        context = await _team(viewer, form=state)
+        return render.page(request, "team/team.html", context, status=404)
+    return render.redirect(request, f"/console/w/{viewer.tenant_id}/team")
+
+
 @router.post("/team/{user_id}/{action}")
 async def member_action(
     request: Request, viewer: Admin, user_id: uuid.UUID, action: str
