@@ -932,3 +932,17 @@ def test_counts_agree_with_their_nouns() -> None:
     assert counted(0, "passage") == "0 passages"
     assert counted(3, "attempt") == "3 attempts"
     assert counted(2, "reply", "replies") == "2 replies"
+
+
+async def test_an_api_key_form_sent_back_keeps_the_chosen_scopes(app: Any, owner: Account) -> None:
+    base = f"/console/w/{owner.tenant_id}"
+    async with await console_client(app, "10.200.0.27") as c:
+        await sign_in(c, owner)
+        page = (await c.get(f"{base}/api-keys")).text
+        assert "read conversations, the live inbox stream and analytics" in page
+        refused = await post(
+            c, f"{base}/api-keys", f"{base}/api-keys", {"name": "", "scopes[]": "chat"}
+        )
+        assert refused.status_code == 422
+        assert 'value="chat" checked' in refused.text
+        assert 'value="admin" checked' not in refused.text
