@@ -560,6 +560,17 @@ async def test_webhooks_providers_and_platform_admin(
         assert secret is not None
         listed = await c.get(f"{base}/webhooks")
         assert secret.group(1) not in listed.text
+        assert "a person takes or is given a conversation" in listed.text  # events explained
+        bad = await post(
+            c,
+            f"{base}/webhooks",
+            f"{base}/webhooks",
+            {"url": "not a url", "events[]": ["handoff.requested", "usage.threshold"]},
+        )
+        assert bad.status_code == 422
+        for kept in ("handoff.requested", "usage.threshold"):
+            assert f'value="{kept}" checked' in bad.text  # the choice survives the error
+        assert 'value="message.created" checked' not in bad.text
         webhook_id = re.search(rf"{base}/webhooks/([0-9a-f-]{{36}})/rotate", listed.text)
         assert webhook_id is not None
         rotated = await post(
