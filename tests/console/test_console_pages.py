@@ -432,6 +432,9 @@ async def test_team_invitation_accepted_in_the_console_and_api_key_shown_once(
         assert key.group(1) not in again.text
         audit_page = await c.get(f"{base}/audit?verify=1")
         assert "The chain is intact" in audit_page.text
+        # Who did it, as a person reads it: the member's email (the id on hover).
+        assert f'<span title="user:{owner.user_id}">{owner.email}</span>' in audit_page.text
+        assert f"<code>user:{owner.user_id}</code>" not in audit_page.text
     path = link.group(1).split("testserver", 1)[1]
     async with await console_client(app, "10.200.0.17") as c:
         bounced = await c.get(path)

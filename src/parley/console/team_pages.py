@@ -159,8 +159,18 @@ async def audit_log(request: Request, viewer: Admin) -> Response:
     broken = None
     if request.query_params.get("verify"):
         broken = await audit.verify_chain(viewer.session, viewer.tenant_id)
-    context = await layout(viewer, entries=page, broken=broken)
+    context = await layout(viewer, entries=page, broken=broken, who=await _actors(viewer))
     return render.page(request, "team/audit.html", context)
+
+
+async def _actors(viewer: Viewer) -> dict[str, str]:
+    """Audit actors as people read them: a member's email, a key's name (the stored actor
+    stays the id, shown on hover; someone who has left, or a revoked key, shows as the id)."""
+    members = await tenants.list_members(viewer.session, viewer.tenant_id, None, 200)
+    keys = await tenants.list_api_keys(viewer.session, viewer.tenant_id, None, 200)
+    names = {f"user:{m.user_id}": m.email for m in members.items}
+    names |= {f"api_key:{k.id}": f"API key “{k.name}”" for k in keys.items}
+    return names
 
 
 async def _usage(viewer: Viewer, **context: Any) -> dict[str, Any]:
