@@ -594,6 +594,17 @@ async def test_webhooks_providers_and_platform_admin(
         bad = await post(c, f"{base}/providers", f"{base}/providers/openai", {"api_key": ""})
         assert bad.status_code == 422
         assert 'id="openai-api_key-error"' in bad.text
+        # Forgetting the key: the workspace goes back to the server's default, audited.
+        assert "Forget the OpenAI key" in page.text
+        forgot = await post(c, f"{base}/providers", f"{base}/providers/openai/forget", {})
+        assert forgot.status_code == 303
+        page = await c.get(f"{base}/providers")
+        assert "Forget the OpenAI key" not in page.text
+        assert "1234" not in page.text
+        again = await post(c, f"{base}/providers", f"{base}/providers/openai/forget", {})
+        assert again.status_code == 404
+        log = await client.get(f"/v1/tenants/{owner.tenant_id}/audit-log", headers=owner.headers)
+        assert any(e["action"] == "provider_credential.deleted" for e in log.json()["items"])
 
         rule = await post(
             c,

@@ -111,6 +111,28 @@ async def providers(request: Request, viewer: Admin) -> Response:
     return render.page(request, "integrations/providers.html", context)
 
 
+@router.post("/providers/{provider}/forget")
+async def forget_provider(request: Request, viewer: Admin, provider: str) -> Response:
+    """The API's delete: the workspace's bots go back to the server's default key, if any."""
+    if provider in PROVIDERS:
+        state = FormState()
+
+        async def forget() -> bool:
+            await credentials.delete(
+                viewer.session,
+                viewer.tenant_id,
+                cast(ProviderName, provider),  # checked against PROVIDERS above
+                actor=viewer.principal.actor,
+            )
+            return True
+
+        if await attempt(viewer.session, state, forget) is not None:
+            return render.redirect(request, f"/console/w/{viewer.tenant_id}/providers")
+    return render.page(
+        request, "error.html", {"title": "Not found", "message": "No key to forget."}, status=404
+    )
+
+
 @router.post("/providers/{provider}")
 async def put_provider(request: Request, viewer: Admin, provider: str) -> Response:
     if provider not in PROVIDERS:
