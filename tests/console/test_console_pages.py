@@ -975,3 +975,46 @@ async def test_an_api_key_form_sent_back_keeps_the_chosen_scopes(app: Any, owner
         assert refused.status_code == 422
         assert 'value="chat" checked' in refused.text
         assert 'value="admin" checked' not in refused.text
+
+
+async def test_a_source_is_deleted_from_its_page_after_a_second_click(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Delete is on the source's page, behind a summary that says what it does; the source
+    then leaves the list and the search, and another workspace cannot delete it."""
+    base = f"/console/w/{owner.tenant_id}"
+    other = await register(client, "other-delete")
+    async with await console_client(app, "10.200.0.28") as c:
+        await sign_in(c, owner)
+        added = await post(
+            c,
+            f"{base}/knowledge",
+            f"{base}/knowledge/add/text",
+            {"title": "Returns", "text": "Bikes can be returned within 30 days."},
+        )
+        assert added.status_code == 303
+        listing = (await c.get(f"{base}/knowledge")).text
+        found = re.search(rf'href="({base}/knowledge/sources/[0-9a-f-]+)"', listing)
+        assert found is not None
+        source_url = found.group(1)
+        page = (await c.get(source_url)).text
+        assert "<summary>Delete this source…</summary>" in page
+        assert "bots stop answering from it" in page
+        delete_url = f"{source_url}/delete"
+        assert f'action="{delete_url}"' in page
+    async with await console_client(app, "10.200.0.29") as c:
+        await sign_in(c, other)
+        stranger = await c.get(f"/console/w/{other.tenant_id}/knowledge")
+        refused = await c.post(delete_url, data={"csrf_token": csrf_of(stranger.text)})
+        assert refused.status_code == 404
+    async with await console_client(app, "10.200.0.28") as c:
+        await sign_in(c, owner)
+        fresh = (await c.get(source_url)).text
+        deleted = await c.post(delete_url, data={"csrf_token": csrf_of(fresh)})
+        assert deleted.status_code == 303
+        assert deleted.headers["location"] == f"{base}/knowledge"
+        assert "Returns" not in (await c.get(f"{base}/knowledge")).text
+    listed = await client.get(
+        f"/v1/tenants/{owner.tenant_id}/knowledge/sources", headers=owner.headers
+    )
+    assert [s["title"] for s in listed.json()["items"]] == []

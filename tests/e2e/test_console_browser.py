@@ -238,6 +238,12 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     )
     await row.get_by_text("ready, 1 passage", exact=False).wait_for(timeout=30_000)
     await visit(page, watch, "Repairs", "Repairs", "knowledge-source")
+    # Delete is one click away from the page, but not one click from gone: the button shows
+    # only once the summary that says what it does is opened.
+    delete = page.get_by_role("button", name=re.compile(r"^Delete Repairs"))
+    assert not await delete.is_visible()
+    await page.get_by_text("Delete this source…").click()
+    await delete.wait_for()
     await page.goto(page.url.split("/knowledge")[0] + "/knowledge/search?q=repairs")
     await page.get_by_role("heading", name="Test search").wait_for()
     # One passage found, and the heading says so in the singular.
