@@ -97,6 +97,15 @@ async def check_page(page: Any, watch: Watch, name: str) -> None:
                 " e.className + '#' + e.id)"
             )
             raise AssertionError((name, width, overflow, wide))
+        # The page starts right under the menu (on a phone the menu sits above it): a short
+        # page once left a screen of blank space between them.
+        gap = await page.evaluate(
+            "(w) => { const n = document.querySelector('nav.side ul'), m = document.querySelector("
+            "'main'); return n && m && w < 760 ? m.getBoundingClientRect().top -"
+            " n.getBoundingClientRect().bottom : 0; }",
+            width,
+        )
+        assert gap < 48, (name, width, gap)
         await shot(page, f"console-{name}-{width}")
     await page.set_viewport_size({"width": 1280, "height": 900})
     assert watch.errors == [], (name, watch.errors)
