@@ -646,10 +646,16 @@ async def test_webhooks_providers_and_platform_admin(
         )
         overview = await c.get("/console/admin")
         assert overview.status_code == 200
-        # Suspending is behind a second click that says what it does.
-        row = overview.text.split(f"/console/admin/tenants/{owner.tenant_id}/plan", 1)[1]
-        assert "<summary>Suspend…</summary>" in row.split("</tr>", 1)[0]
-        assert "403 tenant_suspended" in row.split("</tr>", 1)[0]
+        # Suspending is behind a second click that says what it does (the list is paged, so
+        # any active workspace's row shows the markup, not necessarily this one's).
+        confirm = re.search(
+            r'<details class="confirm"><summary>Suspend…</summary>(.*?)</details>',
+            overview.text,
+            re.S,
+        )
+        assert confirm is not None
+        assert "403 tenant_suspended" in confirm.group(1)
+        assert 'class="danger">Suspend ' in confirm.group(1)
         suspended = await c.post(
             f"/console/admin/tenants/{owner.tenant_id}/suspend",
             data={"csrf_token": csrf_of(overview.text)},
