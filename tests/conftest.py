@@ -104,12 +104,16 @@ async def test_db(server_admin_url: str) -> AsyncIterator[DatabaseUnderTest]:
         await conn.close()
 
 
+SECRET_KEY = "test-secret-key-" + "x" * 40
+"""The key every test app encrypts stored secrets with, unless a test sets its own."""
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "parley_data_dir": data_dir,
         "parley_env": "test",
         "parley_worker_in_process": False,
-        "parley_secret_keys": "test-secret-key-" + "x" * 40,
+        "parley_secret_keys": SECRET_KEY,
         "parley_log_format": "console",
         "parley_log_level": "warning",
         "redis_url": os.environ.get("REDIS_URL") or None,
