@@ -49,6 +49,7 @@ async def test_usage_shows_every_limit_the_csv_and_the_visitors_message(
         csv = await c.get(f"{base}/usage.csv")
         assert csv.status_code == 200
         assert csv.headers["content-type"].startswith("text/csv")
+        assert csv.headers["cache-control"] == "no-store"  # a workspace's figures, not cached
         assert csv.text.splitlines()[0] == "period,day,type,quantity"
         # The message visitors see at a limit: saved by an admin, in the audit log.
         saved = await post(

@@ -194,7 +194,10 @@ async def usage_csv(viewer: Reader) -> Response:
     return Response(
         reports.report_csv(report),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="usage-{report.period}.csv"'},
+        headers={
+            **render.page_headers(),
+            "Content-Disposition": f'attachment; filename="{reports.csv_name(report)}"',
+        },
     )
 
 

@@ -70,7 +70,7 @@ async def usage_csv(scope: Reader, period: Period = None) -> Response:
     return Response(
         reports.report_csv(report),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="usage-{report.period}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{reports.csv_name(report)}"'},
     )
 
 

@@ -158,6 +158,11 @@ async def tenant_report(
 CSV_COLUMNS = ("period", "day", "type", "quantity")
 
 
+def csv_name(report: UsageReport) -> str:
+    """The download's file name (the API's `/usage.csv` and the console's)."""
+    return f"usage-{report.period}.csv"
+
+
 def report_csv(report: UsageReport) -> str:
     """The report's figures as CSV: one row per day and meter, then one `total` row per
     meter (day empty)."""
