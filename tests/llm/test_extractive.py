@@ -299,3 +299,21 @@ def test_a_chunk_that_starts_mid_sentence_is_quoted_as_a_fragment() -> None:
     assert ask("How are passwords hashed with argon2id?", cut) == (
         "… characters long, hashed with argon2id and never logged. [1]"
     )
+
+
+def test_words_meet_their_inflections_as_in_retrieval() -> None:
+    # "retries"/"retry", "bodies"/"body", "using"/"use": the Snowball stems PostgreSQL's
+    # `english` search configuration gives. A crude suffix cut kept them apart and quoted the
+    # paragraph that shares the question's other words but does not answer it.
+    webhooks = (
+        "A delivery that fails is listed with its status code.\n\n"
+        "Each retry of a delivery waits twice as long as the one before."
+    )
+    reply = ask("When is a delivery retried?", webhooks)
+    assert reply.startswith("Each retry of a delivery waits twice as long")
+    sentry = (
+        "Errors in requests and in jobs are reported to Sentry.\n\n"
+        "Events are scrubbed before sending: no request body, no cookies, no headers."
+    )
+    reply = ask("Are request bodies in the Sentry events?", sentry)
+    assert reply.startswith("Events are scrubbed before sending: no request body")

@@ -18,7 +18,7 @@ from parley.llm.providers.extractive import ExtractiveProvider
 from parley.llm.registry import provider_for
 from tests.knowledge.test_retrieval import runtime_with
 
-QUESTION = "At what time does the nightly retention cleanup run?"
+QUESTION = "At what time does the nightly retention cleanup happen?"
 TITLE = "Data lifecycle: export, erasure, retention, workspace deletion"
 INTRO = (
     "Parley holds other companies' customers' conversations. This page says what it does with "

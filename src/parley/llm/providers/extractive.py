@@ -14,10 +14,13 @@ Measured on question sets over Parley's own docs by `python -m bench q1` (docs/b
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 
+import snowballstemmer
 import structlog
 
 from parley.llm.base import (
@@ -123,23 +126,22 @@ def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-_SUFFIXES = ("ing", "ed", "ly", "s")
+_SNOWBALL = snowballstemmer.stemmer("english")
+_SNOWBALL_LOCK = threading.Lock()  # a stemmer object keeps the word it works on
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    """A crude stem: a common English suffix off a longer word, then cut to 6 letters, so
-    signs/signed/signing and token/tokens meet."""
-    if len(word) > 4 and not word.endswith("ss"):
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                word = word[: -len(suffix)]
-                break
-    return word[:6]
+    """The word's Snowball (Porter 2) English stem, the stemmer of PostgreSQL's `english`
+    configuration that retrieval's keyword leg uses: signs/signed/signing, body/bodies,
+    use/using and configure/configuration meet, as they do in retrieval (decision 0042)."""
+    with _SNOWBALL_LOCK:
+        return str(_SNOWBALL.stemWord(word))
 
 
 def stems(text: str) -> set[str]:
-    """Crude stems of the words of `text`, without stop words and single letters (the "s"
-    of "visitor's")."""
+    """Stems of the words of `text`, without stop words and single letters (the "s" of
+    "visitor's")."""
     words = (m.group(0).lower() for m in _TERMS.finditer(text))
     return {_stem(w) for w in words if len(w) > 1 and w not in _STOP}
 
