@@ -61,6 +61,7 @@ async def test_golden_questions_are_added_run_and_removed(
         ran = await post(c, url, f"{url}/run", {})
         assert ran.status_code == 200, ran.text
         assert "v1: 1 of 2 pass" in ran.text
+        assert '<section class="notice warn"' in ran.text  # a failing run is not shown as success
         assert ran.text.count("badge bad") == 1
         assert re.search(r"fails</span> the answer does not say it · answered: “", ran.text)
 
@@ -72,10 +73,21 @@ async def test_golden_questions_are_added_run_and_removed(
         scooter = await admin_conn.fetchval(
             "SELECT id FROM golden_questions WHERE question = 'Do you repair scooters?'"
         )
+        # Deleting one takes a second click that says what it does.
+        page = (await c.get(url)).text
+        behind = re.search(
+            rf'<details class="confirm"><summary>Delete…</summary>'
+            rf"((?:(?!</details>).)*{scooter}/delete(?:(?!</details>).)*)</details>",
+            page,
+            re.S,
+        )
+        assert behind is not None
+        assert 'class="danger">Delete “Do you repair scooters?”</button>' in behind.group(1)
         gone = await post(c, url, f"{url}/{scooter}/delete", {})
         assert gone.status_code == 303
         ran = await post(c, url, f"{url}/run", {})
         assert "v1: 1 of 1 pass" in ran.text
+        assert '<section class="notice"' in ran.text
     actions = [
         r[0]
         for r in await admin_conn.fetch(

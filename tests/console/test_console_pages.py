@@ -594,8 +594,15 @@ async def test_webhooks_providers_and_platform_admin(
         bad = await post(c, f"{base}/providers", f"{base}/providers/openai", {"api_key": ""})
         assert bad.status_code == 422
         assert 'id="openai-api_key-error"' in bad.text
-        # Forgetting the key: the workspace goes back to the server's default, audited.
-        assert "Forget the OpenAI key" in page.text
+        # Forgetting the key: the workspace goes back to the server's default, audited; the
+        # button is behind a summary that says so.
+        forget = re.search(
+            r'<details class="confirm"><summary>Forget the OpenAI key…</summary>(.*?)</details>',
+            page.text,
+            re.S,
+        )
+        assert forget is not None
+        assert "fall back to the platform" in forget.group(1)
         forgot = await post(c, f"{base}/providers", f"{base}/providers/openai/forget", {})
         assert forgot.status_code == 303
         page = await c.get(f"{base}/providers")
@@ -623,6 +630,19 @@ async def test_webhooks_providers_and_platform_admin(
         rules = await c.get(f"{base}/automations")
         assert "Billing words" in rules.text
         assert "“invoice”" in rules.text
+        # Deleting a rule takes a second click that says what it does; then it is gone.
+        behind = re.search(
+            r'<details class="confirm"><summary>Delete…</summary>(.*?)</details>', rules.text, re.S
+        )
+        assert behind is not None
+        assert "stops acting on new events" in behind.group(1)
+        assert 'class="danger">Delete Billing words</button>' in behind.group(1)
+        delete_rule = re.search(r'action="([^"]+/delete)"', behind.group(1))
+        assert delete_rule is not None
+        deleted = await post(c, f"{base}/automations", delete_rule.group(1), {})
+        assert deleted.status_code == 303
+        assert "Billing words" not in (await c.get(f"{base}/automations")).text
+        assert (await post(c, f"{base}/automations", delete_rule.group(1), {})).status_code == 404
         bad_rule = await post(
             c,
             f"{base}/automations",
