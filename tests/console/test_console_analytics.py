@@ -8,7 +8,7 @@ import csv
 import io
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -32,10 +32,15 @@ async def test_figures_csv_and_answering_a_gap(
     owner = await register(client, "console-analytics")
     w = await create_widget(client, owner)
     ask = (admin_conn, owner, w.bot_id, w.channel_id)
-    await asked(*ask, "How do I get a refund for my order?", fallback=True, ago=timedelta(days=2))
-    await asked(*ask, "Can I get a refund?", rating="down", ago=timedelta(days=1))
-    await asked(*ask, "refund for damaged orders", fallback=True)
-    await asked(*ask, "What are your opening hours?", rating="up")
+    # Three calendar days whatever the hour the test runs at (an hour ago is yesterday at 00:30).
+    now = datetime.now(UTC)
+    today = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)) / 2
+    await asked(
+        *ask, "How do I get a refund for my order?", fallback=True, ago=today + timedelta(days=2)
+    )
+    await asked(*ask, "Can I get a refund?", rating="down", ago=today + timedelta(days=1))
+    await asked(*ask, "refund for damaged orders", fallback=True, ago=today)
+    await asked(*ask, "What are your opening hours?", rating="up", ago=today)
     await roll_up_all(app, owner.tenant_id)
     faq = await client.post(
         f"/v1/tenants/{owner.tenant_id}/knowledge/sources",
