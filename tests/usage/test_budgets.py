@@ -29,8 +29,6 @@ from tests.conftest import (
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.usage.conftest import count
 
-TOMORROW = datetime.now(UTC).date() + timedelta(days=1)
-
 
 async def _budget(c: httpx.AsyncClient, owner: Any, channel_id: str, **budget: int) -> None:
     resp = await c.put(
@@ -49,8 +47,10 @@ async def _budget(c: httpx.AsyncClient, owner: Any, channel_id: str, **budget: i
 def _over(resp: httpx.Response, metric: str, limit: int, used: int) -> dict[str, Any]:
     body = assert_problem(resp, 429, "visitor_budget_exceeded")
     assert (body["metric"], body["limit"], body["used"]) == (metric, limit, used)
+    # Read the day when the answer came, not when the module was imported (a run crosses midnight).
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     assert datetime.fromisoformat(body["reset_at"]) == datetime(
-        TOMORROW.year, TOMORROW.month, TOMORROW.day, tzinfo=UTC
+        tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC
     )
     assert 1 <= int(resp.headers["Retry-After"]) <= 86_400
     return body
