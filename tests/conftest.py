@@ -459,11 +459,12 @@ def require_service(env_var: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit_windows(request: pytest.FixtureRequest) -> None:
-    """Every test over the session's live server starts with empty rate-limit windows: they all
-    come from 127.0.0.1, so without this a test's session start could be refused for what the
-    tests before it did in the same minute (the limits themselves are tested on their own)."""
+    """Every test over a real server (the session's live server, or any server a browser test
+    drives) starts with empty rate-limit windows: they all come from 127.0.0.1 and share one
+    Redis, so without this a test's session start could be refused for what the tests before it
+    did in the same minute (the limits themselves are tested on their own)."""
     url = os.environ.get("REDIS_URL")
-    if not url or "live_server" not in request.fixturenames:
+    if not url or not {"live_server", "browser"} & set(request.fixturenames):
         return
     import redis  # lazy: only the tests that run against Redis need the client
 

@@ -3,12 +3,20 @@ message, said by the assistant, not an error (docs/plans.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from tests.conftest import LiveServer, create_widget, register
+from tests.conftest import (
+    DatabaseUnderTest,
+    LiveServer,
+    create_widget,
+    make_settings,
+    register,
+    serve_app,
+)
 from tests.e2e.conftest import HostSite, shot
 from tests.e2e.test_widget_browser import _open, _page_html, _send
 
@@ -77,3 +85,36 @@ async def test_the_widget_shows_the_configured_message_over_a_budget_and_a_plan(
     await page.get_by_role("log").get_by_text(MESSAGE).wait_for(timeout=15_000)
     await shot(page, "widget-plan-limit")
     await context.close()
+
+
+async def test_too_many_chats_from_one_address_reads_as_busy_not_broken(
+    browser: Any,
+    host_sites: tuple[HostSite, HostSite],
+    test_db: DatabaseUnderTest,
+    data_dir: Path,
+) -> None:
+    """Behind one shared address (an office, a carrier's NAT) the per-address session limit is
+    hit: the visitor reads that the chat is busy and will retry, not that it is unavailable
+    (decision 0043). Its own server, so the limit is one and no other test's sessions count."""
+    allowed, _ = host_sites
+    settings = make_settings(data_dir, parley_widget_sessions_per_minute=1, redis_url=None)
+    with serve_app(settings, test_db.app_url) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as c:
+            w = await create_widget(c, await register(c, "busy-browser"), origins=[allowed.origin])
+            first = await c.post(
+                "/v1/widget/session",
+                json={"widget_key": w.widget_key},
+                headers={"Origin": allowed.origin},
+            )
+            assert first.status_code == 201, first.text  # the address's one session this minute
+        allowed.pages["/busy"] = _page_html(server, w.widget_key)
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(allowed.origin + "/busy")
+        await _open(page)
+        alert = page.get_by_role("alert")
+        await alert.get_by_text("busy right now", exact=False).wait_for(timeout=10_000)
+        assert "unavailable" not in (await alert.inner_text()).lower()
+        assert await alert.get_by_role("button", name="Retry").count() == 1
+        await shot(page, "widget-busy")
+        await context.close()

@@ -5,6 +5,10 @@ Actual responses carry `Access-Control-Allow-Origin` only when the route verifie
 in `request.state.cors_origin`. Preflights cannot carry the token or the widget key, so they
 are answered for any origin without credentials; the request that follows is still refused
 unless its origin is allowed (see docs/decisions/0004-widget-cors-preflight.md).
+
+One exception: a `429` answered before any origin was verified (the per-address session
+limit) is readable by the calling origin, so the widget can say "busy, retrying" instead of
+"unavailable". It carries nothing about any channel (decisions/0043-widget-session-429-readable.md).
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ class WidgetCORSMiddleware:
                 if allowed and origin:
                     extra += [
                         (b"access-control-allow-origin", allowed.encode()),
+                        (b"access-control-expose-headers", EXPOSE_HEADERS),
+                    ]
+                elif origin and origin != b"null" and message["status"] == 429:
+                    extra += [
+                        (b"access-control-allow-origin", origin),
                         (b"access-control-expose-headers", EXPOSE_HEADERS),
                     ]
                 message["headers"] = list(message.get("headers", [])) + extra

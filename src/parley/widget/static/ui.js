@@ -219,7 +219,10 @@
       method: "POST", credentials: "omit", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ widget_key: key, visitor_token: s.visitor_token, conversation_id: s.conversation_id, page_url: location.href.slice(0, 2000) }),
     });
-    if (!r.ok) { const p = await r.json().catch(() => ({})); throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status, problem: p }); }
+    if (!r.ok) {
+      const p = await r.json().catch(() => ({}));
+      throw Object.assign(new Error(p.detail || "unavailable"), { status: r.status, problem: p, retryAfter: Number(r.headers.get("Retry-After")) || 0 });
+    }
     const b = await r.json();
     session = { token: b.token, exp: Date.parse(b.expires_at), conv: b.conversation_id };
     save({ visitor_token: b.visitor_token, conversation_id: b.conversation_id });
@@ -389,6 +392,13 @@
     ensure().then(() => history()).then(listen).catch((e) => {
       loaded = false;
       if (limited(e.problem)) return notice(e.problem);
+      if (e.status === 429) {
+        // Too many chats started from this network just now: say so, and try again by itself.
+        const wait = Math.min(Math.max(e.retryAfter || 5, 1), 60);
+        showError("The chat is busy right now. Trying again in a moment…", boot);
+        setTimeout(() => { if (!loaded && !panel.hasAttribute("hidden")) { err.replaceChildren(); boot(); } }, wait * 1000);
+        return;
+      }
       showError(e.status === 403 ? "The chat is not available on this website." : "The chat is unavailable right now.", e.status === 403 ? null : boot);
     });
   };
