@@ -117,10 +117,52 @@ def test_serve_demo_comes_up_and_prints_its_login(fresh_dir: Path) -> None:
         ).json()
         assert me["is_platform_admin"] is True
         assert me["memberships"][0]["role"] == "owner"
+        _lost_password_is_reset_while_the_server_runs(
+            fresh_dir, port2, email.group(1), password.group(1), login.json()["access_token"]
+        )
     finally:
         proc2.send_signal(signal.SIGTERM)
         out2, _ = proc2.communicate(timeout=30)
     assert "shown once" not in out2
+    # The banner says how to get back in when the one-time password was lost.
+    assert f"reset-password --email {email.group(1)}" in out2
+
+
+def _lost_password_is_reset_while_the_server_runs(
+    data_dir: Path, port: int, email: str, old_password: str, old_access: str
+) -> None:
+    """`parley reset-password`: a new password, printed once; the old one and every session
+    signed in with it stop working at once; an unknown email is a clear error."""
+    base = f"http://127.0.0.1:{port}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "parley", "reset-password", *args],
+            env=_env(data_dir),
+            cwd=data_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    unknown = cli("--email", "nobody@example.com")
+    assert unknown.returncode != 0
+    assert "No user has the email address nobody@example.com" in unknown.stderr
+    weak = cli("--email", email, "--password", "short")
+    assert weak.returncode != 0
+    assert "at least 10 characters" in weak.stderr
+    done = cli("--email", email)
+    assert done.returncode == 0, done.stderr
+    new = re.search(r"Password: (\S+) +\(shown once", done.stdout)
+    assert new, done.stdout
+    assert (
+        httpx.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {old_access}"}).status_code
+        == 401
+    )
+    old = httpx.post(f"{base}/v1/auth/login", json={"email": email, "password": old_password})
+    assert old.status_code == 401
+    fresh = httpx.post(f"{base}/v1/auth/login", json={"email": email, "password": new.group(1)})
+    assert fresh.status_code == 200, fresh.text
 
 
 def test_create_user_and_tenant_commands(fresh_dir: Path) -> None:

@@ -4,6 +4,9 @@ it may promise a page the server does not serve."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +16,27 @@ LOGIN_LABEL = "Console login"
 """The demo account signs in to the console (or through `POST /v1/auth/login`)."""
 LOGIN_HINT = "sign in at {base}/console/login (the API: POST /v1/auth/login)"
 WIDTH = 19
+
+
+def _as_typed(path: Path, name: str) -> str:
+    """`name` when that is what the PATH finds, else the path relative to the working
+    directory when it lies below it, else the absolute path."""
+    found = shutil.which(name)
+    if found is not None and Path(found).resolve() == path.resolve():
+        return name
+    rel = os.path.relpath(path.resolve(), Path.cwd())
+    return str(path.resolve()) if rel.startswith("..") else rel
+
+
+def command_name() -> str:
+    """How the person who started this server runs the CLI: `parley` when it is on the PATH,
+    else the path they used (`.venv/bin/parley` after `make run`), or `<python> -m parley`."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "__main__.py":
+        return f"{_as_typed(Path(sys.executable), 'python')} -m parley"
+    if argv0.name != "parley":
+        return "parley"
+    return _as_typed(argv0, "parley")
 
 
 @dataclass
@@ -40,7 +64,10 @@ class Banner:
             if self.password is not None:
                 login.append(("Password", f"{self.password}   (shown once, not stored in clear)"))
             else:
-                login.append(("Password", "printed when the account was created"))
+                login.append(("Password", "printed once, when the account was created"))
+                login.append(
+                    ("", f"lost it? {command_name()} reset-password --email {self.login_email}")
+                )
             login.append(("", LOGIN_HINT.format(base=self.base)))
             groups.append(login)
         about = [("Database", self.database)]

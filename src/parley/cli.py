@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import secrets
 import signal
 import sys
 import threading
@@ -203,6 +204,32 @@ def create_user(
     target = bootstrap.prepare(settings)
     user_id = asyncio.run(do(settings, target.app_url, email, secret, platform_admin))
     typer.echo(f"Created user {email} ({user_id})")
+
+
+@app.command("reset-password")
+def reset_password(
+    email: Annotated[str, typer.Option(help="Email address of the account.")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="New password; a strong one is made and printed when omitted.",
+            envvar="PARLEY_PASSWORD",
+        ),
+    ] = None,
+) -> None:
+    """Set a new password for an account (and sign out all its sessions): for a lost demo
+    login, or a locked-out administrator."""
+    # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
+    from parley.admin.commands import reset_password as do
+    from parley.kit import bootstrap
+
+    settings = _settings()
+    secret = password or secrets.token_urlsafe(12)
+    target = bootstrap.prepare(settings)
+    who = asyncio.run(do(settings, target.app_url, email, secret))
+    typer.echo(f"New password set for {who}; every session it had is signed out.")
+    if password is None:
+        typer.echo(f"Password: {secret}   (shown once, not stored in clear)")
 
 
 @app.command("create-tenant")

@@ -36,6 +36,19 @@ async def create_user(
         await runtime.db.dispose()
 
 
+async def reset_password(settings: Settings, app_url: str, email: str, password: str) -> str:
+    """Set a user's password and sign out all its sessions; returns the user's email."""
+    runtime = await build_runtime(settings, app_url)
+    try:
+        async with request_transaction(runtime.db) as session:
+            user = await auth_service.set_password(session, runtime, email=email, password=password)
+            return user.email
+    except ParleyError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    finally:
+        await runtime.db.dispose()
+
+
 async def create_tenant(
     settings: Settings, app_url: str, name: str, owner_email: str
 ) -> TenantDetail:

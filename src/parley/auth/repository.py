@@ -68,6 +68,16 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
+async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Revoke every refresh-token family of the user; their access tokens stop at once too,
+    since each request checks that its session family is live (`auth.repository.access_for`)."""
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
 async def touch_login(session: AsyncSession, user_id: UserId) -> None:
     await session.execute(update(User).where(User.id == user_id).values(last_login_at=func.now()))
 

@@ -19,7 +19,13 @@ from parley.auth.schemas import (
     TokenPair,
 )
 from parley.kit.db import KEEP_ON_ERROR, UserId
-from parley.kit.errors import Conflict, InvalidCredentials, InvalidToken, Unprocessable
+from parley.kit.errors import (
+    Conflict,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    Unprocessable,
+)
 from parley.kit.ids import new_id
 from parley.kit.runtime import Runtime
 from parley.kit.security import (
@@ -122,6 +128,28 @@ async def create_user(
             await session.flush()
     except IntegrityError as exc:  # a concurrent registration won the race
         raise EmailTaken() from exc
+    return user
+
+
+class UnknownUser(NotFound):
+    code = "user_not_found"
+    title = "No user has this email address"
+
+
+async def set_password(
+    session: AsyncSession, runtime: Runtime, *, email: str, password: str
+) -> User:
+    """An operator's reset (`parley reset-password`): the account gets a new password and every
+    session it has is signed out, so a lost or leaked password stops working everywhere."""
+    user = await repo.user_by_email(session, email.strip())
+    if user is None:
+        raise UnknownUser(f"No user has the email address {email.strip()}.")
+    check_password_strength(
+        email=user.email, password=password, min_length=runtime.settings.parley_password_min_length
+    )
+    user.password_hash = hash_password(password)
+    await repo.revoke_user_sessions(session, user.id)
+    log.info("auth.password_reset", user_id=str(user.id))
     return user
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.kit.db import TenantId
-from parley.models import ApiKey, AuthSession, Invitation, Membership, Tenant, User
+from parley.models import ApiKey, Invitation, Membership, Tenant, User
 
 
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
@@ -178,13 +178,3 @@ async def live_keys_created_by(
         .with_for_update()
     )
     return list((await session.execute(query)).scalars())
-
-
-async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Revoke every refresh-token family of the user; their access tokens stop at once too,
-    since each request checks that its session family is live (`auth.repository.access_for`)."""
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=func.now())
-    )

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.audit import service as audit
+from parley.auth import repository as auth_repo
 from parley.auth.access import API_KEY_PREFIX, ROLE_RANK, Principal
 from parley.kit.db import TenantId, UserId, bind_tenant
 from parley.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -281,7 +282,7 @@ async def remove_member(
         )
     await session.flush()
     if not leaving_self:  # someone who leaves on their own stays signed in elsewhere
-        await repo.revoke_user_sessions(session, user_id)
+        await auth_repo.revoke_user_sessions(session, user_id)
     log.info("tenant.member_offboarded", tenant_id=str(tenant_id), user_id=str(user_id))
 
 
