@@ -359,7 +359,13 @@ class Worker:
                 for name, cron in self.registry.schedules.items():
                     pgq.schedule(f"cron:{name}", cron)(self._enqueue_on_tick(name))
                 stopper = asyncio.create_task(self._propagate_shutdown(pgq.shutdown))
-                log.info("worker.started", entrypoints=sorted(self.registry.specs))
+                # The count at info (a person reads it before the banner); the names at debug.
+                log.info(
+                    "worker.started",
+                    entrypoints=len(self.registry.specs),
+                    concurrency=self.concurrency,
+                )
+                log.debug("worker.entrypoints", names=sorted(self.registry.specs))
                 try:
                     await pgq.run(
                         dequeue_timeout=self.dequeue_timeout,

@@ -127,8 +127,17 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.addHandler(handler)
     root.setLevel(max(numeric, logging.INFO))
     # httpx logs every request URL at INFO, and a Telegram Bot API URL carries the bot token.
-    # uvicorn's start-up lines repeat what the banner says.
-    for noisy in ("pgqueuer", "uvicorn.access", "httpx", "httpcore", "uvicorn.error"):
+    # uvicorn's start-up lines repeat what the banner says, as does sentence-transformers'
+    # "Loading model from <site-packages path>" (the banner and /readyz name the model).
+    noisy_loggers = (
+        "pgqueuer",
+        "uvicorn.access",
+        "httpx",
+        "httpcore",
+        "uvicorn.error",
+        "sentence_transformers",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
