@@ -273,3 +273,25 @@ def test_hostile_text_is_chunked_in_linear_time() -> None:
     doc = extract(markdown.encode(), filename="hostile.md", content_type=None)
     assert doc.title == "a b"
     assert [(s.heading_path, s.text) for s in doc.sections] == [(["x"], "body")]
+
+
+def test_a_soft_wrapped_sentence_is_never_cut_at_its_line_break() -> None:
+    # Markdown wraps a long list item or paragraph over lines; those breaks are not where a
+    # sentence ends. Split at them, a chunk ended "…two retries, since embedding is" and the
+    # offline answer quoted that half sentence.
+    items = [
+        f"- **`mode{i}`** uses the official client with a {i} s timeout and two retries, since\n"
+        f"  embedding number {i} is idempotent. It sends batches of {i} inputs and names the\n"
+        "  status of a failure without echoing any text."
+        for i in range(12)
+    ]
+    table = "| setting | default |\n|---|---|\n| `A` | `1` |"
+    body = "\n".join([*items, table])
+    chunks = chunk(doc_of(Section(["Embeddings"], body)), max_tokens=80, overlap_tokens=0)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert not c.body.rstrip().endswith(("since", "and names the")), c.body
+        assert not c.body.lstrip().startswith(("embedding number", "status of")), c.body
+    joined = "\n".join(c.body for c in chunks)
+    assert "since\n  embedding number 7 is idempotent." in joined  # the text kept as written
+    assert "| `A` | `1` |" in joined

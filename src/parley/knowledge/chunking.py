@@ -229,13 +229,41 @@ def _split(
         for i, (piece, word_start) in enumerate(split_by_tokens(text, limit)):
             out.append(_Unit(piece, count_tokens(piece), sep if i == 0 else _word_sep(word_start)))
         return
-    parts, inner = (text.split("\n"), "\n") if level == 0 else (sentences(text), " ")
+    parts, inner = (logical_lines(text), "\n") if level == 0 else (sentences(text), " ")
     parts = [p for p in parts if p.strip()]
     if len(parts) == 1:  # nothing to split at this level: go finer without recounting
         _split(parts[0], limit, sep, out, level=level + 1, cost=cost)
         return
     for i, part in enumerate(parts):
         _split(part, limit, sep if i == 0 else inner, out, level=level + 1)
+
+
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d{1,9}[.)]\s|\||>|#{1,6}\s)")
+_FENCE_LINE = re.compile(r"^\s*(?:`{3,}|~{3,})")
+
+
+def logical_lines(paragraph: str) -> list[str]:
+    """A paragraph's lines as Markdown reads them: a soft-wrapped line ("…since embedding
+    is" / "idempotent.") continues the sentence of the line before, so the two stay one
+    piece and a chunk never ends in the middle of that sentence. A list item, table row,
+    quote or heading starts a new line; fenced and indented code keep every line apart."""
+    out: list[str] = []
+    fence = False
+    prose = False  # whether the last line is text a following plain line continues
+    for line in paragraph.split("\n"):
+        if _FENCE_LINE.match(line):
+            fence = not fence
+            out.append(line)
+            prose = False
+            continue
+        plain = not fence and not _BLOCK_START.match(line) and bool(line.strip())
+        if plain and prose and out:
+            out[-1] += "\n" + line
+            continue
+        out.append(line)
+        code = line.startswith(("    ", "\t")) and len(out) == 1
+        prose = not fence and not code and not line.lstrip().startswith("|") and bool(line.strip())
+    return out
 
 
 def _word_sep(word_start: bool) -> str:
