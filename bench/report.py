@@ -90,6 +90,11 @@ def _order(key: str) -> tuple[int, int, str]:
     return ("PQR".index(key[0]), int(number.group()) if number else 0, key)
 
 
+KEPT = "<!-- readings: written by hand, kept when the section is measured again -->"
+"""Below this line a section holds what people wrote about its runs (a reading per run, the
+runs before); a new run rewrites the table and notes above it and keeps the rest."""
+
+
 def write(sections: list[Section]) -> Path:
     existing: dict[str, str] = {}
     if REPORT.exists():
@@ -98,7 +103,8 @@ def write(sections: list[Section]) -> Path:
             if m:
                 existing[m.group(1)] = block.rstrip() + "\n"
     for s in sections:
-        existing[s.id] = s.markdown()
+        kept = existing.get(s.id, "").partition(KEPT)[2]
+        existing[s.id] = s.markdown() + (f"\n{KEPT}{kept}" if kept else "")
     header = [
         "# Benchmarks",
         "",
