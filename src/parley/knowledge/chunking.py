@@ -6,8 +6,9 @@ Rules, in order of precedence:
   A heading every section shares (the one H1 of a Markdown page) is not the top level;
   the level below it is.
 - A section too big for one chunk is split at paragraph, then line (as Markdown reads lines:
-  soft-wrapped ones stay with their sentence), then sentence, then word boundaries (a word longer than the budget is cut by characters, its last resort),
-  and consecutive chunks of that section overlap by up to `overlap_tokens`.
+  soft-wrapped ones stay with their sentence), then sentence, then word boundaries (a word
+  longer than the budget is cut by characters, its last resort), and consecutive chunks of
+  that section overlap by up to `overlap_tokens`.
 - Every chunk's `text` starts with its heading path ("Guide > Setup") so keyword and vector
   search see the headings; `body` is the same text without it (for snippets).
 - Atomic sections (FAQ pairs) are one chunk each, never split, even over the budget.
