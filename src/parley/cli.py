@@ -25,7 +25,11 @@ from parley.settings import Settings
 app = typer.Typer(help="Parley: multi-tenant AI chat assistants.", no_args_is_help=True)
 
 
-def _settings() -> Settings:
+def _settings(*, one_shot: bool = True) -> Settings:
+    """The settings, or a clear one-line error per wrong value. A one-shot command (everything
+    but `serve` and `worker`) prints its outcome and only warnings and errors besides, unless
+    `PARLEY_LOG_LEVEL=debug`: a person typing `parley reset-password` wants the new password,
+    not the migration's log."""
 
     try:
         settings = Settings()
@@ -37,6 +41,9 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
     # Before anything imports Alembic (it logs its plugins at import) or starts PostgreSQL.
     log_to_file(database_log(settings.data_dir))
+    if one_shot:
+        level = "debug" if settings.parley_log_level == "debug" else "warning"
+        configure_logging(level, settings.parley_log_format)
     return settings
 
 
@@ -51,7 +58,7 @@ def serve(
     # lazy: uvicorn only for `serve`
     import uvicorn
 
-    settings = _settings()
+    settings = _settings(one_shot=False)
     configure_logging(settings.parley_log_level, settings.parley_log_format)
     _exit_cleanly_on_sigterm()
     # lazy: loaded when the command runs (Alembic logs at import; the app loads all)
@@ -151,7 +158,7 @@ def worker(
     from parley.kit.db import platform_session
     from parley.usage.plans import sync_plans
 
-    settings = _settings()
+    settings = _settings(one_shot=False)
     configure_logging(settings.parley_log_level, settings.parley_log_format)
     target = bootstrap.prepare(settings, run_migrations=False)
 
