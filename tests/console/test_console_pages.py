@@ -153,6 +153,36 @@ async def test_sign_in_rotates_the_cookie(app: Any, owner: Account) -> None:
         assert c.cookies["parley_console"] != first
 
 
+async def test_signing_in_opens_the_only_workspace_and_lists_several(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    home = f"/console/w/{owner.tenant_id}/"
+    async with await console_client(app, "10.200.0.8") as c:
+        await sign_in(c, owner)
+        plain = await c.get("/console/workspaces")
+        assert (plain.status_code, plain.headers["location"]) == (303, home)
+        # The boosted sign-in form: htmx follows HX-Location with an htmx request.
+        boosted = await c.get("/console/workspaces", headers={"HX-Request": "true"})
+        assert (boosted.status_code, boosted.headers["hx-location"]) == (200, home)
+    other = await register(client, "console-second")  # owns a second workspace, invites owner
+    inv = await client.post(
+        f"/v1/tenants/{other.tenant_id}/invitations",
+        json={"email": owner.email, "role": "viewer"},
+        headers=other.headers,
+    )
+    assert inv.status_code == 201, inv.text
+    accepted = await client.post(
+        f"/v1/invitations/{inv.json()['token']}/accept", headers=owner.headers
+    )
+    assert accepted.status_code == 201, accepted.text
+    async with await console_client(app, "10.200.0.9") as c:
+        await sign_in(c, owner)
+        listed = await c.get("/console/workspaces", headers={"HX-Request": "true"})
+        assert listed.status_code == 200
+        assert "hx-location" not in listed.headers
+        assert listed.text.count('class="card"') == 2
+
+
 async def test_a_removed_member_loses_the_workspace_at_once(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:

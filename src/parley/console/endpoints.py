@@ -144,8 +144,10 @@ async def logout(request: Request, viewer: SignedIn) -> Response:
 @router.get("/workspaces")
 async def workspaces(request: Request, viewer: SignedIn) -> Response:
     context = await layout(viewer)
-    if len(context["me"].memberships) == 1 and not render.is_htmx(request):
-        return RedirectResponse(f"/console/w/{context['me'].memberships[0].tenant.id}/", 303)
+    if len(context["me"].memberships) == 1:
+        # One workspace: open it, also after the (htmx-boosted) sign-in form, which arrives
+        # here as an htmx request and used to stop at a list of one.
+        return render.redirect(request, f"/console/w/{context['me'].memberships[0].tenant.id}/")
     return render.page(request, "workspaces.html", context)
 
 
