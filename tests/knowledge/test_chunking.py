@@ -186,6 +186,20 @@ def test_text_document_recognises_markdown_headings() -> None:
     ]
 
 
+def test_headings_lose_their_inline_markup_as_a_reader_sees_them() -> None:
+    # A Markdown file's first heading becomes the source's title in the console and in the
+    # citations under an answer: "(`/v1/compat/*`)" showed its backticks there.
+    md = (
+        b"# OpenAI-compatible API (`/v1/compat/*`)\n\nIntro.\n\n"
+        b"## **Keys** and [scopes](auth.md)\n\nPARLEY_API_KEYS is read at start-up.\n"
+    )
+    doc = extract(md, filename="compat.md", content_type="text/markdown")
+    assert doc.title == "OpenAI-compatible API (/v1/compat/*)"
+    paths = [c.heading_path for c in chunk(doc)]
+    assert ["OpenAI-compatible API (/v1/compat/*)", "Keys and scopes"] in paths
+    assert "PARLEY_API_KEYS" in " ".join(c.body for c in chunk(doc))
+
+
 def test_pdf_chunks_carry_their_page_and_never_span_pages() -> None:
     pages = [("Chapter 1", prose(1, 30)), (None, prose(2, 30)), ("Chapter 2", prose(3, 5))]
     doc = extract(make_pdf(pages), filename="book.pdf", content_type=None)

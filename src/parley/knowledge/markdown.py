@@ -14,6 +14,20 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER_TITLE = re.compile(r"(?m)^title:(.*)$")
 
 
+_INLINE_CODE = re.compile(r"`+([^`]+?)`+")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+def plain_heading(text: str) -> str:
+    """A heading as a reader sees it rendered: "OpenAI-compatible API (`/v1/compat/*`)" is
+    shown as a source's title and cited under the answer, where backticks would be noise.
+    Code spans, bold and links lose their markup; single `*` and `_` stay (names use them)."""
+    text = _INLINE_CODE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    return _STRONG.sub(r"\2", text).strip()
+
+
 def split_front_matter(text: str) -> tuple[str, str | None]:
     """Strip a leading YAML front-matter block; return the text and its `title:` if any."""
     if not text.startswith("---\n"):
@@ -61,11 +75,11 @@ def markdown_sections(text: str) -> list[Section]:
             continue
         atx = _ATX.match(raw)
         if atx:
-            open_heading(len(atx.group(1)), one_line(atx.group(2) or ""))
+            open_heading(len(atx.group(1)), plain_heading(one_line(atx.group(2) or "")))
             continue
         setext = _SETEXT.match(raw)
         if setext and lines and lines[-1].strip() and not _is_list_item(lines[-1]):
-            title = one_line(lines.pop())
+            title = plain_heading(one_line(lines.pop()))
             open_heading(1 if setext.group(1)[0] == "=" else 2, title)
             continue
         lines.append(raw)
