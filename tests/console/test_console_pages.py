@@ -157,7 +157,7 @@ async def test_signing_in_opens_the_only_workspace_and_lists_several(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:
     home = f"/console/w/{owner.tenant_id}/"
-    async with await console_client(app, "10.200.0.8") as c:
+    async with await console_client(app, "10.200.0.240") as c:
         await sign_in(c, owner)
         plain = await c.get("/console/workspaces")
         assert (plain.status_code, plain.headers["location"]) == (303, home)
@@ -175,7 +175,7 @@ async def test_signing_in_opens_the_only_workspace_and_lists_several(
         f"/v1/invitations/{inv.json()['token']}/accept", headers=owner.headers
     )
     assert accepted.status_code == 201, accepted.text
-    async with await console_client(app, "10.200.0.9") as c:
+    async with await console_client(app, "10.200.0.241") as c:
         await sign_in(c, owner)
         listed = await c.get("/console/workspaces", headers={"HX-Request": "true"})
         assert listed.status_code == 200
