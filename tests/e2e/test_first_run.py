@@ -192,6 +192,19 @@ async def test_the_demo_pages_suggested_questions_get_answers_that_fit_the_scree
     assert failures == []
     await shot(page, "first-run-demo-suggestion-390")
     await context.close()
+    # On a laptop screen the open chat panel covers none of the suggestions beside it.
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{serve.base_url}/demo")
+    await page.get_by_role("button", name="Open chat").click()
+    panel = await page.get_by_role("dialog").bounding_box()
+    assert panel is not None
+    for button in await page.locator("[data-ask]").all():
+        box = await button.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= panel["x"], await button.inner_text()
+    await shot(page, "first-run-demo-open-1280")
+    await context.close()
 
 
 def test_sigterm_stops_the_embedded_database_and_a_crash_leaves_one_that_starts(

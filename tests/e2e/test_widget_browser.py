@@ -272,7 +272,29 @@ async def test_answers_from_knowledge_show_their_sources_and_keep_them_after_rel
     await log.get_by_text("opens at nine", exact=False).first.wait_for(timeout=15_000)
     sources = log.get_by_role("list", name="Sources")
     await sources.get_by_text("Store opening hours").wait_for(timeout=15_000)
+    # The visitor rates the answer with the thumb under it; the team sees the rating.
+    down = log.get_by_role("button", name="Not helpful").last
+    assert await down.locator("svg").count() == 1
+    await down.click()
+    assert await down.get_attribute("aria-pressed") == "true"
+    assert (
+        await log.get_by_role("button", name="Helpful", exact=True).last.get_attribute(
+            "aria-pressed"
+        )
+        == "false"
+    )
     await shot(page, "widget-citation")
+    t = f"/v1/tenants/{owner.tenant_id}"
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=20) as c:
+        ratings: list[str] = []
+        for _ in range(50):
+            convs = (await c.get(f"{t}/conversations", headers=owner.headers)).json()["items"]
+            detail = await c.get(f"{t}/conversations/{convs[0]['id']}", headers=owner.headers)
+            ratings = [f["rating"] for f in detail.json()["feedback"]]
+            if ratings:
+                break
+            await asyncio.sleep(0.1)
+        assert ratings == ["down"]
     await page.reload()
     await _open(page)
     await (

@@ -21,6 +21,8 @@ PAGE = """<!doctype html>
 <link rel="icon" href="data:,">
 <title>Parley demo</title>
 <style>
+/* On a wide screen the page keeps clear of the open chat panel (370 px at the right edge), so
+   the suggested questions stay visible beside the answers. */
 body{{font:16px/1.6 system-ui,sans-serif;max-width:720px;margin:3rem auto;padding:0 1rem;
 color:#1d2330}}
 code{{background:#f1f3f7;padding:.1em .3em;border-radius:4px;overflow-wrap:anywhere}}
@@ -29,6 +31,8 @@ pre{{white-space:pre-wrap}}
 .try button{{font:inherit;padding:.35rem .8rem;border:1px solid #c9d1de;border-radius:999px;
 background:#fff;color:#1d2330;cursor:pointer}}
 .try button:hover,.try button:focus-visible{{border-color:#1f6feb;color:#1f6feb}}
+@media (min-width:1000px){{body{{margin-right:420px;
+margin-left:max(1rem,calc((100vw - 420px - 720px)/2))}}}}
 </style></head>
 <body>
 <h1>Parley demo</h1>

@@ -7,6 +7,15 @@
   c.ui = 1;
   const { key, base, root, button } = c;
   const d = document;
+  // A thumb (drawn for Parley: a cuff and a hand); the "down" button shows it turned over.
+  const thumb = () => {
+    const ns = "http://www.w3.org/2000/svg", svg = d.createElementNS(ns, "svg"), path = d.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("d", "M2 10h4v11H2zM8 21h9.4a2 2 0 0 0 2-1.6l1.5-7.2A2 2 0 0 0 19 10h-5.4l.9-4.2a1.8 1.8 0 0 0-3.2-1.5L8 9.5z");
+    svg.append(path);
+    return svg;
+  };
   const el = (tag, props, ...kids) => {
     const e = d.createElement(tag);
     for (const k in props || {}) {
@@ -38,7 +47,8 @@
     ".m pre{white-space:pre-wrap;background:#0001;padding:6px;border-radius:6px;margin:4px 0}" +
     ".m code{font-family:ui-monospace,monospace;font-size:13px}.m ul,.m ol{margin:4px 0;padding-left:20px}" +
     ".cit{font-size:12px;margin:6px 0 0;padding-left:18px;color:#555}.fb{display:flex;gap:4px;margin-top:4px}" +
-    ".fb button{border:1px solid #ccd;background:#fff;border-radius:6px;cursor:pointer;font-size:12px}" +
+    ".fb button{border:1px solid #ccd;background:#fff;border-radius:6px;cursor:pointer;padding:3px 6px;line-height:0;color:#667}" +
+    ".fb svg{width:14px;height:14px;fill:currentColor}.fb .down svg{transform:rotate(180deg)}.fb button:hover{color:#223}" +
     ".fb [aria-pressed=true]{background:#dde6ff}.e{color:#a40000;font-size:13px;padding:0 12px}" +
     ".e button,.more{margin-left:6px;cursor:pointer}.more{align-self:center;border:0;background:none;" +
     "color:#1f6feb;font-size:13px}form{display:flex;gap:6px;border-top:1px solid #e4e6eb;padding:8px}" +
@@ -152,8 +162,9 @@
     }
     if (m.role === "assistant" && m.id) {
       const fb = el("div", { class: "fb" });
-      for (const [r, label] of [["up", "▲"], ["down", "▼"]]) {
-        const b = el("button", { type: "button", "aria-label": r === "up" ? "Helpful" : "Not helpful", "aria-pressed": "false", text: label });
+      for (const r of ["up", "down"]) {
+        const label = r === "up" ? "Helpful" : "Not helpful";
+        const b = el("button", { type: "button", class: r, "aria-label": label, title: label, "aria-pressed": "false" }, thumb());
         b.onclick = async () => {
           fb.querySelectorAll("button").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
           try { await call("POST", "/v1/widget/messages/" + m.id + "/feedback", { rating: r }); } catch {}
