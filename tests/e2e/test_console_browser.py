@@ -112,6 +112,17 @@ async def check_page(page: Any, watch: Watch, name: str) -> None:
     assert watch.bad == [], (name, watch.bad)
 
 
+async def side_by_side(page: Any, left: str, right: str) -> None:
+    """On a desktop the two panes share the top row, `left` first (the inbox's list once sat
+    in the second column with the conversation pane squeezed below it)."""
+    a = await page.locator(left).bounding_box()
+    b = await page.locator(right).bounding_box()
+    assert a is not None and b is not None
+    assert abs(a["y"] - b["y"]) < 2, (a, b)
+    assert a["x"] + a["width"] <= b["x"], (a, b)
+    assert b["width"] > 2 * a["width"], (a, b)  # the conversation gets most of the room
+
+
 async def visit(page: Any, watch: Watch, link: str, heading: str, name: str) -> None:
     """Follow a navigation link, wait for the page's heading, check the page."""
     await page.get_by_role("link", name=link).first.click()
@@ -291,8 +302,10 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
 
     await page.get_by_role("link", name="Inbox").click()
     await page.get_by_role("heading", name="Inbox").wait_for()
+    await side_by_side(page, "#conv-list", "#conv-pane")
     await page.locator(".conv-list a").first.click()
     await page.get_by_role("heading", name="Conversation").wait_for()
+    await side_by_side(page, "#conv-list", "#conv-pane")
     await page.get_by_text("three working days", exact=False).first.wait_for()
     await page.keyboard.press("t")  # the inbox's shortcut for "Take over"
     await page.get_by_role("button", name="Hand back to the bot").wait_for()
