@@ -420,6 +420,11 @@ async def test_the_inbox_takes_over_replies_notes_tags_and_resolves(
             resp = await post(c, page_url, f"{base}/{conv}/{action}", data)
             assert resp.status_code == 200, (action, resp.text[:300])
         assert "Hello &lt;b&gt;there&lt;/b&gt;, I am a person." in resp.text
+        # The list shows what was last said in each conversation, and by whom (escaped).
+        assert (
+            '<span class="preview"><span class="who">Agent:</span> Hello &lt;b&gt;there&lt;/b&gt;,'
+            " I am a person.</span>"
+        ) in resp.text
         assert "VIP customer" in resp.text
         assert "billing" in resp.text
         bad_tag = await post(c, page_url, f"{base}/{conv}/tag", {"tag": "a/b"})

@@ -113,14 +113,20 @@ async def check_page(page: Any, watch: Watch, name: str) -> None:
 
 
 async def side_by_side(page: Any, left: str, right: str) -> None:
-    """On a desktop the two panes share the top row, `left` first (the inbox's list once sat
-    in the second column with the conversation pane squeezed below it)."""
-    a = await page.locator(left).bounding_box()
-    b = await page.locator(right).bounding_box()
-    assert a is not None and b is not None
-    assert abs(a["y"] - b["y"]) < 2, (a, b)
-    assert a["x"] + a["width"] <= b["x"], (a, b)
-    assert b["width"] > 2 * a["width"], (a, b)  # the conversation gets most of the room
+    """On a desktop the two panes share the top row, `left` first, and the right one gets most
+    of the room (the inbox's list once sat in the second column with the conversation pane
+    squeezed below it). Read in the page at one moment: htmx may be swapping either pane."""
+    placed = (
+        "([l, r]) => { const a = document.querySelector(l), b = document.querySelector(r);"
+        " if (!a || !b) return null; const x = a.getBoundingClientRect(),"
+        " y = b.getBoundingClientRect(); return {a: [x.left, x.top, x.width],"
+        " b: [y.left, y.top, y.width], ok: Math.abs(x.top - y.top) < 2 &&"
+        " x.right <= y.left && y.width > 2 * x.width}; }"
+    )
+    try:
+        await page.wait_for_function(f"(sel) => ({placed})(sel)?.ok", arg=[left, right])
+    except Exception:
+        raise AssertionError(await page.evaluate(placed, [left, right])) from None
 
 
 async def visit(page: Any, watch: Watch, link: str, heading: str, name: str) -> None:
@@ -306,7 +312,10 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     await page.locator(".conv-list a").first.click()
     await page.get_by_role("heading", name="Conversation").wait_for()
     await side_by_side(page, "#conv-list", "#conv-pane")
-    await page.get_by_text("three working days", exact=False).first.wait_for()
+    # In the transcript: the list's line shows the same words as the last thing said.
+    await (
+        page.locator("#transcript").get_by_text("three working days", exact=False).first.wait_for()
+    )
     await page.keyboard.press("t")  # the inbox's shortcut for "Take over"
     await page.get_by_role("button", name="Hand back to the bot").wait_for()
     await page.evaluate("document.activeElement && document.activeElement.blur()")
@@ -317,6 +326,9 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     )
     await page.get_by_role("button", name="Send reply").click()
     await page.locator(".msg.operator").wait_for()
+    # The list says what was said last in each conversation, and by whom.
+    await page.locator("#conv-list .preview").get_by_text("Agent:").wait_for()
+    assert "A person here" in await page.locator("#conv-list .preview").first.inner_text()
     await check_page(page, watch, "inbox")
 
     await visit(page, watch, "Analytics", "Analytics", "analytics")

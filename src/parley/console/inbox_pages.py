@@ -94,6 +94,9 @@ async def _context(
         viewer.request.query_params.get("cursor"),
         30,
     )
+    shown = await conversations.previews(
+        viewer.session, viewer.tenant_id, [c.id for c in listing.items]
+    )
     detail = transcript = None
     if open_id is not None:
         detail = await conversations.get_conversation(viewer.session, viewer.tenant_id, open_id)
@@ -106,6 +109,7 @@ async def _context(
         tab=tab,
         tabs=TABS,
         listing=listing,
+        previews=shown,
         detail=detail,
         transcript=transcript,
         refined=refined,

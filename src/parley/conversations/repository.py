@@ -467,6 +467,22 @@ async def list_conversations(
     return out
 
 
+async def latest_messages(
+    session: AsyncSession, tenant_id: TenantId, conversation_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """Each listed conversation's newest message as (role, content): one statement for a page
+    of the inbox (`ix_messages_conversation` reads each conversation's newest first)."""
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(
+        select(Message.conversation_id, Message.role, Message.content)
+        .where(Message.tenant_id == tenant_id, Message.conversation_id.in_(conversation_ids))
+        .order_by(Message.conversation_id, Message.id.desc())
+        .distinct(Message.conversation_id)
+    )
+    return {row[0]: (str(row[1]), str(row[2])) for row in rows.all()}
+
+
 async def conversation_with_channel(
     session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, *, lock: bool = False
 ) -> tuple[Conversation, str] | None:

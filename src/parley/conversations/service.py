@@ -114,6 +114,26 @@ async def list_conversations(
     return page_by_id(rows, limit, lambda row: summary_of(*row), lambda item: item.id)
 
 
+PREVIEW_CHARS = 120
+"""How much of a conversation's newest message the inbox list shows under its line."""
+
+
+async def previews(
+    session: AsyncSession, tenant_id: TenantId, conversation_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """(who, the start of the text) of each conversation's newest message, for the inbox list:
+    an agent picks the next conversation by what was said, as in every inbox."""
+    who = {"user": "Visitor", "assistant": "Bot", "operator": "Agent"}  # as the transcript says
+    latest = await repo.latest_messages(session, tenant_id, conversation_ids)
+    out = {}
+    for cid, (role, content) in latest.items():
+        text = " ".join(content.split())
+        if len(text) > PREVIEW_CHARS:
+            text = text[: PREVIEW_CHARS - 1].rstrip() + "…"
+        out[cid] = (who.get(role, role), text)
+    return out
+
+
 async def _conversation(
     session: AsyncSession, tenant_id: TenantId, conversation_id: uuid.UUID, *, lock: bool = False
 ) -> tuple[Conversation, str]:
