@@ -138,6 +138,11 @@ async def _measure(quick: bool) -> Section:
         original = render.page
 
         def capture(request: Any, template: str, context: dict[str, Any], **kw: Any) -> Any:
+            # The template page() renders: the part htmx names (`HX-Target`) when it asks for
+            # one, else the page (the gaps section alone has no figures for the whole page).
+            parts = kw.get("parts") or {}
+            if render.is_htmx(request):
+                template = parts.get(request.headers.get("hx-target") or "", template)
             captured.setdefault(
                 request.url.path + "?" + request.url.query, (template, context)
             )  # page() completes it in place
