@@ -212,8 +212,7 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
         .get_by_text("three working days", exact=False)
         .first.wait_for(timeout=20_000)
     )
-    await visitor.close()
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - started  # the visitor's tab stays open for the inbox below
     await page.reload()
     await page.get_by_role("heading", name="Lyon Bikes at a glance").wait_for(timeout=10_000)
     await check_page(page, watch, "home-glance")
@@ -329,6 +328,13 @@ async def test_journey_from_sign_up_to_an_answer_on_another_origin_then_every_pa
     # The list says what was said last in each conversation, and by whom.
     await page.locator("#conv-list .preview").get_by_text("Agent:").wait_for()
     assert "A person here" in await page.locator("#conv-list .preview").first.inner_text()
+    # The visitor answers from the site: the open inbox's list shows it, live (staff stream).
+    says = visitor.get_by_role("textbox", name="Message")
+    await says.fill("Great, I will come tomorrow.")
+    await says.press("Enter")
+    await page.locator("#conv-list .preview").get_by_text("Great, I will come").wait_for()
+    assert await page.locator("#conv-list .preview .who").first.inner_text() == "Visitor:"
+    await visitor.close()
     await check_page(page, watch, "inbox")
 
     await visit(page, watch, "Analytics", "Analytics", "analytics")

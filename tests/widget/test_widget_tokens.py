@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -94,29 +96,37 @@ async def test_hostile_widget_tokens_are_refused(
     assert_problem(resp, 404)
 
 
-async def test_visitor_message_rate_limit(test_db: Any, data_dir: Any) -> None:
+@asynccontextmanager
+async def own_app(
+    test_db: Any, data_dir: Any, address: str, **limits: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, from `address`, with in-memory rate limits (`limits`):
+    no other test's requests count against them."""
     from parley.app import create_app
 
-    settings = make_settings(data_dir, parley_widget_messages_per_minute=3, redis_url=None)
+    settings = make_settings(data_dir, redis_url=None, **limits)
     app = create_app(settings, database_url=test_db.app_url)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 1))
+        transport = httpx.ASGITransport(app=app, client=(address, 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            w = await create_widget(c, await register(c, "rl"))
-            s = await widget_session(c, w.widget_key)
-            codes = []
-            for i in range(5):
-                r = await c.post(
-                    "/v1/widget/messages", json={"content": f"m{i}"}, headers=s.headers
-                )
-                codes.append(r.status_code)
-            assert codes == [201, 201, 201, 429, 429]
-            assert_problem(r, 429, "rate_limited")
-            assert int(r.headers["Retry-After"]) >= 1
-            # Another visitor is not affected.
-            s2 = await widget_session(c, w.widget_key)
-            ok = await c.post("/v1/widget/messages", json={"content": "hi"}, headers=s2.headers)
-            assert ok.status_code == 201
+            yield c
+
+
+async def test_visitor_message_rate_limit(test_db: Any, data_dir: Any) -> None:
+    async with own_app(test_db, data_dir, "198.51.100.7", parley_widget_messages_per_minute=3) as c:
+        w = await create_widget(c, await register(c, "rl"))
+        s = await widget_session(c, w.widget_key)
+        codes = []
+        for i in range(5):
+            r = await c.post("/v1/widget/messages", json={"content": f"m{i}"}, headers=s.headers)
+            codes.append(r.status_code)
+        assert codes == [201, 201, 201, 429, 429]
+        assert_problem(r, 429, "rate_limited")
+        assert int(r.headers["Retry-After"]) >= 1
+        # Another visitor is not affected.
+        s2 = await widget_session(c, w.widget_key)
+        ok = await c.post("/v1/widget/messages", json={"content": "hi"}, headers=s2.headers)
+        assert ok.status_code == 201
 
 
 async def test_session_limit_answer_is_readable_by_the_calling_page(
@@ -125,32 +135,26 @@ async def test_session_limit_answer_is_readable_by_the_calling_page(
     """Too many sessions from one address: the page gets a 429 it can read (CORS), with
     Retry-After exposed, so the widget says "busy" and retries instead of "unavailable". A
     refused origin still gets no CORS header at all (decision 0043)."""
-    from parley.app import create_app
-
-    settings = make_settings(data_dir, parley_widget_sessions_per_minute=2, redis_url=None)
-    app = create_app(settings, database_url=test_db.app_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 1))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            w = await create_widget(c, await register(c, "sl"))
-            stranger = await c.post(
+    async with own_app(test_db, data_dir, "198.51.100.9", parley_widget_sessions_per_minute=2) as c:
+        w = await create_widget(c, await register(c, "sl"))
+        stranger = await c.post(
+            "/v1/widget/session",
+            json={"widget_key": w.widget_key},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert_problem(stranger, 403, "origin_not_allowed")
+        assert "access-control-allow-origin" not in stranger.headers
+        codes = []
+        for _ in range(3):
+            r = await c.post(
                 "/v1/widget/session",
                 json={"widget_key": w.widget_key},
-                headers={"Origin": "https://evil.example"},
+                headers={"Origin": ALLOWED_ORIGIN},
             )
-            assert_problem(stranger, 403, "origin_not_allowed")
-            assert "access-control-allow-origin" not in stranger.headers
-            codes = []
-            for _ in range(3):
-                r = await c.post(
-                    "/v1/widget/session",
-                    json={"widget_key": w.widget_key},
-                    headers={"Origin": ALLOWED_ORIGIN},
-                )
-                codes.append(r.status_code)
-            assert codes[-1] == 429, codes
-            assert_problem(r, 429, "rate_limited")
-            assert r.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
-            assert "retry-after" in r.headers["access-control-expose-headers"].lower()
-            assert "access-control-allow-credentials" not in r.headers
-            assert int(r.headers["Retry-After"]) >= 1
+            codes.append(r.status_code)
+        assert codes[-1] == 429, codes
+        assert_problem(r, 429, "rate_limited")
+        assert r.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+        assert "retry-after" in r.headers["access-control-expose-headers"].lower()
+        assert "access-control-allow-credentials" not in r.headers
+        assert int(r.headers["Retry-After"]) >= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from parley.kit.markup import without_code_spans, without_links_and_bold
 from parley.knowledge.clean import clean_text, one_line
 from parley.knowledge.document import ExtractedDocument, Section
 from parley.knowledge.errors import EmptyDocument
@@ -14,18 +15,10 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER_TITLE = re.compile(r"(?m)^title:(.*)$")
 
 
-_INLINE_CODE = re.compile(r"`+([^`]+?)`+")
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-
-
 def plain_heading(text: str) -> str:
     """A heading as a reader sees it rendered: "OpenAI-compatible API (`/v1/compat/*`)" is
-    shown as a source's title and cited under the answer, where backticks would be noise.
-    Code spans, bold and links lose their markup; single `*` and `_` stay (names use them)."""
-    text = _INLINE_CODE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    return _STRONG.sub(r"\2", text).strip()
+    shown as a source's title and cited under the answer, where backticks would be noise."""
+    return without_links_and_bold(without_code_spans(text)).strip()
 
 
 def split_front_matter(text: str) -> tuple[str, str | None]:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import snowballstemmer
 import structlog
 
+from parley.kit.markup import without_links_and_bold
 from parley.llm.base import (
     Passage,
     SentenceEmbedder,
@@ -117,8 +118,6 @@ _ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
 # A sentence ends at . ! or ? before a capital, a digit or inline code, but not after "e.g." or
 # "i.e." ("…, e.g. `PARLEY_X: …` (exit code 2).": the example and what follows it belong to it).
 _SPLIT = re.compile(r"(?<!\We\.g\.)(?<!\Wi\.e\.)(?<=[.!?])\s+(?=`|[\"'(\[*]?[A-Z0-9])")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 _CODE_CHARS = frozenset("{}[]()<>=;$\\|/\"'`_#@")
 
 
@@ -248,9 +247,7 @@ def _codeish(text: str) -> bool:
 
 def _plain(sentence: str) -> str:
     """Markdown links as their text, bold markers dropped, whitespace collapsed."""
-    sentence = _LINK.sub(r"\1", sentence)
-    sentence = _EMPHASIS.sub(r"\2", sentence)
-    return " ".join(sentence.split())
+    return " ".join(without_links_and_bold(sentence).split())
 
 
 TRIM_OVER = 40
