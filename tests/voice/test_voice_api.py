@@ -152,7 +152,8 @@ async def test_idempotent_retry_replays_the_turn(client: httpx.AsyncClient) -> N
     body = spoken_wav(SENTENCE)
     first = await _post(client, ws, body, **{"Idempotency-Key": "voice-1"})
     second = await _post(client, ws, body, **{"Idempotency-Key": "voice-1"})
-    assert first.status_code == second.status_code == 201
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text  # once a 422 in a full run: see its body
     one, two = parse_sse(first.text), parse_sse(second.text)
     reply_one = next(d for n, d, _ in one if n == "reply.completed")
     reply_two = next(d for n, d, _ in two if n == "reply.completed")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.conversations.schemas import message_json
@@ -478,7 +478,7 @@ async def latest_messages(
         select(Message.conversation_id, Message.role, Message.content)
         .where(Message.tenant_id == tenant_id, Message.conversation_id.in_(conversation_ids))
         .order_by(Message.conversation_id, Message.id.desc())
-        .distinct(Message.conversation_id)
+        .ext(distinct_on(Message.conversation_id))
     )
     return {row[0]: (str(row[1]), str(row[2])) for row in rows.all()}
 
